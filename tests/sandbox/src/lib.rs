@@ -2,4 +2,10 @@
 //! with runc. It is a test double of the control plane, not of the kernel or the runtime: see
 //! docs/sandbox.md for what is real and what is not.
 
+pub mod api;
+pub mod channel;
+pub mod node;
+pub mod policy;
 pub mod runtime;
+pub mod smp;
+pub mod static_bin;

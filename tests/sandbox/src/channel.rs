@@ -1,0 +1,1 @@
+//! The remotecommand channel protocol (v4/v5.channel.k8s.io) over WebSocket.

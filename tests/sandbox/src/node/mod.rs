@@ -1,0 +1,1 @@
+//! The node: runs pods as real containers with runc (owned by the node work).

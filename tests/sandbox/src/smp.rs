@@ -1,0 +1,1 @@
+//! Strategic merge patch for the objects the sandbox serves.
