@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Builds and installs kubectl-distroless_debug, so that `kubectl distroless-debug` works.
+#
+#   ./install.sh                 build (release) and install into $PREFIX/bin (default /usr/local,
+#                                or ~/.local when not root), then print the version
+#   ./install.sh --demo          also build the sandbox cluster and the `base` debug image, start
+#                                the sandbox, create a distroless Pod and debug it once
+#   ./install.sh --prefix DIR    install into DIR/bin
+#
+# Needs cargo. The demo needs root, runc and busybox-static (installed with apt-get when missing).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+demo=0
+if [ "$(id -u)" = 0 ]; then prefix=/usr/local; else prefix="$HOME/.local"; fi
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --demo) demo=1 ;;
+    --prefix) prefix="$2"; shift ;;
+    --prefix=*) prefix="${1#--prefix=}" ;;
+    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "install.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+say() { printf 'install.sh: %s\n' "$*" >&2; }
+command -v cargo >/dev/null || { say "cargo is needed: install Rust (https://rustup.rs) first"; exit 1; }
+
+say "building kubectl-distroless_debug (release)"
+cargo build --locked --release -p kubectl-distroless-debug
+mkdir -p "$prefix/bin"
+install -m 0755 target/release/kubectl-distroless_debug "$prefix/bin/"
+say "installed $prefix/bin/kubectl-distroless_debug"
+case ":$PATH:" in *":$prefix/bin:"*) ;; *) say "add $prefix/bin to PATH so kubectl finds the plugin" ;; esac
+"$prefix/bin/kubectl-distroless_debug" --version
+
+[ "$demo" = 1 ] || exit 0
+
+# ---- demo: a session into the sandbox cluster ----
+[ "$(id -u)" = 0 ] || { say "--demo runs containers with runc and needs root"; exit 1; }
+pkgs=()
+command -v runc >/dev/null || pkgs+=(runc)
+[ -x /bin/busybox ] || pkgs+=(busybox-static)
+if [ ${#pkgs[@]} -gt 0 ]; then
+  say "installing ${pkgs[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${pkgs[@]}" >/dev/null
+fi
+command -v kubectl >/dev/null || { say "--demo needs kubectl on PATH"; exit 1; }
+
+say "building the sandbox cluster and the static binaries inside its images"
+cargo build --locked --release -p kube-sandbox
+static_dir="$PWD/target/x86_64-unknown-linux-gnu/release"
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --locked --release \
+  --target x86_64-unknown-linux-gnu -p distroless-debug-agent -p sandbox-app
+export SANDBOX_STATIC_DIR="$static_dir"
+
+version=$("$prefix/bin/kubectl-distroless_debug" --version | awk '{print $NF}')
+demo_dir=$(mktemp -d /tmp/distroless-debug-demo.XXXXXX)
+say "building the base debug image into $demo_dir/base"
+debug-images/build-local.sh base "$demo_dir/base" --agent "$static_dir/distroless-debug-agent"
+
+say "starting the sandbox cluster"
+target/release/kube-sandbox up --dir "$demo_dir/cluster" \
+  --image "ghcr.io/kubectl-distroless-debug/base:$version=$demo_dir/base" \
+  >"$demo_dir/sandbox.log" 2>&1 &
+sandbox_pid=$!
+stop_sandbox() { kill -TERM "$sandbox_pid" 2>/dev/null || true; wait "$sandbox_pid" 2>/dev/null || true; }
+trap stop_sandbox EXIT
+for _ in $(seq 1 100); do [ -s "$demo_dir/cluster/kubeconfig" ] && break; sleep 0.1; done
+[ -s "$demo_dir/cluster/kubeconfig" ] || { say "the sandbox did not start:"; cat "$demo_dir/sandbox.log" >&2; exit 1; }
+export KUBECONFIG="$demo_dir/cluster/kubeconfig"
+
+kubectl apply -f - <<'YAML'
+apiVersion: v1
+kind: Pod
+metadata:
+  name: app
+spec:
+  containers:
+    - name: app
+      image: sandbox.local/distroless-app:nonroot
+YAML
+kubectl wait --for=condition=Ready pod/app --timeout=60s
+
+export PATH="$prefix/bin:$PATH"
+say "\$ kubectl distroless-debug pod/app -- ls -l /target/etc/app"
+kubectl distroless-debug pod/app -- ls -l /target/etc/app
+say "\$ kubectl distroless-debug pod/app -- id"
+kubectl distroless-debug pod/app -- id
+say "demo done: a debug session ran as the target's user, saw its files, and was torn down"

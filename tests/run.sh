@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine: installs what the tests need, then runs every test
+# of the workspace (unit, mock-client, sandbox cluster and real-terminal tests) with --locked.
+#
+#   ./tests/run.sh              everything
+#   ./tests/run.sh -- FILTER    passes FILTER on to `cargo test`
+#
+# Tests that need root, runc or busybox-static skip with a printed reason when those are
+# missing, and fail under CI=true: this script installs them so that they run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkgs=()
+command -v runc >/dev/null 2>&1 || need_pkgs+=(runc)
+[ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep -q 'static' || need_pkgs+=(busybox-static)
+command -v tmux >/dev/null 2>&1 || need_pkgs+=(tmux)
+command -v file >/dev/null 2>&1 || need_pkgs+=(file)
+if [ "${#need_pkgs[@]}" -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "tests/run.sh: installing ${need_pkgs[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null
+    apt-get install -y -q "${need_pkgs[@]}" >/dev/null
+  else
+    echo "tests/run.sh: missing ${need_pkgs[*]} and not root: the tests that need them will skip" >&2
+  fi
+fi
+
+filter=()
+if [ "${1:-}" = "--" ]; then shift; filter=("$@"); fi
+
+echo "== cargo fmt --check" >&2
+cargo fmt --all -- --check
+echo "== cargo clippy" >&2
+cargo clippy --locked --workspace --all-targets -- -D warnings
+echo "== cargo test" >&2
+# One build profile (dev) for everything, the static binaries inside images included.
+cargo test --locked --workspace --no-fail-fast "${filter[@]}"
