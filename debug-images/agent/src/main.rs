@@ -1,1 +1,53 @@
-fn main() {}
+//! `distroless-debug-agent`: the entrypoint of every kubectl-distroless-debug image.
+//!
+//! The debug container's main process is `hold`; the plugin execs every other verb into the
+//! container. The agent runs as the target's uid/gid with every capability dropped, so nothing
+//! here may rely on privilege. See docs/agent.md for the verbs, files and exit codes.
+
+mod cli;
+mod duration;
+mod exit;
+mod hold;
+mod info;
+mod procs;
+mod session;
+mod state;
+mod stop;
+mod sys;
+mod tar;
+
+use std::process::ExitCode;
+
+use cli::Command;
+
+fn main() -> ExitCode {
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    let status = match cli::parse(&args) {
+        Ok(command) => run(command),
+        Err(err) => {
+            eprintln!("distroless-debug-agent: {err}");
+            exit::Status::Usage
+        }
+    };
+    status.into()
+}
+
+fn run(command: Command) -> exit::Status {
+    match command {
+        Command::Help(text) => {
+            print!("{text}");
+            exit::Status::Success
+        }
+        Command::Version => {
+            println!("distroless-debug-agent {}", env!("CARGO_PKG_VERSION"));
+            exit::Status::Success
+        }
+        Command::Hold(flags) => hold::main(flags),
+        Command::Stop => stop::main(),
+        Command::Run(argv) => session::run(argv),
+        Command::Shell(flags) => session::shell(flags),
+        Command::Info(flags) => info::main(flags),
+        Command::Tar(flags) => tar::archive_main(flags),
+        Command::Untar(flags) => tar::extract_main(flags),
+    }
+}

@@ -1,0 +1,204 @@
+//! `run` and `shell`: register a session, then become the command (execve).
+//!
+//! Becoming the command rather than spawning it means the exit code, the signals (the
+//! plugin's Ctrl-C) and the terminal are the command's own, with no agent process in
+//! between to forward them. The session lock rides along on an inherited descriptor.
+
+use std::ffi::{CString, OsStr, OsString};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Command;
+
+use crate::cli::ShellFlags;
+use crate::exit::Status;
+use crate::procs;
+use crate::state::StateDir;
+use crate::sys;
+
+/// Directories every debug shell and command should find tools in, in this order.
+pub const STANDARD_PATH: [&str; 6] = [
+    "/usr/local/sbin",
+    "/usr/local/bin",
+    "/usr/sbin",
+    "/usr/bin",
+    "/sbin",
+    "/bin",
+];
+
+pub fn run(argv: Vec<OsString>) -> Status {
+    register(&format!("run {}", shell_words(&argv)));
+    let mut command = Command::new(&argv[0]);
+    command
+        .args(&argv[1..])
+        .env("PATH", path_with_standard_dirs(std::env::var_os("PATH")));
+    exec_failed(&argv[0], command.exec())
+}
+
+pub fn shell(flags: ShellFlags) -> Status {
+    register("shell");
+    let target = flags.pid.unwrap_or_else(procs::target_pid);
+    eprintln!("{}", target_line(target));
+
+    let shell = choose_shell(std::env::var_os("SHELL"));
+    let mut command = Command::new(&shell);
+    command
+        .current_dir("/")
+        .env("PATH", path_with_standard_dirs(std::env::var_os("PATH")))
+        .env("PS1", "dbg:\\w\\$ ")
+        .env("SHELL", &shell)
+        .env("TARGET_PID", target.to_string())
+        .env("TARGET_ROOT", procs::root_view_of(target));
+    if !home_is_usable(std::env::var_os("HOME").as_deref()) {
+        command.env("HOME", "/tmp");
+    }
+    if Path::new(&shell).file_name() == Some(OsStr::new("bash")) {
+        // bash would read ~/.bashrc and the target's distro defaults could override PS1.
+        command.arg("--norc");
+    }
+    command.arg("-i");
+    exec_failed(&shell, command.exec())
+}
+
+/// Registers the session; a failure is reported but does not stop the command, which the
+/// user needs more than the idle bookkeeping.
+fn register(note: &str) {
+    if let Err(e) = StateDir::from_env().register_session(note) {
+        eprintln!(
+            "distroless-debug-agent: warning: cannot register this session ({e}); \
+             hold may end the container when its idle time passes"
+        );
+    }
+}
+
+/// Maps a failed execve to the shell's conventions: 127 not found, 126 not executable.
+fn exec_failed(program: &OsStr, err: io::Error) -> Status {
+    let name = program.to_string_lossy();
+    let has_slash = program.as_bytes().contains(&b'/');
+    if err.kind() == io::ErrorKind::NotFound {
+        if has_slash {
+            eprintln!("distroless-debug-agent: {name}: No such file or directory");
+        } else {
+            eprintln!("distroless-debug-agent: {name}: command not found");
+        }
+        Status::NotFound
+    } else {
+        eprintln!(
+            "distroless-debug-agent: {name}: {}",
+            strip_os_error_code(&err)
+        );
+        Status::NotExecutable
+    }
+}
+
+/// `Permission denied (os error 13)` → `Permission denied`, as a shell prints it.
+fn strip_os_error_code(err: &io::Error) -> String {
+    let text = err.to_string();
+    match text.find(" (os error ") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    }
+}
+
+/// `$SHELL` when it names an existing file, else bash when present, else `/bin/sh`.
+pub fn choose_shell(shell_env: Option<OsString>) -> OsString {
+    if let Some(shell) = shell_env.filter(|s| !s.is_empty() && Path::new(s).is_file()) {
+        return shell;
+    }
+    for candidate in ["/bin/bash", "/usr/bin/bash"] {
+        if Path::new(candidate).is_file() {
+            return candidate.into();
+        }
+    }
+    "/bin/sh".into()
+}
+
+/// The existing PATH with the standard directories appended where missing, so toolkit
+/// directories an image put first keep winning.
+pub fn path_with_standard_dirs(path: Option<OsString>) -> OsString {
+    let existing = path
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut dirs: Vec<&str> = existing.split(':').filter(|d| !d.is_empty()).collect();
+    for dir in STANDARD_PATH {
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    dirs.join(":").into()
+}
+
+fn home_is_usable(home: Option<&OsStr>) -> bool {
+    let Some(home) = home.filter(|h| !h.is_empty()) else {
+        return false;
+    };
+    CString::new(home.as_bytes()).is_ok_and(|c| sys::is_writable(&c))
+}
+
+/// `target: pid 1 (/app/server) uid 65532 — its filesystem is at /target`
+fn target_line(pid: i32) -> String {
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+        .map(|p| p.display().to_string())
+        .or_else(|_| {
+            procs::cmdline(pid)
+                .and_then(|a| a.into_iter().next())
+                .ok_or(())
+        })
+        .unwrap_or_else(|_| "exe unreadable".to_string());
+    let uid = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| crate::info::procfs::parse_status(&s).uid)
+        .map_or_else(|| "?".to_string(), |u| u.to_string());
+    format!(
+        "target: pid {pid} ({exe}) uid {uid} — its filesystem is at {}",
+        procs::root_view_of(pid).display()
+    )
+}
+
+/// The command for the session file, readable by people (`run ls -l /target`).
+fn shell_words(argv: &[OsString]) -> String {
+    argv.iter()
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_keeps_image_dirs_first_and_adds_the_standard_ones() {
+        let path = path_with_standard_dirs(Some("/opt/tools/bin:/usr/bin".into()));
+        assert_eq!(
+            path,
+            "/opt/tools/bin:/usr/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/sbin:/bin"
+        );
+        assert_eq!(
+            path_with_standard_dirs(None),
+            STANDARD_PATH.join(":").as_str()
+        );
+    }
+
+    #[test]
+    fn shell_falls_back_when_shell_env_is_missing() {
+        let chosen = choose_shell(Some("/no/such/shell".into()));
+        assert!(chosen == "/bin/sh" || chosen.to_string_lossy().ends_with("bash"));
+        assert_eq!(choose_shell(Some("/bin/sh".into())), "/bin/sh");
+    }
+
+    #[test]
+    fn exec_errors_follow_shell_exit_codes() {
+        let not_found = io::Error::from_raw_os_error(libc::ENOENT);
+        assert_eq!(
+            exec_failed(OsStr::new("nosuchcmd"), not_found),
+            Status::NotFound
+        );
+        let denied = io::Error::from_raw_os_error(libc::EACCES);
+        assert_eq!(
+            exec_failed(OsStr::new("/etc/passwd"), denied),
+            Status::NotExecutable
+        );
+    }
+}

@@ -1,0 +1,247 @@
+//! The agent's small shared state in the debug container's own filesystem.
+//!
+//! ```text
+//! /tmp/.distroless-debug/            0700, owned by the container's uid
+//!   hold.pid                         pid of `hold`, removed when it starts to exit
+//!   stop.request                     pid of a `stop` that asked `hold` to exit
+//!   sessions/<pid>                   one per `run`/`shell`, locked while it lives
+//! ```
+//!
+//! A session is alive exactly while some process holds `flock(LOCK_EX)` on its file: the
+//! lock lives on an inherited, non-close-on-exec descriptor, so it survives `execve` and
+//! is released by the kernel when the last process holding it exits, however that happens
+//! (SIGKILL included). No pid is trusted on its own; pids in names are only a hint that
+//! `stop` verifies before signalling.
+
+use std::ffi::OsString;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::{AsFd, IntoRawFd};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::sys;
+
+pub const DEFAULT_DIR: &str = "/tmp/.distroless-debug";
+
+pub struct StateDir {
+    root: PathBuf,
+}
+
+impl StateDir {
+    /// `DISTROLESS_DEBUG_STATE_DIR`, else `/tmp/.distroless-debug`.
+    pub fn from_env() -> StateDir {
+        let root = std::env::var_os("DISTROLESS_DEBUG_STATE_DIR")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DIR));
+        StateDir { root }
+    }
+
+    #[cfg(test)]
+    pub fn at(root: PathBuf) -> StateDir {
+        StateDir { root }
+    }
+
+    pub fn hold_pid_path(&self) -> PathBuf {
+        self.root.join("hold.pid")
+    }
+
+    pub fn stop_request_path(&self) -> PathBuf {
+        self.root.join("stop.request")
+    }
+
+    pub fn sessions_dir(&self) -> PathBuf {
+        self.root.join("sessions")
+    }
+
+    /// Creates the directories (0700). Refuses a directory another uid owns or others may
+    /// write: whoever controls it could plant pids for `stop` to signal.
+    pub fn ensure(&self) -> io::Result<()> {
+        for dir in [self.root.clone(), self.sessions_dir()] {
+            match fs::DirBuilder::new().mode(0o700).create(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(with_path(e, &dir)),
+            }
+            let meta = fs::symlink_metadata(&dir).map_err(|e| with_path(e, &dir))?;
+            if !meta.is_dir() || meta.uid() != sys::effective_uid() || meta.mode() & 0o022 != 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!(
+                        "{}: not a directory of uid {} closed to others; refusing to use it",
+                        dir.display(),
+                        sys::effective_uid()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn write_hold_pid(&self, pid: u32) -> io::Result<()> {
+        write_atomically(&self.hold_pid_path(), &format!("{pid}\n"))
+    }
+
+    pub fn read_hold_pid(&self) -> Option<i32> {
+        read_pid(&self.hold_pid_path())
+    }
+
+    pub fn write_stop_request(&self, pid: u32) -> io::Result<()> {
+        write_atomically(&self.stop_request_path(), &format!("{pid}\n"))
+    }
+
+    pub fn read_stop_request(&self) -> Option<i32> {
+        read_pid(&self.stop_request_path())
+    }
+
+    /// Registers the calling process as a session and keeps it registered across `execve`
+    /// and until every process that inherited the lock has exited. `note` (verb and command)
+    /// is written into the file for people looking at it.
+    pub fn register_session(&self, note: &str) -> io::Result<()> {
+        self.ensure()?;
+        let pid = std::process::id();
+        let dir = self.sessions_dir();
+        // Lock under a temporary name, then rename: `hold` never sees an unlocked file of a
+        // live session, so it cannot mistake a session that is starting for one that ended.
+        let tmp = dir.join(format!(".{pid}.tmp"));
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| with_path(e, &tmp))?;
+        sys::flock(file.as_fd(), libc::LOCK_EX)?;
+        (&file).write_all(note.as_bytes())?;
+        sys::set_inheritable(file.as_fd())?;
+        fs::rename(&tmp, dir.join(pid.to_string())).map_err(|e| with_path(e, &tmp))?;
+        // Deliberately leaked: the descriptor must stay open through exec.
+        let _ = file.into_raw_fd();
+        Ok(())
+    }
+
+    /// Pids (from the file names) of sessions whose lock is held. Files of ended sessions
+    /// are removed on the way when `sweep` is set.
+    pub fn live_sessions(&self, sweep: bool) -> io::Result<Vec<i32>> {
+        let mut live = Vec::new();
+        let entries = match fs::read_dir(self.sessions_dir()) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(live),
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let Some(pid) = pid_from_name(entry.file_name()) else {
+                continue;
+            };
+            let path = entry.path();
+            let Ok(file) = File::open(&path) else {
+                continue;
+            };
+            match sys::flock(file.as_fd(), libc::LOCK_EX | libc::LOCK_NB) {
+                Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => live.push(pid),
+                Ok(()) => {
+                    if sweep {
+                        // Removed while we hold the lock: no session can be using it.
+                        let _ = fs::remove_file(&path);
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+        live.sort_unstable();
+        Ok(live)
+    }
+}
+
+fn pid_from_name(name: OsString) -> Option<i32> {
+    let name = name.to_str()?;
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    name.parse().ok().filter(|&pid| pid > 0)
+}
+
+fn read_pid(path: &Path) -> Option<i32> {
+    fs::read_to_string(path)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+        .filter(|&pid: &i32| pid > 0)
+}
+
+fn write_atomically(path: &Path, contents: &str) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, contents)
+        .and_then(|()| fs::rename(&tmp, path))
+        .map_err(|e| with_path(e, path))
+}
+
+pub fn with_path(err: io::Error, path: &Path) -> io::Error {
+    io::Error::new(err.kind(), format!("{}: {err}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "dda-state-{name}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn a_session_is_alive_while_its_lock_is_held() {
+        let dir = temp_dir("lock");
+        let state = StateDir::at(dir.clone());
+        state.ensure().unwrap();
+        let sessions = state.sessions_dir();
+        // A locked file (as a live session holds it) and an unlocked one (a dead session).
+        let live = File::create(sessions.join("4242")).unwrap();
+        sys::flock(live.as_fd(), libc::LOCK_EX).unwrap();
+        File::create(sessions.join("4343")).unwrap();
+        File::create(sessions.join("not-a-pid")).unwrap();
+
+        assert_eq!(state.live_sessions(true).unwrap(), vec![4242]);
+        assert!(
+            !sessions.join("4343").exists(),
+            "the dead session's file is swept"
+        );
+        assert!(
+            sessions.join("not-a-pid").exists(),
+            "foreign names are left alone"
+        );
+
+        drop(live);
+        assert_eq!(state.live_sessions(true).unwrap(), Vec::<i32>::new());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn refuses_a_directory_others_may_write() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = temp_dir("perm");
+        fs::create_dir_all(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(StateDir::at(dir.clone()).ensure().is_err());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn pids_round_trip() {
+        let dir = temp_dir("pid");
+        let state = StateDir::at(dir.clone());
+        state.ensure().unwrap();
+        assert_eq!(state.read_hold_pid(), None);
+        state.write_hold_pid(77).unwrap();
+        assert_eq!(state.read_hold_pid(), Some(77));
+        fs::remove_dir_all(dir).unwrap();
+    }
+}

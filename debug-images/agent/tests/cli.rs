@@ -1,0 +1,352 @@
+//! The real agent binary, driven as the plugin drives it: `hold` as a main process,
+//! `run`/`stop`/`info` exec'd next to it. Each test has its own state directory
+//! (`DISTROLESS_DEBUG_STATE_DIR`), so they run in parallel.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+const AGENT: &str = env!("CARGO_BIN_EXE_distroless-debug-agent");
+
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("dda-it-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn state(&self) -> PathBuf {
+        self.0.join("state")
+    }
+
+    fn agent(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(AGENT);
+        command
+            .args(args)
+            .env("DISTROLESS_DEBUG_STATE_DIR", self.state());
+        command
+            .env_remove("DISTROLESS_DEBUG_TTL")
+            .env_remove("DISTROLESS_DEBUG_IDLE");
+        command
+    }
+
+    fn output(&self, args: &[&str]) -> Output {
+        self.agent(args).stdin(Stdio::null()).output().unwrap()
+    }
+
+    fn spawn_hold(&self, args: &[&str]) -> Child {
+        let mut full = vec!["hold"];
+        full.extend_from_slice(args);
+        let child = self.agent(&full).stderr(Stdio::piped()).spawn().unwrap();
+        wait_for(Duration::from_secs(5), || {
+            self.state().join("hold.pid").exists()
+        });
+        child
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        sleep(Duration::from_millis(20));
+    }
+    done()
+}
+
+/// Waits for `child` to exit within `limit`; kills it and fails otherwise.
+fn exit_within(child: &mut Child, limit: Duration) -> ExitStatus {
+    let mut status = None;
+    wait_for(limit, || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    match status {
+        Some(status) => status,
+        None => {
+            let _ = child.kill();
+            panic!("process {} still running after {limit:?}", child.id());
+        }
+    }
+}
+
+fn stderr_of(child: Child) -> String {
+    String::from_utf8_lossy(&child.wait_with_output().unwrap().stderr).into_owned()
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| !s[s.rfind(')').unwrap() + 1..].trim_start().starts_with('Z'))
+}
+
+#[test]
+fn hold_exits_by_itself_when_idle() {
+    let scratch = Scratch::new("idle");
+    let started = Instant::now();
+    let mut hold = scratch.spawn_hold(&["--idle", "1s"]);
+    let status = exit_within(&mut hold, Duration::from_secs(5));
+    assert!(status.success());
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    assert!(stderr_of(hold).contains("exiting: idle: no session for 1s"));
+    assert!(!scratch.state().join("hold.pid").exists());
+}
+
+#[test]
+fn hold_takes_its_limits_from_env_and_exits_at_ttl() {
+    let scratch = Scratch::new("ttl");
+    let mut hold = scratch
+        .agent(&["hold"])
+        .env("DISTROLESS_DEBUG_TTL", "1s")
+        .env("DISTROLESS_DEBUG_IDLE", "0")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(exit_within(&mut hold, Duration::from_secs(5)).success());
+    assert!(stderr_of(hold).contains("exiting: ttl: 1s elapsed"));
+}
+
+#[test]
+fn stop_ends_hold_and_returns_first() {
+    let scratch = Scratch::new("stop");
+    let mut hold = scratch.spawn_hold(&["--idle", "0"]);
+    let stop = scratch.output(&["stop"]);
+    assert!(
+        stop.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stop.stderr)
+    );
+    assert!(exit_within(&mut hold, Duration::from_secs(5)).success());
+    assert!(stderr_of(hold).contains("exiting: stop: requested by pid"));
+
+    // Idempotent: nothing left to stop is still success.
+    assert!(scratch.output(&["stop"]).status.success());
+}
+
+#[test]
+fn sigterm_ends_hold_with_success() {
+    let scratch = Scratch::new("sigterm");
+    let mut hold = scratch.spawn_hold(&[]);
+    Command::new("kill")
+        .arg(hold.id().to_string())
+        .status()
+        .unwrap();
+    assert!(exit_within(&mut hold, Duration::from_secs(3)).success());
+    assert!(stderr_of(hold).contains("exiting: signal: SIGTERM"));
+}
+
+#[test]
+fn a_running_session_keeps_hold_alive() {
+    let scratch = Scratch::new("session");
+    let mut hold = scratch.spawn_hold(&["--idle", "1s"]);
+    let mut session = scratch
+        .agent(&["run", "--", "sleep", "2.5"])
+        .spawn()
+        .unwrap();
+    sleep(Duration::from_millis(1900));
+    assert!(
+        hold.try_wait().unwrap().is_none(),
+        "hold must not idle out during a session"
+    );
+    assert!(exit_within(&mut session, Duration::from_secs(3)).success());
+    assert!(exit_within(&mut hold, Duration::from_secs(4)).success());
+    assert!(stderr_of(hold).contains("idle"));
+}
+
+#[test]
+fn stop_ends_sessions_and_their_children_but_nothing_else() {
+    let scratch = Scratch::new("stopsessions");
+    let mut hold = scratch.spawn_hold(&["--idle", "0"]);
+    let mut bystander = Command::new("sleep").arg("30").spawn().unwrap();
+    let mut session = scratch
+        .agent(&[
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "sleep 30 & echo $! > child.pid; wait",
+        ])
+        .current_dir(&scratch.0)
+        .spawn()
+        .unwrap();
+    let child_pid = scratch.0.join("child.pid");
+    assert!(wait_for(Duration::from_secs(3), || {
+        std::fs::read_to_string(&child_pid).is_ok_and(|s| s.ends_with('\n'))
+    }));
+    let grandchild: u32 = std::fs::read_to_string(&child_pid)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+
+    assert!(scratch.output(&["stop"]).status.success());
+    let status = exit_within(&mut session, Duration::from_secs(3));
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc_sigterm())
+    );
+    assert!(
+        wait_for(Duration::from_secs(3), || !alive(grandchild)),
+        "the session's child ends too"
+    );
+    assert!(exit_within(&mut hold, Duration::from_secs(5)).success());
+    assert!(
+        bystander.try_wait().unwrap().is_none(),
+        "a process that is not a session survives"
+    );
+    bystander.kill().unwrap();
+    bystander.wait().unwrap();
+}
+
+fn libc_sigterm() -> i32 {
+    15
+}
+
+#[test]
+fn run_passes_exit_codes_through_and_reports_missing_commands() {
+    let scratch = Scratch::new("run");
+    let out = scratch.output(&["run", "--", "sh", "-c", "exit 7"]);
+    assert_eq!(out.status.code(), Some(7));
+
+    let out = scratch.output(&["run", "nosuchcmd-dda"]);
+    assert_eq!(out.status.code(), Some(127));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "distroless-debug-agent: nosuchcmd-dda: command not found\n"
+    );
+
+    let not_executable = scratch.0.join("data.txt");
+    std::fs::write(&not_executable, "just data\n").unwrap();
+    let out = scratch.output(&["run", not_executable.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(126));
+    assert!(String::from_utf8_lossy(&out.stderr).ends_with("data.txt: Permission denied\n"));
+
+    let out = scratch.output(&["run"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn run_registers_a_session_that_survives_exec() {
+    let scratch = Scratch::new("register");
+    let out = scratch.output(&[
+        "run",
+        "--",
+        "sh",
+        "-c",
+        "ls \"$DISTROLESS_DEBUG_STATE_DIR/sessions\"; echo $$",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert_eq!(
+        lines[0], lines[1],
+        "the session file is named after the pid that became sh"
+    );
+}
+
+#[test]
+fn info_describes_a_process_as_json() {
+    let scratch = Scratch::new("info");
+    let mut child = Command::new("sleep")
+        .arg("30")
+        .env("DDA_TEST_SECRET", "hunter2")
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let out = scratch.output(&["info", "--pid", &pid, "-o", "json"]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        !text.contains("hunter2"),
+        "environment values never leave the agent"
+    );
+    let facts: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(facts["pid"], child.id());
+    assert_eq!(facts["cmdline"], serde_json::json!(["sleep", "30"]));
+    assert_eq!(facts["runtime"], "other");
+    assert!(facts["uid"].is_u64());
+    assert!(
+        facts["env_names"]
+            .as_array()
+            .unwrap()
+            .contains(&"DDA_TEST_SECRET".into())
+    );
+    assert!(
+        facts["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["path"] == "/")
+    );
+    assert!(facts["errors"].as_array().unwrap().is_empty(), "{text}");
+}
+
+#[test]
+fn info_detects_a_go_binary_from_its_build_info() {
+    let scratch = Scratch::new("go");
+    let fake_go = scratch.0.join("server");
+    if !make_fake_go_binary(&fake_go, &scratch.0) {
+        eprintln!("objcopy not available: skipping the Go detection test on a live process");
+        return;
+    }
+    let mut child = Command::new(&fake_go).arg("30").spawn().unwrap();
+    let out = scratch.output(&["info", "--pid", &child.id().to_string(), "-o", "json"]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let facts: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(facts["runtime"], "go");
+    assert_eq!(facts["go_version"], "go1.22.3");
+}
+
+/// A copy of `sleep` carrying a Go 1.18+ `.go.buildinfo` section.
+fn make_fake_go_binary(dest: &Path, scratch: &Path) -> bool {
+    let mut section = b"\xff Go buildinf:".to_vec();
+    section.extend_from_slice(&[8, 2]);
+    section.resize(32, 0);
+    section.push(8);
+    section.extend_from_slice(b"go1.22.3");
+    section.extend_from_slice(&[0, 0]);
+    let section_file = scratch.join("buildinfo.bin");
+    std::fs::write(&section_file, section).unwrap();
+    let sleep_path = Command::new("sh")
+        .args(["-c", "command -v sleep"])
+        .output()
+        .unwrap();
+    let sleep_path = String::from_utf8(sleep_path.stdout).unwrap();
+    Command::new("objcopy")
+        .arg(format!(
+            "--add-section=.go.buildinfo={}",
+            section_file.display()
+        ))
+        .arg(sleep_path.trim())
+        .arg(dest)
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn help_and_version() {
+    let scratch = Scratch::new("help");
+    let out = scratch.output(&["--help"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Exit codes"));
+    let out = scratch.output(&["hold", "--help"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--idle"));
+    let out = scratch.output(&["version"]);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("distroless-debug-agent 0."));
+    assert_eq!(scratch.output(&["bogus"]).status.code(), Some(2));
+    assert_eq!(scratch.output(&[]).status.code(), Some(2));
+}
