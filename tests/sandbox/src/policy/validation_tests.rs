@@ -1,0 +1,317 @@
+use k8s_openapi::api::core::v1::Pod;
+use serde_json::{Value, json};
+
+use super::*;
+
+/// A running pod `app` with one container `app`, one init container `init` and a volume.
+fn pod(ephemeral: Value) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": "app", "namespace": "default"},
+        "spec": {
+            "containers": [{"name": "app", "image": "sandbox.local/distroless-app:nonroot"}],
+            "initContainers": [{"name": "init", "image": "busybox"}],
+            "volumes": [{"name": "data", "emptyDir": {}}],
+            "ephemeralContainers": ephemeral,
+        }
+    }))
+    .unwrap()
+}
+
+fn dbg(extra: Value) -> Value {
+    let mut ec = json!({
+        "name": "dbg-abcde",
+        "image": "busybox",
+        "targetContainerName": "app",
+        "terminationMessagePolicy": "File",
+        "imagePullPolicy": "IfNotPresent",
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        ec[k] = v.clone();
+    }
+    ec
+}
+
+fn messages(new: &Pod, old: &Pod) -> Vec<String> {
+    ephemeral_containers_update_errors(new, old)
+        .iter()
+        .map(|e| e.to_string())
+        .collect()
+}
+
+// Each row: the ephemeral container added to a pod without any, and the errors
+// validateEphemeralContainers reports (pkg/apis/core/validation/validation.go).
+#[test]
+fn added_ephemeral_container_rules() {
+    let cases: Vec<(&str, Value, Vec<&str>)> = vec![
+        ("compliant", dbg(json!({})), vec![]),
+        (
+            "ports",
+            dbg(json!({"ports": [{"containerPort": 8080}]})),
+            vec![
+                "spec.ephemeralContainers[0].ports: Forbidden: cannot be set for an Ephemeral Container",
+            ],
+        ),
+        (
+            "probes, lifecycle and resources, in Go struct order",
+            dbg(json!({
+                "lifecycle": {"preStop": {"exec": {"command": ["true"]}}},
+                "readinessProbe": {"exec": {"command": ["true"]}},
+                "livenessProbe": {"exec": {"command": ["true"]}},
+                "startupProbe": {"exec": {"command": ["true"]}},
+                "resources": {"limits": {"cpu": "1"}},
+                "resizePolicy": [{"resourceName": "cpu", "restartPolicy": "NotRequired"}],
+                "restartPolicy": "Always",
+            })),
+            vec![
+                "spec.ephemeralContainers[0].resources: Forbidden: cannot be set for an Ephemeral Container",
+                "spec.ephemeralContainers[0].resizePolicy: Forbidden: cannot be set for an Ephemeral Container",
+                "spec.ephemeralContainers[0].restartPolicy: Forbidden: cannot be set for an Ephemeral Container",
+                "spec.ephemeralContainers[0].livenessProbe: Forbidden: cannot be set for an Ephemeral Container",
+                "spec.ephemeralContainers[0].readinessProbe: Forbidden: cannot be set for an Ephemeral Container",
+                "spec.ephemeralContainers[0].startupProbe: Forbidden: cannot be set for an Ephemeral Container",
+                "spec.ephemeralContainers[0].lifecycle: Forbidden: cannot be set for an Ephemeral Container",
+            ],
+        ),
+        (
+            "empty resources are the zero value",
+            dbg(json!({"resources": {}})),
+            vec![],
+        ),
+        (
+            "subPath and subPathExpr",
+            dbg(json!({"volumeMounts": [
+                {"name": "data", "mountPath": "/a", "subPath": "x"},
+                {"name": "data", "mountPath": "/b", "subPathExpr": "$(POD)"},
+            ]})),
+            vec![
+                "spec.ephemeralContainers[0].volumeMounts[0].subPath: Forbidden: cannot be set for an Ephemeral Container",
+                "spec.ephemeralContainers[0].volumeMounts[1].subPathExpr: Forbidden: cannot be set for an Ephemeral Container",
+            ],
+        ),
+        (
+            "volume mount of an unknown volume",
+            dbg(json!({"volumeMounts": [{"name": "nope", "mountPath": "/a"}]})),
+            vec!["spec.ephemeralContainers[0].volumeMounts[0].name: Not found: \"nope\""],
+        ),
+        (
+            "name of a container",
+            dbg(json!({"name": "app"})),
+            vec!["spec.ephemeralContainers[0].name: Duplicate value: \"app\""],
+        ),
+        (
+            "name of an init container",
+            dbg(json!({"name": "init"})),
+            vec!["spec.ephemeralContainers[0].name: Duplicate value: \"init\""],
+        ),
+        (
+            "missing name and image",
+            json!({"name": "", "targetContainerName": "app"}),
+            vec![
+                "spec.ephemeralContainers[0].name: Required value",
+                "spec.ephemeralContainers[0].image: Required value",
+            ],
+        ),
+        (
+            "name not a DNS label",
+            dbg(json!({"name": "Debug_1"})),
+            vec![
+                "spec.ephemeralContainers[0].name: Invalid value: \"Debug_1\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
+            ],
+        ),
+        (
+            "name with dots",
+            dbg(json!({"name": "dbg.x"})),
+            vec![
+                "spec.ephemeralContainers[0].name: Invalid value: \"dbg.x\": must not contain dots",
+            ],
+        ),
+        (
+            "unknown target",
+            dbg(json!({"targetContainerName": "nope"})),
+            vec!["spec.ephemeralContainers[0].targetContainerName: Not found: \"nope\""],
+        ),
+        (
+            "image with whitespace",
+            dbg(json!({"image": " busybox"})),
+            vec![
+                "spec.ephemeralContainers[0].image: Invalid value: \" busybox\": must not have leading or trailing whitespace",
+            ],
+        ),
+        (
+            "bad pull policy",
+            dbg(json!({"imagePullPolicy": "Sometimes"})),
+            vec![
+                "spec.ephemeralContainers[0].imagePullPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"IfNotPresent\", \"Never\"",
+            ],
+        ),
+        (
+            "negative uid",
+            dbg(json!({"securityContext": {"runAsUser": -1}})),
+            vec![
+                "spec.ephemeralContainers[0].securityContext.runAsUser: Invalid value: -1: must be between 0 and 2147483647, inclusive",
+            ],
+        ),
+        (
+            "undefaulted policies are left to defaulting",
+            json!({"name": "dbg", "image": "busybox"}),
+            vec![],
+        ),
+    ];
+    let old = pod(json!([]));
+    for (name, ec, want) in cases {
+        let new = pod(json!([ec]));
+        assert_eq!(messages(&new, &old), want, "{name}");
+    }
+}
+
+#[test]
+fn target_may_not_be_an_ephemeral_container() {
+    let old = pod(json!([dbg(json!({"name": "first"}))]));
+    let new = pod(json!([
+        dbg(json!({"name": "first"})),
+        dbg(json!({"name": "second", "targetContainerName": "first"})),
+    ]));
+    assert_eq!(
+        messages(&new, &old),
+        vec!["spec.ephemeralContainers[1].targetContainerName: Not found: \"first\""]
+    );
+}
+
+#[test]
+fn names_are_unique_among_ephemeral_containers() {
+    let old = pod(json!([]));
+    let new = pod(json!([dbg(json!({})), dbg(json!({}))]));
+    assert_eq!(
+        messages(&new, &old),
+        vec!["spec.ephemeralContainers[1].name: Duplicate value: \"dbg-abcde\""]
+    );
+}
+
+#[test]
+fn existing_ephemeral_containers_may_not_be_removed() {
+    let old = pod(json!([dbg(json!({}))]));
+    let new = pod(json!([]));
+    let status = validate_ephemeral_containers_update(&new, &old).unwrap_err();
+    assert_eq!(
+        status.message.as_deref(),
+        Some(
+            "Pod \"app\" is invalid: spec.ephemeralContainers: Forbidden: existing ephemeral containers \"dbg-abcde\" may not be removed\n"
+        )
+    );
+}
+
+#[test]
+fn existing_ephemeral_containers_may_not_be_changed() {
+    let old = pod(json!([dbg(json!({}))]));
+    let new = pod(json!([dbg(json!({"image": "alpine"}))]));
+    let errors = ephemeral_containers_update_errors(&new, &old);
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].field, "spec.ephemeralContainers");
+    assert!(
+        errors[0]
+            .detail
+            .starts_with("existing ephemeral containers \"dbg-abcde\" may not be changed\n"),
+        "{}",
+        errors[0].detail
+    );
+    assert!(errors[0].detail.contains("- \timage: \"busybox\""));
+    assert!(errors[0].detail.contains("+ \timage: \"alpine\""));
+}
+
+#[test]
+fn reordering_or_resending_existing_ones_is_not_a_change() {
+    let a = dbg(json!({"name": "a"}));
+    let b = dbg(json!({"name": "b", "env": []}));
+    let old = pod(json!([a.clone(), dbg(json!({"name": "b"}))]));
+    let new = pod(json!([b, a, dbg(json!({"name": "c"}))]));
+    assert_eq!(messages(&new, &old), Vec::<String>::new());
+}
+
+#[test]
+fn changes_outside_ephemeral_containers_are_dropped_not_validated() {
+    let old = pod(json!([]));
+    let mut new = pod(json!([dbg(json!({}))]));
+    new.spec.as_mut().unwrap().containers[0].image = Some("evil".into());
+    new.metadata.labels = Some([("x".to_string(), "y".to_string())].into());
+    assert!(validate_ephemeral_containers_update(&new, &old).is_ok());
+    let stored = ephemeral_containers_update(&new, &old);
+    assert_eq!(
+        stored.spec.as_ref().unwrap().containers[0].image.as_deref(),
+        Some("sandbox.local/distroless-app:nonroot")
+    );
+    assert_eq!(stored.metadata.labels, None);
+    assert_eq!(
+        stored.spec.unwrap().ephemeral_containers.unwrap()[0].name,
+        "dbg-abcde"
+    );
+}
+
+// ValidatePodEphemeralContainersUpdate: "static pods don't support ephemeral containers
+// #113935" replaces every other error, with an empty field path.
+#[test]
+fn static_pods_are_refused() {
+    let mut old = pod(json!([]));
+    old.metadata.annotations =
+        Some([(MIRROR_POD_ANNOTATION.to_string(), "abc".to_string())].into());
+    let new = pod(json!([dbg(json!({"ports": [{"containerPort": 1}]}))]));
+    let status = validate_ephemeral_containers_update(&new, &old).unwrap_err();
+    let json = serde_json::to_value(&status).unwrap();
+    assert_eq!(
+        json,
+        json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": "Pod \"app\" is invalid: : Forbidden: static pods do not support ephemeral containers",
+            "reason": "Invalid",
+            "details": {
+                "name": "app",
+                "kind": "Pod",
+                "causes": [{
+                    "reason": "FieldValueForbidden",
+                    "message": "Forbidden: static pods do not support ephemeral containers"
+                }]
+            },
+            "code": 422
+        })
+    );
+}
+
+#[test]
+fn several_errors_are_aggregated_in_brackets() {
+    let old = pod(json!([]));
+    let new = pod(json!([dbg(
+        json!({"name": "app", "ports": [{"containerPort": 80}]})
+    )]));
+    let status = validate_ephemeral_containers_update(&new, &old).unwrap_err();
+    assert_eq!(
+        status.message.as_deref(),
+        Some(
+            "Pod \"app\" is invalid: [spec.ephemeralContainers[0].name: Duplicate value: \"app\", spec.ephemeralContainers[0].ports: Forbidden: cannot be set for an Ephemeral Container]"
+        )
+    );
+    let causes = status.details.unwrap().causes.unwrap();
+    assert_eq!(causes.len(), 2);
+    assert_eq!(causes[0].reason.as_deref(), Some("FieldValueDuplicate"));
+    assert_eq!(
+        causes[0].message.as_deref(),
+        Some("Duplicate value: \"app\"")
+    );
+    assert_eq!(
+        causes[0].field.as_deref(),
+        Some("spec.ephemeralContainers[0].name")
+    );
+}
+
+#[test]
+fn dns1123_label_rules() {
+    assert!(dns1123_label_errors("dbg-abcde").is_empty());
+    assert!(dns1123_label_errors("0abc").is_empty());
+    assert_eq!(
+        dns1123_label_errors(&"a".repeat(64)),
+        vec!["must be no more than 63 characters"]
+    );
+    assert_eq!(dns1123_label_errors("-a").len(), 1);
+    assert_eq!(dns1123_label_errors("a-").len(), 1);
+}
