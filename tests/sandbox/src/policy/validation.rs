@@ -29,6 +29,10 @@ const NOT_FOR_EPHEMERAL: &str = "cannot be set for an Ephemeral Container";
 ///
 /// Only `new.spec.ephemeralContainers` is looked at: the apiserver drops every other change
 /// before validating (store [`ephemeral_containers_update`], not `new`).
+#[expect(
+    clippy::result_large_err,
+    reason = "the Status is the response body; it is built once per rejected request"
+)]
 pub fn validate_ephemeral_containers_update(new: &Pod, old: &Pod) -> Result<(), Status> {
     let errors = ephemeral_containers_update_errors(new, old);
     if errors.is_empty() {
