@@ -3,4 +3,5 @@
 //! kube-apiserver words its answers, so clients and tests see the real bodies.
 
 pub mod field;
+pub mod psa;
 pub mod validation;
