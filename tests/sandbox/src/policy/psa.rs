@@ -595,12 +595,11 @@ fn seccomp_findings(spec: &PodSpec) -> SeccompFindings<'_> {
             .security_context
             .and_then(|sc| sc.seccomp_profile.as_ref())
         {
-            Some(profile) => {
-                if !valid_seccomp(&profile.type_) {
-                    explicitly_bad.push(c.name);
-                    bad_values.insert(profile.type_.clone());
-                }
+            Some(profile) if !valid_seccomp(&profile.type_) => {
+                explicitly_bad.push(c.name);
+                bad_values.insert(profile.type_.clone());
             }
+            Some(_) => {}
             None if !pod_set => implicitly_bad.push(c.name),
             None => {}
         }
