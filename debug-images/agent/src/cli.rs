@@ -110,13 +110,20 @@ Exit codes: 0 facts printed (possibly partial); 1 no such process; 2 bad flags.
 ";
 
 pub const TAR_HELP: &str = "\
-Usage: distroless-debug-agent tar [--root DIR] PATH...
+Usage: distroless-debug-agent tar [--root DIR] [--exclude PATH]... PATH...
 
 Writes a tar (ustar with PAX extensions) of PATHs to stdout. PATHs are resolved inside
-DIR (default /proc/1/root): absolute symlinks and `..` never leave it. Directories are
-archived recursively, without following symlinks inside them. Keeps modes, mtimes,
-uid/gid numbers, symlinks and hard links; skips sockets, devices and fifos with a note.
-Unreadable files are reported on stderr and skipped; a summary line ends stderr output.
+DIR (default the target's root, /proc/1/root): symlinks in them are followed as the target
+would follow them, and neither absolute symlinks nor `..` ever leave DIR. Directories are
+archived recursively; symlinks inside them are archived as symlinks, never followed.
+Entry names are the PATHs without the leading `/` (`/etc/app` -> `etc/app/...`); for `/`
+the entries are its children. Keeps modes, mtimes, uid/gid numbers, symlinks and hard
+links; skips sockets, devices and fifos with a note. Unreadable files are reported on
+stderr and skipped; then a summary line follows on stderr.
+
+Flags:
+  --root DIR       resolve PATHs inside DIR
+  --exclude PATH   leave out PATH (inside the root) and everything below it; repeatable
 
 Env: DISTROLESS_DEBUG_NO_OPENAT2=1 forces the userspace resolver.
 
@@ -127,10 +134,12 @@ stdout failed; 2 bad flags.
 pub const UNTAR_HELP: &str = "\
 Usage: distroless-debug-agent untar [--root DIR] DEST
 
-Reads a tar from stdin and extracts it under DEST, resolved inside DIR (default
-/proc/1/root). Refuses, naming the entry, any entry with `..`, an absolute name, or a path
-through a symlink; stops at the first refusal. Sets modes and mtimes; uid/gid only where
-permitted.
+Reads a tar from stdin and extracts it under DEST, an existing directory resolved inside
+DIR (default the target's root, /proc/1/root). Refuses, naming the entry, any entry with
+`..`, an absolute name, or a path through a symlink (also one the archive itself created);
+stops at the first refusal, leaving the entries before it in place. Existing files are
+replaced. Sets modes and mtimes; uid/gid only where permitted. Devices and fifos are
+skipped with a note.
 
 Env: DISTROLESS_DEBUG_NO_OPENAT2=1 forces the userspace resolver.
 
@@ -171,6 +180,7 @@ pub struct InfoFlags {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct TarFlags {
     pub root: Option<PathBuf>,
+    pub excludes: Vec<PathBuf>,
     pub paths: Vec<PathBuf>,
 }
 
@@ -337,6 +347,7 @@ fn parse_tar(args: &[OsString]) -> Result<Command, UsageError> {
     while let Some(arg) = flags.next()? {
         match arg {
             Arg::Flag("--root", v) => tar.root = Some(flags.value("--root", v)?.into()),
+            Arg::Flag("--exclude", v) => tar.excludes.push(flags.value("--exclude", v)?.into()),
             Arg::Positional(p) => tar.paths.push(p.into()),
             other => return Err(flags.unexpected(other)),
         }
@@ -580,6 +591,7 @@ mod tests {
             parse_words(&["tar", "--root", "/r", "/etc", "--", "--odd-name"]),
             Ok(Command::Tar(TarFlags {
                 root: Some("/r".into()),
+                excludes: Vec::new(),
                 paths: vec!["/etc".into(), "--odd-name".into()],
             }))
         );

@@ -350,3 +350,123 @@ fn help_and_version() {
     assert_eq!(scratch.output(&["bogus"]).status.code(), Some(2));
     assert_eq!(scratch.output(&[]).status.code(), Some(2));
 }
+
+/// `root/etc/app/v2/config.yaml` and `root/etc/app/current -> /etc/app/v2`, as a target
+/// image lays them out.
+fn target_tree(scratch: &Scratch) -> PathBuf {
+    let root = scratch.0.join("root");
+    std::fs::create_dir_all(root.join("etc/app/v2")).unwrap();
+    std::fs::write(root.join("etc/app/v2/config.yaml"), "port: 8080\n").unwrap();
+    std::os::unix::fs::symlink("/etc/app/v2", root.join("etc/app/current")).unwrap();
+    std::fs::create_dir_all(root.join("data")).unwrap();
+    root
+}
+
+fn pipe_tar_to_gnu_tar(scratch: &Scratch, root: &Path, no_openat2: bool, out: &Path) -> String {
+    std::fs::create_dir_all(out).unwrap();
+    let mut agent = scratch.agent(&[
+        "tar",
+        "--root",
+        root.to_str().unwrap(),
+        "/etc/app/current/config.yaml",
+    ]);
+    if no_openat2 {
+        agent.env("DISTROLESS_DEBUG_NO_OPENAT2", "1");
+    }
+    let mut agent = agent
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = Command::new("tar")
+        .args(["-xf", "-", "-C"])
+        .arg(out)
+        .stdin(agent.stdout.take().unwrap())
+        .status()
+        .unwrap();
+    let agent = agent.wait_with_output().unwrap();
+    assert!(agent.status.success() && status.success());
+    String::from_utf8_lossy(&agent.stderr).into_owned()
+}
+
+#[test]
+fn tar_follows_the_targets_absolute_symlink_and_gnu_tar_reads_it() {
+    let scratch = Scratch::new("tar");
+    let root = target_tree(&scratch);
+    for no_openat2 in [false, true] {
+        let out = scratch.0.join(format!("out-{no_openat2}"));
+        let stderr = pipe_tar_to_gnu_tar(&scratch, &root, no_openat2, &out);
+        assert_eq!(stderr, "", "no warnings for a clean copy");
+        assert_eq!(
+            std::fs::read_to_string(out.join("etc/app/current/config.yaml")).unwrap(),
+            "port: 8080\n"
+        );
+    }
+}
+
+#[test]
+fn untar_takes_gnu_tar_archives_and_refuses_absolute_names() {
+    let scratch = Scratch::new("untar");
+    let root = target_tree(&scratch);
+    let src = scratch.0.join("src");
+    std::fs::create_dir_all(src.join("conf")).unwrap();
+    std::fs::write(src.join("conf/a.txt"), "a").unwrap();
+    let archive = Command::new("tar")
+        .args(["-cf", "-", "-C"])
+        .arg(&src)
+        .arg(".")
+        .output()
+        .unwrap();
+    assert!(archive.status.success());
+
+    let untar = |dest: &str, input: &[u8]| {
+        let mut child = scratch
+            .agent(&["untar", "--root", root.to_str().unwrap(), dest])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), input).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    // DEST is resolved inside the root: /etc/app/current is the target's /etc/app/v2.
+    let out = untar("/etc/app/current", &archive.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/app/v2/conf/a.txt")).unwrap(),
+        "a"
+    );
+
+    let evil = Command::new("tar")
+        .args(["-cPf", "-"])
+        .arg(src.join("conf/a.txt"))
+        .output()
+        .unwrap();
+    let out = untar("/data", &evil.stdout);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("refusing entry") && stderr.contains("conf/a.txt"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("absolute name"), "{stderr}");
+    assert_eq!(std::fs::read_dir(root.join("data")).unwrap().count(), 0);
+}
+
+#[test]
+fn tar_of_nothing_readable_fails_with_a_summary() {
+    let scratch = Scratch::new("tarmissing");
+    let root = target_tree(&scratch);
+    let out = scratch.output(&["tar", "--root", root.to_str().unwrap(), "/no/such/file"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("/no/such/file: No such file or directory"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("0 entries"), "{stderr}");
+}

@@ -1,14 +1,114 @@
-//! `tar` and `untar` inside the target's root (issue 5).
+//! `tar` and `untar` inside the target's root (DESIGN.md step 7, issue 5): the part of
+//! `cp` and `snapshot` that runs in the debug container, where no tar binary is needed.
+//!
+//! - [`resolve`]: paths resolved inside a root (openat2 `RESOLVE_IN_ROOT`, or userspace).
+//! - [`format`]: the tar format (ustar + PAX), writer and reader.
+//! - [`archive`]: the `tar` walk; [`extract`]: the `untar` extraction and its refusals.
+
+pub mod archive;
+pub mod extract;
+pub mod format;
+pub mod resolve;
+
+#[cfg(test)]
+mod tests;
+
+use std::io::{self, BufWriter};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
 
 use crate::cli::{TarFlags, UntarFlags};
 use crate::exit::Status;
+use crate::procs;
+use resolve::Root;
 
-pub fn archive_main(_flags: TarFlags) -> Status {
-    eprintln!("distroless-debug-agent tar: not implemented yet");
-    Status::Failure
+fn root_dir(flag: Option<PathBuf>) -> PathBuf {
+    flag.unwrap_or_else(|| PathBuf::from(format!("/proc/{}/root", procs::target_pid())))
 }
 
-pub fn extract_main(_flags: UntarFlags) -> Status {
-    eprintln!("distroless-debug-agent untar: not implemented yet");
-    Status::Failure
+fn open_root(dir: &std::path::Path, verb: &str) -> Option<Root> {
+    match Root::open(dir) {
+        Ok(root) => Some(root),
+        Err(e) => {
+            eprintln!(
+                "distroless-debug-agent {verb}: cannot open the root {}: {}",
+                dir.display(),
+                archive::describe(&e)
+            );
+            None
+        }
+    }
+}
+
+pub fn archive_main(flags: TarFlags) -> Status {
+    let dir = root_dir(flags.root);
+    let Some(root) = open_root(&dir, "tar") else {
+        return Status::Failure;
+    };
+    let excludes: Vec<Vec<u8>> = flags
+        .excludes
+        .iter()
+        .map(|e| e.as_os_str().as_bytes().to_vec())
+        .collect();
+    let stdout = io::stdout().lock();
+    let out = BufWriter::with_capacity(1 << 20, stdout);
+    let warn = |message: String| eprintln!("distroless-debug-agent tar: {message}");
+    let mut archiver = archive::Archiver::new(&root, out, &excludes, warn);
+    for path in &flags.paths {
+        if let Err(archive::OutputError(e)) = archiver.add_path(path.as_os_str().as_bytes()) {
+            eprintln!(
+                "distroless-debug-agent tar: writing the archive: {}",
+                archive::describe(&e)
+            );
+            return Status::Failure;
+        }
+    }
+    let stats = match archiver.finish() {
+        Ok(stats) => stats,
+        Err(archive::OutputError(e)) => {
+            eprintln!(
+                "distroless-debug-agent tar: writing the archive: {}",
+                archive::describe(&e)
+            );
+            return Status::Failure;
+        }
+    };
+    if stats.skipped + stats.unreadable > 0 || stats.entries == 0 {
+        eprintln!(
+            "distroless-debug-agent tar: {} entries ({} bytes) archived; {} skipped, {} unreadable",
+            stats.entries, stats.bytes, stats.skipped, stats.unreadable
+        );
+    }
+    if stats.entries == 0 {
+        Status::Failure
+    } else {
+        Status::Success
+    }
+}
+
+pub fn extract_main(flags: UntarFlags) -> Status {
+    let dir = root_dir(flags.root);
+    let Some(root) = open_root(&dir, "untar") else {
+        return Status::Failure;
+    };
+    let dest_bytes = flags.dest.as_os_str().as_bytes();
+    let dest = match root.open_inside(dest_bytes, libc::O_PATH | libc::O_DIRECTORY, true) {
+        Ok(dest) => dest,
+        Err(e) => {
+            eprintln!(
+                "distroless-debug-agent untar: {}: {}",
+                flags.dest.display(),
+                archive::describe(&e)
+            );
+            return Status::Failure;
+        }
+    };
+    let warn = |message: String| eprintln!("distroless-debug-agent untar: {message}");
+    match extract::extract(dest, io::stdin().lock(), warn) {
+        Ok(_) => Status::Success,
+        Err(e) => {
+            eprintln!("distroless-debug-agent untar: {e}");
+            Status::Failure
+        }
+    }
 }
