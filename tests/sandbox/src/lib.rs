@@ -9,3 +9,8 @@ pub mod policy;
 pub mod runtime;
 pub mod smp;
 pub mod static_bin;
+pub mod sandbox;
+
+pub use api::audit::RequestRecord;
+pub use api::faults::{ErrorBurst, Faults};
+pub use sandbox::{Sandbox, SandboxError, SandboxOptions, node_prerequisites, skip_without_node};

@@ -1,0 +1,177 @@
+//! Faults on demand: added latency, error bursts, dropped watch and exec streams, and the
+//! node's slow or failing image pulls. Settable at start (YAML file) and while running.
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::status::ApiError;
+use crate::runtime::NodeFaults;
+
+/// A burst of error answers for the next `count` matching requests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorBurst {
+    /// 429, 500 or 503.
+    pub code: u16,
+    /// How many requests get the error.
+    pub count: u32,
+    /// Only requests whose path contains this are affected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_contains: Option<String>,
+}
+
+/// Every fault the sandbox can inject. YAML, e.g.:
+///
+/// ```yaml
+/// latency_ms: 50
+/// error_burst: { code: 429, count: 3, path_contains: /pods }
+/// drop_watch_after_ms: 2000
+/// drop_exec_after_ms: 500
+/// pull_delay_ms: 3000
+/// fail_pulls: [sandbox.local/missing:1]
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Faults {
+    /// Added to every request before it is served.
+    pub latency_ms: u64,
+    pub error_burst: Option<ErrorBurst>,
+    /// Watch streams end (connection closed, no ERROR event) after this long.
+    pub drop_watch_after_ms: Option<u64>,
+    /// Exec and attach streams are cut (no close frame) after this long.
+    pub drop_exec_after_ms: Option<u64>,
+    /// Each image pull takes at least this long.
+    pub pull_delay_ms: u64,
+    /// Image references whose pull fails.
+    pub fail_pulls: Vec<String>,
+}
+
+impl Faults {
+    pub fn from_yaml(text: &str) -> Result<Faults, String> {
+        if text.trim().is_empty() {
+            return Ok(Faults::default());
+        }
+        serde_saphyr::from_str(text).map_err(|e| e.to_string())
+    }
+
+    pub fn node_faults(&self) -> NodeFaults {
+        NodeFaults {
+            pull_delay: Duration::from_millis(self.pull_delay_ms),
+            fail_pulls: self.fail_pulls.clone(),
+        }
+    }
+}
+
+/// The live fault settings the server consults on every request.
+pub struct FaultState {
+    faults: Mutex<Faults>,
+    /// Shared with the node, which reads it at every pull.
+    pub node: Arc<RwLock<NodeFaults>>,
+}
+
+impl FaultState {
+    pub fn new(faults: Faults) -> FaultState {
+        let node = Arc::new(RwLock::new(faults.node_faults()));
+        FaultState {
+            faults: Mutex::new(faults),
+            node,
+        }
+    }
+
+    pub fn get(&self) -> Faults {
+        self.faults
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn set(&self, faults: Faults) {
+        *self.node.write().unwrap_or_else(|e| e.into_inner()) = faults.node_faults();
+        *self.faults.lock().unwrap_or_else(|e| e.into_inner()) = faults;
+    }
+
+    pub fn latency(&self) -> Duration {
+        Duration::from_millis(self.get().latency_ms)
+    }
+
+    pub fn drop_watch_after(&self) -> Option<Duration> {
+        self.get().drop_watch_after_ms.map(Duration::from_millis)
+    }
+
+    pub fn drop_exec_after(&self) -> Option<Duration> {
+        self.get().drop_exec_after_ms.map(Duration::from_millis)
+    }
+
+    /// If an error burst covers this request, consume one and return the error to answer.
+    pub fn take_error(&self, path: &str) -> Option<ApiError> {
+        let mut faults = self.faults.lock().unwrap_or_else(|e| e.into_inner());
+        let burst = faults.error_burst.as_mut()?;
+        if burst.count == 0
+            || burst
+                .path_contains
+                .as_deref()
+                .is_some_and(|p| !path.contains(p))
+        {
+            return None;
+        }
+        burst.count -= 1;
+        let code = burst.code;
+        if burst.count == 0 {
+            faults.error_burst = None;
+        }
+        Some(match code {
+            429 => ApiError::too_many_requests(1),
+            503 => {
+                let mut e = ApiError::service_unavailable(
+                    "the server is currently unable to handle the request",
+                );
+                e.retry_after = Some(1);
+                e
+            }
+            _ => ApiError::internal("injected fault: the server had an internal error"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn burst_counts_down_and_matches_paths() {
+        let state = FaultState::new(Faults {
+            error_burst: Some(ErrorBurst {
+                code: 429,
+                count: 2,
+                path_contains: Some("/pods".into()),
+            }),
+            ..Faults::default()
+        });
+        assert!(state.take_error("/api/v1/namespaces").is_none());
+        let e = state.take_error("/api/v1/namespaces/default/pods").unwrap();
+        assert_eq!((e.code, e.retry_after), (429, Some(1)));
+        assert!(
+            state
+                .take_error("/api/v1/namespaces/default/pods")
+                .is_some()
+        );
+        assert!(
+            state
+                .take_error("/api/v1/namespaces/default/pods")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn yaml_file_parses() {
+        let f = Faults::from_yaml(
+            "latency_ms: 50\nerror_burst: { code: 503, count: 1 }\nfail_pulls: [a/b:1]\n",
+        )
+        .unwrap();
+        assert_eq!(f.latency_ms, 50);
+        assert_eq!(f.error_burst.unwrap().code, 503);
+        assert_eq!(f.node_faults().fail_pulls, vec!["a/b:1"]);
+    }
+}

@@ -1,0 +1,414 @@
+//! The library handle: start a sandbox (API server, and optionally the runc node), hand out
+//! its kubeconfig and a real `kubectl` command, register images, read the request log, set
+//! faults, and tear everything down on `shutdown` or drop.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::Pod;
+
+use crate::api::audit::{RequestLog, RequestRecord};
+use crate::api::auth::Access;
+use crate::api::faults::{FaultState, Faults};
+use crate::api::server::Server;
+use crate::api::sink::StoreSink;
+use crate::api::store::Store;
+use crate::api::{ApiState, kubeconfig, meta, objects, tls};
+use crate::runtime::{
+    BoxRead, Process, Runtime, RuntimeError, SharedRuntime, StatusSink, StreamOptions,
+};
+
+/// How to start a sandbox.
+#[derive(Debug, Clone)]
+pub struct SandboxOptions {
+    /// Where the kubeconfig, certificates and node state go; a fresh temporary directory
+    /// (removed at shutdown) when `None`.
+    pub dir: Option<PathBuf>,
+    /// Port on 127.0.0.1; 0 picks a free one.
+    pub port: u16,
+    /// HTTPS with a generated CA (the default); plain http when false.
+    pub tls: bool,
+    /// RBAC rules (YAML text); everything allowed for one admin token when `None`.
+    pub rbac: Option<String>,
+    pub faults: Faults,
+    /// Run pods with runc (needs root). Without a node pods stay Pending: for API-only tests.
+    pub node: bool,
+}
+
+impl Default for SandboxOptions {
+    fn default() -> Self {
+        SandboxOptions {
+            dir: None,
+            port: 0,
+            tls: true,
+            rbac: None,
+            faults: Faults::default(),
+            node: true,
+        }
+    }
+}
+
+impl SandboxOptions {
+    /// API only: no node, pods stay Pending.
+    pub fn api_only() -> SandboxOptions {
+        SandboxOptions {
+            node: false,
+            ..SandboxOptions::default()
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("sandbox directory {path}: {source}")]
+    Dir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("binding 127.0.0.1:{port}: {source}")]
+    Bind {
+        port: u16,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("RBAC rules: {0}")]
+    Rbac(String),
+    #[error("starting the node: {0}")]
+    Node(String),
+}
+
+/// A running sandbox cluster.
+pub struct Sandbox {
+    dir: PathBuf,
+    remove_dir: bool,
+    kubeconfig: PathBuf,
+    server_url: String,
+    token: String,
+    ca_pem: String,
+    state: Arc<ApiState>,
+    server: Option<Server>,
+    node: Option<NodeHandle>,
+    shut_down: bool,
+}
+
+/// The node as the sandbox holds it: its runtime and its image store.
+struct NodeHandle {
+    runtime: SharedRuntime,
+    images: Arc<dyn ImageRegistry>,
+}
+
+/// Registering images on the node.
+trait ImageRegistry: Send + Sync {
+    fn register_image_dir(&self, reference: &str, dir: &Path) -> Result<(), RuntimeError>;
+}
+
+/// Whether this machine can run the node (root and runc). `Err` says what is missing.
+pub fn node_prerequisites() -> Result<(), String> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err("the sandbox node needs root (runc, mounts, namespaces)".into());
+    }
+    match Command::new("runc").arg("--version").output() {
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => Err(format!(
+            "`runc --version` failed: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Err(e) => Err(format!(
+            "runc is not installed ({e}); ./tests/run.sh installs it"
+        )),
+    }
+}
+
+/// For tests that need the node: `true` means skip (the reason is printed). Under `CI=true`
+/// a missing prerequisite is a failure instead.
+pub fn skip_without_node() -> bool {
+    match node_prerequisites() {
+        Ok(()) => false,
+        Err(reason) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("sandbox node prerequisites missing under CI: {reason}")
+        }
+        Err(reason) => {
+            eprintln!("skipped: {reason}");
+            true
+        }
+    }
+}
+
+impl Sandbox {
+    pub async fn start(opts: SandboxOptions) -> Result<Sandbox, SandboxError> {
+        let (dir, remove_dir) = match &opts.dir {
+            Some(d) => (d.clone(), false),
+            None => (
+                std::env::temp_dir().join(format!("kube-sandbox-{}", meta::random_hex(6))),
+                true,
+            ),
+        };
+        std::fs::create_dir_all(&dir).map_err(|source| SandboxError::Dir {
+            path: dir.clone(),
+            source,
+        })?;
+        let access = match &opts.rbac {
+            Some(yaml) => Access::from_rules_yaml(yaml).map_err(SandboxError::Rbac)?,
+            None => Access::allow_all(),
+        };
+        let serving = if opts.tls {
+            Some(tls::generate()?)
+        } else {
+            None
+        };
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port))
+            .await
+            .map_err(|source| SandboxError::Bind {
+                port: opts.port,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| SandboxError::Bind {
+            port: opts.port,
+            source,
+        })?;
+
+        let store = Arc::new(Store::new());
+        let faults = Arc::new(FaultState::new(opts.faults.clone()));
+        let sink: Arc<dyn StatusSink> = Arc::new(StoreSink {
+            store: store.clone(),
+        });
+        let node = if opts.node {
+            Some(start_node(&dir.join("node"), sink, &faults).await?)
+        } else {
+            None
+        };
+        let runtime = node
+            .as_ref()
+            .map(|n| n.runtime.clone())
+            .unwrap_or_else(|| Arc::new(NoNode));
+        let state = Arc::new(ApiState {
+            store,
+            runtime,
+            access,
+            faults,
+            log: RequestLog::default(),
+            server_address: addr.to_string(),
+        });
+        objects::bootstrap(&state);
+        let scheme = if opts.tls { "https" } else { "http" };
+        let server_url = format!("{scheme}://{addr}");
+        let token = state.access.admin_token().to_string();
+        let ca_pem = serving
+            .as_ref()
+            .map(|s| s.ca_pem.clone())
+            .unwrap_or_default();
+        let server = Server::spawn(listener, serving.map(|s| s.config), state.clone()).map_err(
+            |source| SandboxError::Bind {
+                port: opts.port,
+                source,
+            },
+        )?;
+        let kubeconfig = dir.join("kubeconfig");
+        let text = kubeconfig::render(
+            &server_url,
+            opts.tls.then_some(ca_pem.as_str()),
+            &token,
+            &state.access.admin_user(),
+        );
+        std::fs::write(&kubeconfig, text).map_err(|source| SandboxError::Dir {
+            path: kubeconfig.clone(),
+            source,
+        })?;
+        Ok(Sandbox {
+            dir,
+            remove_dir,
+            kubeconfig,
+            server_url,
+            token,
+            ca_pem,
+            state,
+            server: Some(server),
+            node,
+            shut_down: false,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `DIR/kubeconfig`: cluster `sandbox` (CA inline), the admin token, namespace `default`.
+    pub fn kubeconfig_path(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// Write a kubeconfig for another token (an RBAC user) to `path`.
+    pub fn write_kubeconfig_for(
+        &self,
+        token: &str,
+        user: &str,
+        path: &Path,
+    ) -> std::io::Result<()> {
+        let ca = (!self.ca_pem.is_empty()).then_some(self.ca_pem.as_str());
+        std::fs::write(path, kubeconfig::render(&self.server_url, ca, token, user))
+    }
+
+    pub fn server_url(&self) -> &str {
+        &self.server_url
+    }
+
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The CA certificate (PEM); empty for a plain-http sandbox.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// The real kubectl (`KUBECTL` env, else `kubectl` on PATH) with `KUBECONFIG` set.
+    pub fn kubectl(&self) -> Command {
+        let bin = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into());
+        self.kubectl_at(Path::new(&bin))
+    }
+
+    /// A specific kubectl binary with `KUBECONFIG` set.
+    pub fn kubectl_at(&self, binary: &Path) -> Command {
+        let mut cmd = Command::new(binary);
+        cmd.env("KUBECONFIG", &self.kubeconfig);
+        cmd.env_remove("KUBECTL_EXTERNAL_DIFF");
+        cmd
+    }
+
+    /// Register `DIR/rootfs` + `DIR/config.json` (an OCI image config) under `reference`.
+    pub fn register_image_dir(&self, reference: &str, dir: &Path) -> Result<(), RuntimeError> {
+        match &self.node {
+            Some(node) => node.images.register_image_dir(reference, dir),
+            None => Ok(()),
+        }
+    }
+
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.state.log.records()
+    }
+
+    pub fn clear_requests(&self) {
+        self.state.log.clear()
+    }
+
+    pub fn faults(&self) -> Faults {
+        self.state.faults.get()
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        self.state.faults.set(faults)
+    }
+
+    /// Stop the server and the node, and remove everything the sandbox made.
+    pub async fn shutdown(mut self) {
+        self.shut_down = true;
+        if let Some(server) = self.server.take() {
+            server.stop().await;
+        }
+        if let Some(node) = self.node.take() {
+            node.runtime.shutdown().await;
+        }
+        if self.remove_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if self.shut_down {
+            return;
+        }
+        if let Some(server) = self.server.take() {
+            server.signal_stop();
+        }
+        if let Some(node) = self.node.take() {
+            // The node's teardown is async and the caller's runtime may be gone or busy:
+            // run it to completion on a thread of its own.
+            let runtime = node.runtime.clone();
+            let joined = std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    rt.block_on(runtime.shutdown());
+                }
+            })
+            .join();
+            let _ = joined;
+        }
+        if self.remove_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+async fn start_node(
+    state_dir: &Path,
+    sink: Arc<dyn StatusSink>,
+    faults: &FaultState,
+) -> Result<NodeHandle, SandboxError> {
+    let _ = (state_dir, sink, faults);
+    Err(SandboxError::Node(
+        "the runc node is not available in this build yet".into(),
+    ))
+}
+
+/// The runtime of a sandbox without a node: pods are accepted and stay Pending.
+struct NoNode;
+
+const NO_NODE: &str = "the sandbox runs without a node: no container is running";
+
+impl Runtime for NoNode {
+    fn run_pod(&self, _pod: Pod) {}
+
+    fn run_ephemeral(&self, _pod: Pod, _name: String) {}
+
+    fn delete_pod(&self, _ns: String, _name: String, _grace: Duration) -> BoxFuture<'static, ()> {
+        async {}.boxed()
+    }
+
+    fn exec(
+        &self,
+        _ns: String,
+        _pod: String,
+        _container: String,
+        _command: Vec<String>,
+        _streams: StreamOptions,
+    ) -> BoxFuture<'static, Result<Process, RuntimeError>> {
+        async { Err(RuntimeError::NotFound(NO_NODE.into())) }.boxed()
+    }
+
+    fn attach(
+        &self,
+        _ns: String,
+        _pod: String,
+        _container: String,
+        _streams: StreamOptions,
+    ) -> BoxFuture<'static, Result<Process, RuntimeError>> {
+        async { Err(RuntimeError::NotFound(NO_NODE.into())) }.boxed()
+    }
+
+    fn logs(
+        &self,
+        _ns: String,
+        _pod: String,
+        _container: String,
+        _follow: bool,
+        _tail: Option<i64>,
+    ) -> BoxFuture<'static, Result<BoxRead, RuntimeError>> {
+        async { Err(RuntimeError::NotFound(NO_NODE.into())) }.boxed()
+    }
+
+    fn shutdown(&self) -> BoxFuture<'static, ()> {
+        async {}.boxed()
+    }
+}
