@@ -1,1 +1,98 @@
-fn main() {}
+//! `kubectl distroless-debug`: parse, run, report, exit. Nothing else lives here.
+
+// One error ends a run, so its size never matters for speed, while boxing every kube::Error
+// source would make each variant harder to build and to match on.
+#![allow(clippy::result_large_err)]
+
+mod access;
+mod catalog;
+mod cleanup;
+mod cli;
+mod cluster;
+mod debug;
+mod duration;
+mod error;
+mod exec;
+mod exit;
+mod identity;
+mod inject;
+mod interrupt;
+mod ls;
+mod options;
+mod printer;
+mod profile;
+mod session;
+mod spec;
+mod target;
+mod terminal;
+mod wait;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::Cli;
+use crate::cluster::Cluster;
+use crate::error::Error;
+use crate::exit::ExitStatus;
+use crate::options::{Action, Environment, Options};
+use crate::printer::Printer;
+
+fn main() -> ExitCode {
+    terminal::install_panic_hook();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version are not errors; clap knows which is which.
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitStatus::Usage.into()
+            } else {
+                ExitStatus::Success.into()
+            };
+        }
+    };
+    let options = match Options::from_cli(cli, &Environment::detect()) {
+        Ok(options) => options,
+        Err(e) => {
+            Printer::plain().error(&Error::Usage(e));
+            return ExitStatus::Usage.into();
+        }
+    };
+    let printer = Printer::new(options.output);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(source) => {
+            printer.error(&Error::Terminal { source });
+            return ExitStatus::Failure.into();
+        }
+    };
+    let status = runtime
+        .block_on(run(&options, &printer))
+        .unwrap_or_else(|error| {
+            printer.error(&error);
+            error.exit_status()
+        });
+    // The stdin reader thread may be blocked in read(2); do not wait for it.
+    runtime.shutdown_background();
+    status.into()
+}
+
+async fn run(options: &Options, printer: &Printer) -> Result<ExitStatus, Error> {
+    let cluster = Cluster::connect(&options.kube).await?;
+    match &options.action {
+        Action::Debug(debug) => debug::run(debug, &cluster, printer).await,
+        Action::List {
+            all_namespaces,
+            format,
+        } => ls::run(&cluster, *all_namespaces, *format, printer).await,
+        Action::Cleanup {
+            all_namespaces,
+            dry_run,
+        } => cleanup::run(&cluster, *all_namespaces, *dry_run, printer).await,
+    }
+}

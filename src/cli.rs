@@ -1,0 +1,221 @@
+//! The command line as clap sees it, and nothing else.
+//!
+//! These types are raw: they say what was typed, not whether it makes sense. Every rule that
+//! relates one flag to another lives in `options.rs`, which turns a [`Cli`] into validated
+//! [`crate::options::Options`]. The `///` comments here are the `--help` text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Shown at the end of `--help`; the same table is in docs/exit-codes.md.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0        success
+  1        failure (the message says which step and why)
+  2        usage error (a flag or an argument is wrong)
+  130      interrupted by Ctrl-C (129 SIGHUP, 143 SIGTERM); the debug container is stopped first
+  N        with `-- COMMAND`, the remote command's own exit code (127: command not found)";
+
+const EXAMPLES_HELP: &str = "\
+Examples:
+  kubectl distroless-debug pod/web                  # a shell next to container `web`'s processes
+  kubectl distroless-debug deploy/api -c app        # a ready pod of the deployment, container app
+  kubectl distroless-debug pod/web -- ls /target/etc
+  kubectl distroless-debug pod/web --dry-run=client -o yaml
+  kubectl distroless-debug ls -A
+  kubectl distroless-debug cleanup";
+
+/// Debug distroless Pods: a tool-rich ephemeral container in the target container's process
+/// namespace, with the target's filesystem at /target, stopped afterwards.
+#[derive(Debug, Parser)]
+#[command(
+    name = "kubectl distroless-debug",
+    bin_name = "kubectl distroless-debug",
+    version,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    after_help = format!("{EXAMPLES_HELP}\n\n{EXIT_CODES_HELP}"),
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub kube: KubeFlags,
+
+    /// Print only data and errors: no progress, no notes.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub debug: DebugArgs,
+}
+
+/// The standard kubectl connection flags.
+#[derive(Debug, Args, Default, Clone)]
+pub struct KubeFlags {
+    /// Namespace of the target (default: the context's namespace, else `default`).
+    #[arg(short, long, global = true, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// The kubeconfig context to use.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+
+    /// Path to a kubeconfig file (default: $KUBECONFIG, which may list several files, else
+    /// ~/.kube/config).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// User to impersonate for every request.
+    #[arg(long = "as", global = true, value_name = "USER")]
+    pub as_user: Option<String>,
+
+    /// How long to wait for each single API request (e.g. 10s, 1m; 0 = no limit).
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub request_timeout: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List our debug containers: pod, name, target, image, state, age, user, reason.
+    Ls(ListArgs),
+    /// Stop every still-running debug container of ours (their entries stay in the pod spec).
+    Cleanup(CleanupArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Look in every namespace.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+
+    /// Print data instead of a table.
+    #[arg(short, long, value_enum, value_name = "FORMAT")]
+    pub output: Option<OutputFormat>,
+}
+
+#[derive(Debug, Args)]
+pub struct CleanupArgs {
+    /// Look in every namespace.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+
+    /// Only list what would be stopped.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Starting a debug session (the default command).
+#[derive(Debug, Args, Default)]
+pub struct DebugArgs {
+    /// What to debug: pod/NAME, NAME, deploy/NAME, sts/NAME, ds/NAME, rs/NAME or job/NAME
+    /// (for a workload, one of its Running and ready pods).
+    #[arg(value_name = "TARGET", required = true)]
+    pub target: Option<String>,
+
+    /// The container to debug (default: the pod's kubectl.kubernetes.io/default-container
+    /// annotation, else its first container).
+    #[arg(short, long, value_name = "NAME")]
+    pub container: Option<String>,
+
+    /// Tool set of the debug image: base (busybox), net, full, jvm, python, go or node.
+    #[arg(long, value_enum, value_name = "TOOLKIT", conflicts_with = "image")]
+    pub toolkit: Option<ToolkitArg>,
+
+    /// Use any image instead of ours; it needs `sh` and `sleep`, and the target's filesystem is
+    /// then at /tmp/target.
+    #[arg(long, value_name = "REF")]
+    pub image: Option<String>,
+
+    /// Security profile of the debug container: auto (run as the target's uid/gid, no
+    /// capabilities), restricted, baseline, ptrace, netadmin or sysadmin.
+    #[arg(long, value_enum, value_name = "PROFILE", default_value = "auto")]
+    pub profile: ProfileArg,
+
+    /// How long to wait for the debug container to start.
+    #[arg(long, value_name = "DURATION", default_value = "2m")]
+    pub timeout: String,
+
+    /// The debug container stops by itself after this long (0 = never).
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    pub ttl: String,
+
+    /// The debug container stops by itself after this long without a session (0 = never).
+    #[arg(long, value_name = "DURATION", default_value = "15m")]
+    pub idle: String,
+
+    /// Why you are debugging (a ticket id, say); recorded in the debug container and shown by
+    /// `ls`.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+
+    /// Always add a new debug container, even if one of ours for this target is running.
+    #[arg(long)]
+    pub new: bool,
+
+    /// Pass stdin to the remote (default: on when stdin is a terminal or a pipe).
+    #[arg(short = 'i', long)]
+    pub stdin: bool,
+
+    /// Allocate a terminal (default: on when stdin and stdout are terminals and no command is
+    /// given).
+    #[arg(short = 't', long)]
+    pub tty: bool,
+
+    /// Don't attach: client prints the PATCH that would be sent, server sends it with
+    /// dryRun=All and reports what admission said.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "MODE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "client"
+    )]
+    pub dry_run: Option<DryRunArg>,
+
+    /// Output format: of the PATCH body with --dry-run, else of the session result (needs a
+    /// command after --).
+    #[arg(short, long, value_enum, value_name = "FORMAT")]
+    pub output: Option<OutputFormat>,
+
+    /// The command to run in the debug container instead of a shell.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ToolkitArg {
+    Base,
+    Net,
+    Full,
+    Jvm,
+    Python,
+    Go,
+    Node,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum ProfileArg {
+    #[default]
+    Auto,
+    Restricted,
+    Baseline,
+    Ptrace,
+    Netadmin,
+    Sysadmin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DryRunArg {
+    Client,
+    Server,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Json,
+    Yaml,
+}

@@ -1,0 +1,448 @@
+//! The default command, `kubectl distroless-debug TARGET [-- COMMAND...]`, step by step.
+//!
+//! Round trips are the latency a user feels at 3 a.m., so they are designed, not incidental:
+//! a fresh session makes at most four sequential ones before the shell runs: (1) GET pod, GET
+//! namespace and SelfSubjectReview in parallel, (2) the PATCH, (3) the WATCH from the PATCH's
+//! resourceVersion, (4) the exec. A reused session makes (1) and (4). No LIST, no discovery.
+
+use std::time::Instant;
+
+use k8s_openapi::api::core::v1::{EphemeralContainer, Namespace, Pod};
+use kube::Api;
+use serde::Serialize;
+
+use crate::access::missing_permissions;
+use crate::catalog::VERSION;
+use crate::cli::OutputFormat;
+use crate::cluster::Cluster;
+use crate::error::{CREATE_EXEC, Error, GET_PODS, status_code};
+use crate::exec::{self, Captured, Ending, ExecError, Remote};
+use crate::exit::ExitStatus;
+use crate::identity::{Identity, identity_of};
+use crate::inject::{add_debug_container, patch_body};
+use crate::interrupt::Interrupts;
+use crate::options::{DebugOptions, DryRun, Mode};
+use crate::printer::Printer;
+use crate::profile::{
+    Profile, PsaLevel, level_needed, profile_that_fits, security_context_for, violations,
+};
+use crate::session::{Origin, Session};
+use crate::spec::{
+    self, SessionFacts, ephemeral_container_for, random_suffix, reusable_in, unused_suffix,
+};
+use crate::target::{Target, fetch_pod, target_in};
+use crate::wait::{Waiting, wait_until_running};
+
+const PSA_ENFORCE_LABEL: &str = "pod-security.kubernetes.io/enforce";
+
+/// The `-o json|yaml` result of a non-interactive session. Versioned: fields are only added.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionResult {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+    pub debug_container: String,
+    pub image: String,
+    pub reused: bool,
+    pub exit_code: Option<i32>,
+    pub interrupted: bool,
+    pub stdout: String,
+    pub stderr: String,
+    pub durations_ms: Durations,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Durations {
+    pub resolve: u128,
+    pub inject: u128,
+    pub wait: u128,
+    pub exec: u128,
+    pub teardown: u128,
+}
+
+/// Step 1: the reads, all at once.
+struct Resolved {
+    target: Target,
+    identity: Identity,
+    enforced: Option<PsaLevel>,
+    user: String,
+}
+
+async fn resolve(
+    options: &DebugOptions,
+    cluster: &Cluster,
+    pods: &Api<Pod>,
+    printer: &Printer,
+) -> Result<Resolved, Error> {
+    let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
+    let (pod, namespace, user) = tokio::join!(
+        fetch_pod(cluster, pods, &cluster.namespace, &options.target),
+        cluster.bounded(namespaces.get(&cluster.namespace)),
+        cluster.user_name(),
+    );
+    let pod = match pod {
+        Err(Error::ReadPod {
+            namespace,
+            pod,
+            source,
+        }) if status_code(&source) == Some(403) => {
+            return Err(Error::Forbidden {
+                missing: missing_permissions(cluster, &namespace, GET_PODS).await,
+                namespace,
+                pod,
+                step: "read the pod",
+                source,
+            });
+        }
+        other => other?,
+    };
+    let target = target_in(pod, options.container.as_deref())?;
+    let identity = identity_of(&target.pod, &target.container);
+    let enforced = match namespace {
+        Ok(ns) => ns
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(PSA_ENFORCE_LABEL))
+            .and_then(|v| PsaLevel::from_label(v)),
+        Err(e) => {
+            printer.progress(&format!(
+                "could not read namespace {} ({}); the Pod Security precheck is skipped, admission still decides",
+                cluster.namespace,
+                status_code(&e).map_or_else(|| e.to_string(), |c| format!("HTTP {c}"))
+            ));
+            None
+        }
+    };
+    Ok(Resolved {
+        target,
+        identity,
+        enforced,
+        user,
+    })
+}
+
+/// Refuses, before anything is sent, a container the namespace's Pod Security level rejects.
+fn precheck(options: &DebugOptions, resolved: &Resolved, namespace: &str) -> Result<(), Error> {
+    let Some(enforced) = resolved.enforced else {
+        return Ok(());
+    };
+    let pod_sc = resolved
+        .target
+        .pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.security_context.as_ref());
+    let sc = security_context_for(options.profile, &resolved.identity);
+    let found = violations(enforced, &sc, pod_sc);
+    if found.is_empty() {
+        return Ok(());
+    }
+    Err(Error::PodSecurity {
+        namespace: namespace.to_string(),
+        pod: resolved.target.pod_name().to_string(),
+        profile: options.profile,
+        needed: level_needed(&sc, pod_sc),
+        enforced,
+        violations: found,
+        fits: profile_that_fits(enforced, &resolved.identity, pod_sc)
+            .filter(|p| *p != options.profile),
+    })
+}
+
+fn identity_notes(options: &DebugOptions, resolved: &Resolved, printer: &Printer) {
+    let container = &resolved.target.container;
+    match (options.profile, resolved.identity.uid()) {
+        (Profile::Auto | Profile::Restricted | Profile::Baseline, None) => printer.warn(&format!(
+            "cannot tell which uid/gid container {container} runs as (no runAsUser/runAsGroup, and the node does not report containerStatuses[].user); the debug container runs as its image's user, so /target may be unreadable: `--profile ptrace` can read it where the namespace allows"
+        )),
+        (Profile::Restricted, Some(0)) => printer.warn(&format!(
+            "container {container} runs as root; the restricted profile runs as {}, so /target is not readable: `--profile auto` runs as root",
+            crate::profile::NONROOT_ID
+        )),
+        (_, Some(_)) if resolved.identity.gid().is_none() => printer.warn(&format!(
+            "the gid of container {container} is unknown; /target may be unreadable"
+        )),
+        _ => {}
+    }
+}
+
+pub async fn run(
+    options: &DebugOptions,
+    cluster: &Cluster,
+    printer: &Printer,
+) -> Result<ExitStatus, Error> {
+    let mut durations = Durations::default();
+    let clock = Instant::now();
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
+    let resolved = resolve(options, cluster, &pods, printer).await?;
+    let pod_name = resolved.target.pod_name().to_string();
+    let image = options.image.reference();
+
+    let reusable = (options.reuse && options.dry_run.is_none())
+        .then(|| reusable_in(&resolved.target.pod, &resolved.target.container, &image))
+        .flatten();
+    if reusable.is_none() {
+        precheck(options, &resolved, &cluster.namespace)?;
+        identity_notes(options, &resolved, printer);
+    }
+    let facts = SessionFacts {
+        user: resolved.user.clone(),
+        started: jiff::Timestamp::now(),
+        version: VERSION.to_string(),
+    };
+    let container = ephemeral_container_for(
+        options,
+        &resolved.target.container,
+        &resolved.identity,
+        &facts,
+        &unused_suffix(&resolved.target.pod, random_suffix),
+    );
+    durations.resolve = clock.elapsed().as_millis();
+
+    match options.dry_run {
+        Some(DryRun::Client) => {
+            printer.data(
+                options.format.unwrap_or(OutputFormat::Yaml),
+                &patch_body(&container),
+            )?;
+            return Ok(ExitStatus::Success);
+        }
+        Some(DryRun::Server) => {
+            return server_dry_run(options, cluster, &pods, &pod_name, &container, printer).await;
+        }
+        None => {}
+    }
+
+    let mut interrupts = Interrupts::install().map_err(|source| Error::Terminal { source })?;
+    let (mut session, reused) = match &reusable {
+        Some(existing) => {
+            printer.note(&format!(
+                "reusing {} (started by {}{}); --new adds another",
+                existing.name,
+                if existing.user.is_empty() {
+                    "someone"
+                } else {
+                    &existing.user
+                },
+                existing
+                    .started
+                    .as_deref()
+                    .map(|s| format!(" at {s}"))
+                    .unwrap_or_default()
+            ));
+            (
+                Session::new(
+                    cluster,
+                    &cluster.namespace,
+                    &pod_name,
+                    &existing.name,
+                    existing.has_agent,
+                    Origin::Reused,
+                    options.idle,
+                ),
+                true,
+            )
+        }
+        None => {
+            let clock = Instant::now();
+            printer.progress(&format!(
+                "adding {} ({image}) to pod {pod_name}, targeting {}",
+                container.name, resolved.target.container
+            ));
+            let updated = add_debug_container(cluster, &pods, &pod_name, &container, false).await?;
+            durations.inject = clock.elapsed().as_millis();
+            let mut session = Session::new(
+                cluster,
+                &cluster.namespace,
+                &pod_name,
+                &container.name,
+                options.image.has_agent(),
+                Origin::Created,
+                options.idle,
+            );
+            let clock = Instant::now();
+            let what = Waiting {
+                pod: &pod_name,
+                container: &container.name,
+                image: &image,
+            };
+            let version = updated
+                .metadata
+                .resource_version
+                .clone()
+                .unwrap_or_default();
+            let waited = tokio::select! {
+                waited = wait_until_running(cluster, &pods, &what, &version, options.timeout, printer) => waited.map(|_| ()),
+                signal = interrupts.recv() => {
+                    printer.note("interrupted while waiting for the debug container; stopping it");
+                    session.teardown(printer, true).await;
+                    return Ok(ExitStatus::Interrupted(signal));
+                }
+            };
+            durations.wait = clock.elapsed().as_millis();
+            if let Err(error) = waited {
+                session.teardown(printer, false).await;
+                return Err(error);
+            }
+            (session, false)
+        }
+    };
+
+    let clock = Instant::now();
+    let mut captured = options.format.map(|_| Captured::default());
+    let ended = work(
+        options,
+        &session,
+        &pods,
+        &mut interrupts,
+        captured.as_mut(),
+        printer,
+    )
+    .await;
+    durations.exec = clock.elapsed().as_millis();
+    let interrupted = matches!(ended, Ok(Ending::Interrupted(_)));
+
+    let clock = Instant::now();
+    session.teardown(printer, interrupted).await;
+    durations.teardown = clock.elapsed().as_millis();
+
+    let ending = ended?;
+    if let (Some(format), Some(captured)) = (options.format, captured) {
+        let result = SessionResult {
+            api_version: "distroless-debug/v1",
+            kind: "SessionResult",
+            namespace: cluster.namespace.clone(),
+            pod: pod_name,
+            container: resolved.target.container.clone(),
+            debug_container: session.container.clone(),
+            image,
+            reused,
+            exit_code: match ending {
+                Ending::Exited(code) => Some(code),
+                Ending::Interrupted(_) => None,
+            },
+            interrupted,
+            stdout: String::from_utf8_lossy(&captured.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&captured.stderr).into_owned(),
+            durations_ms: durations,
+        };
+        printer.data(format, &result)?;
+    }
+    Ok(match ending {
+        Ending::Exited(0) => ExitStatus::Success,
+        Ending::Exited(code) => ExitStatus::Remote(code),
+        Ending::Interrupted(signal) => ExitStatus::Interrupted(signal),
+    })
+}
+
+/// Step 6: the shell or the command, in the running debug container.
+async fn work(
+    options: &DebugOptions,
+    session: &Session,
+    pods: &Api<Pod>,
+    interrupts: &mut Interrupts,
+    captured: Option<&mut Captured>,
+    printer: &Printer,
+) -> Result<Ending, Error> {
+    let remote = Remote {
+        pods,
+        pod: &session.pod,
+        container: &session.container,
+    };
+    let image = if session.has_agent {
+        options.image.clone()
+    } else {
+        crate::catalog::ImageChoice::Custom(String::new())
+    };
+    let result =
+        match &options.mode {
+            Mode::Interactive => {
+                printer.note(&format!(
+                "{} is ready; the target's filesystem is at {}. Exit the shell to end the session.",
+                session.container,
+                if session.has_agent { "/target" } else { spec::GENERIC_TARGET_LINK }
+            ));
+                exec::interactive(&remote, spec::shell_command(&image), interrupts).await
+            }
+            Mode::Command {
+                argv, tty: true, ..
+            } => exec::interactive(&remote, spec::run_command(&image, argv), interrupts).await,
+            Mode::Command {
+                argv,
+                stdin,
+                tty: false,
+            } => {
+                exec::streamed(
+                    &remote,
+                    spec::run_command(&image, argv),
+                    *stdin,
+                    captured,
+                    interrupts,
+                )
+                .await
+            }
+            Mode::PipedShell => {
+                exec::streamed(
+                    &remote,
+                    spec::shell_command(&image),
+                    true,
+                    captured,
+                    interrupts,
+                )
+                .await
+            }
+        };
+    match result {
+        Ok(ending) => Ok(ending),
+        Err(ExecError::Session(error)) => Err(error),
+        Err(ExecError::Open(source)) if status_code(&source) == Some(403) => {
+            Err(Error::Forbidden {
+                namespace: session_namespace(pods),
+                pod: session.pod.clone(),
+                step: "exec into the debug container",
+                missing: vec![CREATE_EXEC],
+                source,
+            })
+        }
+        Err(ExecError::Open(source)) => Err(Error::Exec {
+            pod: session.pod.clone(),
+            container: session.container.clone(),
+            source,
+        }),
+    }
+}
+
+fn session_namespace(pods: &Api<Pod>) -> String {
+    pods.namespace().unwrap_or_default().to_string()
+}
+
+/// `--dry-run=server`: the PATCH with dryRun=All; admission's verdict is the result.
+async fn server_dry_run(
+    options: &DebugOptions,
+    cluster: &Cluster,
+    pods: &Api<Pod>,
+    pod: &str,
+    container: &EphemeralContainer,
+    printer: &Printer,
+) -> Result<ExitStatus, Error> {
+    let answered = add_debug_container(cluster, pods, pod, container, true).await?;
+    let admitted = answered
+        .spec
+        .as_ref()
+        .and_then(|s| s.ephemeral_containers.as_ref())
+        .and_then(|c| c.iter().find(|c| c.name == container.name))
+        .cloned()
+        .unwrap_or_else(|| container.clone());
+    printer.note(&format!(
+        "admission accepted {} for pod {pod} (server dry run: nothing was added)",
+        container.name
+    ));
+    if let Some(format) = options.format {
+        printer.data(format, &patch_body(&admitted))?;
+    }
+    Ok(ExitStatus::Success)
+}

@@ -1,0 +1,589 @@
+//! Raw flags turned into what the run needs, with every cross-flag rule in one place.
+//!
+//! `Options::from_cli` is pure: the facts it needs from the environment (is stdin a terminal?
+//! is NO_COLOR set?) come in as [`Environment`], so each rule is a one-line unit test. Errors
+//! speak in flags because the user typed flags ("`-t` needs a terminal on stdin").
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::catalog::{ImageChoice, Toolkit};
+use crate::cli::{Cli, Command, DebugArgs, DryRunArg, KubeFlags, OutputFormat, ToolkitArg};
+use crate::duration;
+use crate::profile::Profile;
+use crate::target::TargetRef;
+
+/// Facts about the process's surroundings that change what flags mean.
+#[derive(Debug, Clone, Default)]
+pub struct Environment {
+    pub stdin_is_terminal: bool,
+    pub stdout_is_terminal: bool,
+    pub stderr_is_terminal: bool,
+    /// `NO_COLOR` is set (to anything non-empty): https://no-color.org
+    pub no_color: bool,
+    /// `DISTROLESS_DEBUG_REGISTRY`: where our toolkit images live instead of ghcr.io.
+    pub registry: Option<String>,
+}
+
+impl Environment {
+    pub fn detect() -> Self {
+        use std::io::IsTerminal;
+        let non_empty = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+        Environment {
+            stdin_is_terminal: std::io::stdin().is_terminal(),
+            stdout_is_terminal: std::io::stdout().is_terminal(),
+            stderr_is_terminal: std::io::stderr().is_terminal(),
+            no_color: non_empty("NO_COLOR").is_some(),
+            registry: non_empty("DISTROLESS_DEBUG_REGISTRY")
+                .map(|v| v.to_string_lossy().into_owned()),
+        }
+    }
+}
+
+/// A command line that cannot work, said in terms of its flags.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+fn usage(message: impl Into<String>) -> UsageError {
+    UsageError(message.into())
+}
+
+/// How to reach the cluster.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KubeOptions {
+    pub namespace: Option<String>,
+    pub context: Option<String>,
+    pub kubeconfig: Option<PathBuf>,
+    pub as_user: Option<String>,
+    pub request_timeout: Option<Duration>,
+}
+
+/// Where human output goes and how it looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputOptions {
+    pub quiet: bool,
+    pub color: bool,
+    /// Progress lines (waiting for the container...) only make sense on a terminal.
+    pub progress: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    pub kube: KubeOptions,
+    pub output: OutputOptions,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Debug(DebugOptions),
+    List {
+        all_namespaces: bool,
+        format: Option<OutputFormat>,
+    },
+    Cleanup {
+        all_namespaces: bool,
+        dry_run: bool,
+    },
+}
+
+/// What the session does once the debug container runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// A shell with a terminal: raw mode, resize, Ctrl-C to the remote.
+    Interactive,
+    /// A shell without a terminal, reading the piped stdin (`echo ls | kubectl distroless-debug pod/x`).
+    PipedShell,
+    /// `-- COMMAND...`; `stdin` says whether our stdin is forwarded, `tty` whether it gets one.
+    Command {
+        argv: Vec<String>,
+        stdin: bool,
+        tty: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DryRun {
+    Client,
+    Server,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DebugOptions {
+    pub target: TargetRef,
+    pub container: Option<String>,
+    pub image: ImageChoice,
+    pub profile: Profile,
+    pub timeout: Duration,
+    pub ttl: Duration,
+    pub idle: Duration,
+    pub reason: Option<String>,
+    pub reuse: bool,
+    pub mode: Mode,
+    pub dry_run: Option<DryRun>,
+    pub format: Option<OutputFormat>,
+}
+
+impl Options {
+    pub fn from_cli(cli: Cli, env: &Environment) -> Result<Options, UsageError> {
+        let kube = kube_options(&cli.kube)?;
+        let output = OutputOptions {
+            quiet: cli.quiet,
+            color: env.stderr_is_terminal && !env.no_color,
+            progress: env.stderr_is_terminal && !cli.quiet,
+        };
+        let action = match cli.command {
+            Some(Command::Ls(args)) => Action::List {
+                all_namespaces: args.all_namespaces,
+                format: args.output,
+            },
+            Some(Command::Cleanup(args)) => Action::Cleanup {
+                all_namespaces: args.all_namespaces,
+                dry_run: args.dry_run,
+            },
+            None => Action::Debug(debug_options(cli.debug, env)?),
+        };
+        if kube.namespace.is_some()
+            && matches!(
+                action,
+                Action::List {
+                    all_namespaces: true,
+                    ..
+                } | Action::Cleanup {
+                    all_namespaces: true,
+                    ..
+                }
+            )
+        {
+            return Err(usage(
+                "`-n` and `-A` contradict each other: use one of them",
+            ));
+        }
+        Ok(Options {
+            kube,
+            output,
+            action,
+        })
+    }
+}
+
+fn kube_options(flags: &KubeFlags) -> Result<KubeOptions, UsageError> {
+    if let Some(namespace) = &flags.namespace
+        && !crate::target::is_dns_label(namespace)
+    {
+        return Err(usage(format!(
+            "`-n {namespace}` is not a namespace name (lowercase letters, digits and '-', at most 63)"
+        )));
+    }
+    let request_timeout = match flags.request_timeout.as_deref() {
+        None => None,
+        Some(text) => {
+            let d =
+                duration::parse(text).map_err(|e| usage(format!("`--request-timeout`: {e}")))?;
+            (!d.is_zero()).then_some(d)
+        }
+    };
+    Ok(KubeOptions {
+        namespace: flags.namespace.clone(),
+        context: flags.context.clone(),
+        kubeconfig: flags.kubeconfig.clone(),
+        as_user: flags.as_user.clone(),
+        request_timeout,
+    })
+}
+
+fn debug_options(args: DebugArgs, env: &Environment) -> Result<DebugOptions, UsageError> {
+    let Some(target) = args.target.as_deref() else {
+        return Err(usage(
+            "a TARGET is needed, e.g. `pod/web` (or a subcommand: ls, cleanup)",
+        ));
+    };
+    let target: TargetRef = target.parse().map_err(UsageError)?;
+    if let Some(container) = &args.container
+        && !crate::target::is_dns_label(container)
+    {
+        return Err(usage(format!(
+            "`-c {container}` is not a container name (lowercase letters, digits and '-', at most 63)"
+        )));
+    }
+
+    let image = match (&args.image, args.toolkit) {
+        (Some(reference), _) => {
+            if reference.trim().is_empty() || reference.chars().any(char::is_whitespace) {
+                return Err(usage(format!(
+                    "`--image {reference:?}` is not an image reference"
+                )));
+            }
+            ImageChoice::Custom(reference.clone())
+        }
+        (None, toolkit) => ImageChoice::Toolkit {
+            toolkit: toolkit.map(Toolkit::from).unwrap_or(Toolkit::Base),
+            registry: env.registry.clone(),
+        },
+    };
+
+    let positive = |flag: &str, text: &str| -> Result<Duration, UsageError> {
+        let d = duration::parse(text).map_err(|e| usage(format!("`--{flag}`: {e}")))?;
+        if d.is_zero() {
+            return Err(usage(format!("`--{flag}` must be more than 0")));
+        }
+        Ok(d)
+    };
+    let timeout = positive("timeout", &args.timeout)?;
+    let ttl = duration::parse(&args.ttl).map_err(|e| usage(format!("`--ttl`: {e}")))?;
+    let idle = duration::parse(&args.idle).map_err(|e| usage(format!("`--idle`: {e}")))?;
+
+    if let Some(reason) = &args.reason
+        && (reason.len() > 256 || reason.chars().any(char::is_control))
+    {
+        return Err(usage(
+            "`--reason` must be one line of at most 256 bytes (a ticket id, a few words)",
+        ));
+    }
+
+    let dry_run = args.dry_run.map(|d| match d {
+        DryRunArg::Client => DryRun::Client,
+        DryRunArg::Server => DryRun::Server,
+    });
+
+    let mode = if !args.command.is_empty() {
+        if args.tty && !env.stdin_is_terminal {
+            return Err(usage("`-t` needs a terminal on stdin"));
+        }
+        Mode::Command {
+            argv: args.command.clone(),
+            // kubectl forwards stdin only with -i; we also forward a pipe, which is what
+            // `cat script | ... -- sh` means, but never a terminal unless asked (`-i`),
+            // so a command does not wait on the keyboard.
+            stdin: args.stdin || args.tty || !env.stdin_is_terminal,
+            tty: args.tty,
+        }
+    } else if args.tty && !env.stdin_is_terminal {
+        return Err(usage(
+            "`-t` needs a terminal on stdin; without one, pass a command after `--`",
+        ));
+    } else if env.stdin_is_terminal && (env.stdout_is_terminal || args.tty) {
+        Mode::Interactive
+    } else {
+        Mode::PipedShell
+    };
+
+    match (dry_run, args.output) {
+        (Some(_), _) if !args.command.is_empty() => {
+            return Err(usage(
+                "`--dry-run` does not run anything: drop the command after `--`",
+            ));
+        }
+        (None, Some(_)) if !matches!(mode, Mode::Command { tty: false, .. }) => {
+            return Err(usage(
+                "`-o` prints the result of a command: add one after `--` (and no `-t`), or use `--dry-run=client -o yaml` to see the PATCH",
+            ));
+        }
+        _ => {}
+    }
+    // With --dry-run=client and no -o, the PATCH body is shown as YAML, like kubectl.
+    let format = match (dry_run, args.output) {
+        (Some(DryRun::Client), None) => Some(OutputFormat::Yaml),
+        (_, format) => format,
+    };
+
+    Ok(DebugOptions {
+        target,
+        container: args.container,
+        image,
+        profile: args.profile.into(),
+        timeout,
+        ttl,
+        idle,
+        reason: args.reason,
+        reuse: !args.new,
+        mode,
+        dry_run,
+        format,
+    })
+}
+
+impl From<ToolkitArg> for Toolkit {
+    fn from(arg: ToolkitArg) -> Self {
+        match arg {
+            ToolkitArg::Base => Toolkit::Base,
+            ToolkitArg::Net => Toolkit::Net,
+            ToolkitArg::Full => Toolkit::Full,
+            ToolkitArg::Jvm => Toolkit::Jvm,
+            ToolkitArg::Python => Toolkit::Python,
+            ToolkitArg::Go => Toolkit::Go,
+            ToolkitArg::Node => Toolkit::Node,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::target::TargetKind;
+
+    fn terminal() -> Environment {
+        Environment {
+            stdin_is_terminal: true,
+            stdout_is_terminal: true,
+            stderr_is_terminal: true,
+            ..Environment::default()
+        }
+    }
+
+    fn script() -> Environment {
+        Environment::default()
+    }
+
+    fn parse(args: &[&str], env: &Environment) -> Result<Options, UsageError> {
+        let mut argv = vec!["kubectl-distroless_debug"];
+        argv.extend_from_slice(args);
+        let cli = Cli::try_parse_from(argv).map_err(|e| UsageError(e.to_string()))?;
+        Options::from_cli(cli, env)
+    }
+
+    fn debug(args: &[&str], env: &Environment) -> DebugOptions {
+        match parse(args, env).expect("valid command line").action {
+            Action::Debug(d) => d,
+            other => panic!("not a debug action: {other:?}"),
+        }
+    }
+
+    fn refusal(args: &[&str], env: &Environment) -> String {
+        parse(args, env).expect_err("should be refused").0
+    }
+
+    #[test]
+    fn a_terminal_and_no_command_means_an_interactive_shell() {
+        let d = debug(&["pod/web"], &terminal());
+        assert_eq!(d.mode, Mode::Interactive);
+        assert_eq!(
+            d.target,
+            TargetRef {
+                kind: TargetKind::Pod,
+                name: "web".into()
+            }
+        );
+        assert!(d.reuse);
+        assert_eq!(d.timeout, Duration::from_secs(120));
+        assert_eq!(d.ttl, Duration::from_secs(3600));
+        assert_eq!(d.profile, Profile::Auto);
+    }
+
+    #[test]
+    fn no_terminal_and_no_command_reads_a_script_from_stdin() {
+        assert_eq!(debug(&["web"], &script()).mode, Mode::PipedShell);
+    }
+
+    #[test]
+    fn a_command_forwards_a_piped_stdin_but_not_the_keyboard() {
+        let d = debug(&["pod/web", "--", "ls", "-l"], &script());
+        assert_eq!(
+            d.mode,
+            Mode::Command {
+                argv: vec!["ls".into(), "-l".into()],
+                stdin: true,
+                tty: false
+            }
+        );
+        let d = debug(&["pod/web", "--", "ls"], &terminal());
+        assert_eq!(
+            d.mode,
+            Mode::Command {
+                argv: vec!["ls".into()],
+                stdin: false,
+                tty: false
+            }
+        );
+        let d = debug(&["pod/web", "-it", "--", "bash"], &terminal());
+        assert_eq!(
+            d.mode,
+            Mode::Command {
+                argv: vec!["bash".into()],
+                stdin: true,
+                tty: true
+            }
+        );
+    }
+
+    #[test]
+    fn tty_needs_a_terminal_on_stdin() {
+        assert!(refusal(&["pod/web", "-t"], &script()).contains("`-t` needs a terminal on stdin"));
+        assert!(
+            refusal(&["pod/web", "-t", "--", "sh"], &script()).contains("`-t` needs a terminal")
+        );
+    }
+
+    #[test]
+    fn output_needs_a_command_or_a_dry_run() {
+        assert!(refusal(&["pod/web", "-o", "json"], &terminal()).contains("add one after `--`"));
+        let d = debug(&["pod/web", "-o", "json", "--", "true"], &script());
+        assert_eq!(d.format, Some(OutputFormat::Json));
+    }
+
+    #[test]
+    fn client_dry_run_prints_yaml_unless_told_otherwise() {
+        let d = debug(&["pod/web", "--dry-run"], &terminal());
+        assert_eq!(
+            (d.dry_run, d.format),
+            (Some(DryRun::Client), Some(OutputFormat::Yaml))
+        );
+        let d = debug(&["pod/web", "--dry-run=client", "-o", "json"], &terminal());
+        assert_eq!(d.format, Some(OutputFormat::Json));
+        let d = debug(&["pod/web", "--dry-run=server"], &terminal());
+        assert_eq!((d.dry_run, d.format), (Some(DryRun::Server), None));
+    }
+
+    #[test]
+    fn dry_run_refuses_a_command() {
+        assert!(
+            refusal(&["pod/web", "--dry-run", "--", "ls"], &script()).contains("drop the command")
+        );
+    }
+
+    #[test]
+    fn image_and_toolkit_exclude_each_other() {
+        let message = refusal(
+            &["pod/web", "--image", "busybox", "--toolkit", "net"],
+            &script(),
+        );
+        assert!(message.contains("--toolkit"), "{message}");
+    }
+
+    #[test]
+    fn registry_override_reaches_the_toolkit_choice() {
+        let env = Environment {
+            registry: Some("mirror.local:5000/dd".into()),
+            ..script()
+        };
+        let d = debug(&["pod/web", "--toolkit", "net"], &env);
+        assert_eq!(
+            d.image,
+            ImageChoice::Toolkit {
+                toolkit: Toolkit::Net,
+                registry: Some("mirror.local:5000/dd".into())
+            }
+        );
+        let d = debug(&["pod/web", "--image", "nicolaka/netshoot"], &env);
+        assert_eq!(d.image, ImageChoice::Custom("nicolaka/netshoot".into()));
+    }
+
+    #[test]
+    fn durations_are_checked_here_not_by_the_agent() {
+        assert!(
+            refusal(&["pod/web", "--timeout", "0"], &script())
+                .contains("`--timeout` must be more than 0")
+        );
+        assert!(refusal(&["pod/web", "--ttl", "10"], &script()).contains("`--ttl`"));
+        assert_eq!(
+            debug(&["pod/web", "--ttl", "0"], &script()).ttl,
+            Duration::ZERO
+        );
+        assert!(
+            refusal(&["pod/web", "--request-timeout", "x"], &script())
+                .contains("`--request-timeout`")
+        );
+    }
+
+    #[test]
+    fn bad_names_are_refused_before_any_request() {
+        assert!(refusal(&["pod/Web"], &script()).contains("not a valid name"));
+        assert!(refusal(&["pod/web", "-c", "App"], &script()).contains("`-c App`"));
+        assert!(refusal(&["cronjob/x"], &script()).contains("cronjob"));
+        assert!(refusal(&["-n", "Prod", "pod/web"], &script()).contains("`-n Prod`"));
+    }
+
+    #[test]
+    fn reason_is_one_short_line() {
+        assert!(refusal(&["pod/web", "--reason", "a\nb"], &script()).contains("`--reason`"));
+        assert_eq!(
+            debug(&["pod/web", "--reason", "INC-42"], &script())
+                .reason
+                .as_deref(),
+            Some("INC-42")
+        );
+    }
+
+    #[test]
+    fn new_turns_reuse_off() {
+        assert!(!debug(&["pod/web", "--new"], &script()).reuse);
+    }
+
+    #[test]
+    fn subcommands_and_their_flags() {
+        let o = parse(&["ls", "-A", "-o", "json"], &script()).unwrap();
+        assert_eq!(
+            o.action,
+            Action::List {
+                all_namespaces: true,
+                format: Some(OutputFormat::Json)
+            }
+        );
+        let o = parse(&["cleanup", "--dry-run", "-n", "prod"], &script()).unwrap();
+        assert_eq!(
+            o.action,
+            Action::Cleanup {
+                all_namespaces: false,
+                dry_run: true
+            }
+        );
+        assert_eq!(o.kube.namespace.as_deref(), Some("prod"));
+        assert!(refusal(&["ls", "-A", "-n", "prod"], &script()).contains("`-n` and `-A`"));
+    }
+
+    #[test]
+    fn a_target_is_required_without_a_subcommand() {
+        assert!(parse(&[], &script()).is_err());
+    }
+
+    #[test]
+    fn colour_and_progress_follow_the_terminal_and_no_color() {
+        let o = parse(&["pod/web"], &terminal()).unwrap();
+        assert!(o.output.color && o.output.progress);
+        let o = parse(
+            &["pod/web"],
+            &Environment {
+                no_color: true,
+                ..terminal()
+            },
+        )
+        .unwrap();
+        assert!(!o.output.color && o.output.progress);
+        let o = parse(&["pod/web", "-q"], &terminal()).unwrap();
+        assert!(!o.output.progress);
+        let o = parse(&["pod/web"], &script()).unwrap();
+        assert!(!o.output.color && !o.output.progress);
+    }
+
+    #[test]
+    fn standard_kubectl_flags() {
+        let o = parse(
+            &[
+                "--context",
+                "prod",
+                "--kubeconfig",
+                "/k",
+                "--as",
+                "alice",
+                "--request-timeout",
+                "5s",
+                "pod/web",
+            ],
+            &script(),
+        )
+        .unwrap();
+        assert_eq!(
+            o.kube,
+            KubeOptions {
+                namespace: None,
+                context: Some("prod".into()),
+                kubeconfig: Some("/k".into()),
+                as_user: Some("alice".into()),
+                request_timeout: Some(Duration::from_secs(5)),
+            }
+        );
+    }
+}

@@ -1,0 +1,574 @@
+//! The ephemeral container we add, as a pure function of the options and the pod.
+//!
+//! No client and no randomness inside [`ephemeral_container_for`]: the random name suffix is
+//! passed in, so the whole spec is table-tested. The same module reads our containers back
+//! (for reuse, `ls` and `cleanup`): a debug container is ours when its env carries
+//! `DISTROLESS_DEBUG_VERSION`, because the ephemeralcontainers subresource cannot change pod
+//! annotations or labels, so the container itself has to carry the session's metadata.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ContainerState, EnvVar, EphemeralContainer, Pod};
+
+use crate::catalog::ImageChoice;
+use crate::duration::Human;
+use crate::identity::Identity;
+use crate::options::DebugOptions;
+use crate::profile::security_context_for;
+
+pub const ENV_VERSION: &str = "DISTROLESS_DEBUG_VERSION";
+pub const ENV_USER: &str = "DISTROLESS_DEBUG_USER";
+pub const ENV_REASON: &str = "DISTROLESS_DEBUG_REASON";
+pub const ENV_STARTED: &str = "DISTROLESS_DEBUG_STARTED";
+pub const ENV_TTL: &str = "DISTROLESS_DEBUG_TTL";
+pub const ENV_TARGET: &str = "DISTROLESS_DEBUG_TARGET";
+pub const ENV_PROFILE: &str = "DISTROLESS_DEBUG_PROFILE";
+
+/// The agent's binary name in our images.
+pub const AGENT: &str = "distroless-debug-agent";
+
+/// Where the generic mode (`--image`) keeps its hold process's pid, inside the debug
+/// container's own filesystem, and where it links the target's root.
+pub const GENERIC_PID_FILE: &str = "/tmp/.distroless-debug/pid";
+pub const GENERIC_TARGET_LINK: &str = "/tmp/target";
+
+/// Facts about this session that are not flags: who, when, which version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionFacts {
+    pub user: String,
+    pub started: jiff::Timestamp,
+    pub version: String,
+}
+
+/// The ephemeral container for a session on `container` of `pod`, named `dbg-<suffix>`.
+pub fn ephemeral_container_for(
+    options: &DebugOptions,
+    container: &str,
+    identity: &Identity,
+    facts: &SessionFacts,
+    suffix: &str,
+) -> EphemeralContainer {
+    let env_var = |name: &str, value: String| EnvVar {
+        name: name.to_string(),
+        value: Some(value),
+        value_from: None,
+    };
+    let mut env = vec![
+        env_var(ENV_VERSION, facts.version.clone()),
+        env_var(ENV_TARGET, container.to_string()),
+        env_var(ENV_USER, facts.user.clone()),
+        env_var(ENV_STARTED, facts.started.to_string()),
+        env_var(ENV_TTL, Human(options.ttl).to_string()),
+        env_var(ENV_PROFILE, options.profile.name().to_string()),
+    ];
+    if let Some(reason) = &options.reason {
+        env.push(env_var(ENV_REASON, reason.clone()));
+    }
+    // Images run under any uid; HOME must be somewhere that uid can write.
+    env.push(env_var("HOME", "/tmp".to_string()));
+
+    EphemeralContainer {
+        name: format!("dbg-{suffix}"),
+        image: Some(options.image.reference()),
+        command: Some(hold_command(&options.image, options.ttl, options.idle)),
+        env: Some(env),
+        target_container_name: Some(container.to_string()),
+        security_context: Some(security_context_for(options.profile, identity)),
+        termination_message_policy: Some("FallbackToLogsOnError".to_string()),
+        ..EphemeralContainer::default()
+    }
+}
+
+/// The debug container's main process: it only keeps the container open; the shell and every
+/// command are execs into it, so teardown is one `stop`, whatever the user ran.
+pub fn hold_command(image: &ImageChoice, ttl: Duration, idle: Duration) -> Vec<String> {
+    if image.has_agent() {
+        return [
+            AGENT,
+            "hold",
+            "--ttl",
+            &Human(ttl).to_string(),
+            "--idle",
+            &Human(idle).to_string(),
+        ]
+        .map(String::from)
+        .to_vec();
+    }
+    // Generic mode: a shell loop of short sleeps (an image's `sleep` may not take large
+    // numbers or `infinity`), its pid recorded so `stop` can end exactly it.
+    let rounds = ttl.as_secs().div_ceil(10);
+    let wait = if ttl.is_zero() {
+        "while :; do sleep 10; done".to_string()
+    } else {
+        format!("i=0; while [ \"$i\" -lt {rounds} ]; do sleep 10; i=$((i+1)); done")
+    };
+    let script = format!(
+        "mkdir -p /tmp/.distroless-debug && echo $$ > {GENERIC_PID_FILE}; \
+         ln -sfn /proc/1/root {GENERIC_TARGET_LINK} 2>/dev/null; {wait}"
+    );
+    vec!["sh".into(), "-c".into(), script]
+}
+
+/// What to exec for a shell, a command, and for ending the container.
+pub fn shell_command(image: &ImageChoice) -> Vec<String> {
+    if image.has_agent() {
+        vec![AGENT.into(), "shell".into()]
+    } else {
+        vec!["sh".into()]
+    }
+}
+
+pub fn run_command(image: &ImageChoice, argv: &[String]) -> Vec<String> {
+    if image.has_agent() {
+        let mut command = vec![AGENT.to_string(), "run".into(), "--".into()];
+        command.extend_from_slice(argv);
+        command
+    } else {
+        argv.to_vec()
+    }
+}
+
+pub fn stop_command(has_agent: bool) -> Vec<String> {
+    if has_agent {
+        vec![AGENT.into(), "stop".into()]
+    } else {
+        // Only the pid our own hold loop wrote in our own filesystem: never a target process.
+        vec![
+            "sh".into(),
+            "-c".into(),
+            format!("kill $(cat {GENERIC_PID_FILE})"),
+        ]
+    }
+}
+
+/// Five lowercase letters and digits from the OS's random source.
+pub fn random_suffix() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut bytes = [0u8; 5];
+    // A failing getrandom means no entropy at all; a time-derived fallback is still unique
+    // enough for a name that is checked against the pod anyway.
+    if getrandom::fill(&mut bytes).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default();
+        bytes = nanos.to_le_bytes().repeat(2)[..5]
+            .try_into()
+            .unwrap_or([7; 5]);
+    }
+    bytes
+        .iter()
+        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
+        .collect()
+}
+
+/// A suffix whose `dbg-` name is not yet taken in `pod` (by any kind of container).
+pub fn unused_suffix(pod: &Pod, mut next: impl FnMut() -> String) -> String {
+    let taken = |name: &str| {
+        pod.spec.as_ref().is_some_and(|s| {
+            s.containers.iter().any(|c| c.name == name)
+                || s.init_containers.iter().flatten().any(|c| c.name == name)
+                || s.ephemeral_containers
+                    .iter()
+                    .flatten()
+                    .any(|c| c.name == name)
+        })
+    };
+    loop {
+        let suffix = next();
+        if !taken(&format!("dbg-{suffix}")) {
+            return suffix;
+        }
+    }
+}
+
+/// One of our debug containers, as read back from a pod.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DebugContainer {
+    pub namespace: String,
+    pub pod: String,
+    pub name: String,
+    pub target: String,
+    pub image: String,
+    pub state: State,
+    pub user: String,
+    pub reason: String,
+    pub started: Option<String>,
+    pub has_agent: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Waiting,
+    Running,
+    Terminated,
+    Unknown,
+}
+
+impl State {
+    pub fn of(state: Option<&ContainerState>) -> State {
+        match state {
+            Some(s) if s.running.is_some() => State::Running,
+            Some(s) if s.terminated.is_some() => State::Terminated,
+            Some(s) if s.waiting.is_some() => State::Waiting,
+            _ => State::Unknown,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Waiting => "waiting",
+            State::Running => "running",
+            State::Terminated => "terminated",
+            State::Unknown => "unknown",
+        }
+    }
+}
+
+/// Our debug containers in `pod`, with their current state.
+pub fn debug_containers_in(pod: &Pod) -> Vec<DebugContainer> {
+    let statuses = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.ephemeral_container_statuses.as_ref());
+    let env_of = |c: &EphemeralContainer, name: &str| {
+        c.env
+            .iter()
+            .flatten()
+            .find(|e| e.name == name)
+            .and_then(|e| e.value.clone())
+    };
+    pod.spec
+        .iter()
+        .flat_map(|s| s.ephemeral_containers.iter().flatten())
+        .filter(|c| env_of(c, ENV_VERSION).is_some())
+        .map(|c| DebugContainer {
+            namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+            pod: pod.metadata.name.clone().unwrap_or_default(),
+            name: c.name.clone(),
+            target: c.target_container_name.clone().unwrap_or_default(),
+            image: c.image.clone().unwrap_or_default(),
+            state: State::of(
+                statuses
+                    .and_then(|s| s.iter().find(|s| s.name == c.name))
+                    .and_then(|s| s.state.as_ref()),
+            ),
+            user: env_of(c, ENV_USER).unwrap_or_default(),
+            reason: env_of(c, ENV_REASON).unwrap_or_default(),
+            started: env_of(c, ENV_STARTED),
+            has_agent: c
+                .command
+                .as_ref()
+                .and_then(|c| c.first())
+                .is_some_and(|c| c == AGENT),
+        })
+        .collect()
+}
+
+/// A running debug container of ours on the same target with the same image: a second session
+/// execs into it instead of adding another (no PATCH, no image pull).
+pub fn reusable_in(pod: &Pod, target: &str, image: &str) -> Option<DebugContainer> {
+    debug_containers_in(pod)
+        .into_iter()
+        .find(|c| c.state == State::Running && c.target == target && c.image == image)
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::{ContainerStateRunning, ContainerStatus};
+
+    use super::*;
+    use crate::catalog::Toolkit;
+    use crate::options::Mode;
+    use crate::profile::Profile;
+    use crate::target::{TargetKind, TargetRef};
+
+    fn options(image: ImageChoice, profile: Profile, reason: Option<&str>) -> DebugOptions {
+        DebugOptions {
+            target: TargetRef {
+                kind: TargetKind::Pod,
+                name: "web".into(),
+            },
+            container: None,
+            image,
+            profile,
+            timeout: Duration::from_secs(120),
+            ttl: Duration::from_secs(3600),
+            idle: Duration::from_secs(900),
+            reason: reason.map(String::from),
+            reuse: true,
+            mode: Mode::Interactive,
+            dry_run: None,
+            format: None,
+        }
+    }
+
+    fn facts() -> SessionFacts {
+        SessionFacts {
+            user: "alice@example.com".into(),
+            started: "2026-11-26T17:00:00Z".parse().unwrap_or_default(),
+            version: "0.1.0".into(),
+        }
+    }
+
+    fn base() -> ImageChoice {
+        ImageChoice::Toolkit {
+            toolkit: Toolkit::Base,
+            registry: None,
+        }
+    }
+
+    fn env(c: &EphemeralContainer) -> Vec<(String, String)> {
+        c.env
+            .iter()
+            .flatten()
+            .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
+            .collect()
+    }
+
+    #[test]
+    fn the_agent_image_for_a_distroless_target() {
+        let id = Identity::known(65532, 65532);
+        let c = ephemeral_container_for(
+            &options(base(), Profile::Auto, Some("INC-7")),
+            "app",
+            &id,
+            &facts(),
+            "ab12c",
+        );
+        assert_eq!(c.name, "dbg-ab12c");
+        assert_eq!(
+            c.image.as_deref(),
+            Some(
+                format!(
+                    "ghcr.io/kubectl-distroless-debug/base:{}",
+                    crate::catalog::VERSION
+                )
+                .as_str()
+            )
+        );
+        assert_eq!(c.target_container_name.as_deref(), Some("app"));
+        assert_eq!(
+            c.command,
+            Some(
+                [
+                    "distroless-debug-agent",
+                    "hold",
+                    "--ttl",
+                    "1h",
+                    "--idle",
+                    "15m"
+                ]
+                .map(String::from)
+                .to_vec()
+            )
+        );
+        assert_eq!(c.stdin, None);
+        assert_eq!(c.tty, None);
+        let sc = c.security_context.clone().unwrap_or_default();
+        assert_eq!(
+            (sc.run_as_user, sc.run_as_group, sc.run_as_non_root),
+            (Some(65532), Some(65532), Some(true))
+        );
+        assert_eq!(
+            env(&c),
+            [
+                (ENV_VERSION, "0.1.0"),
+                (ENV_TARGET, "app"),
+                (ENV_USER, "alice@example.com"),
+                (ENV_STARTED, "2026-11-26T17:00:00Z"),
+                (ENV_TTL, "1h"),
+                (ENV_PROFILE, "auto"),
+                (ENV_REASON, "INC-7"),
+                ("HOME", "/tmp"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .to_vec()
+        );
+    }
+
+    #[test]
+    fn table_of_profiles_and_images() {
+        struct Case {
+            image: ImageChoice,
+            profile: Profile,
+            identity: Identity,
+            user: Option<i64>,
+            non_root: Option<bool>,
+            privileged: Option<bool>,
+            command0: &'static str,
+        }
+        let cases = [
+            Case {
+                image: base(),
+                profile: Profile::Auto,
+                identity: Identity::known(0, 0),
+                user: Some(0),
+                non_root: None,
+                privileged: None,
+                command0: AGENT,
+            },
+            Case {
+                image: base(),
+                profile: Profile::Auto,
+                identity: Identity::default(),
+                user: None,
+                non_root: None,
+                privileged: None,
+                command0: AGENT,
+            },
+            Case {
+                image: base(),
+                profile: Profile::Sysadmin,
+                identity: Identity::known(1, 1),
+                user: Some(0),
+                non_root: Some(false),
+                privileged: Some(true),
+                command0: AGENT,
+            },
+            Case {
+                image: ImageChoice::Custom("busybox".into()),
+                profile: Profile::Auto,
+                identity: Identity::known(1000, 1000),
+                user: Some(1000),
+                non_root: Some(true),
+                privileged: None,
+                command0: "sh",
+            },
+        ];
+        for case in cases {
+            let c = ephemeral_container_for(
+                &options(case.image.clone(), case.profile, None),
+                "app",
+                &case.identity,
+                &facts(),
+                "zzzzz",
+            );
+            let sc = c.security_context.clone().unwrap_or_default();
+            let what = format!("{:?} {} {}", case.image, case.profile, case.identity);
+            assert_eq!(sc.run_as_user, case.user, "{what}");
+            assert_eq!(sc.run_as_non_root, case.non_root, "{what}");
+            assert_eq!(sc.privileged, case.privileged, "{what}");
+            assert_eq!(
+                c.command
+                    .as_ref()
+                    .and_then(|c| c.first())
+                    .map(String::as_str),
+                Some(case.command0),
+                "{what}"
+            );
+            assert!(
+                !env(&c).iter().any(|(k, _)| k == ENV_REASON),
+                "no reason, no env"
+            );
+        }
+    }
+
+    #[test]
+    fn generic_mode_needs_only_sh_and_sleep() {
+        let command = hold_command(
+            &ImageChoice::Custom("busybox".into()),
+            Duration::from_secs(95),
+            Duration::ZERO,
+        );
+        assert_eq!(&command[..2], ["sh", "-c"]);
+        assert!(command[2].contains("-lt 10 ]"), "{}", command[2]);
+        assert!(command[2].contains("echo $$ > /tmp/.distroless-debug/pid"));
+        assert!(command[2].contains("ln -sfn /proc/1/root /tmp/target"));
+        let forever = hold_command(
+            &ImageChoice::Custom("busybox".into()),
+            Duration::ZERO,
+            Duration::ZERO,
+        );
+        assert!(forever[2].contains("while :; do sleep 10; done"));
+    }
+
+    #[test]
+    fn commands_go_through_the_agent_only_in_our_images() {
+        let argv = vec!["ls".to_string(), "/target".to_string()];
+        assert_eq!(
+            run_command(&base(), &argv),
+            ["distroless-debug-agent", "run", "--", "ls", "/target"]
+        );
+        assert_eq!(run_command(&ImageChoice::Custom("x".into()), &argv), argv);
+        assert_eq!(shell_command(&base()), ["distroless-debug-agent", "shell"]);
+        assert_eq!(stop_command(true), ["distroless-debug-agent", "stop"]);
+        assert!(stop_command(false)[2].contains("/tmp/.distroless-debug/pid"));
+    }
+
+    #[test]
+    fn names_are_dbg_and_five_lowercase_alphanumerics_unique_in_the_pod() {
+        let s = random_suffix();
+        assert_eq!(s.len(), 5);
+        assert!(
+            s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()),
+            "{s}"
+        );
+        let mut pod = crate::target::tests::running_pod("web", &["dbg-aaaaa"]);
+        if let Some(spec) = pod.spec.as_mut() {
+            spec.ephemeral_containers = Some(vec![EphemeralContainer {
+                name: "dbg-bbbbb".into(),
+                ..EphemeralContainer::default()
+            }]);
+        }
+        let mut tries = ["aaaaa", "bbbbb", "ccccc"].into_iter();
+        assert_eq!(
+            unused_suffix(&pod, || tries.next().unwrap_or("zzzzz").to_string()),
+            "ccccc"
+        );
+    }
+
+    #[test]
+    fn reads_our_containers_back_and_finds_one_to_reuse() {
+        let id = Identity::known(65532, 65532);
+        let ours = ephemeral_container_for(
+            &options(base(), Profile::Auto, Some("INC-7")),
+            "app",
+            &id,
+            &facts(),
+            "ab12c",
+        );
+        let foreign = EphemeralContainer {
+            name: "debugger-x".into(),
+            image: ours.image.clone(),
+            target_container_name: Some("app".into()),
+            ..EphemeralContainer::default()
+        };
+        let mut pod = crate::target::tests::running_pod("web", &["app"]);
+        let image = ours.image.clone().unwrap_or_default();
+        if let Some(spec) = pod.spec.as_mut() {
+            spec.ephemeral_containers = Some(vec![foreign, ours]);
+        }
+        let listed = debug_containers_in(&pod);
+        assert_eq!(listed.len(), 1);
+        assert_eq!(
+            (
+                listed[0].user.as_str(),
+                listed[0].reason.as_str(),
+                listed[0].state
+            ),
+            ("alice@example.com", "INC-7", State::Unknown)
+        );
+        assert!(listed[0].has_agent);
+        assert_eq!(reusable_in(&pod, "app", &image), None, "not running yet");
+
+        if let Some(status) = pod.status.as_mut() {
+            status.ephemeral_container_statuses = Some(vec![ContainerStatus {
+                name: "dbg-ab12c".into(),
+                state: Some(ContainerState {
+                    running: Some(ContainerStateRunning::default()),
+                    ..ContainerState::default()
+                }),
+                ..ContainerStatus::default()
+            }]);
+        }
+        assert_eq!(
+            reusable_in(&pod, "app", &image).map(|c| c.name),
+            Some("dbg-ab12c".to_string())
+        );
+        assert_eq!(reusable_in(&pod, "sidecar", &image), None, "another target");
+        assert_eq!(reusable_in(&pod, "app", "busybox"), None, "another image");
+    }
+}
