@@ -7,6 +7,7 @@
 mod cli;
 mod duration;
 mod exit;
+mod help;
 mod hold;
 mod info;
 mod procs;

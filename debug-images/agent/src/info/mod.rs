@@ -62,6 +62,8 @@ pub fn main(flags: InfoFlags) -> Status {
     };
     match written.and_then(|()| out.flush()) {
         Ok(()) => Status::Success,
+        // `info | head`: the reader has what it wanted.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Status::Failure,
         Err(e) => {
             eprintln!("distroless-debug-agent info: {e}");
             Status::Failure
