@@ -1,1 +1,335 @@
-//! The node: runs pods as real containers with runc (owned by the node work).
+//! The sandbox's node: runs pods as real containers with runc, as a kubelet with containerd's
+//! CRI plugin would.
+//!
+//! Per pod a sandbox ("pause") container owns the network, IPC and UTS namespaces; each
+//! container joins them, gets its own mount namespace and overlay root over a local image,
+//! and its own PID namespace unless the pod shares one (`shareProcessNamespace`) or it is an
+//! ephemeral container targeting another container, which joins the target's — exactly what
+//! CRI does, so uid/gid/capability and ptrace rules are the kernel's own. The node reports
+//! through a [`StatusSink`] like a kubelet through the apiserver.
+//!
+//! Modules: `images`/`builtin` (the image store), `plan`/`spec` (pod spec → OCI config),
+//! `runc`/`container`/`console`/`reaper` (processes), `pod`/`pull`/`status` (lifecycle),
+//! `logs` (output).
+
+mod builtin;
+mod console;
+mod container;
+mod digest;
+mod fdio;
+mod images;
+mod logs;
+mod plan;
+mod pod;
+mod pull;
+mod reaper;
+mod runc;
+mod spec;
+mod status;
+mod sys;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::Pod;
+
+pub use builtin::{BUSYBOX, DISTROLESS_NONROOT, DISTROLESS_ROOT, register_builtin_images};
+pub use images::{Image, ImageConfig, ImageStore, normalize_reference};
+pub use runc::prerequisites;
+
+use crate::runtime::{
+    BoxRead, NodeFaults, Process, Runtime, RuntimeError, StatusSink, StreamOptions,
+};
+use logs::LogBuffer;
+use pod::{LogKey, PodRuntime, log_key};
+use reaper::Reaper;
+use runc::Runc;
+use status::{Kind, Record};
+
+/// Lock a std mutex, ignoring poisoning (a panicked holder leaves consistent-enough state for
+/// a test double, and teardown must still run).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub struct Node {
+    me: Weak<Node>,
+    state_dir: PathBuf,
+    sink: Arc<dyn StatusSink>,
+    faults: Arc<RwLock<NodeFaults>>,
+    images: ImageStore,
+    runc: Arc<Runc>,
+    reaper: &'static Reaper,
+    handle: tokio::runtime::Handle,
+    pods: Mutex<HashMap<(String, String), Arc<PodRuntime>>>,
+    /// Normalised references pulled at least once (for `IfNotPresent`).
+    pulled: Mutex<HashSet<String>>,
+    /// Logs of containers that ended, readable until the pod goes.
+    last_logs: Mutex<HashMap<LogKey, Arc<LogBuffer>>>,
+    pause_rootfs: PathBuf,
+    shut_down: std::sync::atomic::AtomicBool,
+}
+
+fn internal(what: &str, e: impl std::fmt::Display) -> RuntimeError {
+    RuntimeError::Internal(format!("{what}: {e}"))
+}
+
+impl Node {
+    /// A node keeping everything under `state_dir` (bundles, overlays, logs, runc state via
+    /// `runc --root`); shutdown removes all of it. Must be called inside a tokio runtime.
+    pub fn new(
+        state_dir: PathBuf,
+        sink: Arc<dyn StatusSink>,
+        faults: Arc<RwLock<NodeFaults>>,
+    ) -> Result<Arc<Node>, RuntimeError> {
+        prerequisites().map_err(RuntimeError::Internal)?;
+        let handle = tokio::runtime::Handle::try_current()
+            .map_err(|_| RuntimeError::Internal("Node::new must be called inside a tokio runtime".into()))?;
+        std::fs::create_dir_all(&state_dir).map_err(|e| internal("state dir", e))?;
+        let state_dir = state_dir.canonicalize().map_err(|e| internal("state dir", e))?;
+        for d in ["runc", "runc-logs", "pods"] {
+            std::fs::create_dir_all(state_dir.join(d)).map_err(|e| internal("state dir", e))?;
+        }
+        let pause_rootfs = state_dir.join("pause/rootfs");
+        make_pause_rootfs(&pause_rootfs)?;
+        let reaper = Reaper::global().map_err(|e| internal("reaper", e))?;
+        let runc = Arc::new(Runc::new(state_dir.join("runc"), state_dir.join("runc-logs")));
+        Ok(Arc::new_cyclic(|me| Node {
+            me: me.clone(),
+            state_dir,
+            sink,
+            faults,
+            images: ImageStore::default(),
+            runc,
+            reaper,
+            handle,
+            pods: Mutex::new(HashMap::new()),
+            pulled: Mutex::new(HashSet::new()),
+            last_logs: Mutex::new(HashMap::new()),
+            pause_rootfs,
+            shut_down: false.into(),
+        }))
+    }
+
+    pub fn images(&self) -> &ImageStore {
+        &self.images
+    }
+
+    /// The directory given to `runc --root` (tests list it to prove nothing is left).
+    pub fn runc_root(&self) -> &Path {
+        self.runc.root()
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// Host pid of a running container's main process (tests read `/proc/<pid>/status`).
+    pub fn container_pid(&self, namespace: &str, pod: &str, container: &str) -> Option<i32> {
+        let p = self.pod(namespace, pod)?;
+        let state = lock(&p.state);
+        state
+            .find(container)?
+            .instance
+            .as_ref()
+            .filter(|i| i.exited().is_none())
+            .map(|i| i.pid)
+    }
+
+    fn pod(&self, namespace: &str, name: &str) -> Option<Arc<PodRuntime>> {
+        lock(&self.pods)
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    fn running_instance(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+    ) -> Result<Arc<container::Instance>, RuntimeError> {
+        let p = self
+            .pod(namespace, pod)
+            .ok_or_else(|| RuntimeError::NotFound(format!("pod {namespace}/{pod} is not running on the node")))?;
+        let state = lock(&p.state);
+        state
+            .find(container)
+            .and_then(|r| r.instance.clone())
+            .filter(|i| i.exited().is_none())
+            .ok_or_else(|| RuntimeError::NotFound(format!("container not found ({container:?})")))
+    }
+}
+
+/// The pause image: the static sandbox-app binary alone (`/pause pause`).
+fn make_pause_rootfs(root: &Path) -> Result<(), RuntimeError> {
+    let app = crate::static_bin::static_binary("sandbox-app", "sandbox-app")
+        .map_err(|e| internal("static sandbox-app for the pause container", e))?;
+    for d in ["proc", "sys", "dev", "etc"] {
+        std::fs::create_dir_all(root.join(d)).map_err(|e| internal("pause rootfs", e))?;
+    }
+    std::fs::copy(&app, root.join("pause")).map_err(|e| internal("pause rootfs", e))?;
+    Ok(())
+}
+
+impl Runtime for Node {
+    fn run_pod(&self, pod: Pod) {
+        let Some(node) = self.me.upgrade() else { return };
+        let key = (
+            pod.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
+            pod.metadata.name.clone().unwrap_or_default(),
+        );
+        let dir_name = format!(
+            "{}_{}_{}",
+            key.0,
+            key.1,
+            pod.metadata.uid.clone().unwrap_or_else(pod::random_id)
+        );
+        let p = PodRuntime::new(pod, self.state_dir.join("pods").join(dir_name));
+        {
+            let mut pods = lock(&self.pods);
+            if pods.contains_key(&key) || self.shut_down.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            pods.insert(key, p.clone());
+        }
+        let _guard = self.handle.enter();
+        p.spawn(node.run_pod(p.clone()));
+    }
+
+    fn run_ephemeral(&self, pod: Pod, name: String) {
+        let Some(node) = self.me.upgrade() else { return };
+        let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        let Some(p) = self.pod(&ns, pod.metadata.name.as_deref().unwrap_or("")) else {
+            return;
+        };
+        let Some((c, _)) = pod::container_spec(&pod, &name, Kind::Ephemeral) else {
+            return;
+        };
+        *lock(&p.pod) = pod;
+        {
+            let mut state = lock(&p.state);
+            if state.find(&name).is_some() {
+                return;
+            }
+            state.records.push(Record::new(&name, Kind::Ephemeral, c.image.as_deref().unwrap_or("")));
+        }
+        self.publish(&p);
+        let _guard = self.handle.enter();
+        let pp = p.clone();
+        p.spawn(async move {
+            node.supervise(pp, name, Kind::Ephemeral, None).await;
+        });
+    }
+
+    fn delete_pod(&self, namespace: String, name: String, grace: Duration) -> BoxFuture<'static, ()> {
+        let node = self.me.upgrade();
+        Box::pin(async move {
+            let Some(node) = node else { return };
+            let Some(p) = node.pod(&namespace, &name) else { return };
+            node.stop_pod(&p, grace).await;
+            lock(&node.pods).remove(&(namespace, name));
+        })
+    }
+
+    fn exec(
+        &self,
+        namespace: String,
+        pod: String,
+        container: String,
+        command: Vec<String>,
+        streams: StreamOptions,
+    ) -> BoxFuture<'static, Result<Process, RuntimeError>> {
+        let found = self.running_instance(&namespace, &pod, &container);
+        let (runc, reaper) = (self.runc.clone(), self.reaper);
+        Box::pin(async move { found?.exec(&runc, reaper, command, streams).await })
+    }
+
+    fn attach(
+        &self,
+        namespace: String,
+        pod: String,
+        container: String,
+        streams: StreamOptions,
+    ) -> BoxFuture<'static, Result<Process, RuntimeError>> {
+        let found = self.running_instance(&namespace, &pod, &container);
+        Box::pin(async move { found?.attach(&container, streams) })
+    }
+
+    fn logs(
+        &self,
+        namespace: String,
+        pod: String,
+        container: String,
+        follow: bool,
+        tail_lines: Option<i64>,
+    ) -> BoxFuture<'static, Result<BoxRead, RuntimeError>> {
+        let result = (|| {
+            let p = self
+                .pod(&namespace, &pod)
+                .ok_or_else(|| RuntimeError::NotFound(format!("pod {namespace}/{pod} is not running on the node")))?;
+            let state = lock(&p.state);
+            let record = state.find(&container).ok_or_else(|| {
+                RuntimeError::BadRequest(format!("container {container} is not valid for pod {pod}"))
+            })?;
+            let live = record.instance.as_ref().map(|i| i.log.clone());
+            let log = live.or_else(|| lock(&self.last_logs).get(&log_key(&p, &container, record.kind)).cloned());
+            match log {
+                Some(log) => Ok(log),
+                None => {
+                    let reason = record
+                        .status
+                        .state
+                        .as_ref()
+                        .and_then(|s| s.waiting.as_ref())
+                        .and_then(|w| w.reason.clone())
+                        .unwrap_or_else(|| "ContainerCreating".into());
+                    Err(RuntimeError::BadRequest(format!(
+                        "container {container:?} in pod {pod:?} is waiting to start: {reason}"
+                    )))
+                }
+            }
+        })();
+        let _guard = self.handle.enter();
+        let reader = result.map(|log| log.reader(follow, tail_lines));
+        Box::pin(async move { reader })
+    }
+
+    fn shutdown(&self) -> BoxFuture<'static, ()> {
+        self.shut_down.store(true, std::sync::atomic::Ordering::SeqCst);
+        let node = self.me.upgrade();
+        Box::pin(async move {
+            let Some(node) = node else { return };
+            let pods: Vec<Arc<PodRuntime>> = lock(&node.pods).values().cloned().collect();
+            futures::future::join_all(pods.iter().map(|p| node.stop_pod(p, Duration::from_secs(1)))).await;
+            lock(&node.pods).clear();
+            let n = node.clone();
+            let _ = tokio::task::spawn_blocking(move || n.sweep()).await;
+        })
+    }
+}
+
+impl Node {
+    /// Blocking: remove whatever runc containers and mounts are left under our state dir,
+    /// then the state dir itself.
+    fn sweep(&self) {
+        for id in self.runc.list() {
+            let _ = self.runc.delete_force(&id);
+        }
+        for m in sys::mounts_under(&self.state_dir) {
+            let _ = sys::unmount(&m);
+        }
+        let _ = std::fs::remove_dir_all(&self.state_dir);
+    }
+}
+
+impl Drop for Node {
+    /// A node dropped without `shutdown` still leaves no container or mount behind.
+    fn drop(&mut self) {
+        if !self.shut_down.load(std::sync::atomic::Ordering::SeqCst) {
+            self.sweep();
+        }
+    }
+}

@@ -1,0 +1,746 @@
+//! One pod on the node: its sandbox ("pause") container that owns the network, IPC and UTS
+//! namespaces, its containers' supervisors (pull, create, start, restart with back-off), and
+//! its teardown.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Container, LinuxContainerUser, ContainerUser, Pod};
+use tokio::sync::{Mutex as AsyncMutex, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::container::{Instance, InstanceSpec, remove};
+use super::images::Image;
+use super::plan;
+use super::spec::{Bind, ContainerPlan, Identity, Namespace, Namespaces, ProcessPlan};
+use super::status::{self, Kind, PodState, Record};
+use super::{Node, lock};
+use crate::runtime::ProcessExit;
+
+/// The sandbox container of a pod.
+pub struct Sandbox {
+    pub instance: Arc<Instance>,
+}
+
+pub struct PodRuntime {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub dir: PathBuf,
+    /// The latest stored Pod (updated when ephemeral containers are added).
+    pub pod: Mutex<Pod>,
+    pub state: Mutex<PodState>,
+    pub cancel: CancellationToken,
+    /// The pause process's pid once the sandbox runs.
+    pub sandbox_pid: watch::Sender<Option<i32>>,
+    pub sandbox: Mutex<Option<Sandbox>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    pub stopping: AsyncMutex<bool>,
+}
+
+/// Why a container could not be started.
+pub enum StartError {
+    /// Waiting with this reason; retried with back-off (CreateContainerConfigError, ...).
+    Waiting { reason: String, message: String },
+    /// The runtime failed to start the process: reported as a terminated container with
+    /// reason StartError and exit code 128, as containerd does.
+    Run(String),
+    Cancelled,
+}
+
+/// Kubernetes back-off, shortened for a test double: 1 s doubling up to 30 s.
+struct Backoff(Duration);
+
+impl Backoff {
+    fn new() -> Backoff {
+        Backoff(Duration::from_secs(1))
+    }
+    fn next(&mut self) -> Duration {
+        let d = self.0;
+        self.0 = (self.0 * 2).min(Duration::from_secs(30));
+        d
+    }
+}
+
+pub fn random_id() -> String {
+    let mut b = [0u8; 32];
+    let _ = getrandom::fill(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn restart_policy(pod: &Pod) -> String {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.restart_policy.clone())
+        .unwrap_or_else(|| "Always".into())
+}
+
+fn hostname_of(pod: &Pod) -> String {
+    let h = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.hostname.clone())
+        .or_else(|| pod.metadata.name.clone())
+        .unwrap_or_else(|| "pod".into());
+    h.chars().take(63).collect()
+}
+
+/// A pod container (regular, init, or ephemeral as a Container) and its target, by name.
+pub fn container_spec(pod: &Pod, name: &str, kind: Kind) -> Option<(Container, Option<String>)> {
+    let spec = pod.spec.as_ref()?;
+    match kind {
+        Kind::Regular => spec.containers.iter().find(|c| c.name == name).cloned().map(|c| (c, None)),
+        Kind::Init => spec
+            .init_containers
+            .iter()
+            .flatten()
+            .find(|c| c.name == name)
+            .cloned()
+            .map(|c| (c, None)),
+        Kind::Ephemeral => {
+            let e = spec.ephemeral_containers.iter().flatten().find(|c| c.name == name)?;
+            // Same field names; serde drops targetContainerName and keeps the rest.
+            let c: Container = serde_json::to_value(e)
+                .ok()
+                .and_then(|v| serde_json::from_value(v).ok())?;
+            Some((c, e.target_container_name.clone()))
+        }
+    }
+}
+
+impl PodRuntime {
+    pub fn new(pod: Pod, dir: PathBuf) -> Arc<PodRuntime> {
+        let mut records = Vec::new();
+        if let Some(spec) = &pod.spec {
+            for c in spec.init_containers.iter().flatten() {
+                records.push(Record::new(&c.name, Kind::Init, c.image.as_deref().unwrap_or("")));
+            }
+            for c in &spec.containers {
+                records.push(Record::new(&c.name, Kind::Regular, c.image.as_deref().unwrap_or("")));
+            }
+        }
+        let has_init = pod
+            .spec
+            .as_ref()
+            .is_some_and(|s| s.init_containers.as_ref().is_some_and(|i| !i.is_empty()));
+        Arc::new(PodRuntime {
+            namespace: pod.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
+            name: pod.metadata.name.clone().unwrap_or_default(),
+            uid: pod.metadata.uid.clone().unwrap_or_default(),
+            dir,
+            state: Mutex::new(PodState {
+                records,
+                start_time: Some(status::now()),
+                sandbox_ready: false,
+                initialized: !has_init,
+                init_failed: false,
+                restart_policy: restart_policy(&pod),
+                conditions: Vec::new(),
+            }),
+            pod: Mutex::new(pod),
+            cancel: CancellationToken::new(),
+            sandbox_pid: watch::channel(None).0,
+            sandbox: Mutex::new(None),
+            tasks: Mutex::new(Vec::new()),
+            stopping: AsyncMutex::new(false),
+        })
+    }
+
+    /// Spawn a task that belongs to the pod (joined on delete); refused once the pod stops.
+    pub fn spawn(&self, fut: impl std::future::Future<Output = ()> + Send + 'static) -> bool {
+        let mut tasks = lock(&self.tasks);
+        if self.cancel.is_cancelled() {
+            return false;
+        }
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(tokio::spawn(fut));
+        true
+    }
+
+    /// Wait for every task of the pod (after cancelling).
+    pub async fn join_tasks(&self) {
+        loop {
+            let tasks: Vec<JoinHandle<()>> = std::mem::take(&mut *lock(&self.tasks));
+            if tasks.is_empty() {
+                return;
+            }
+            for t in tasks {
+                let _ = t.await;
+            }
+        }
+    }
+
+    async fn wait_sandbox(&self) -> Option<i32> {
+        let mut rx = self.sandbox_pid.subscribe();
+        loop {
+            if let Some(pid) = *rx.borrow_and_update() {
+                return Some(pid);
+            }
+            tokio::select! {
+                r = rx.changed() => if r.is_err() { return None },
+                _ = self.cancel.cancelled() => return None,
+            }
+        }
+    }
+
+    /// Sleep unless the pod is being stopped; false when stopped.
+    async fn sleep(&self, d: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => true,
+            _ = self.cancel.cancelled() => false,
+        }
+    }
+
+    fn label(&self) -> String {
+        format!("{}_{}({})", self.name, self.namespace, self.uid)
+    }
+}
+
+impl Node {
+    pub(super) fn event(&self, p: &PodRuntime, type_: &str, reason: &str, message: &str, field: Option<&str>) {
+        self.sink.event(&p.namespace, &p.name, type_, reason, message, field);
+    }
+
+    /// Push the node's view of the pod to the API server.
+    pub(super) fn publish(&self, p: &PodRuntime) {
+        let mut state = lock(&p.state);
+        self.sink.update_status(&p.namespace, &p.name, &mut |status| {
+            status::apply(&mut state, status)
+        });
+    }
+
+    fn with_record(&self, p: &PodRuntime, name: &str, kind: Kind, f: impl FnOnce(&mut Record)) {
+        if let Some(r) = lock(&p.state).record(name, kind) {
+            f(r);
+        }
+        self.publish(p);
+    }
+
+    /// The pod's whole life on the node until it is deleted.
+    pub(super) async fn run_pod(self: Arc<Self>, p: Arc<PodRuntime>) {
+        self.publish(&p);
+        if let Err(e) = prepare_pod_dir(&p) {
+            self.event(&p, "Warning", "FailedMount", &format!("preparing pod files: {e}"), None);
+        }
+        let mut backoff = Backoff::new();
+        loop {
+            match self.start_sandbox(&p).await {
+                Ok(()) => break,
+                Err(e) => {
+                    self.event(&p, "Warning", "FailedCreatePodSandBox",
+                        &format!("Failed to create pod sandbox: rpc error: code = Unknown desc = failed to create containerd task: {e}"), None);
+                    if !p.sleep(backoff.next()).await {
+                        return;
+                    }
+                }
+            }
+        }
+        lock(&p.state).sandbox_ready = true;
+        self.publish(&p);
+
+        let pod = lock(&p.pod).clone();
+        let spec = pod.spec.clone().unwrap_or_default();
+        for c in spec.init_containers.iter().flatten() {
+            match self.clone().supervise(p.clone(), c.name.clone(), Kind::Init, None).await {
+                Some(ProcessExit::Code(0)) => continue,
+                _ if p.cancel.is_cancelled() => return,
+                _ => {
+                    lock(&p.state).init_failed = true;
+                    self.publish(&p);
+                    return;
+                }
+            }
+        }
+        lock(&p.state).initialized = true;
+        self.publish(&p);
+
+        for c in &spec.containers {
+            let (tx, rx) = oneshot::channel();
+            let node = self.clone();
+            let (pp, name) = (p.clone(), c.name.clone());
+            if !p.spawn(async move {
+                node.supervise(pp, name, Kind::Regular, Some(tx)).await;
+            }) {
+                return;
+            }
+            // Containers start in order, as the kubelet's SyncPod does.
+            let _ = rx.await;
+        }
+    }
+
+    /// Start the pause container: new PID, network, IPC and UTS namespaces, hostname set.
+    async fn start_sandbox(&self, p: &PodRuntime) -> Result<(), String> {
+        let pod = lock(&p.pod).clone();
+        let id = random_id();
+        let plan = ContainerPlan {
+            process: ProcessPlan {
+                args: vec!["/pause".into(), "pause".into()],
+                env: vec!["PATH=/".into()],
+                cwd: "/".into(),
+                identity: Identity { uid: 65535, gid: 65535, additional_gids: vec![65535] },
+                capabilities: vec![],
+                no_new_privileges: true,
+                terminal: false,
+            },
+            root: PathBuf::new(),
+            readonly_root: true,
+            hostname: Some(hostname_of(&pod)),
+            namespaces: Namespaces {
+                pid: Namespace::New,
+                network: Namespace::New,
+                ipc: Namespace::New,
+                uts: Namespace::New,
+            },
+            binds: vec![],
+            privileged: false,
+            cgroups_path: format!("/kube-sandbox-{id}"),
+        };
+        let spec = InstanceSpec {
+            id: id.clone(),
+            dir: p.dir.join("containers").join(&id),
+            lower: self.pause_rootfs.clone(),
+            plan,
+            stdin: false,
+            stdin_once: false,
+            log_path: p.dir.join("logs").join("sandbox.log"),
+            owns_pid_ns: true,
+        };
+        let instance = Instance::create(&self.runc, self.reaper, spec).await?;
+        let pid = instance.pid;
+        *lock(&p.sandbox) = Some(Sandbox { instance });
+        p.sandbox_pid.send_replace(Some(pid));
+        Ok(())
+    }
+
+    /// Run one container for as long as the pod lives: pull (with back-off), create, start,
+    /// wait, restart per restartPolicy (never for init containers that succeed, never for
+    /// ephemeral containers). Returns how the last run ended (for init containers).
+    pub(super) async fn supervise(
+        self: Arc<Self>,
+        p: Arc<PodRuntime>,
+        name: String,
+        kind: Kind,
+        mut first: Option<oneshot::Sender<()>>,
+    ) -> Option<ProcessExit> {
+        let field = kind.field_path(&name);
+        let field = Some(field.as_str());
+        let mut pull_backoff = Backoff::new();
+        let mut crash_backoff = Backoff::new();
+        let mut runs = 0u32;
+        loop {
+            if p.cancel.is_cancelled() {
+                return None;
+            }
+            let pod = lock(&p.pod).clone();
+            let (container, target) = container_spec(&pod, &name, kind)?;
+            let image_name = container.image.clone().unwrap_or_default();
+
+            let image = match self.pull(&p, field, &container).await {
+                Ok(image) => image,
+                Err(None) => return None,
+                Err(Some((reason, message))) => {
+                    self.with_record(&p, &name, kind, |r| {
+                        r.status.state = Some(status::waiting(&reason, Some(message.clone())));
+                    });
+                    first.take().map(|f| f.send(()));
+                    if !p.sleep(Duration::from_millis(500)).await {
+                        return None;
+                    }
+                    if reason == "ErrImagePull" {
+                        self.event(&p, "Normal", "BackOff", &format!("Back-off pulling image {image_name:?}"), field);
+                        self.event(&p, "Warning", "Failed", "Error: ImagePullBackOff", field);
+                        self.with_record(&p, &name, kind, |r| {
+                            r.status.state = Some(status::waiting(
+                                "ImagePullBackOff",
+                                Some(format!("Back-off pulling image {image_name:?}: ErrImagePull: {message}")),
+                            ));
+                        });
+                    }
+                    if !p.sleep(pull_backoff.next()).await {
+                        return None;
+                    }
+                    continue;
+                }
+            };
+            pull_backoff = Backoff::new();
+
+            let started = self.start_container(&p, &name, &container, target.as_deref(), &image).await;
+            let (exit_code, reason, message, started_at, container_id) = match started {
+                Err(StartError::Cancelled) => return None,
+                Err(StartError::Waiting { reason, message }) => {
+                    self.event(&p, "Warning", "Failed", &format!("Error: {message}"), field);
+                    self.with_record(&p, &name, kind, |r| {
+                        r.status.state = Some(status::waiting(&reason, Some(message.clone())));
+                    });
+                    first.take().map(|f| f.send(()));
+                    if !p.sleep(crash_backoff.next()).await {
+                        return None;
+                    }
+                    continue;
+                }
+                Err(StartError::Run(message)) => {
+                    self.event(&p, "Warning", "Failed", &format!("Error: {message}"), field);
+                    (128, "StartError".to_string(), Some(message), None, None)
+                }
+                Ok(instance) => {
+                    let started_at = instance.started_at;
+                    let container_id = format!("runc://{}", instance.id);
+                    self.with_record(&p, &name, kind, |r| {
+                        if runs > 0 {
+                            r.status.restart_count += 1;
+                        }
+                        r.status.state = Some(status::running(started_at));
+                        r.status.ready = kind != Kind::Init;
+                        r.status.started = Some(true);
+                        r.status.container_id = Some(container_id.clone());
+                        r.status.image = image.reference.clone();
+                        r.status.image_id = image.image_id();
+                        r.status.user = Some(user_of(&instance.process.identity));
+                        r.instance = Some(instance.clone());
+                    });
+                    self.event(&p, "Normal", "Created", &format!("Created container: {name}"), field);
+                    self.event(&p, "Normal", "Started", &format!("Started container {name}"), field);
+                    first.take().map(|f| f.send(()));
+                    let exit = tokio::select! {
+                        e = instance.wait() => e,
+                        // The pod is being deleted: its teardown stops this instance.
+                        _ = p.cancel.cancelled() => return None,
+                    };
+                    let code = exit.code();
+                    let reason = if code == 0 { "Completed" } else { "Error" };
+                    (code, reason.to_string(), None, Some(started_at), Some(container_id))
+                }
+            };
+            runs += 1;
+            first.take().map(|f| f.send(()));
+
+            // The process ended (or never started): record it and release the instance.
+            let instance = {
+                let mut state = lock(&p.state);
+                state.record(&name, kind).and_then(|r| {
+                    r.status.state = Some(status::terminated(
+                        exit_code,
+                        &reason,
+                        message.clone(),
+                        started_at,
+                        container_id.clone(),
+                    ));
+                    r.status.ready = false;
+                    r.status.started = Some(false);
+                    r.instance.take()
+                })
+            };
+            if let Some(i) = instance {
+                // Keep the log readable; the runc container and its root go away.
+                self.keep_log(&p, &name, kind, &i);
+                let runc = self.runc.clone();
+                let _ = tokio::task::spawn_blocking(move || remove(&runc, &i.id, &i.dir)).await;
+            }
+            self.publish(&p);
+
+            let policy = restart_policy(&pod);
+            let restart = match kind {
+                Kind::Ephemeral => false,
+                Kind::Init => exit_code != 0 && policy != "Never",
+                Kind::Regular => policy == "Always" || (policy == "OnFailure" && exit_code != 0),
+            };
+            if !restart {
+                return Some(if exit_code == 0 { ProcessExit::Code(0) } else { ProcessExit::Code(exit_code) });
+            }
+            let delay = if runs == 1 { Duration::ZERO } else { crash_backoff.next() };
+            if !delay.is_zero() {
+                let label = p.label();
+                self.event(&p, "Warning", "BackOff", &format!("Back-off restarting failed container {name} in pod {label}"), field);
+                self.with_record(&p, &name, kind, |r| {
+                    r.status.last_state = r.status.state.take();
+                    r.status.state = Some(status::waiting(
+                        "CrashLoopBackOff",
+                        Some(format!("back-off {}s restarting failed container={name} pod={label}", delay.as_secs())),
+                    ));
+                });
+            } else {
+                self.with_record(&p, &name, kind, |r| {
+                    r.status.last_state = r.status.state.take();
+                    r.status.state = Some(status::waiting("ContainerCreating", None));
+                });
+            }
+            if !p.sleep(delay).await {
+                return None;
+            }
+        }
+    }
+
+    fn keep_log(&self, p: &PodRuntime, name: &str, kind: Kind, i: &Arc<Instance>) {
+        lock(&self.last_logs).insert(log_key(p, name, kind), i.log.clone());
+    }
+
+    /// Create and start a container of the pod.
+    async fn start_container(
+        &self,
+        p: &PodRuntime,
+        name: &str,
+        c: &Container,
+        target: Option<&str>,
+        image: &Image,
+    ) -> Result<Arc<Instance>, StartError> {
+        let sandbox_pid = p.wait_sandbox().await.ok_or(StartError::Cancelled)?;
+        let pod = lock(&p.pod).clone();
+        let config_error = |message: String| StartError::Waiting {
+            reason: "CreateContainerConfigError".into(),
+            message,
+        };
+        let identity = plan::identity_for(&pod, c, image).map_err(config_error)?;
+        let env = plan::environment(&pod, c, &image.config, status::POD_IP);
+        let args = plan::command_line(c, &image.config, &env).map_err(|message| StartError::Waiting {
+            reason: "CreateContainerError".into(),
+            message,
+        })?;
+        let spec = pod.spec.clone().unwrap_or_default();
+        let ns = |kind: &str| Namespace::Join(PathBuf::from(format!("/proc/{sandbox_pid}/ns/{kind}")));
+        let (pid_ns, owns_pid_ns) = if let Some(t) = target {
+            // CRI's targetContainerName: join the target container's PID namespace.
+            let target_pid = lock(&p.state)
+                .records
+                .iter()
+                .find(|r| r.name == t && r.kind != Kind::Ephemeral)
+                .and_then(|r| r.instance.as_ref().filter(|i| i.exited().is_none()).map(|i| i.pid));
+            match target_pid {
+                Some(pid) => (Namespace::Join(PathBuf::from(format!("/proc/{pid}/ns/pid"))), false),
+                None => {
+                    return Err(StartError::Waiting {
+                        reason: "CreateContainerError".into(),
+                        message: format!("failed to get target container {t:?}: container is not running"),
+                    });
+                }
+            }
+        } else if spec.share_process_namespace == Some(true) {
+            (ns("pid"), false)
+        } else {
+            (Namespace::New, true)
+        };
+
+        let id = random_id();
+        let mut binds = vec![
+            Bind { source: p.dir.join("etc/hosts"), destination: "/etc/hosts".into(), readonly: false },
+            Bind { source: p.dir.join("etc/hostname"), destination: "/etc/hostname".into(), readonly: false },
+            Bind { source: p.dir.join("etc/resolv.conf"), destination: "/etc/resolv.conf".into(), readonly: false },
+        ];
+        let termination = p.dir.join("termination").join(format!("{name}-{id}"));
+        if std::fs::write(&termination, b"").is_ok() {
+            let path = c.termination_message_path.clone().unwrap_or_else(|| "/dev/termination-log".into());
+            binds.push(Bind { source: termination, destination: path, readonly: false });
+        }
+        for m in c.volume_mounts.iter().flatten() {
+            let source = volume_source(p, &pod, &m.name).map_err(config_error)?;
+            let source = match m.sub_path.as_deref().filter(|s| !s.is_empty()) {
+                Some(sub) => {
+                    let s = source.join(sub);
+                    let _ = std::fs::create_dir_all(&s);
+                    s
+                }
+                None => source,
+            };
+            binds.push(Bind { source, destination: m.mount_path.clone(), readonly: m.read_only.unwrap_or(false) });
+        }
+        let process = ProcessPlan {
+            args,
+            env,
+            cwd: plan::working_dir(c, &image.config),
+            identity,
+            capabilities: plan::capabilities_for(c.security_context.as_ref()),
+            no_new_privileges: plan::no_new_privileges(c),
+            terminal: c.tty.unwrap_or(false),
+        };
+        let plan = ContainerPlan {
+            process,
+            root: PathBuf::new(),
+            readonly_root: plan::readonly_root(c),
+            hostname: None,
+            namespaces: Namespaces { pid: pid_ns, network: ns("net"), ipc: ns("ipc"), uts: ns("uts") },
+            binds,
+            privileged: plan::privileged(c),
+            cgroups_path: format!("/kube-sandbox-{id}"),
+        };
+        let spec = InstanceSpec {
+            id: id.clone(),
+            dir: p.dir.join("containers").join(&id),
+            lower: image.rootfs.clone(),
+            plan,
+            stdin: c.stdin.unwrap_or(false),
+            stdin_once: c.stdin_once.unwrap_or(false),
+            log_path: p.dir.join("logs").join(format!("{name}-{id}.log")),
+            owns_pid_ns,
+        };
+        Instance::create(&self.runc, self.reaper, spec).await.map_err(|e| {
+            StartError::Run(format!(
+                "failed to create containerd task: failed to create shim task: OCI runtime create failed: {e}: unknown"
+            ))
+        })
+    }
+
+    /// Stop every process of the pod and release everything it holds.
+    pub(super) async fn stop_pod(&self, p: &Arc<PodRuntime>, grace: Duration) {
+        let mut stopped = p.stopping.lock().await;
+        if *stopped {
+            return;
+        }
+        p.cancel.cancel();
+        p.join_tasks().await;
+
+        let running: Vec<(String, Kind, Arc<Instance>)> = lock(&p.state)
+            .records
+            .iter()
+            .filter_map(|r| r.instance.clone().map(|i| (r.name.clone(), r.kind, i)))
+            .collect();
+        for (name, kind, i) in &running {
+            if i.exited().is_none() {
+                let field = kind.field_path(name);
+                self.event(p, "Normal", "Killing", &format!("Stopping container {name}"), Some(&field));
+            }
+        }
+        self.signal_all(&running, "SIGTERM").await;
+        let all_exited = futures::future::join_all(running.iter().map(|(_, _, i)| i.wait()));
+        if tokio::time::timeout(grace, all_exited).await.is_err() {
+            self.signal_all(&running, "SIGKILL").await;
+            let all_exited = futures::future::join_all(running.iter().map(|(_, _, i)| i.wait()));
+            let _ = tokio::time::timeout(Duration::from_secs(10), all_exited).await;
+        }
+        {
+            let mut state = lock(&p.state);
+            for (name, kind, i) in &running {
+                let code = i.exited().map_or(137, |e| e.code());
+                if let Some(r) = state.record(name, *kind) {
+                    r.status.state = Some(status::terminated(
+                        code,
+                        if code == 0 { "Completed" } else { "Error" },
+                        None,
+                        Some(i.started_at),
+                        Some(format!("runc://{}", i.id)),
+                    ));
+                    r.status.ready = false;
+                    r.status.started = Some(false);
+                    r.instance = None;
+                }
+            }
+        }
+        self.publish(p);
+        let sandbox = lock(&p.sandbox).take();
+        let runc = self.runc.clone();
+        let dirs: Vec<(String, PathBuf)> = running
+            .iter()
+            .map(|(_, _, i)| (i.id.clone(), i.dir.clone()))
+            .chain(sandbox.iter().map(|s| (s.instance.id.clone(), s.instance.dir.clone())))
+            .collect();
+        let pod_dir = p.dir.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for (id, dir) in &dirs {
+                remove(&runc, id, dir);
+            }
+            for m in super::sys::mounts_under(&pod_dir) {
+                let _ = super::sys::unmount(&m);
+            }
+            let _ = std::fs::remove_dir_all(&pod_dir);
+        })
+        .await;
+        if let Some(s) = sandbox {
+            let _ = tokio::time::timeout(Duration::from_secs(5), s.instance.wait()).await;
+        }
+        lock(&self.last_logs).retain(|(ns, pod, _, _), _| !(ns == &p.namespace && pod == &p.name));
+        *stopped = true;
+    }
+
+    async fn signal_all(&self, running: &[(String, Kind, Arc<Instance>)], signal: &'static str) {
+        let targets: Vec<(String, bool)> = running
+            .iter()
+            .filter(|(_, _, i)| i.exited().is_none())
+            .map(|(_, _, i)| (i.id.clone(), !i.owns_pid_ns))
+            .collect();
+        let runc = self.runc.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for (id, all) in targets {
+                let _ = runc.kill(&id, signal, all);
+            }
+        })
+        .await;
+    }
+}
+
+pub type LogKey = (String, String, String, Kind);
+
+pub fn log_key(p: &PodRuntime, name: &str, kind: Kind) -> LogKey {
+    (p.namespace.clone(), p.name.clone(), name.to_string(), kind)
+}
+
+fn user_of(id: &Identity) -> ContainerUser {
+    ContainerUser {
+        linux: Some(LinuxContainerUser {
+            uid: i64::from(id.uid),
+            gid: i64::from(id.gid),
+            supplemental_groups: Some(id.additional_gids.iter().map(|g| i64::from(*g)).collect()),
+        }),
+    }
+}
+
+/// The pod's own files: /etc/hosts, /etc/hostname, /etc/resolv.conf as the kubelet writes
+/// them, and directories for logs, termination messages and volumes.
+fn prepare_pod_dir(p: &PodRuntime) -> std::io::Result<()> {
+    let pod = lock(&p.pod).clone();
+    let hostname = hostname_of(&pod);
+    for d in ["etc", "logs", "termination", "volumes", "containers"] {
+        std::fs::create_dir_all(p.dir.join(d))?;
+    }
+    std::fs::write(
+        p.dir.join("etc/hosts"),
+        format!(
+            "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n{}\t{hostname}\n",
+            status::POD_IP
+        ),
+    )?;
+    std::fs::write(p.dir.join("etc/hostname"), format!("{hostname}\n"))?;
+    std::fs::write(
+        p.dir.join("etc/resolv.conf"),
+        format!(
+            "search {ns}.svc.cluster.local svc.cluster.local cluster.local\nnameserver 127.0.0.1\noptions ndots:5\n",
+            ns = p.namespace
+        ),
+    )?;
+    Ok(())
+}
+
+/// Where a volume's content lives on the node: emptyDir (a directory per pod, mode 0777 as
+/// the kubelet makes it), hostPath, and for API-backed volumes (configMap, secret, projected
+/// service account token, downwardAPI) a directory with what the sandbox can fill in.
+fn volume_source(p: &PodRuntime, pod: &Pod, name: &str) -> Result<PathBuf, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let volume = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_ref())
+        .and_then(|v| v.iter().find(|v| v.name == name))
+        .ok_or_else(|| format!("cannot find volume {name:?} to mount into container"))?;
+    if let Some(host) = &volume.host_path {
+        let path = PathBuf::from(&host.path);
+        if matches!(host.type_.as_deref(), Some("DirectoryOrCreate")) {
+            let _ = std::fs::create_dir_all(&path);
+        }
+        return Ok(path);
+    }
+    let dir = p.dir.join("volumes").join(name);
+    let fresh = !dir.exists();
+    std::fs::create_dir_all(&dir).map_err(|e| format!("volume {name}: {e}"))?;
+    if fresh {
+        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777));
+        if volume.projected.is_some() || volume.secret.is_some() {
+            let _ = write_service_account_files(&dir, &p.namespace);
+        }
+    }
+    Ok(dir)
+}
+
+fn write_service_account_files(dir: &Path, namespace: &str) -> std::io::Result<()> {
+    std::fs::write(dir.join("namespace"), namespace)?;
+    std::fs::write(dir.join("token"), "sandbox-service-account-token")?;
+    std::fs::write(dir.join("ca.crt"), "")
+}
