@@ -188,11 +188,28 @@ pub fn aggregate(errors: &[FieldError]) -> String {
 /// `Pod "app" is invalid: <aggregate>`, one cause per error. `kind` is the Kind
 /// (`Pod`), which is also what `details.kind` carries.
 pub fn invalid_status(kind: &str, name: &str, causes: &[FieldError]) -> Status {
+    invalid_status_in_group("", kind, name, causes)
+}
+
+/// [`invalid_status`] for a kind of a named API group: the message qualifies the kind
+/// (`SelfSubjectAccessReview.authorization.k8s.io "" is invalid: ...`) and `details.group` is
+/// set.
+pub fn invalid_status_in_group(
+    group: &str,
+    kind: &str,
+    name: &str,
+    causes: &[FieldError],
+) -> Status {
+    let qualified = if group.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}.{group}")
+    };
     let message = if causes.is_empty() {
-        format!("{kind} {} is invalid", go_quote(name))
+        format!("{qualified} {} is invalid", go_quote(name))
     } else {
         format!(
-            "{kind} {} is invalid: {}",
+            "{qualified} {} is invalid: {}",
             go_quote(name),
             aggregate(causes)
         )
@@ -210,9 +227,9 @@ pub fn invalid_status(kind: &str, name: &str, causes: &[FieldError]) -> Status {
                     })
                     .collect(),
             ),
-            group: None,
+            group: (!group.is_empty()).then(|| group.to_string()),
             kind: Some(kind.to_string()),
-            name: Some(name.to_string()),
+            name: (!name.is_empty()).then(|| name.to_string()),
             retry_after_seconds: None,
             uid: None,
         }),
@@ -225,14 +242,17 @@ pub fn invalid_status(kind: &str, name: &str, causes: &[FieldError]) -> Status {
 
 /// `apierrors.NewForbidden(resource, name, err)`: 403, reason `Forbidden`. `resource` is the
 /// plural resource (`pods`); with a subresource the message still names the resource
-/// (`pods "app" is forbidden: ...`), as the apiserver's `qualifiedResource` does.
+/// (`pods "app" is forbidden: ...`), as the apiserver's `qualifiedResource` does. An empty
+/// resource (a non-resource path) gives `forbidden: <reason>`.
 pub fn forbidden_status(group: &str, resource: &str, name: &str, reason: &str) -> Status {
     let qualified = if group.is_empty() {
         resource.to_string()
     } else {
         format!("{resource}.{group}")
     };
-    let message = if name.is_empty() {
+    let message = if resource.is_empty() {
+        format!("forbidden: {reason}")
+    } else if name.is_empty() {
         format!("{qualified} is forbidden: {reason}")
     } else {
         format!("{qualified} {} is forbidden: {reason}", go_quote(name))
@@ -242,7 +262,7 @@ pub fn forbidden_status(group: &str, resource: &str, name: &str, reason: &str) -
         details: Some(StatusDetails {
             causes: None,
             group: (!group.is_empty()).then(|| group.to_string()),
-            kind: Some(resource.to_string()),
+            kind: (!resource.is_empty()).then(|| resource.to_string()),
             name: (!name.is_empty()).then(|| name.to_string()),
             retry_after_seconds: None,
             uid: None,

@@ -4,4 +4,5 @@
 
 pub mod field;
 pub mod psa;
+pub mod rbac;
 pub mod validation;
