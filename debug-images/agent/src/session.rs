@@ -8,7 +8,7 @@ use std::ffi::{CString, OsStr, OsString};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::cli::ShellFlags;
@@ -29,11 +29,45 @@ pub const STANDARD_PATH: [&str; 6] = [
 
 pub fn run(argv: Vec<OsString>) -> Status {
     register(&format!("run {}", shell_words(&argv)));
-    let mut command = Command::new(&argv[0]);
-    command
-        .args(&argv[1..])
-        .env("PATH", path_with_standard_dirs(std::env::var_os("PATH")));
+    let path = path_with_standard_dirs(std::env::var_os("PATH"));
+    let Some(program) = find_program(&argv[0], &path) else {
+        return exec_failed(&argv[0], io::Error::from(io::ErrorKind::NotFound));
+    };
+    let mut command = Command::new(&program);
+    command.arg0(&argv[0]).args(&argv[1..]).env("PATH", path);
     exec_failed(&argv[0], command.exec())
+}
+
+/// The file to execute for `name`, searched in `path` as a shell does: a name with a slash
+/// is used as it is; otherwise the first executable file in PATH, else the first file at
+/// all (its exec then fails with "Permission denied", 126), else none (127). Searching here
+/// rather than in execvp keeps "not found" apart from unreadable PATH directories.
+pub fn find_program(name: &OsStr, path: &OsStr) -> Option<PathBuf> {
+    if name.as_bytes().contains(&b'/') {
+        return Some(PathBuf::from(name));
+    }
+    if name.is_empty() {
+        return None;
+    }
+    let mut first_file = None;
+    for dir in path.as_bytes().split(|&b| b == b':') {
+        let dir = if dir.is_empty() {
+            Path::new(".")
+        } else {
+            Path::new(OsStr::from_bytes(dir))
+        };
+        let candidate = dir.join(name);
+        if !candidate.is_file() {
+            continue;
+        }
+        let executable = CString::new(candidate.as_os_str().as_bytes())
+            .is_ok_and(|c| sys::access(&c, libc::X_OK));
+        if executable {
+            return Some(candidate);
+        }
+        first_file.get_or_insert(candidate);
+    }
+    first_file
 }
 
 pub fn shell(flags: ShellFlags) -> Status {
@@ -133,7 +167,7 @@ fn home_is_usable(home: Option<&OsStr>) -> bool {
     let Some(home) = home.filter(|h| !h.is_empty()) else {
         return false;
     };
-    CString::new(home.as_bytes()).is_ok_and(|c| sys::is_writable(&c))
+    CString::new(home.as_bytes()).is_ok_and(|c| sys::access(&c, libc::W_OK))
 }
 
 /// `target: pid 1 (/app/server) uid 65532 — its filesystem is at /target`
@@ -186,6 +220,26 @@ mod tests {
         let chosen = choose_shell(Some("/no/such/shell".into()));
         assert!(chosen == "/bin/sh" || chosen.to_string_lossy().ends_with("bash"));
         assert_eq!(choose_shell(Some("/bin/sh".into())), "/bin/sh");
+    }
+
+    #[test]
+    fn program_search_tells_not_found_from_not_executable() {
+        let dir = std::env::temp_dir().join(format!("dda-path-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let data = dir.join("data-only");
+        std::fs::write(&data, "x").unwrap();
+        let path = OsString::from(format!("/nonexistent-dir:{}:/bin", dir.display()));
+        assert_eq!(find_program(OsStr::new("data-only"), &path), Some(data));
+        assert_eq!(find_program(OsStr::new("no-such-program-dda"), &path), None);
+        assert_eq!(
+            find_program(OsStr::new("sh"), &path),
+            Some(PathBuf::from("/bin/sh"))
+        );
+        assert_eq!(
+            find_program(OsStr::new("./x"), &path),
+            Some(PathBuf::from("./x"))
+        );
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

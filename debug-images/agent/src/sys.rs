@@ -38,10 +38,11 @@ pub fn effective_uid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
-/// `access(path, W_OK)` against the real uid, which is what a shell's `[ -w ]` checks.
-pub fn is_writable(path: &CStr) -> bool {
+/// `access(path, mode)` against the real uid, which is what a shell's `[ -w ]` and PATH
+/// search check (`mode` is `libc::W_OK`, `libc::X_OK`, ...).
+pub fn access(path: &CStr, mode: libc::c_int) -> bool {
     // SAFETY: `path` is a valid NUL-terminated string for the duration of the call.
-    unsafe { libc::access(path.as_ptr(), libc::W_OK) == 0 }
+    unsafe { libc::access(path.as_ptr(), mode) == 0 }
 }
 
 /// Reaps every exited child without blocking. Matters when `hold` happens to be PID 1 of

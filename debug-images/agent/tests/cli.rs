@@ -470,3 +470,69 @@ fn tar_of_nothing_readable_fails_with_a_summary() {
     );
     assert!(stderr.contains("0 entries"), "{stderr}");
 }
+
+#[test]
+fn shell_announces_the_target_and_runs_what_stdin_says() {
+    let scratch = Scratch::new("shell");
+    let mut shell = scratch
+        .agent(&["shell", "--pid", &std::process::id().to_string()])
+        .env("SHELL", "/bin/sh")
+        .env("HOME", "/nonexistent-home")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut shell.stdin.take().unwrap(),
+        b"echo \"home=$HOME pwd=$(pwd) ps1=$PS1\"; ls \"$DISTROLESS_DEBUG_STATE_DIR/sessions\"; exit 4\n",
+    )
+    .unwrap();
+    let out = shell.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "the shell's own exit code");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("home=/tmp pwd=/ ps1=dbg:"), "{stdout}");
+    assert_eq!(
+        stdout.lines().count(),
+        2,
+        "one session registered: {stdout}"
+    );
+    let first = stderr.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with(&format!("target: pid {} (", std::process::id()))
+            && first.contains("filesystem is at /proc/"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn stop_run_from_inside_a_session_still_completes() {
+    let scratch = Scratch::new("stopinside");
+    let mut hold = scratch.spawn_hold(&["--idle", "0"]);
+    let script = format!("{AGENT} stop; sleep 30");
+    let mut session = scratch
+        .agent(&["run", "--", "sh", "-c", &script])
+        .current_dir(&scratch.0)
+        .spawn()
+        .unwrap();
+    exit_within(&mut session, Duration::from_secs(5));
+    assert!(exit_within(&mut hold, Duration::from_secs(5)).success());
+    assert!(stderr_of(hold).contains("exiting: stop"));
+}
+
+#[test]
+fn bad_hold_durations_are_usage_errors() {
+    let scratch = Scratch::new("badhold");
+    assert_eq!(
+        scratch.output(&["hold", "--ttl", "soon"]).status.code(),
+        Some(2)
+    );
+    let out = scratch
+        .agent(&["hold"])
+        .env("DISTROLESS_DEBUG_IDLE", "15")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DISTROLESS_DEBUG_IDLE"));
+}
