@@ -446,3 +446,7 @@ async fn server_dry_run(
     }
     Ok(ExitStatus::Success)
 }
+
+#[cfg(test)]
+#[path = "debug_tests.rs"]
+mod tests;

@@ -293,6 +293,14 @@ pub fn api_message(error: &kube::Error) -> Option<&str> {
     }
 }
 
+/// A kube error in one line: the server's message and status for API errors.
+pub fn describe(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => format!("{} (HTTP {})", status.message, status.code),
+        other => other.to_string(),
+    }
+}
+
 /// A Role granting `permissions` in `namespace`, ready for `kubectl apply -f -`.
 pub fn role_snippet(namespace: &str, permissions: &[Permission]) -> String {
     let mut rules = String::new();

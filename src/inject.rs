@@ -108,3 +108,153 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod mock_tests {
+    use std::time::Duration;
+
+    use http::{Method, StatusCode};
+
+    use super::*;
+    use crate::fake_apiserver::{FakeApiServer, Reply, status};
+
+    const PATCH_PATH: &str = "/api/v1/namespaces/default/pods/web/ephemeralcontainers";
+    const ACCESS_REVIEWS: &str = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
+
+    fn cluster(fake: &FakeApiServer) -> Cluster {
+        Cluster {
+            client: fake.client(),
+            namespace: "default".into(),
+            kubeconfig_user: "u".into(),
+            request_timeout: Some(Duration::from_secs(5)),
+        }
+    }
+
+    fn container() -> EphemeralContainer {
+        EphemeralContainer {
+            name: "dbg-abcde".into(),
+            image: Some("busybox".into()),
+            ..EphemeralContainer::default()
+        }
+    }
+
+    async fn patch_with_reply(
+        code: u16,
+        reason: &str,
+        message: &str,
+    ) -> (Result<Pod, Error>, FakeApiServer) {
+        let fake = FakeApiServer::default();
+        let code_status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        fake.route(
+            Method::PATCH,
+            PATCH_PATH,
+            None,
+            Reply::Json(code_status, status(code, reason, message)),
+        );
+        // The user may do everything but patch the subresource.
+        let review = |seen: &crate::fake_apiserver::Seen| {
+            let body = seen.body.clone().unwrap_or_default();
+            let allowed =
+                body["spec"]["resourceAttributes"]["subresource"] != "ephemeralcontainers";
+            let mut answer = body;
+            answer["status"] = json!({ "allowed": allowed });
+            (StatusCode::CREATED, answer)
+        };
+        fake.route(
+            Method::POST,
+            ACCESS_REVIEWS,
+            None,
+            Reply::With(std::sync::Arc::new(review)),
+        );
+        let c = cluster(&fake);
+        let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+        (
+            add_debug_container(&c, &pods, "web", &container(), false).await,
+            fake,
+        )
+    }
+
+    #[tokio::test]
+    async fn one_strategic_merge_patch_of_the_subresource_with_exactly_our_body() {
+        let fake = FakeApiServer::default();
+        let answer = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "resourceVersion": "123"}});
+        fake.route(
+            Method::PATCH,
+            PATCH_PATH,
+            None,
+            Reply::Json(StatusCode::OK, answer),
+        );
+        let c = cluster(&fake);
+        let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+        let pod = add_debug_container(&c, &pods, "web", &container(), false).await;
+        assert_eq!(
+            pod.ok()
+                .and_then(|p| p.metadata.resource_version)
+                .as_deref(),
+            Some("123")
+        );
+        let log = fake.log();
+        assert_eq!(log.len(), 1);
+        assert_eq!(
+            log[0].content_type,
+            "application/strategic-merge-patch+json"
+        );
+        assert_eq!(log[0].body, Some(patch_body(&container())));
+        assert_eq!(log[0].query_param("dryRun"), None);
+    }
+
+    #[tokio::test]
+    async fn rbac_403_names_the_missing_permission() {
+        let (result, fake) = patch_with_reply(403, "Forbidden", "pods \"web\" is forbidden: User \"bob\" cannot patch resource \"pods/ephemeralcontainers\"").await;
+        match result {
+            Err(e @ Error::Forbidden { .. }) => {
+                assert!(
+                    e.to_string()
+                        .ends_with("missing `patch pods/ephemeralcontainers`"),
+                    "{e}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let reviews = fake
+            .log()
+            .iter()
+            .filter(|s| s.path == ACCESS_REVIEWS)
+            .count();
+        assert_eq!(reviews, 4, "one review per permission a session needs");
+    }
+
+    #[tokio::test]
+    async fn pod_security_403_is_a_rejection_not_rbac() {
+        let (result, _) = patch_with_reply(
+            403,
+            "Forbidden",
+            "pods \"web\" is forbidden: violates PodSecurity \"restricted:latest\": privileged",
+        )
+        .await;
+        assert!(
+            matches!(
+                result,
+                Err(Error::Rejected {
+                    pod_security: true,
+                    ..
+                })
+            ),
+            "{result:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_404_of_the_subresource_means_no_ephemeral_containers() {
+        let (result, _) = patch_with_reply(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+        .await;
+        assert!(
+            matches!(result, Err(Error::EphemeralContainersUnsupported { .. })),
+            "{result:?}"
+        );
+    }
+}

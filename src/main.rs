@@ -14,6 +14,8 @@ mod duration;
 mod error;
 mod exec;
 mod exit;
+#[cfg(test)]
+mod fake_apiserver;
 mod identity;
 mod inject;
 mod interrupt;

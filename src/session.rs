@@ -16,6 +16,7 @@ use kube::api::{WatchEvent, WatchParams};
 
 use crate::cluster::Cluster;
 use crate::duration::Human;
+use crate::error::describe;
 use crate::exec::{Remote, run_quietly};
 use crate::printer::Printer;
 use crate::spec::{AGENT, stop_command};
@@ -174,7 +175,12 @@ impl Session {
         match tokio::time::timeout(TERMINATE_GRACE, run_quietly(&self.remote(), command)).await {
             Ok(Ok((IN_USE, _))) => return Teardown::InUse,
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Teardown::LeftRunning(format!("the stop command failed ({e})")),
+            Ok(Err(e)) => {
+                return Teardown::LeftRunning(format!(
+                    "the stop command failed ({})",
+                    describe(&e)
+                ));
+            }
             Err(_) => return Teardown::LeftRunning("the stop command did not answer".to_string()),
         }
         match self

@@ -134,7 +134,9 @@ async fn watch_until_running(
             .await
             .map_err(watch_error)?
             .boxed();
+        let mut any = false;
         while let Some(event) = events.try_next().await.map_err(watch_error)? {
+            any = true;
             let pod = match event {
                 WatchEvent::Added(pod) | WatchEvent::Modified(pod) => pod,
                 WatchEvent::Deleted(_) => return Err(progress_error(what, Progress::PodGone)),
@@ -162,7 +164,11 @@ async fn watch_until_running(
                 return done;
             }
         }
-        // The server ended the watch (its timeout); carry on from where it stopped.
+        // The server ended the watch (its timeout); carry on from where it stopped, without
+        // hammering a server that ends watches at once.
+        if !any {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
 }
 
@@ -315,5 +321,159 @@ mod tests {
                 message: Some("exec: distroless-debug-agent: not found".into())
             }
         );
+    }
+}
+
+#[cfg(test)]
+mod mock_tests {
+    use std::time::Instant;
+
+    use http::{Method, StatusCode};
+    use k8s_openapi::api::core::v1::{
+        ContainerState, ContainerStateRunning, ContainerStateWaiting, ContainerStatus,
+    };
+    use serde_json::json;
+
+    use super::*;
+    use crate::fake_apiserver::{FakeApiServer, Reply};
+    use crate::target::tests::running_pod;
+
+    const PODS: &str = "/api/v1/namespaces/default/pods";
+
+    fn cluster(fake: &FakeApiServer) -> Cluster {
+        Cluster {
+            client: fake.client(),
+            namespace: "default".into(),
+            kubeconfig_user: "u".into(),
+            request_timeout: None,
+        }
+    }
+
+    fn event(state: ContainerState, version: &str) -> serde_json::Value {
+        let mut pod = running_pod("web", &["app"]);
+        pod.metadata.resource_version = Some(version.into());
+        if let Some(status) = pod.status.as_mut() {
+            status.ephemeral_container_statuses = Some(vec![ContainerStatus {
+                name: "dbg-abcde".into(),
+                state: Some(state),
+                ..ContainerStatus::default()
+            }]);
+        }
+        json!({"type": "MODIFIED", "object": serde_json::to_value(pod).unwrap_or_default()})
+    }
+
+    fn waiting(reason: &str, message: &str) -> ContainerState {
+        ContainerState {
+            waiting: Some(ContainerStateWaiting {
+                reason: Some(reason.into()),
+                message: Some(message.into()),
+            }),
+            ..ContainerState::default()
+        }
+    }
+
+    async fn wait(fake: &FakeApiServer, timeout: Duration) -> Result<Pod, Error> {
+        let c = cluster(fake);
+        let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+        let what = Waiting {
+            pod: "web",
+            container: "dbg-abcde",
+            image: "nope:1",
+        };
+        wait_until_running(&c, &pods, &what, "123", timeout, &Printer::plain()).await
+    }
+
+    #[tokio::test]
+    async fn watches_the_one_pod_from_the_patch_version_until_running() {
+        let fake = FakeApiServer::default();
+        let running = ContainerState {
+            running: Some(ContainerStateRunning::default()),
+            ..ContainerState::default()
+        };
+        fake.route(
+            Method::GET,
+            PODS,
+            Some(true),
+            Reply::Watch(vec![
+                event(waiting("ContainerCreating", ""), "124"),
+                event(running, "125"),
+            ]),
+        );
+        let pod = wait(&fake, Duration::from_secs(5)).await;
+        assert_eq!(
+            pod.ok()
+                .and_then(|p| p.metadata.resource_version)
+                .as_deref(),
+            Some("125")
+        );
+        let log = fake.log();
+        assert_eq!(log.len(), 1, "one watch, no LIST: {log:?}");
+        assert!(log[0].is_watch());
+        assert_eq!(
+            log[0].query_param("resourceVersion").as_deref(),
+            Some("123")
+        );
+        assert_eq!(
+            log[0].query_param("fieldSelector").as_deref(),
+            Some("metadata.name=web")
+        );
+    }
+
+    #[tokio::test]
+    async fn image_pull_back_off_fails_fast_with_the_kubelets_message() {
+        let fake = FakeApiServer::default();
+        fake.route(
+            Method::GET,
+            PODS,
+            Some(true),
+            Reply::Watch(vec![event(
+                waiting("ImagePullBackOff", "Back-off pulling image \"nope:1\""),
+                "124",
+            )]),
+        );
+        let started = Instant::now();
+        let result = wait(&fake, Duration::from_secs(120)).await;
+        assert!(started.elapsed() < Duration::from_secs(5));
+        match result {
+            Err(e @ Error::StartFailed { .. }) => {
+                assert!(
+                    e.to_string()
+                        .contains("ImagePullBackOff: Back-off pulling image \"nope:1\""),
+                    "{e}"
+                );
+                assert!(
+                    e.hint()
+                        .unwrap_or_default()
+                        .contains("could not pull nope:1")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_timeout_shows_the_pods_recent_events() {
+        let fake = FakeApiServer::default();
+        fake.route(
+            Method::GET,
+            PODS,
+            Some(true),
+            Reply::Watch(vec![event(waiting("ContainerCreating", ""), "124")]),
+        );
+        fake.route(
+            Method::GET,
+            "/api/v1/namespaces/default/events",
+            None,
+            Reply::Json(StatusCode::OK, json!({"apiVersion": "v1", "kind": "EventList", "metadata": {}, "items": [
+                {"metadata": {"name": "e1"}, "involvedObject": {}, "reason": "Pulling", "message": "Pulling image \"big:1\"", "lastTimestamp": "2026-11-26T10:00:00Z"}
+            ]})),
+        );
+        let result = wait(&fake, Duration::from_millis(700)).await;
+        match result {
+            Err(e @ Error::StartTimeout { .. }) => {
+                assert!(e.to_string().contains("did not start within 700ms; recent events:\n  Pulling: Pulling image \"big:1\""), "{e}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }
