@@ -49,13 +49,16 @@ impl Seen {
     }
 }
 
+/// Computes a reply from the request.
+pub type Answer = dyn Fn(&Seen) -> (StatusCode, Value) + Send + Sync;
+
 #[derive(Clone)]
 pub enum Reply {
     Json(StatusCode, Value),
     /// A watch: these events, newline-delimited, then the stream ends.
     Watch(Vec<Value>),
     /// An answer computed from the request (e.g. an access review per permission).
-    With(Arc<dyn Fn(&Seen) -> (StatusCode, Value) + Send + Sync>),
+    With(Arc<Answer>),
 }
 
 struct Route {
