@@ -2,6 +2,7 @@
 //! validation and Pod Security admission from the namespace's `enforce` label (both from
 //! `policy`), turned into the HTTP answers a real apiserver gives.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -10,6 +11,7 @@ use super::ApiState;
 use super::kinds::NAMESPACES;
 use super::status::ApiError;
 use crate::policy;
+use crate::policy::psa;
 
 fn status_error(status: k8s_openapi::apimachinery::pkg::apis::meta::v1::Status) -> ApiError {
     ApiError::from_status(serde_json::to_value(status).unwrap_or_default())
@@ -21,12 +23,18 @@ pub fn validate_ephemeral_update(new: &Pod, old: &Pod) -> Result<(), ApiError> {
 }
 
 /// Pod Security admission for the whole pod, from its namespace's
-/// `pod-security.kubernetes.io/enforce` label.
+/// `pod-security.kubernetes.io/enforce` label: the 403 `pods "x" is forbidden: violates
+/// PodSecurity ...` when it fails. Run on create and on ephemeral-container updates, the
+/// operations the real admission plugin checks for pods.
 pub fn admit_pod(state: &Arc<ApiState>, namespace: &str, pod: &Pod) -> Result<(), ApiError> {
     let Some(ns) = state.store.get(&NAMESPACES, "", namespace) else {
         return Ok(());
     };
-    let labels = ns["metadata"]["labels"].clone();
-    let _ = (labels, pod);
-    Ok(())
+    let labels: BTreeMap<String, String> =
+        serde_json::from_value(ns["metadata"]["labels"].clone()).unwrap_or_default();
+    let policy = psa::Policy::from_namespace_labels(&labels);
+    psa::evaluate_policy(&policy, pod).map_err(|message| {
+        let name = pod.metadata.name.as_deref().unwrap_or_default();
+        status_error(psa::forbidden_status(name, &message))
+    })
 }

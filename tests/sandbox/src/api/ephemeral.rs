@@ -93,15 +93,30 @@ fn change(
         v["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"].clone();
         return Ok(respond::json(200, &v));
     }
-    let mut started = Vec::new();
-    let stored = state.store.update(&PODS, namespace, name, |cur| {
-        let (pod, new_names) = admitted(state, namespace, cur, next(cur)?)?;
+    // Admission reads the namespace, so it runs outside the store's lock; the write then
+    // only lands if the pod did not change meanwhile (else the whole step is redone).
+    let (stored, started) = loop {
+        let current = state
+            .store
+            .get(&PODS, namespace, name)
+            .ok_or_else(|| ApiError::not_found("", "pods", name))?;
+        let (pod, new_names) = admitted(state, namespace, &current, next(&current)?)?;
         let mut v = pods::encode(&pod);
-        v["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"].clone();
-        *cur = v;
-        started = new_names;
-        Ok(())
-    })?;
+        v["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"].clone();
+        let mut raced = false;
+        let result = state.store.update(&PODS, namespace, name, |cur| {
+            if cur["metadata"]["resourceVersion"] != v["metadata"]["resourceVersion"] {
+                raced = true;
+                return Err(ApiError::conflict("", "pods", name));
+            }
+            *cur = v;
+            Ok(())
+        });
+        match result {
+            Err(_) if raced => continue,
+            other => break (other?, new_names),
+        }
+    };
     if !started.is_empty() {
         let pod = pods::decode(&stored)?;
         for name in started {

@@ -21,6 +21,7 @@ pub mod objects;
 pub mod openapi;
 pub mod patch;
 pub mod pods;
+pub mod protobuf;
 pub mod respond;
 pub mod routes;
 pub mod selectors;
@@ -86,6 +87,9 @@ impl Call {
     /// The request body as JSON (YAML accepted too, as the apiserver does).
     pub fn body_json(&self) -> Result<Value, ApiError> {
         let media = patch::media_type(&self.content_type);
+        if media == protobuf::MEDIA_TYPE {
+            return protobuf::decode(&self.body, self.kind.kind);
+        }
         if media.ends_with("yaml") {
             let text = std::str::from_utf8(&self.body)
                 .map_err(|e| ApiError::bad_request(e.to_string()))?;
