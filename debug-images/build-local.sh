@@ -16,7 +16,9 @@ Usage: debug-images/build-local.sh [--agent PATH] TOOLKIT OUTDIR
 
 Builds TOOLKIT as OUTDIR/rootfs/ plus OUTDIR/config.json (an OCI image config).
 
-Toolkits: base (busybox + distroless-debug-agent). Others are not yet supported here.
+Toolkits: base (busybox + distroless-debug-agent); net and full (Debian packages from
+debug-images/TOOLKIT/packages.txt, unpacked by debian-rootfs.sh, + the agent). jvm, python,
+go and node are built with Docker only (debug-images/build.sh).
 
 Options:
   --agent PATH   use this static distroless-debug-agent binary instead of building it
@@ -52,8 +54,8 @@ toolkit="${positional[0]}"
 outdir="${positional[1]}"
 
 case "$toolkit" in
-    base) ;;
-    net|full|jvm|python|go|node)
+    base|net|full) ;;
+    jvm|python|go|node)
         echo "build-local.sh: toolkit '$toolkit' is not yet supported by the local builder" >&2
         exit 2 ;;
     *)
@@ -86,40 +88,46 @@ if command -v file >/dev/null 2>&1; then
         && die "$agent is dynamically linked; the image needs a static binary (RUSTFLAGS=-C target-feature=+crt-static)"
 fi
 
-# --- busybox ----------------------------------------------------------------------------
-busybox=/bin/busybox
-if ! dpkg -s busybox-static >/dev/null 2>&1; then
-    die "the Debian package busybox-static is not installed (apt-get install busybox-static)"
-fi
-file -L "$busybox" 2>/dev/null | grep -q 'dynamically linked' && die "$busybox is not static"
-
 # --- the root filesystem ----------------------------------------------------------------
 mkdir -p "$outdir"
 outdir="$(cd "$outdir" && pwd)"
 rootfs="$outdir/rootfs"
 rm -rf "$rootfs" "$outdir/config.json"
-mkdir -p "$rootfs"/{bin,sbin,usr/bin,usr/sbin,usr/local/bin,usr/local/sbin,etc,proc,sys,dev,root,tmp}
-chmod 0755 "$rootfs" "$rootfs"/{bin,sbin,usr,usr/bin,usr/sbin,usr/local,usr/local/bin,usr/local/sbin,etc,proc,sys,dev}
-chmod 0700 "$rootfs/root"
+if [[ "$toolkit" == base ]]; then
+    busybox=/bin/busybox
+    if ! dpkg -s busybox-static >/dev/null 2>&1; then
+        die "the Debian package busybox-static is not installed (apt-get install busybox-static)"
+    fi
+    file -L "$busybox" 2>/dev/null | grep -q 'dynamically linked' && die "$busybox is not static"
+    mkdir -p "$rootfs"/{bin,sbin,usr/bin,usr/sbin,usr/local/bin,usr/local/sbin,etc,proc,sys,dev,root,tmp}
+    chmod 0755 "$rootfs" "$rootfs"/{bin,sbin,usr,usr/bin,usr/sbin,usr/local,usr/local/bin,usr/local/sbin,etc,proc,sys,dev}
+    chmod 0700 "$rootfs/root"
+    install -m 0755 "$busybox" "$rootfs/bin/busybox"
+    for applet in $("$busybox" --list); do
+        [[ "$applet" == busybox ]] && continue
+        ln -s busybox "$rootfs/bin/$applet"
+    done
+    description="busybox and distroless-debug-agent"
+else
+    # The same package list the Dockerfile installs from.
+    "$here/debian-rootfs.sh" "$here/$toolkit/packages.txt" "$rootfs"
+    mkdir -p "$rootfs/usr/local/bin" "$rootfs/usr/local/sbin" "$rootfs/root"
+    description="Debian packages of debug-images/$toolkit/packages.txt and distroless-debug-agent"
+fi
 chmod 1777 "$rootfs/tmp"
-
-install -m 0755 "$busybox" "$rootfs/bin/busybox"
-for applet in $("$busybox" --list); do
-    [[ "$applet" == busybox ]] && continue
-    ln -s busybox "$rootfs/bin/$applet"
-done
 install -m 0755 "$agent" "$rootfs/usr/local/bin/distroless-debug-agent"
 
 # The target's root filesystem (PID 1 under targetContainerName).
 ln -s /proc/1/root "$rootfs/target"
 
 # Names for the ids debug containers usually run as, so `id` and `ls -l` show names.
-cat > "$rootfs/etc/passwd" <<'PASSWD'
-root:x:0:0:root:/root:/bin/sh
+shell=/bin/sh; [[ -x "$rootfs/bin/bash" ]] && shell=/bin/bash
+cat > "$rootfs/etc/passwd" <<PASSWD
+root:x:0:0:root:/root:$shell
 nobody:x:65534:65534:nobody:/nonexistent:/bin/false
-nonroot:x:65532:65532:nonroot:/tmp:/bin/sh
+nonroot:x:65532:65532:nonroot:/tmp:$shell
 PASSWD
-cat > "$rootfs/etc/group" <<'GROUP'
+cat > "$rootfs/etc/group" <<GROUP
 root:x:0:
 nogroup:x:65534:
 nonroot:x:65532:
@@ -127,7 +135,7 @@ GROUP
 chmod 0644 "$rootfs/etc/passwd" "$rootfs/etc/group"
 # Mount points the runtime binds over (kubelet-managed files).
 : > "$rootfs/etc/hosts"
-: > "$rootfs/etc/resolv.conf"
+rm -f "$rootfs/etc/resolv.conf"; : > "$rootfs/etc/resolv.conf"
 : > "$rootfs/etc/hostname"
 
 # --- the OCI image config ---------------------------------------------------------------
@@ -146,7 +154,7 @@ cat > "$outdir/config.json" <<CONFIG
     "WorkingDir": "/",
     "Labels": {
       "org.opencontainers.image.title": "distroless-debug-$toolkit",
-      "org.opencontainers.image.description": "kubectl-distroless-debug toolkit '$toolkit': busybox and distroless-debug-agent",
+      "org.opencontainers.image.description": "kubectl-distroless-debug toolkit '$toolkit': $description",
       "org.opencontainers.image.source": "https://github.com/distroless-debug/kubectl-distroless-debug",
       "org.opencontainers.image.version": "$version",
       "org.opencontainers.image.licenses": "Apache-2.0",
