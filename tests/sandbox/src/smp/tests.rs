@@ -2,6 +2,9 @@ use serde_json::{Value, json};
 
 use super::*;
 
+/// A table row: what the case shows, the patch, and (JSON pointer, expected value) pairs.
+type Case = (&'static str, Value, Vec<(&'static str, Value)>);
+
 fn pod() -> Value {
     json!({
         "metadata": {"name": "app", "labels": {"app": "web", "tier": "front"}, "finalizers": ["a", "b"]},
@@ -23,7 +26,7 @@ fn pod() -> Value {
 // One row per rule: the patch, and the parts of the result it must produce.
 #[test]
 fn strategic_merge_table() {
-    let cases: Vec<(&str, Value, Vec<(&str, Value)>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "kubectl debug adds an ephemeral container after the existing ones",
             json!({"spec": {"ephemeralContainers": [{"name": "dbg-new", "image": "tools"}]}}),
