@@ -173,7 +173,6 @@ pub fn oci_process(p: &ProcessPlan) -> Value {
             "effective": caps,
             "permitted": caps,
         },
-        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1_048_576, "soft": 1_048_576}],
         "noNewPrivileges": p.no_new_privileges,
         "oomScoreAdj": 1000,
     })

@@ -1,0 +1,345 @@
+//! The sandbox node against real runc and the real kernel, with a recording status sink in
+//! place of the API server. Needs root and runc: skipped (or failing under CI=true) without.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{EphemeralContainer, Pod, PodStatus};
+use kube_sandbox::node::{Node, register_builtin_images};
+use kube_sandbox::runtime::{NodeFaults, ProcessExit, Runtime, StatusSink, StreamOptions, TerminalSize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[derive(Default)]
+struct Recorder {
+    statuses: Mutex<HashMap<String, PodStatus>>,
+    events: Mutex<Vec<Event>>,
+}
+
+#[derive(Debug, Clone)]
+#[allow(dead_code)]
+struct Event {
+    pod: String,
+    type_: String,
+    reason: String,
+    message: String,
+    field: Option<String>,
+}
+
+impl StatusSink for Recorder {
+    fn update_status(&self, _ns: &str, name: &str, update: &mut dyn FnMut(&mut PodStatus)) {
+        let mut all = self.statuses.lock().unwrap();
+        update(all.entry(name.to_string()).or_default());
+    }
+    fn event(&self, _ns: &str, name: &str, type_: &str, reason: &str, message: &str, field: Option<&str>) {
+        self.events.lock().unwrap().push(Event {
+            pod: name.into(),
+            type_: type_.into(),
+            reason: reason.into(),
+            message: message.into(),
+            field: field.map(String::from),
+        });
+    }
+}
+
+impl Recorder {
+    fn status(&self, pod: &str) -> PodStatus {
+        self.statuses.lock().unwrap().get(pod).cloned().unwrap_or_default()
+    }
+    fn events(&self, pod: &str) -> Vec<Event> {
+        self.events.lock().unwrap().iter().filter(|e| e.pod == pod).cloned().collect()
+    }
+}
+
+struct Fixture {
+    node: Arc<Node>,
+    sink: Arc<Recorder>,
+    faults: Arc<RwLock<NodeFaults>>,
+    dir: PathBuf,
+}
+
+/// Skip (or fail under CI=true) when the machine cannot run containers.
+fn prerequisites_met() -> bool {
+    match kube_sandbox::node::prerequisites() {
+        Ok(()) => true,
+        Err(reason) if std::env::var("CI").as_deref() == Ok("true") => panic!("{reason}"),
+        Err(reason) => {
+            eprintln!("skipping: {reason}");
+            false
+        }
+    }
+}
+
+fn fixture(name: &str) -> Fixture {
+    let dir = std::env::temp_dir().join(format!("node-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let sink = Arc::new(Recorder::default());
+    let faults = Arc::new(RwLock::new(NodeFaults::default()));
+    let node = Node::new(dir.join("state"), sink.clone(), faults.clone()).expect("node");
+    register_builtin_images(node.images(), &dir.join("images")).expect("built-in images");
+    Fixture { node, sink, faults, dir }
+}
+
+impl Fixture {
+    async fn wait_for(&self, pod: &str, what: &str, ok: impl Fn(&PodStatus) -> bool) -> PodStatus {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let status = self.sink.status(pod);
+            if ok(&status) {
+                return status;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out waiting for {pod}: {what}\nstatus: {status:#?}\nevents: {:#?}", self.sink.events(pod));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn wait_running(&self, pod: &str) -> PodStatus {
+        self.wait_for(pod, "Running", |s| s.phase.as_deref() == Some("Running")).await
+    }
+
+    async fn finish(self) {
+        let state = self.node.state_dir().to_path_buf();
+        let runc_root = self.node.runc_root().to_path_buf();
+        self.node.shutdown().await;
+        assert_nothing_left(&state, &runc_root);
+        drop(self.node);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn assert_nothing_left(state: &Path, runc_root: &Path) {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let ours: Vec<&str> = mounts.lines().filter(|l| l.contains(&*state.to_string_lossy())).collect();
+    assert!(ours.is_empty(), "mounts left: {ours:?}");
+    assert!(!state.exists(), "state dir left: {}", state.display());
+    // (`runc list` creates its root directory: look only after checking the state dir.)
+    let list = std::process::Command::new("/usr/sbin/runc")
+        .arg("--root")
+        .arg(runc_root)
+        .args(["list", "-q"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&list.stdout).trim().is_empty(), "runc containers left");
+    let _ = std::fs::remove_dir_all(state);
+}
+
+fn pod(name: &str, yaml_spec: serde_json::Value) -> Pod {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default", "uid": format!("uid-{name}")},
+        "spec": yaml_spec,
+    }))
+    .unwrap()
+}
+
+fn app_pod(name: &str) -> Pod {
+    pod(name, serde_json::json!({
+        "containers": [{"name": "app", "image": "sandbox.local/distroless-app:nonroot"}],
+        "terminationGracePeriodSeconds": 5,
+    }))
+}
+
+async fn read_all(r: Option<kube_sandbox::runtime::BoxRead>) -> String {
+    let mut out = Vec::new();
+    if let Some(mut r) = r {
+        let _ = tokio::time::timeout(Duration::from_secs(20), r.read_to_end(&mut out)).await;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn uid_line(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distroless_app_runs_as_nonroot_and_has_no_shell() {
+    if !prerequisites_met() {
+        return;
+    }
+    let f = fixture("distroless");
+    f.node.run_pod(app_pod("app"));
+    let status = f.wait_running("app").await;
+    let cs = &status.container_statuses.as_ref().unwrap()[0];
+    assert!(cs.ready);
+    assert!(cs.container_id.as_deref().unwrap().starts_with("runc://"));
+    assert!(cs.image_id.starts_with("sandbox.local/distroless-app@sha256:"), "{}", cs.image_id);
+    let user = cs.user.as_ref().unwrap().linux.as_ref().unwrap();
+    assert_eq!((user.uid, user.gid), (65532, 65532));
+    assert_eq!(status.pod_ip.as_deref(), Some("127.0.0.1"));
+
+    let pid = f.node.container_pid("default", "app", "app").unwrap();
+    assert!(uid_line(pid).starts_with("Uid:\t65532\t65532\t65532\t65532"), "{}", uid_line(pid));
+
+    // The log has the app's lines.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let log = read_all(Some(f.node.logs("default".into(), "app".into(), "app".into(), false, Some(1)).await.unwrap())).await;
+    assert!(log.contains("sandbox-app: serving on :8080"), "{log}");
+    assert_eq!(log.lines().count(), 1, "{log}");
+
+    // No shell in a distroless image: runc's own words, as a real node reports them.
+    let streams = StreamOptions { stdin: false, stdout: true, stderr: true, tty: false };
+    let p = f.node.exec("default".into(), "app".into(), "app".into(), vec!["sh".into()], streams).await.unwrap();
+    assert_eq!(
+        p.exit.await.unwrap(),
+        ProcessExit::StartFailed(
+            "OCI runtime exec failed: exec failed: unable to start container process: exec: \"sh\": executable file not found in $PATH: unknown".into()
+        )
+    );
+
+    let events = f.sink.events("app");
+    let reasons: Vec<&str> = events.iter().map(|e| e.reason.as_str()).collect();
+    assert_eq!(reasons, ["Pulling", "Pulled", "Created", "Started"], "{events:#?}");
+    assert!(events[1].message.starts_with("Successfully pulled image \"sandbox.local/distroless-app:nonroot\" in "));
+
+    let started = Instant::now();
+    f.node.delete_pod("default".into(), "app".into(), Duration::from_secs(5)).await;
+    assert!(started.elapsed() < Duration::from_secs(4), "the app exits on SIGTERM");
+    assert!(!Path::new(&format!("/proc/{pid}")).exists() || uid_line(pid).is_empty(), "process left");
+    assert!(f.sink.events("app").iter().any(|e| e.reason == "Killing" && e.message == "Stopping container app"));
+    f.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_with_and_without_tty_in_busybox() {
+    if !prerequisites_met() {
+        return;
+    }
+    let f = fixture("busybox");
+    f.node.run_pod(pod("bb", serde_json::json!({
+        "containers": [{"name": "bb", "image": "sandbox.local/busybox:latest", "command": ["sleep", "3600"]}],
+    })));
+    f.wait_running("bb").await;
+
+    // Plain pipes: stdin to cat, its output back, exit code.
+    let streams = StreamOptions { stdin: true, stdout: true, stderr: true, tty: false };
+    let mut p = f.node.exec("default".into(), "bb".into(), "bb".into(), vec!["cat".into()], streams).await.unwrap();
+    let mut stdin = p.stdin.take().unwrap();
+    stdin.write_all(b"hello from stdin\n").await.unwrap();
+    drop(stdin);
+    assert_eq!(read_all(p.stdout.take()).await, "hello from stdin\n");
+    assert_eq!(p.exit.await.unwrap(), ProcessExit::Code(0));
+
+    let streams = StreamOptions { stdin: false, stdout: true, stderr: true, tty: false };
+    let mut p = f.node.exec("default".into(), "bb".into(), "bb".into(),
+        vec!["sh".into(), "-c".into(), "echo out; echo err >&2; exit 3".into()], streams).await.unwrap();
+    assert_eq!(read_all(p.stdout.take()).await, "out\n");
+    assert_eq!(read_all(p.stderr.take()).await, "err\n");
+    assert_eq!(p.exit.await.unwrap(), ProcessExit::Code(3));
+
+    // A real pty: size applied by TIOCSWINSZ is what stty sees.
+    let streams = StreamOptions { stdin: true, stdout: true, stderr: false, tty: true };
+    let mut p = f.node.exec("default".into(), "bb".into(), "bb".into(), vec!["sh".into()], streams).await.unwrap();
+    assert!(p.stderr.is_none());
+    p.resize.as_ref().unwrap().send(TerminalSize { width: 123, height: 45 }).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut stdin = p.stdin.take().unwrap();
+    stdin.write_all(b"stty size; tty; exit 7\n").await.unwrap();
+    let out = read_all(p.stdout.take()).await;
+    assert!(out.contains("45 123"), "{out:?}");
+    assert!(out.contains("/dev/pts/"), "{out:?}");
+    assert_eq!(p.exit.await.unwrap(), ProcessExit::Code(7));
+    f.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ephemeral_container_sees_target_and_kernel_enforces_ptrace_rules() {
+    if !prerequisites_met() {
+        return;
+    }
+    let f = fixture("ephemeral");
+    let mut app = app_pod("app");
+    f.node.run_pod(app.clone());
+    f.wait_running("app").await;
+
+    let add = |pod: &mut Pod, name: &str, sc: serde_json::Value| {
+        let e: EphemeralContainer = serde_json::from_value(serde_json::json!({
+            "name": name,
+            "image": "sandbox.local/busybox:latest",
+            "targetContainerName": "app",
+            "command": ["sh", "-c", "ps -o pid,user,args; id; ls /proc/1/root/etc/app/v2/"],
+            "securityContext": sc,
+        }))
+        .unwrap();
+        pod.spec.as_mut().unwrap().ephemeral_containers.get_or_insert_with(Vec::new).push(e);
+    };
+    add(&mut app, "dbg-root", serde_json::json!({}));
+    f.node.run_ephemeral(app.clone(), "dbg-root".into());
+    add(&mut app, "dbg-same", serde_json::json!({"runAsUser": 65532, "runAsGroup": 65532}));
+    f.node.run_ephemeral(app.clone(), "dbg-same".into());
+
+    let done = |name: &'static str| {
+        move |s: &PodStatus| {
+            s.ephemeral_container_statuses.iter().flatten().any(|c| {
+                c.name == name && c.state.as_ref().is_some_and(|st| st.terminated.is_some())
+            })
+        }
+    };
+    let status = f.wait_for("app", "dbg-root terminated", done("dbg-root")).await;
+    f.wait_for("app", "dbg-same terminated", done("dbg-same")).await;
+
+    let root_log = read_all(Some(f.node.logs("default".into(), "app".into(), "dbg-root".into(), false, None).await.unwrap())).await;
+    // The target is PID 1 of the namespace the debug container joined.
+    assert!(root_log.lines().any(|l| l.trim_start().starts_with("1 65532") && l.contains("/sandbox-app")), "{root_log}");
+    assert!(root_log.contains("uid=0(root)"), "{root_log}");
+    assert!(root_log.contains("Permission denied"), "{root_log}");
+    let term = status
+        .ephemeral_container_statuses
+        .unwrap()
+        .into_iter()
+        .find(|c| c.name == "dbg-root")
+        .unwrap()
+        .state
+        .unwrap()
+        .terminated
+        .unwrap();
+    assert_eq!((term.exit_code, term.reason.as_deref()), (1, Some("Error")));
+
+    let same_log = read_all(Some(f.node.logs("default".into(), "app".into(), "dbg-same".into(), false, None).await.unwrap())).await;
+    assert!(same_log.contains("uid=65532"), "{same_log}");
+    assert!(same_log.contains("config.yaml"), "{same_log}");
+    assert!(!same_log.contains("Permission denied"), "{same_log}");
+    f.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_image_backs_off_until_registered() {
+    if !prerequisites_met() {
+        return;
+    }
+    let f = fixture("pull");
+    f.node.run_pod(pod("missing", serde_json::json!({
+        "containers": [{"name": "c", "image": "sandbox.local/nope:1"}],
+    })));
+    f.wait_for("missing", "ImagePullBackOff", |s| {
+        s.container_statuses.iter().flatten().any(|c| {
+            c.state.as_ref().and_then(|st| st.waiting.as_ref()).and_then(|w| w.reason.as_deref()) == Some("ImagePullBackOff")
+        })
+    })
+    .await;
+    let events = f.sink.events("missing");
+    let messages: Vec<String> = events.iter().map(|e| format!("{} {}", e.reason, e.message)).collect();
+    assert!(messages.contains(&"Failed Failed to pull image \"sandbox.local/nope:1\": rpc error: code = NotFound desc = failed to pull and unpack image \"sandbox.local/nope:1\": failed to resolve reference \"sandbox.local/nope:1\": sandbox.local/nope:1: not found".to_string()), "{messages:#?}");
+    assert!(messages.contains(&"Failed Error: ErrImagePull".to_string()));
+    assert!(messages.contains(&"BackOff Back-off pulling image \"sandbox.local/nope:1\"".to_string()));
+    assert!(messages.contains(&"Failed Error: ImagePullBackOff".to_string()));
+    assert_eq!(f.sink.status("missing").phase.as_deref(), Some("Pending"));
+
+    // A pull fault on a present image fails the same way; registering the missing one heals.
+    f.faults.write().unwrap().fail_pulls.push("sandbox.local/distroless-app:nonroot".into());
+    let busybox = f.node.images().get("sandbox.local/busybox:latest").unwrap();
+    f.node.images().register_dir("sandbox.local/nope:1", busybox.rootfs.clone(), kube_sandbox::node::ImageConfig {
+        cmd: vec!["sleep".into(), "3600".into()],
+        ..Default::default()
+    });
+    f.wait_running("missing").await;
+    f.finish().await;
+}
