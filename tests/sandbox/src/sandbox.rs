@@ -18,6 +18,7 @@ use crate::api::server::Server;
 use crate::api::sink::StoreSink;
 use crate::api::store::Store;
 use crate::api::{ApiState, kubeconfig, meta, objects, tls};
+use crate::node::{ImageConfig, Node, register_builtin_images};
 use crate::runtime::{
     BoxRead, Process, Runtime, RuntimeError, SharedRuntime, StatusSink, StreamOptions,
 };
@@ -98,33 +99,19 @@ pub struct Sandbox {
     shut_down: bool,
 }
 
-/// The node as the sandbox holds it: its runtime and its image store.
+/// The node as the sandbox holds it.
 struct NodeHandle {
+    node: Arc<Node>,
     runtime: SharedRuntime,
-    images: Arc<dyn ImageRegistry>,
-}
-
-/// Registering images on the node.
-trait ImageRegistry: Send + Sync {
-    fn register_image_dir(&self, reference: &str, dir: &Path) -> Result<(), RuntimeError>;
 }
 
 /// Whether this machine can run the node (root and runc). `Err` says what is missing.
 pub fn node_prerequisites() -> Result<(), String> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        return Err("the sandbox node needs root (runc, mounts, namespaces)".into());
+    crate::node::prerequisites()?;
+    if !Path::new("/bin/busybox").is_file() {
+        return Err("/bin/busybox is missing: install busybox-static (./tests/run.sh does)".into());
     }
-    match Command::new("runc").arg("--version").output() {
-        Ok(o) if o.status.success() => Ok(()),
-        Ok(o) => Err(format!(
-            "`runc --version` failed: {}",
-            String::from_utf8_lossy(&o.stderr).trim()
-        )),
-        Err(e) => Err(format!(
-            "runc is not installed ({e}); ./tests/run.sh installs it"
-        )),
-    }
+    Ok(())
 }
 
 /// For tests that need the node: `true` means skip (the reason is printed). Under `CI=true`
@@ -181,7 +168,7 @@ impl Sandbox {
             store: store.clone(),
         });
         let node = if opts.node {
-            Some(start_node(&dir.join("node"), sink, &faults).await?)
+            Some(start_node(&dir, sink, &faults).await?)
         } else {
             None
         };
@@ -283,12 +270,25 @@ impl Sandbox {
         cmd
     }
 
+    /// Register an image from a root filesystem directory and its config (a sandbox without
+    /// a node ignores images).
+    pub fn register_image(&self, reference: &str, rootfs: PathBuf, config: ImageConfig) {
+        if let Some(n) = &self.node {
+            n.node.images().register_dir(reference, rootfs, config);
+        }
+    }
+
     /// Register `DIR/rootfs` + `DIR/config.json` (an OCI image config) under `reference`.
     pub fn register_image_dir(&self, reference: &str, dir: &Path) -> Result<(), RuntimeError> {
         match &self.node {
-            Some(node) => node.images.register_image_dir(reference, dir),
+            Some(n) => n.node.images().register_image_dir(reference, dir),
             None => Ok(()),
         }
+    }
+
+    /// The node, when the sandbox runs one (tests read container pids and the runc root).
+    pub fn node(&self) -> Option<&Arc<Node>> {
+        self.node.as_ref().map(|n| &n.node)
     }
 
     pub fn requests(&self) -> Vec<RequestRecord> {
@@ -352,14 +352,21 @@ impl Drop for Sandbox {
 }
 
 async fn start_node(
-    state_dir: &Path,
+    dir: &Path,
     sink: Arc<dyn StatusSink>,
     faults: &FaultState,
 ) -> Result<NodeHandle, SandboxError> {
-    let _ = (state_dir, sink, faults);
-    Err(SandboxError::Node(
-        "the runc node is not available in this build yet".into(),
-    ))
+    let node = Node::new(dir.join("node"), sink, faults.node.clone())
+        .map_err(|e| SandboxError::Node(e.to_string()))?;
+    let images = dir.join("images");
+    // Building the images copies files and may build the static app: off the async workers.
+    let store_node = node.clone();
+    tokio::task::spawn_blocking(move || register_builtin_images(store_node.images(), &images))
+        .await
+        .map_err(|e| SandboxError::Node(e.to_string()))?
+        .map_err(|e| SandboxError::Node(format!("built-in images: {e}")))?;
+    let runtime: SharedRuntime = node.clone();
+    Ok(NodeHandle { node, runtime })
 }
 
 /// The runtime of a sandbox without a node: pods are accepted and stay Pending.

@@ -17,7 +17,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 
 use super::audit::RequestRecord;
-use super::auth::{self, Attributes, UserInfo};
+use super::auth::{self, UserInfo};
 use super::faults::Faults;
 use super::kinds::{self, PODS};
 use super::respond::{self, Body};
@@ -133,29 +133,37 @@ async fn handle(
 
 /// Serve one request; returns the response and the user name for the log.
 async fn serve(state: &Arc<ApiState>, req: Request<Incoming>) -> (Response<Body>, String) {
-    let auth_header = header_str(&req, header::AUTHORIZATION);
-    let token = auth_header
-        .strip_prefix("Bearer ")
-        .map(str::trim)
-        .filter(|t| !t.is_empty());
-    let user = state.access.authenticate(token);
+    let auth_header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    let user = match state.access.authenticate(auth_header.as_deref()) {
+        Ok(u) => u,
+        Err(e) => return (respond::error(&e), String::new()),
+    };
     let query = Query::parse(req.uri().query());
     let route = routes::route(req.method(), req.uri().path(), &query);
-    let public = matches!(&route, Route::NonResource(p) if ["/version", "/healthz", "/livez", "/readyz"].contains(&p.as_str()));
-    let Some(user) = user.or_else(|| {
-        public.then(|| UserInfo {
-            name: "system:anonymous".into(),
-            uid: String::new(),
-            groups: vec!["system:unauthenticated".into()],
-        })
-    }) else {
-        return (respond::error(&ApiError::unauthorized()), String::new());
-    };
     let name = user.name.clone();
     let result = match route {
-        Route::NonResource(path) => non_resource(state, &path, req).await,
+        Route::NonResource(path) => {
+            match state
+                .access
+                .authorize(&user, &auth::non_resource_attributes(req.method(), &path))
+            {
+                Ok(()) => non_resource(state, &path, req).await,
+                Err(e) => Err(e),
+            }
+        }
         Route::Discovery(parts) => {
-            discovery_route(state, &parts, &header_str(&req, header::ACCEPT))
+            let path = req.uri().path().to_string();
+            match state
+                .access
+                .authorize(&user, &auth::non_resource_attributes(req.method(), &path))
+            {
+                Ok(()) => discovery_route(state, &parts, &header_str(&req, header::ACCEPT)),
+                Err(e) => Err(e),
+            }
         }
         Route::Resource(r) => resource(state, r, query, user, req).await,
     };
@@ -249,16 +257,17 @@ fn review(
     if r.verb != "create" {
         return None;
     }
-    let parsed = || -> Result<serde_json::Value, ApiError> {
-        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(e.to_string()))
-    };
     match (r.group.as_str(), r.resource.as_str()) {
         ("authorization.k8s.io", "selfsubjectaccessreviews") => Some(
-            parsed().map(|review| respond::json(201, &state.access.access_review(user, &review))),
+            state
+                .access
+                .access_review(user, body)
+                .map(|review| respond::json(201, &review)),
         ),
-        ("authentication.k8s.io", "selfsubjectreviews") => {
-            Some(Ok(respond::json(201, &auth::self_subject_review(user))))
-        }
+        ("authentication.k8s.io", "selfsubjectreviews") => Some(Ok(respond::json(
+            201,
+            &auth::self_subject_review(user, body),
+        ))),
         _ => None,
     }
 }
@@ -289,7 +298,7 @@ async fn resource(
         return Err(ApiError::path_not_found());
     }
     // Connect verbs are authorized as `create` (exec and attach by POST and GET alike).
-    let mut attrs = Attributes::of(&r);
+    let mut attrs = auth::resource_attributes(&r);
     if streaming {
         attrs.verb = "create".into();
     }

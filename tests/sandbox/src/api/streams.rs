@@ -154,6 +154,13 @@ pub async fn exec_or_attach(
             "you must specify at least 1 of stdin, stdout, stderr",
         ));
     }
+    let waiting = waiting_reason(&pod, &container);
+    if waiting.is_some() {
+        // What the kubelet answers for a container without a running process.
+        return Err(ApiError::bad_request(format!(
+            "unable to upgrade connection: container not found ({container:?})"
+        )));
+    }
     let headers = request.headers();
     let upgrade = headers
         .get(header::UPGRADE)
@@ -161,6 +168,8 @@ pub async fn exec_or_attach(
         .unwrap_or("")
         .to_ascii_lowercase();
     if upgrade != "websocket" {
+        // kubectl falls back to SPDY when the WebSocket attempt fails; by then every error
+        // above has been answered the same way, so this one only shows for SPDY-only clients.
         return Err(ApiError::bad_request(format!(
             "Upgrade request required: the sandbox serves {} over WebSocket (v5.channel.k8s.io, v4.channel.k8s.io) only; SPDY ({}) is not supported — use kubectl 1.30 or newer",
             call.req.subresource.as_deref().unwrap_or(""),
@@ -188,7 +197,6 @@ pub async fn exec_or_attach(
     let runtime = state.runtime.clone();
     let (ns, name) = (call.namespace().to_string(), call.name().to_string());
     let drop_after = state.faults.drop_exec_after();
-    let waiting = waiting_reason(&pod, &container);
     let on_upgrade = hyper::upgrade::on(&mut request);
     let process_future = if is_exec {
         runtime.exec(ns, name, container.clone(), command.clone(), streams)
@@ -197,12 +205,7 @@ pub async fn exec_or_attach(
     };
     // The node's answer decides between an HTTP error and the upgrade, so it is awaited
     // before the 101 goes out. A container that is not running yet is the usual error.
-    let process = process_future.await.map_err(|e| match (&e, &waiting) {
-        (RuntimeError::NotFound(_), Some(reason)) => {
-            ApiError::bad_request(format!("container {container} is not running: {reason}"))
-        }
-        _ => runtime_error(e),
-    })?;
+    let process = process_future.await.map_err(runtime_error)?;
 
     let protocol = upgrade.protocol;
     tokio::spawn(async move {

@@ -54,7 +54,9 @@ impl Filter {
     }
 
     fn change_matches(&self, c: &Change) -> bool {
-        std::ptr::eq(c.kind, self.kind) && self.matches(&c.object)
+        c.kind.group == self.kind.group
+            && c.kind.resource == self.kind.resource
+            && self.matches(&c.object)
     }
 
     fn encode(&self, type_: &str, object: &Value, first: &mut bool) -> Vec<u8> {
