@@ -2,13 +2,14 @@
 //! `cp` and `snapshot` that runs in the debug container, where no tar binary is needed.
 //!
 //! - [`resolve`]: paths resolved inside a root (openat2 `RESOLVE_IN_ROOT`, or userspace).
-//! - [`format`]: the tar format (ustar + PAX), writer and reader.
+//! - [`format`]: the tar format (ustar + PAX), writer and reader, shared with the plugin
+//!   (`crates/tar-format`).
 //! - [`archive`]: the `tar` walk; [`extract`]: the `untar` extraction and its refusals.
 
 pub mod archive;
 pub mod extract;
-pub mod format;
 pub mod resolve;
+pub use tar_format as format;
 
 #[cfg(test)]
 mod tests;

@@ -2,6 +2,10 @@
 //! hold (names or link targets over 100 bytes, sizes of 8 GiB and more, ids over 2097151,
 //! mtimes before 1970). The reader also takes GNU long names (`L`/`K`) and base-256 numbers,
 //! which other tar writers (GNU tar, the Rust `tar` crate) produce.
+//!
+//! One implementation for both ends of a copy: the agent writes and reads it inside the
+//! debug container (`tar`, `untar`), the plugin reads it (`cp` downloads, `snapshot`) and
+//! writes it (`cp` uploads). Streaming only: nothing is held in memory beyond one header.
 
 use std::io::{self, Read, Write};
 
