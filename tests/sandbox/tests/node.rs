@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{EphemeralContainer, Pod, PodStatus};
 use kube_sandbox::node::{Node, register_builtin_images};
-use kube_sandbox::runtime::{NodeFaults, ProcessExit, Runtime, StatusSink, StreamOptions, TerminalSize};
+use kube_sandbox::runtime::{
+    NodeFaults, ProcessExit, Runtime, StatusSink, StreamOptions, TerminalSize,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[derive(Default)]
@@ -32,7 +34,15 @@ impl StatusSink for Recorder {
         let mut all = self.statuses.lock().unwrap();
         update(all.entry(name.to_string()).or_default());
     }
-    fn event(&self, _ns: &str, name: &str, type_: &str, reason: &str, message: &str, field: Option<&str>) {
+    fn event(
+        &self,
+        _ns: &str,
+        name: &str,
+        type_: &str,
+        reason: &str,
+        message: &str,
+        field: Option<&str>,
+    ) {
         self.events.lock().unwrap().push(Event {
             pod: name.into(),
             type_: type_.into(),
@@ -45,10 +55,21 @@ impl StatusSink for Recorder {
 
 impl Recorder {
     fn status(&self, pod: &str) -> PodStatus {
-        self.statuses.lock().unwrap().get(pod).cloned().unwrap_or_default()
+        self.statuses
+            .lock()
+            .unwrap()
+            .get(pod)
+            .cloned()
+            .unwrap_or_default()
     }
     fn events(&self, pod: &str) -> Vec<Event> {
-        self.events.lock().unwrap().iter().filter(|e| e.pod == pod).cloned().collect()
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.pod == pod)
+            .cloned()
+            .collect()
     }
 }
 
@@ -78,7 +99,12 @@ fn fixture(name: &str) -> Fixture {
     let faults = Arc::new(RwLock::new(NodeFaults::default()));
     let node = Node::new(dir.join("state"), sink.clone(), faults.clone()).expect("node");
     register_builtin_images(node.images(), &dir.join("images")).expect("built-in images");
-    Fixture { node, sink, faults, dir }
+    Fixture {
+        node,
+        sink,
+        faults,
+        dir,
+    }
 }
 
 impl Fixture {
@@ -90,14 +116,18 @@ impl Fixture {
                 return status;
             }
             if Instant::now() > deadline {
-                panic!("timed out waiting for {pod}: {what}\nstatus: {status:#?}\nevents: {:#?}", self.sink.events(pod));
+                panic!(
+                    "timed out waiting for {pod}: {what}\nstatus: {status:#?}\nevents: {:#?}",
+                    self.sink.events(pod)
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
     async fn wait_running(&self, pod: &str) -> PodStatus {
-        self.wait_for(pod, "Running", |s| s.phase.as_deref() == Some("Running")).await
+        self.wait_for(pod, "Running", |s| s.phase.as_deref() == Some("Running"))
+            .await
     }
 
     async fn finish(self) {
@@ -112,7 +142,10 @@ impl Fixture {
 
 fn assert_nothing_left(state: &Path, runc_root: &Path) {
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let ours: Vec<&str> = mounts.lines().filter(|l| l.contains(&*state.to_string_lossy())).collect();
+    let ours: Vec<&str> = mounts
+        .lines()
+        .filter(|l| l.contains(&*state.to_string_lossy()))
+        .collect();
     assert!(ours.is_empty(), "mounts left: {ours:?}");
     assert!(!state.exists(), "state dir left: {}", state.display());
     // (`runc list` creates its root directory: look only after checking the state dir.)
@@ -122,7 +155,10 @@ fn assert_nothing_left(state: &Path, runc_root: &Path) {
         .args(["list", "-q"])
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&list.stdout).trim().is_empty(), "runc containers left");
+    assert!(
+        String::from_utf8_lossy(&list.stdout).trim().is_empty(),
+        "runc containers left"
+    );
     let _ = std::fs::remove_dir_all(state);
 }
 
@@ -137,10 +173,13 @@ fn pod(name: &str, yaml_spec: serde_json::Value) -> Pod {
 }
 
 fn app_pod(name: &str) -> Pod {
-    pod(name, serde_json::json!({
-        "containers": [{"name": "app", "image": "sandbox.local/distroless-app:nonroot"}],
-        "terminationGracePeriodSeconds": 5,
-    }))
+    pod(
+        name,
+        serde_json::json!({
+            "containers": [{"name": "app", "image": "sandbox.local/distroless-app:nonroot"}],
+            "terminationGracePeriodSeconds": 5,
+        }),
+    )
 }
 
 async fn read_all(r: Option<kube_sandbox::runtime::BoxRead>) -> String {
@@ -171,23 +210,53 @@ async fn distroless_app_runs_as_nonroot_and_has_no_shell() {
     let cs = &status.container_statuses.as_ref().unwrap()[0];
     assert!(cs.ready);
     assert!(cs.container_id.as_deref().unwrap().starts_with("runc://"));
-    assert!(cs.image_id.starts_with("sandbox.local/distroless-app@sha256:"), "{}", cs.image_id);
+    assert!(
+        cs.image_id
+            .starts_with("sandbox.local/distroless-app@sha256:"),
+        "{}",
+        cs.image_id
+    );
     let user = cs.user.as_ref().unwrap().linux.as_ref().unwrap();
     assert_eq!((user.uid, user.gid), (65532, 65532));
     assert_eq!(status.pod_ip.as_deref(), Some("127.0.0.1"));
 
     let pid = f.node.container_pid("default", "app", "app").unwrap();
-    assert!(uid_line(pid).starts_with("Uid:\t65532\t65532\t65532\t65532"), "{}", uid_line(pid));
+    assert!(
+        uid_line(pid).starts_with("Uid:\t65532\t65532\t65532\t65532"),
+        "{}",
+        uid_line(pid)
+    );
 
     // The log has the app's lines.
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    let log = read_all(Some(f.node.logs("default".into(), "app".into(), "app".into(), false, Some(1)).await.unwrap())).await;
+    let log = read_all(Some(
+        f.node
+            .logs("default".into(), "app".into(), "app".into(), false, Some(1))
+            .await
+            .unwrap(),
+    ))
+    .await;
     assert!(log.contains("sandbox-app: serving on :8080"), "{log}");
     assert_eq!(log.lines().count(), 1, "{log}");
 
     // No shell in a distroless image: runc's own words, as a real node reports them.
-    let streams = StreamOptions { stdin: false, stdout: true, stderr: true, tty: false };
-    let p = f.node.exec("default".into(), "app".into(), "app".into(), vec!["sh".into()], streams).await.unwrap();
+    let streams = StreamOptions {
+        stdin: false,
+        stdout: true,
+        stderr: true,
+        tty: false,
+    };
+    let p = f
+        .node
+        .exec(
+            "default".into(),
+            "app".into(),
+            "app".into(),
+            vec!["sh".into()],
+            streams,
+        )
+        .await
+        .unwrap();
     assert_eq!(
         p.exit.await.unwrap(),
         ProcessExit::StartFailed(
@@ -197,14 +266,35 @@ async fn distroless_app_runs_as_nonroot_and_has_no_shell() {
 
     let events = f.sink.events("app");
     let reasons: Vec<&str> = events.iter().map(|e| e.reason.as_str()).collect();
-    assert_eq!(reasons, ["Pulling", "Pulled", "Created", "Started"], "{events:#?}");
-    assert!(events[1].message.starts_with("Successfully pulled image \"sandbox.local/distroless-app:nonroot\" in "));
+    assert_eq!(
+        reasons,
+        ["Pulling", "Pulled", "Created", "Started"],
+        "{events:#?}"
+    );
+    assert!(
+        events[1]
+            .message
+            .starts_with("Successfully pulled image \"sandbox.local/distroless-app:nonroot\" in ")
+    );
 
     let started = Instant::now();
-    f.node.delete_pod("default".into(), "app".into(), Duration::from_secs(5)).await;
-    assert!(started.elapsed() < Duration::from_secs(4), "the app exits on SIGTERM");
-    assert!(!Path::new(&format!("/proc/{pid}")).exists() || uid_line(pid).is_empty(), "process left");
-    assert!(f.sink.events("app").iter().any(|e| e.reason == "Killing" && e.message == "Stopping container app"));
+    f.node
+        .delete_pod("default".into(), "app".into(), Duration::from_secs(5))
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the app exits on SIGTERM"
+    );
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists() || uid_line(pid).is_empty(),
+        "process left"
+    );
+    assert!(
+        f.sink
+            .events("app")
+            .iter()
+            .any(|e| e.reason == "Killing" && e.message == "Stopping container app")
+    );
     f.finish().await;
 }
 
@@ -220,26 +310,81 @@ async fn exec_with_and_without_tty_in_busybox() {
     f.wait_running("bb").await;
 
     // Plain pipes: stdin to cat, its output back, exit code.
-    let streams = StreamOptions { stdin: true, stdout: true, stderr: true, tty: false };
-    let mut p = f.node.exec("default".into(), "bb".into(), "bb".into(), vec!["cat".into()], streams).await.unwrap();
+    let streams = StreamOptions {
+        stdin: true,
+        stdout: true,
+        stderr: true,
+        tty: false,
+    };
+    let mut p = f
+        .node
+        .exec(
+            "default".into(),
+            "bb".into(),
+            "bb".into(),
+            vec!["cat".into()],
+            streams,
+        )
+        .await
+        .unwrap();
     let mut stdin = p.stdin.take().unwrap();
     stdin.write_all(b"hello from stdin\n").await.unwrap();
     drop(stdin);
     assert_eq!(read_all(p.stdout.take()).await, "hello from stdin\n");
     assert_eq!(p.exit.await.unwrap(), ProcessExit::Code(0));
 
-    let streams = StreamOptions { stdin: false, stdout: true, stderr: true, tty: false };
-    let mut p = f.node.exec("default".into(), "bb".into(), "bb".into(),
-        vec!["sh".into(), "-c".into(), "echo out; echo err >&2; exit 3".into()], streams).await.unwrap();
+    let streams = StreamOptions {
+        stdin: false,
+        stdout: true,
+        stderr: true,
+        tty: false,
+    };
+    let mut p = f
+        .node
+        .exec(
+            "default".into(),
+            "bb".into(),
+            "bb".into(),
+            vec![
+                "sh".into(),
+                "-c".into(),
+                "echo out; echo err >&2; exit 3".into(),
+            ],
+            streams,
+        )
+        .await
+        .unwrap();
     assert_eq!(read_all(p.stdout.take()).await, "out\n");
     assert_eq!(read_all(p.stderr.take()).await, "err\n");
     assert_eq!(p.exit.await.unwrap(), ProcessExit::Code(3));
 
     // A real pty: size applied by TIOCSWINSZ is what stty sees.
-    let streams = StreamOptions { stdin: true, stdout: true, stderr: false, tty: true };
-    let mut p = f.node.exec("default".into(), "bb".into(), "bb".into(), vec!["sh".into()], streams).await.unwrap();
+    let streams = StreamOptions {
+        stdin: true,
+        stdout: true,
+        stderr: false,
+        tty: true,
+    };
+    let mut p = f
+        .node
+        .exec(
+            "default".into(),
+            "bb".into(),
+            "bb".into(),
+            vec!["sh".into()],
+            streams,
+        )
+        .await
+        .unwrap();
     assert!(p.stderr.is_none());
-    p.resize.as_ref().unwrap().send(TerminalSize { width: 123, height: 45 }).unwrap();
+    p.resize
+        .as_ref()
+        .unwrap()
+        .send(TerminalSize {
+            width: 123,
+            height: 45,
+        })
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut stdin = p.stdin.take().unwrap();
     stdin.write_all(b"stty size; tty; exit 7\n").await.unwrap();
@@ -269,13 +414,13 @@ async fn ephemeral_container_sees_target_and_kernel_enforces_ptrace_rules() {
             "securityContext": sc,
         }))
         .unwrap();
-        pod.spec.as_mut().unwrap().ephemeral_containers.get_or_insert_with(Vec::new).push(e);
+        pod.spec
+            .as_mut()
+            .unwrap()
+            .ephemeral_containers
+            .get_or_insert_with(Vec::new)
+            .push(e);
     };
-    add(&mut app, "dbg-root", serde_json::json!({}));
-    f.node.run_ephemeral(app.clone(), "dbg-root".into());
-    add(&mut app, "dbg-same", serde_json::json!({"runAsUser": 65532, "runAsGroup": 65532}));
-    f.node.run_ephemeral(app.clone(), "dbg-same".into());
-
     let done = |name: &'static str| {
         move |s: &PodStatus| {
             s.ephemeral_container_statuses.iter().flatten().any(|c| {
@@ -283,12 +428,41 @@ async fn ephemeral_container_sees_target_and_kernel_enforces_ptrace_rules() {
             })
         }
     };
-    let status = f.wait_for("app", "dbg-root terminated", done("dbg-root")).await;
-    f.wait_for("app", "dbg-same terminated", done("dbg-same")).await;
+    // One after the other: busybox ps gives up when a process vanishes while it reads /proc.
+    add(&mut app, "dbg-root", serde_json::json!({}));
+    f.node.run_ephemeral(app.clone(), "dbg-root".into());
+    let status = f
+        .wait_for("app", "dbg-root terminated", done("dbg-root"))
+        .await;
+    add(
+        &mut app,
+        "dbg-same",
+        serde_json::json!({"runAsUser": 65532, "runAsGroup": 65532}),
+    );
+    f.node.run_ephemeral(app.clone(), "dbg-same".into());
+    f.wait_for("app", "dbg-same terminated", done("dbg-same"))
+        .await;
 
-    let root_log = read_all(Some(f.node.logs("default".into(), "app".into(), "dbg-root".into(), false, None).await.unwrap())).await;
+    let root_log = read_all(Some(
+        f.node
+            .logs(
+                "default".into(),
+                "app".into(),
+                "dbg-root".into(),
+                false,
+                None,
+            )
+            .await
+            .unwrap(),
+    ))
+    .await;
     // The target is PID 1 of the namespace the debug container joined.
-    assert!(root_log.lines().any(|l| l.trim_start().starts_with("1 65532") && l.contains("/sandbox-app")), "{root_log}");
+    assert!(
+        root_log
+            .lines()
+            .any(|l| l.trim_start().starts_with("1 65532") && l.contains("/sandbox-app")),
+        "{root_log}"
+    );
     assert!(root_log.contains("uid=0(root)"), "{root_log}");
     assert!(root_log.contains("Permission denied"), "{root_log}");
     let term = status
@@ -303,7 +477,19 @@ async fn ephemeral_container_sees_target_and_kernel_enforces_ptrace_rules() {
         .unwrap();
     assert_eq!((term.exit_code, term.reason.as_deref()), (1, Some("Error")));
 
-    let same_log = read_all(Some(f.node.logs("default".into(), "app".into(), "dbg-same".into(), false, None).await.unwrap())).await;
+    let same_log = read_all(Some(
+        f.node
+            .logs(
+                "default".into(),
+                "app".into(),
+                "dbg-same".into(),
+                false,
+                None,
+            )
+            .await
+            .unwrap(),
+    ))
+    .await;
     assert!(same_log.contains("uid=65532"), "{same_log}");
     assert!(same_log.contains("config.yaml"), "{same_log}");
     assert!(!same_log.contains("Permission denied"), "{same_log}");
@@ -316,30 +502,246 @@ async fn unknown_image_backs_off_until_registered() {
         return;
     }
     let f = fixture("pull");
-    f.node.run_pod(pod("missing", serde_json::json!({
-        "containers": [{"name": "c", "image": "sandbox.local/nope:1"}],
-    })));
+    f.node.run_pod(pod(
+        "missing",
+        serde_json::json!({
+            "containers": [{"name": "c", "image": "sandbox.local/nope:1"}],
+        }),
+    ));
     f.wait_for("missing", "ImagePullBackOff", |s| {
         s.container_statuses.iter().flatten().any(|c| {
-            c.state.as_ref().and_then(|st| st.waiting.as_ref()).and_then(|w| w.reason.as_deref()) == Some("ImagePullBackOff")
+            c.state
+                .as_ref()
+                .and_then(|st| st.waiting.as_ref())
+                .and_then(|w| w.reason.as_deref())
+                == Some("ImagePullBackOff")
         })
     })
     .await;
     let events = f.sink.events("missing");
-    let messages: Vec<String> = events.iter().map(|e| format!("{} {}", e.reason, e.message)).collect();
+    let messages: Vec<String> = events
+        .iter()
+        .map(|e| format!("{} {}", e.reason, e.message))
+        .collect();
     assert!(messages.contains(&"Failed Failed to pull image \"sandbox.local/nope:1\": rpc error: code = NotFound desc = failed to pull and unpack image \"sandbox.local/nope:1\": failed to resolve reference \"sandbox.local/nope:1\": sandbox.local/nope:1: not found".to_string()), "{messages:#?}");
     assert!(messages.contains(&"Failed Error: ErrImagePull".to_string()));
-    assert!(messages.contains(&"BackOff Back-off pulling image \"sandbox.local/nope:1\"".to_string()));
+    assert!(
+        messages.contains(&"BackOff Back-off pulling image \"sandbox.local/nope:1\"".to_string())
+    );
     assert!(messages.contains(&"Failed Error: ImagePullBackOff".to_string()));
     assert_eq!(f.sink.status("missing").phase.as_deref(), Some("Pending"));
 
     // A pull fault on a present image fails the same way; registering the missing one heals.
-    f.faults.write().unwrap().fail_pulls.push("sandbox.local/distroless-app:nonroot".into());
+    f.faults
+        .write()
+        .unwrap()
+        .fail_pulls
+        .push("sandbox.local/distroless-app:nonroot".into());
     let busybox = f.node.images().get("sandbox.local/busybox:latest").unwrap();
-    f.node.images().register_dir("sandbox.local/nope:1", busybox.rootfs.clone(), kube_sandbox::node::ImageConfig {
-        cmd: vec!["sleep".into(), "3600".into()],
-        ..Default::default()
-    });
+    f.node.images().register_dir(
+        "sandbox.local/nope:1",
+        busybox.rootfs.clone(),
+        kube_sandbox::node::ImageConfig {
+            cmd: vec!["sleep".into(), "3600".into()],
+            ..Default::default()
+        },
+    );
     f.wait_running("missing").await;
+    f.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attach_reaches_main_process_stdin_and_pty() {
+    if !prerequisites_met() {
+        return;
+    }
+    let f = fixture("attach");
+    f.node.run_pod(pod(
+        "att",
+        serde_json::json!({
+            "containers": [
+                {"name": "pipe", "image": "sandbox.local/busybox:latest", "command": ["cat"],
+                 "stdin": true, "stdinOnce": true},
+                {"name": "term", "image": "sandbox.local/busybox:latest", "command": ["sh"],
+                 "stdin": true, "tty": true},
+                {"name": "plain", "image": "sandbox.local/busybox:latest", "command": ["sleep", "3600"]},
+            ],
+            "restartPolicy": "Never",
+        }),
+    ));
+    f.wait_running("att").await;
+
+    // Not configured with stdin: refused like the kubelet refuses it.
+    let stdin_only = StreamOptions {
+        stdin: true,
+        stdout: true,
+        stderr: true,
+        tty: false,
+    };
+    assert!(
+        f.node
+            .attach("default".into(), "att".into(), "plain".into(), stdin_only)
+            .await
+            .is_err()
+    );
+
+    // stdinOnce: the end of the first attach session closes cat's stdin, so cat exits.
+    let mut p = f
+        .node
+        .attach("default".into(), "att".into(), "pipe".into(), stdin_only)
+        .await
+        .unwrap();
+    let mut stdin = p.stdin.take().unwrap();
+    stdin.write_all(b"through the pipe\n").await.unwrap();
+    drop(stdin);
+    assert_eq!(read_all(p.stdout.take()).await, "through the pipe\n");
+    assert_eq!(p.exit.await.unwrap(), ProcessExit::Code(0));
+    let log = read_all(Some(
+        f.node
+            .logs("default".into(), "att".into(), "pipe".into(), false, None)
+            .await
+            .unwrap(),
+    ))
+    .await;
+    assert_eq!(log, "through the pipe\n");
+
+    let tty = StreamOptions {
+        stdin: true,
+        stdout: true,
+        stderr: false,
+        tty: true,
+    };
+    let mut p = f
+        .node
+        .attach("default".into(), "att".into(), "term".into(), tty)
+        .await
+        .unwrap();
+    p.resize
+        .as_ref()
+        .unwrap()
+        .send(TerminalSize {
+            width: 100,
+            height: 30,
+        })
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut stdin = p.stdin.take().unwrap();
+    stdin.write_all(b"stty size; exit 4\n").await.unwrap();
+    let out = read_all(p.stdout.take()).await;
+    assert!(out.contains("30 100"), "{out:?}");
+    assert_eq!(p.exit.await.unwrap(), ProcessExit::Code(4));
+    f.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_process_namespace_has_pause_as_pid_1() {
+    if !prerequisites_met() {
+        return;
+    }
+    let f = fixture("sharepid");
+    f.node.run_pod(pod(
+        "shared",
+        serde_json::json!({
+            "shareProcessNamespace": true,
+            "containers": [
+                {"name": "app", "image": "sandbox.local/distroless-app:nonroot"},
+                {"name": "bb", "image": "sandbox.local/busybox:latest", "command": ["sleep", "3600"],
+                 "securityContext": {"readOnlyRootFilesystem": true},
+                 "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}]},
+            ],
+            "volumes": [{"name": "scratch", "emptyDir": {}}],
+        }),
+    ));
+    f.wait_running("shared").await;
+    let streams = StreamOptions {
+        stdin: false,
+        stdout: true,
+        stderr: true,
+        tty: false,
+    };
+    let script = "ps -o pid,args; touch /x 2>&1; touch /scratch/ok && echo wrote; hostname; cat /etc/hosts | tail -1";
+    let mut p = f
+        .node
+        .exec(
+            "default".into(),
+            "shared".into(),
+            "bb".into(),
+            vec!["sh".into(), "-c".into(), script.into()],
+            streams,
+        )
+        .await
+        .unwrap();
+    let out = read_all(p.stdout.take()).await;
+    assert!(out.lines().any(|l| l.trim() == "1 /pause pause"), "{out}");
+    assert!(out.contains("/sandbox-app"), "{out}");
+    assert!(out.contains("Read-only file system"), "{out}");
+    assert!(out.contains("wrote"), "{out}");
+    assert!(out.contains("\nshared\n"), "{out}");
+    assert!(out.contains("127.0.0.1\tshared"), "{out}");
+    f.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashing_container_restarts_with_back_off() {
+    if !prerequisites_met() {
+        return;
+    }
+    let f = fixture("crash");
+    f.node.run_pod(pod(
+        "crash",
+        serde_json::json!({
+            "containers": [{"name": "c", "image": "sandbox.local/busybox:latest",
+                            "command": ["sh", "-c", "echo starting; exit 2"]}],
+        }),
+    ));
+    let status = f
+        .wait_for("crash", "CrashLoopBackOff after a restart", |s| {
+            s.container_statuses.iter().flatten().any(|c| {
+                c.restart_count >= 1
+                    && c.state
+                        .as_ref()
+                        .and_then(|st| st.waiting.as_ref())
+                        .and_then(|w| w.reason.as_deref())
+                        == Some("CrashLoopBackOff")
+            })
+        })
+        .await;
+    let c = &status.container_statuses.unwrap()[0];
+    let last = c.last_state.as_ref().unwrap().terminated.as_ref().unwrap();
+    assert_eq!((last.exit_code, last.reason.as_deref()), (2, Some("Error")));
+    assert_eq!(status.phase.as_deref(), Some("Running"));
+    assert!(f.sink.events("crash").iter().any(|e| e.reason == "BackOff"
+        && e.message == "Back-off restarting failed container c in pod crash_default(uid-crash)"));
+    let log = read_all(Some(
+        f.node
+            .logs("default".into(), "crash".into(), "c".into(), false, None)
+            .await
+            .unwrap(),
+    ))
+    .await;
+    assert_eq!(log, "starting\n");
+
+    // restartPolicy Never: the pod ends Failed, OnFailure with success: Succeeded.
+    f.node.run_pod(pod("once", serde_json::json!({"restartPolicy": "Never",
+        "containers": [{"name": "c", "image": "sandbox.local/busybox:latest", "command": ["false"]}]})));
+    f.wait_for("once", "Failed", |s| s.phase.as_deref() == Some("Failed"))
+        .await;
+    f.node.run_pod(pod("done", serde_json::json!({"restartPolicy": "OnFailure",
+        "containers": [{"name": "c", "image": "sandbox.local/busybox:latest", "command": ["true"]}]})));
+    let s = f
+        .wait_for("done", "Succeeded", |s| {
+            s.phase.as_deref() == Some("Succeeded")
+        })
+        .await;
+    let ready = s
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_deref()),
+        ("False", Some("PodCompleted"))
+    );
     f.finish().await;
 }

@@ -31,10 +31,17 @@ pub fn register_builtin_images(store: &ImageStore, dir: &Path) -> Result<(), Run
         user: Some(user.into()),
         entrypoint: vec!["/sandbox-app".into()],
         cmd: vec![],
-        env: vec![PATH_ENV.into(), "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt".into()],
+        env: vec![
+            PATH_ENV.into(),
+            "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt".into(),
+        ],
         working_dir: Some("/".into()),
     };
-    store.register_dir(DISTROLESS_NONROOT, distroless.clone(), app_config("65532:65532"));
+    store.register_dir(
+        DISTROLESS_NONROOT,
+        distroless.clone(),
+        app_config("65532:65532"),
+    );
     store.register_dir(DISTROLESS_ROOT, distroless, app_config("0"));
 
     let busybox = dir.join("busybox/rootfs");
@@ -76,7 +83,16 @@ fn build_distroless_rootfs(root: &Path, app: &Path) -> io::Result<()> {
     fs::set_permissions(root, fs::Permissions::from_mode(0o755))?;
     fs::copy(app, root.join("sandbox-app"))?;
     fs::set_permissions(root.join("sandbox-app"), fs::Permissions::from_mode(0o755))?;
-    for d in ["etc/app/v2", "etc/ssl/certs", "home/nonroot", "root", "var/run", "proc", "sys", "dev"] {
+    for d in [
+        "etc/app/v2",
+        "etc/ssl/certs",
+        "home/nonroot",
+        "root",
+        "var/run",
+        "proc",
+        "sys",
+        "dev",
+    ] {
         mkdir(&root.join(d), 0o755)?;
     }
     mkdir(&root.join("root"), 0o700)?;
@@ -99,7 +115,11 @@ fn build_distroless_rootfs(root: &Path, app: &Path) -> io::Result<()> {
     )?;
     symlink("/etc/app/v2", root.join("etc/app/current"))?;
     write(&root.join("etc/ssl/certs/ca-certificates.crt"), "", 0o644)?;
-    write(&root.join("etc/os-release"), "PRETTY_NAME=\"Distroless (sandbox)\"\nID=distroless\n", 0o644)?;
+    write(
+        &root.join("etc/os-release"),
+        "PRETTY_NAME=\"Distroless (sandbox)\"\nID=distroless\n",
+        0o644,
+    )?;
     Ok(())
 }
 
@@ -107,7 +127,9 @@ fn build_distroless_rootfs(root: &Path, app: &Path) -> io::Result<()> {
 fn build_busybox_rootfs(root: &Path) -> io::Result<()> {
     fresh_dir(root)?;
     fs::set_permissions(root, fs::Permissions::from_mode(0o755))?;
-    for d in ["bin", "sbin", "usr/bin", "usr/sbin", "etc", "home", "var/run", "proc", "sys", "dev"] {
+    for d in [
+        "bin", "sbin", "usr/bin", "usr/sbin", "etc", "home", "var/run", "proc", "sys", "dev",
+    ] {
         mkdir(&root.join(d), 0o755)?;
     }
     mkdir(&root.join("root"), 0o700)?;
@@ -115,7 +137,9 @@ fn build_busybox_rootfs(root: &Path) -> io::Result<()> {
     if !Path::new(HOST_BUSYBOX).is_file() {
         return Err(io::Error::new(
             io::ErrorKind::NotFound,
-            format!("{HOST_BUSYBOX} is missing: install the busybox-static package (apt-get install busybox-static)"),
+            format!(
+                "{HOST_BUSYBOX} is missing: install the busybox-static package (apt-get install busybox-static)"
+            ),
         ));
     }
     fs::copy(HOST_BUSYBOX, root.join("bin/busybox"))?;

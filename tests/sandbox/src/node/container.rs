@@ -131,9 +131,18 @@ where
         .await
         .map_err(blocking_err)??;
     Ok(Stdio {
-        stdin: stdin_ours.map(stream).transpose()?.map(|s| Box::pin(s) as BoxWrite),
-        stdout: stdout_ours.map(stream).transpose()?.map(|s| Box::pin(s) as BoxRead),
-        stderr: stderr_ours.map(stream).transpose()?.map(|s| Box::pin(s) as BoxRead),
+        stdin: stdin_ours
+            .map(stream)
+            .transpose()?
+            .map(|s| Box::pin(s) as BoxWrite),
+        stdout: stdout_ours
+            .map(stream)
+            .transpose()?
+            .map(|s| Box::pin(s) as BoxRead),
+        stderr: stderr_ours
+            .map(stream)
+            .transpose()?
+            .map(|s| Box::pin(s) as BoxRead),
         pty: None,
     })
 }
@@ -265,17 +274,30 @@ impl Instance {
         let mut plan = self.process.clone();
         plan.args = command;
         plan.terminal = streams.tty;
-        let doc = serde_json::to_vec(&oci_process(&plan)).map_err(|e| RuntimeError::Internal(e.to_string()))?;
-        std::fs::write(&process_json, doc).map_err(|e| RuntimeError::Internal(format!("writing exec spec: {e}")))?;
+        let doc = serde_json::to_vec(&oci_process(&plan))
+            .map_err(|e| RuntimeError::Internal(e.to_string()))?;
+        std::fs::write(&process_json, doc)
+            .map_err(|e| RuntimeError::Internal(format!("writing exec spec: {e}")))?;
 
-        let (r, id, pj, pf) = (runc.clone(), self.id.clone(), process_json.clone(), pid_file.clone());
-        let started = start_with_stdio(streams.tty, streams, move |sock, io| r.exec(&id, &pj, &pf, sock, io)).await;
+        let (r, id, pj, pf) = (
+            runc.clone(),
+            self.id.clone(),
+            process_json.clone(),
+            pid_file.clone(),
+        );
+        let started = start_with_stdio(streams.tty, streams, move |sock, io| {
+            r.exec(&id, &pj, &pf, sock, io)
+        })
+        .await;
         let _ = std::fs::remove_file(&process_json);
         let stdio = match started {
             Ok(s) => s,
             Err(msg) => {
                 let _ = std::fs::remove_file(&pid_file);
-                return Ok(start_failed(streams, format!("OCI runtime exec failed: {msg}: unknown")));
+                return Ok(start_failed(
+                    streams,
+                    format!("OCI runtime exec failed: {msg}: unknown"),
+                ));
             }
         };
         let pid = read_pid(&pid_file).map_err(RuntimeError::Internal)?;
@@ -291,7 +313,11 @@ impl Instance {
         };
         Ok(Process {
             stdin: stdio.stdin,
-            stdout: if streams.stdout || streams.tty { stdio.stdout } else { None },
+            stdout: if streams.stdout || streams.tty {
+                stdio.stdout
+            } else {
+                None
+            },
             stderr: stdio.stderr,
             resize,
             exit: rx,
@@ -409,7 +435,9 @@ fn start_failed(streams: StreamOptions, message: String) -> Process {
     let (tx, rx) = oneshot::channel();
     let _ = tx.send(ProcessExit::StartFailed(message));
     Process {
-        stdin: streams.stdin.then(|| Box::pin(tokio::io::sink()) as BoxWrite),
+        stdin: streams
+            .stdin
+            .then(|| Box::pin(tokio::io::sink()) as BoxWrite),
         stdout: (streams.stdout || streams.tty).then(|| Box::pin(tokio::io::empty()) as BoxRead),
         stderr: (streams.stderr && !streams.tty).then(|| Box::pin(tokio::io::empty()) as BoxRead),
         resize: None,

@@ -38,7 +38,11 @@ impl AsyncRead for FdStream {
             let result = guard.try_io(|inner| {
                 // SAFETY: reads into the initialised, unfilled part of `buf`.
                 let n = unsafe {
-                    libc::read(inner.as_raw_fd(), unfilled.as_mut_ptr().cast(), unfilled.len())
+                    libc::read(
+                        inner.as_raw_fd(),
+                        unfilled.as_mut_ptr().cast(),
+                        unfilled.len(),
+                    )
                 };
                 if n < 0 {
                     Err(io::Error::last_os_error())

@@ -31,7 +31,11 @@ impl ImageConfig {
         let strings = |key: &str| -> Vec<String> {
             c[key]
                 .as_array()
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(String::from))
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         let text = |key: &str| c[key].as_str().filter(|s| !s.is_empty()).map(String::from);
@@ -219,7 +223,11 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, u64)>) {
         let Ok(meta) = std::fs::symlink_metadata(&path) else {
             continue;
         };
-        let rel = path.strip_prefix(root).unwrap_or(&path).display().to_string();
+        let rel = path
+            .strip_prefix(root)
+            .unwrap_or(&path)
+            .display()
+            .to_string();
         let link = std::fs::read_link(&path)
             .map(|t| t.display().to_string())
             .unwrap_or_default();
@@ -307,10 +315,7 @@ mod tests {
             normalize_reference("sandbox.local/x@sha256:abc"),
             "sandbox.local/x@sha256:abc"
         );
-        assert_eq!(
-            repository_of("localhost:5000/x:v"),
-            "localhost:5000/x"
-        );
+        assert_eq!(repository_of("localhost:5000/x:v"), "localhost:5000/x");
         assert_eq!(repository_of("localhost:5000/x"), "localhost:5000/x");
     }
 

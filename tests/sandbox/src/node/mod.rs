@@ -86,17 +86,23 @@ impl Node {
         faults: Arc<RwLock<NodeFaults>>,
     ) -> Result<Arc<Node>, RuntimeError> {
         prerequisites().map_err(RuntimeError::Internal)?;
-        let handle = tokio::runtime::Handle::try_current()
-            .map_err(|_| RuntimeError::Internal("Node::new must be called inside a tokio runtime".into()))?;
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| {
+            RuntimeError::Internal("Node::new must be called inside a tokio runtime".into())
+        })?;
         std::fs::create_dir_all(&state_dir).map_err(|e| internal("state dir", e))?;
-        let state_dir = state_dir.canonicalize().map_err(|e| internal("state dir", e))?;
+        let state_dir = state_dir
+            .canonicalize()
+            .map_err(|e| internal("state dir", e))?;
         for d in ["runc", "runc-logs", "pods"] {
             std::fs::create_dir_all(state_dir.join(d)).map_err(|e| internal("state dir", e))?;
         }
         let pause_rootfs = state_dir.join("pause/rootfs");
         make_pause_rootfs(&pause_rootfs)?;
         let reaper = Reaper::global().map_err(|e| internal("reaper", e))?;
-        let runc = Arc::new(Runc::new(state_dir.join("runc"), state_dir.join("runc-logs")));
+        let runc = Arc::new(Runc::new(
+            state_dir.join("runc"),
+            state_dir.join("runc-logs"),
+        ));
         Ok(Arc::new_cyclic(|me| Node {
             me: me.clone(),
             state_dir,
@@ -151,9 +157,9 @@ impl Node {
         pod: &str,
         container: &str,
     ) -> Result<Arc<container::Instance>, RuntimeError> {
-        let p = self
-            .pod(namespace, pod)
-            .ok_or_else(|| RuntimeError::NotFound(format!("pod {namespace}/{pod} is not running on the node")))?;
+        let p = self.pod(namespace, pod).ok_or_else(|| {
+            RuntimeError::NotFound(format!("pod {namespace}/{pod} is not running on the node"))
+        })?;
         let state = lock(&p.state);
         state
             .find(container)
@@ -176,9 +182,14 @@ fn make_pause_rootfs(root: &Path) -> Result<(), RuntimeError> {
 
 impl Runtime for Node {
     fn run_pod(&self, pod: Pod) {
-        let Some(node) = self.me.upgrade() else { return };
+        let Some(node) = self.me.upgrade() else {
+            return;
+        };
         let key = (
-            pod.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
+            pod.metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".into()),
             pod.metadata.name.clone().unwrap_or_default(),
         );
         let dir_name = format!(
@@ -200,8 +211,14 @@ impl Runtime for Node {
     }
 
     fn run_ephemeral(&self, pod: Pod, name: String) {
-        let Some(node) = self.me.upgrade() else { return };
-        let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        let Some(node) = self.me.upgrade() else {
+            return;
+        };
+        let ns = pod
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
         let Some(p) = self.pod(&ns, pod.metadata.name.as_deref().unwrap_or("")) else {
             return;
         };
@@ -214,7 +231,11 @@ impl Runtime for Node {
             if state.find(&name).is_some() {
                 return;
             }
-            state.records.push(Record::new(&name, Kind::Ephemeral, c.image.as_deref().unwrap_or("")));
+            state.records.push(Record::new(
+                &name,
+                Kind::Ephemeral,
+                c.image.as_deref().unwrap_or(""),
+            ));
         }
         self.publish(&p);
         let _guard = self.handle.enter();
@@ -224,11 +245,18 @@ impl Runtime for Node {
         });
     }
 
-    fn delete_pod(&self, namespace: String, name: String, grace: Duration) -> BoxFuture<'static, ()> {
+    fn delete_pod(
+        &self,
+        namespace: String,
+        name: String,
+        grace: Duration,
+    ) -> BoxFuture<'static, ()> {
         let node = self.me.upgrade();
         Box::pin(async move {
             let Some(node) = node else { return };
-            let Some(p) = node.pod(&namespace, &name) else { return };
+            let Some(p) = node.pod(&namespace, &name) else {
+                return;
+            };
             node.stop_pod(&p, grace).await;
             lock(&node.pods).remove(&(namespace, name));
         })
@@ -267,15 +295,21 @@ impl Runtime for Node {
         tail_lines: Option<i64>,
     ) -> BoxFuture<'static, Result<BoxRead, RuntimeError>> {
         let result = (|| {
-            let p = self
-                .pod(&namespace, &pod)
-                .ok_or_else(|| RuntimeError::NotFound(format!("pod {namespace}/{pod} is not running on the node")))?;
+            let p = self.pod(&namespace, &pod).ok_or_else(|| {
+                RuntimeError::NotFound(format!("pod {namespace}/{pod} is not running on the node"))
+            })?;
             let state = lock(&p.state);
             let record = state.find(&container).ok_or_else(|| {
-                RuntimeError::BadRequest(format!("container {container} is not valid for pod {pod}"))
+                RuntimeError::BadRequest(format!(
+                    "container {container} is not valid for pod {pod}"
+                ))
             })?;
             let live = record.instance.as_ref().map(|i| i.log.clone());
-            let log = live.or_else(|| lock(&self.last_logs).get(&log_key(&p, &container, record.kind)).cloned());
+            let log = live.or_else(|| {
+                lock(&self.last_logs)
+                    .get(&log_key(&p, &container, record.kind))
+                    .cloned()
+            });
             match log {
                 Some(log) => Ok(log),
                 None => {
@@ -298,12 +332,17 @@ impl Runtime for Node {
     }
 
     fn shutdown(&self) -> BoxFuture<'static, ()> {
-        self.shut_down.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.shut_down
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let node = self.me.upgrade();
         Box::pin(async move {
             let Some(node) = node else { return };
             let pods: Vec<Arc<PodRuntime>> = lock(&node.pods).values().cloned().collect();
-            futures::future::join_all(pods.iter().map(|p| node.stop_pod(p, Duration::from_secs(1)))).await;
+            futures::future::join_all(
+                pods.iter()
+                    .map(|p| node.stop_pod(p, Duration::from_secs(1))),
+            )
+            .await;
             lock(&node.pods).clear();
             let n = node.clone();
             let _ = tokio::task::spawn_blocking(move || n.sweep()).await;

@@ -37,8 +37,12 @@ pub fn identity_for(pod: &Pod, c: &Container, image: &Image) -> Result<Identity,
     let spec = pod.spec.as_ref();
     let psc = spec.and_then(|s| s.security_context.as_ref());
     let csc = c.security_context.as_ref();
-    let run_as_user = csc.and_then(|s| s.run_as_user).or(psc.and_then(|s| s.run_as_user));
-    let run_as_group = csc.and_then(|s| s.run_as_group).or(psc.and_then(|s| s.run_as_group));
+    let run_as_user = csc
+        .and_then(|s| s.run_as_user)
+        .or(psc.and_then(|s| s.run_as_user));
+    let run_as_group = csc
+        .and_then(|s| s.run_as_group)
+        .or(psc.and_then(|s| s.run_as_group));
     let run_as_non_root = csc
         .and_then(|s| s.run_as_non_root)
         .or(psc.and_then(|s| s.run_as_non_root))
@@ -57,10 +61,16 @@ pub fn identity_for(pod: &Pod, c: &Container, image: &Image) -> Result<Identity,
     if run_as_non_root {
         let who = format!("(pod: {:?}, container: {})", pod_label(pod), c.name);
         match (run_as_user, image_uid) {
-            (Some(0), _) => return Err(format!("container's runAsUser breaks non-root policy {who}")),
+            (Some(0), _) => {
+                return Err(format!(
+                    "container's runAsUser breaks non-root policy {who}"
+                ));
+            }
             (Some(_), _) => {}
             (None, Some(0)) => {
-                return Err(format!("container has runAsNonRoot and image will run as root {who}"));
+                return Err(format!(
+                    "container has runAsNonRoot and image will run as root {who}"
+                ));
             }
             (None, None) => {
                 return Err(format!(
@@ -114,7 +124,10 @@ pub fn identity_for(pod: &Pod, c: &Container, image: &Image) -> Result<Identity,
             }
         }
     }
-    for g in psc.and_then(|s| s.supplemental_groups.clone()).unwrap_or_default() {
+    for g in psc
+        .and_then(|s| s.supplemental_groups.clone())
+        .unwrap_or_default()
+    {
         additional.push(g as u32);
     }
     if let Some(g) = psc.and_then(|s| s.fs_group) {
@@ -223,12 +236,13 @@ pub fn expand(input: &str, vars: &HashMap<String, String>) -> String {
 pub fn environment(pod: &Pod, c: &Container, image: &ImageConfig, pod_ip: &str) -> Vec<String> {
     let mut order: Vec<String> = Vec::new();
     let mut vars: HashMap<String, String> = HashMap::new();
-    let set = |order: &mut Vec<String>, vars: &mut HashMap<String, String>, k: String, v: String| {
-        if !vars.contains_key(&k) {
-            order.push(k.clone());
-        }
-        vars.insert(k, v);
-    };
+    let set =
+        |order: &mut Vec<String>, vars: &mut HashMap<String, String>, k: String, v: String| {
+            if !vars.contains_key(&k) {
+                order.push(k.clone());
+            }
+            vars.insert(k, v);
+        };
     for kv in &image.env {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
         set(&mut order, &mut vars, k.into(), v.into());
@@ -273,11 +287,18 @@ pub fn environment(pod: &Pod, c: &Container, image: &ImageConfig, pod_ip: &str) 
         container_vars.insert(e.name.clone(), value.clone());
         set(&mut order, &mut vars, e.name.clone(), value);
     }
-    order.into_iter().map(|k| format!("{k}={}", vars[&k])).collect()
+    order
+        .into_iter()
+        .map(|k| format!("{k}={}", vars[&k]))
+        .collect()
 }
 
 /// The command line: Kubernetes' `command`/`args` over the image's `Entrypoint`/`Cmd`.
-pub fn command_line(c: &Container, image: &ImageConfig, env: &[String]) -> Result<Vec<String>, String> {
+pub fn command_line(
+    c: &Container,
+    image: &ImageConfig,
+    env: &[String],
+) -> Result<Vec<String>, String> {
     let vars: HashMap<String, String> = env
         .iter()
         .filter_map(|kv| kv.split_once('='))
@@ -335,7 +356,11 @@ mod tests {
             "root:x:0:0::/:/x\nnonroot:x:65532:65532::/:/x\napp:x:1000:1001::/:/x\n",
         )
         .unwrap();
-        std::fs::write(dir.join("etc/group"), "root:x:0:\nextra:x:2000:app\napp:x:1001:\n").unwrap();
+        std::fs::write(
+            dir.join("etc/group"),
+            "root:x:0:\nextra:x:2000:app\napp:x:1001:\n",
+        )
+        .unwrap();
         dir
     }
 
@@ -359,11 +384,27 @@ mod tests {
     fn identity_follows_container_then_pod_then_image() {
         let root = rootfs();
         let c = Container::default();
-        let id = identity_for(&pod(Default::default()), &c, &image(Some("65532:65532"), root.clone())).unwrap();
-        assert_eq!((id.uid, id.gid, id.additional_gids.clone()), (65532, 65532, vec![65532]));
+        let id = identity_for(
+            &pod(Default::default()),
+            &c,
+            &image(Some("65532:65532"), root.clone()),
+        )
+        .unwrap();
+        assert_eq!(
+            (id.uid, id.gid, id.additional_gids.clone()),
+            (65532, 65532, vec![65532])
+        );
 
-        let id = identity_for(&pod(Default::default()), &c, &image(Some("app"), root.clone())).unwrap();
-        assert_eq!((id.uid, id.gid, id.additional_gids), (1000, 1001, vec![1001, 2000]));
+        let id = identity_for(
+            &pod(Default::default()),
+            &c,
+            &image(Some("app"), root.clone()),
+        )
+        .unwrap();
+        assert_eq!(
+            (id.uid, id.gid, id.additional_gids),
+            (1000, 1001, vec![1001, 2000])
+        );
 
         let psc = PodSecurityContext {
             run_as_user: Some(1000),
@@ -371,8 +412,16 @@ mod tests {
             fs_group: Some(4000),
             ..Default::default()
         };
-        let id = identity_for(&pod(psc.clone()), &c, &image(Some("65532:65532"), root.clone())).unwrap();
-        assert_eq!((id.uid, id.gid, id.additional_gids), (1000, 1001, vec![1001, 2000, 3000, 4000]));
+        let id = identity_for(
+            &pod(psc.clone()),
+            &c,
+            &image(Some("65532:65532"), root.clone()),
+        )
+        .unwrap();
+        assert_eq!(
+            (id.uid, id.gid, id.additional_gids),
+            (1000, 1001, vec![1001, 2000, 3000, 4000])
+        );
 
         let c = Container {
             security_context: Some(SecurityContext {
@@ -402,7 +451,8 @@ mod tests {
             err,
             "container has runAsNonRoot and image will run as root (pod: \"p_ns(u)\", container: app)"
         );
-        let err = identity_for(&pod(psc.clone()), &c, &image(Some("nonroot"), root.clone())).unwrap_err();
+        let err =
+            identity_for(&pod(psc.clone()), &c, &image(Some("nonroot"), root.clone())).unwrap_err();
         assert!(err.contains("non-numeric user (nonroot)"), "{err}");
         assert!(identity_for(&pod(psc), &c, &image(Some("65532"), root)).is_ok());
     }
@@ -418,7 +468,10 @@ mod tests {
             ..Default::default()
         };
         assert!(capabilities_for(Some(&sc(&[], &["ALL"]))).is_empty());
-        assert_eq!(capabilities_for(Some(&sc(&["SYS_PTRACE"], &["ALL"]))), ["CAP_SYS_PTRACE"]);
+        assert_eq!(
+            capabilities_for(Some(&sc(&["SYS_PTRACE"], &["ALL"]))),
+            ["CAP_SYS_PTRACE"]
+        );
         let all_but_chown = capabilities_for(Some(&sc(&["ALL"], &["CHOWN"])));
         assert_eq!(all_but_chown.len(), 40);
         assert!(!all_but_chown.contains(&"CAP_CHOWN".to_string()));
@@ -440,10 +493,19 @@ mod tests {
             ..Default::default()
         };
         let env = vec!["X=1".to_string()];
-        assert_eq!(command_line(&c(&[], &[]), &img, &env).unwrap(), ["/ep", "c"]);
-        assert_eq!(command_line(&c(&[], &["a"]), &img, &env).unwrap(), ["/ep", "a"]);
+        assert_eq!(
+            command_line(&c(&[], &[]), &img, &env).unwrap(),
+            ["/ep", "c"]
+        );
+        assert_eq!(
+            command_line(&c(&[], &["a"]), &img, &env).unwrap(),
+            ["/ep", "a"]
+        );
         assert_eq!(command_line(&c(&["sh"], &[]), &img, &env).unwrap(), ["sh"]);
-        assert_eq!(command_line(&c(&["sh"], &["$(X)", "$$(X)", "$(Y)"]), &img, &env).unwrap(), ["sh", "1", "$(X)", "$(Y)"]);
+        assert_eq!(
+            command_line(&c(&["sh"], &["$(X)", "$$(X)", "$(Y)"]), &img, &env).unwrap(),
+            ["sh", "1", "$(X)", "$(Y)"]
+        );
         assert!(command_line(&c(&[], &[]), &ImageConfig::default(), &env).is_err());
     }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Container, LinuxContainerUser, ContainerUser, Pod};
+use k8s_openapi::api::core::v1::{Container, ContainerUser, LinuxContainerUser, Pod};
 use tokio::sync::{Mutex as AsyncMutex, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -43,7 +43,10 @@ pub struct PodRuntime {
 /// Why a container could not be started.
 pub enum StartError {
     /// Waiting with this reason; retried with back-off (CreateContainerConfigError, ...).
-    Waiting { reason: String, message: String },
+    Waiting {
+        reason: String,
+        message: String,
+    },
     /// The runtime failed to start the process: reported as a terminated container with
     /// reason StartError and exit code 128, as containerd does.
     Run(String),
@@ -91,7 +94,12 @@ fn hostname_of(pod: &Pod) -> String {
 pub fn container_spec(pod: &Pod, name: &str, kind: Kind) -> Option<(Container, Option<String>)> {
     let spec = pod.spec.as_ref()?;
     match kind {
-        Kind::Regular => spec.containers.iter().find(|c| c.name == name).cloned().map(|c| (c, None)),
+        Kind::Regular => spec
+            .containers
+            .iter()
+            .find(|c| c.name == name)
+            .cloned()
+            .map(|c| (c, None)),
         Kind::Init => spec
             .init_containers
             .iter()
@@ -100,7 +108,11 @@ pub fn container_spec(pod: &Pod, name: &str, kind: Kind) -> Option<(Container, O
             .cloned()
             .map(|c| (c, None)),
         Kind::Ephemeral => {
-            let e = spec.ephemeral_containers.iter().flatten().find(|c| c.name == name)?;
+            let e = spec
+                .ephemeral_containers
+                .iter()
+                .flatten()
+                .find(|c| c.name == name)?;
             // Same field names; serde drops targetContainerName and keeps the rest.
             let c: Container = serde_json::to_value(e)
                 .ok()
@@ -115,10 +127,18 @@ impl PodRuntime {
         let mut records = Vec::new();
         if let Some(spec) = &pod.spec {
             for c in spec.init_containers.iter().flatten() {
-                records.push(Record::new(&c.name, Kind::Init, c.image.as_deref().unwrap_or("")));
+                records.push(Record::new(
+                    &c.name,
+                    Kind::Init,
+                    c.image.as_deref().unwrap_or(""),
+                ));
             }
             for c in &spec.containers {
-                records.push(Record::new(&c.name, Kind::Regular, c.image.as_deref().unwrap_or("")));
+                records.push(Record::new(
+                    &c.name,
+                    Kind::Regular,
+                    c.image.as_deref().unwrap_or(""),
+                ));
             }
         }
         let has_init = pod
@@ -126,7 +146,11 @@ impl PodRuntime {
             .as_ref()
             .is_some_and(|s| s.init_containers.as_ref().is_some_and(|i| !i.is_empty()));
         Arc::new(PodRuntime {
-            namespace: pod.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
+            namespace: pod
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".into()),
             name: pod.metadata.name.clone().unwrap_or_default(),
             uid: pod.metadata.uid.clone().unwrap_or_default(),
             dir,
@@ -199,16 +223,25 @@ impl PodRuntime {
 }
 
 impl Node {
-    pub(super) fn event(&self, p: &PodRuntime, type_: &str, reason: &str, message: &str, field: Option<&str>) {
-        self.sink.event(&p.namespace, &p.name, type_, reason, message, field);
+    pub(super) fn event(
+        &self,
+        p: &PodRuntime,
+        type_: &str,
+        reason: &str,
+        message: &str,
+        field: Option<&str>,
+    ) {
+        self.sink
+            .event(&p.namespace, &p.name, type_, reason, message, field);
     }
 
     /// Push the node's view of the pod to the API server.
     pub(super) fn publish(&self, p: &PodRuntime) {
         let mut state = lock(&p.state);
-        self.sink.update_status(&p.namespace, &p.name, &mut |status| {
-            status::apply(&mut state, status)
-        });
+        self.sink
+            .update_status(&p.namespace, &p.name, &mut |status| {
+                status::apply(&mut state, status)
+            });
     }
 
     fn with_record(&self, p: &PodRuntime, name: &str, kind: Kind, f: impl FnOnce(&mut Record)) {
@@ -222,7 +255,13 @@ impl Node {
     pub(super) async fn run_pod(self: Arc<Self>, p: Arc<PodRuntime>) {
         self.publish(&p);
         if let Err(e) = prepare_pod_dir(&p) {
-            self.event(&p, "Warning", "FailedMount", &format!("preparing pod files: {e}"), None);
+            self.event(
+                &p,
+                "Warning",
+                "FailedMount",
+                &format!("preparing pod files: {e}"),
+                None,
+            );
         }
         let mut backoff = Backoff::new();
         loop {
@@ -243,7 +282,11 @@ impl Node {
         let pod = lock(&p.pod).clone();
         let spec = pod.spec.clone().unwrap_or_default();
         for c in spec.init_containers.iter().flatten() {
-            match self.clone().supervise(p.clone(), c.name.clone(), Kind::Init, None).await {
+            match self
+                .clone()
+                .supervise(p.clone(), c.name.clone(), Kind::Init, None)
+                .await
+            {
                 Some(ProcessExit::Code(0)) => continue,
                 _ if p.cancel.is_cancelled() => return,
                 _ => {
@@ -279,7 +322,11 @@ impl Node {
                 args: vec!["/pause".into(), "pause".into()],
                 env: vec!["PATH=/".into()],
                 cwd: "/".into(),
-                identity: Identity { uid: 65535, gid: 65535, additional_gids: vec![65535] },
+                identity: Identity {
+                    uid: 65535,
+                    gid: 65535,
+                    additional_gids: vec![65535],
+                },
                 capabilities: vec![],
                 no_new_privileges: true,
                 terminal: false,
@@ -349,12 +396,20 @@ impl Node {
                         return None;
                     }
                     if reason == "ErrImagePull" {
-                        self.event(&p, "Normal", "BackOff", &format!("Back-off pulling image {image_name:?}"), field);
+                        self.event(
+                            &p,
+                            "Normal",
+                            "BackOff",
+                            &format!("Back-off pulling image {image_name:?}"),
+                            field,
+                        );
                         self.event(&p, "Warning", "Failed", "Error: ImagePullBackOff", field);
                         self.with_record(&p, &name, kind, |r| {
                             r.status.state = Some(status::waiting(
                                 "ImagePullBackOff",
-                                Some(format!("Back-off pulling image {image_name:?}: ErrImagePull: {message}")),
+                                Some(format!(
+                                    "Back-off pulling image {image_name:?}: ErrImagePull: {message}"
+                                )),
                             ));
                         });
                     }
@@ -366,7 +421,9 @@ impl Node {
             };
             pull_backoff = Backoff::new();
 
-            let started = self.start_container(&p, &name, &container, target.as_deref(), &image).await;
+            let started = self
+                .start_container(&p, &name, &container, target.as_deref(), &image)
+                .await;
             let (exit_code, reason, message, started_at, container_id) = match started {
                 Err(StartError::Cancelled) => return None,
                 Err(StartError::Waiting { reason, message }) => {
@@ -400,8 +457,20 @@ impl Node {
                         r.status.user = Some(user_of(&instance.process.identity));
                         r.instance = Some(instance.clone());
                     });
-                    self.event(&p, "Normal", "Created", &format!("Created container: {name}"), field);
-                    self.event(&p, "Normal", "Started", &format!("Started container {name}"), field);
+                    self.event(
+                        &p,
+                        "Normal",
+                        "Created",
+                        &format!("Created container: {name}"),
+                        field,
+                    );
+                    self.event(
+                        &p,
+                        "Normal",
+                        "Started",
+                        &format!("Started container {name}"),
+                        field,
+                    );
                     first.take().map(|f| f.send(()));
                     let exit = tokio::select! {
                         e = instance.wait() => e,
@@ -410,7 +479,13 @@ impl Node {
                     };
                     let code = exit.code();
                     let reason = if code == 0 { "Completed" } else { "Error" };
-                    (code, reason.to_string(), None, Some(started_at), Some(container_id))
+                    (
+                        code,
+                        reason.to_string(),
+                        None,
+                        Some(started_at),
+                        Some(container_id),
+                    )
                 }
             };
             runs += 1;
@@ -447,17 +522,34 @@ impl Node {
                 Kind::Regular => policy == "Always" || (policy == "OnFailure" && exit_code != 0),
             };
             if !restart {
-                return Some(if exit_code == 0 { ProcessExit::Code(0) } else { ProcessExit::Code(exit_code) });
+                return Some(if exit_code == 0 {
+                    ProcessExit::Code(0)
+                } else {
+                    ProcessExit::Code(exit_code)
+                });
             }
-            let delay = if runs == 1 { Duration::ZERO } else { crash_backoff.next() };
+            let delay = if runs == 1 {
+                Duration::ZERO
+            } else {
+                crash_backoff.next()
+            };
             if !delay.is_zero() {
                 let label = p.label();
-                self.event(&p, "Warning", "BackOff", &format!("Back-off restarting failed container {name} in pod {label}"), field);
+                self.event(
+                    &p,
+                    "Warning",
+                    "BackOff",
+                    &format!("Back-off restarting failed container {name} in pod {label}"),
+                    field,
+                );
                 self.with_record(&p, &name, kind, |r| {
                     r.status.last_state = r.status.state.take();
                     r.status.state = Some(status::waiting(
                         "CrashLoopBackOff",
-                        Some(format!("back-off {}s restarting failed container={name} pod={label}", delay.as_secs())),
+                        Some(format!(
+                            "back-off {}s restarting failed container={name} pod={label}",
+                            delay.as_secs()
+                        )),
                     ));
                 });
             } else {
@@ -493,25 +585,37 @@ impl Node {
         };
         let identity = plan::identity_for(&pod, c, image).map_err(config_error)?;
         let env = plan::environment(&pod, c, &image.config, status::POD_IP);
-        let args = plan::command_line(c, &image.config, &env).map_err(|message| StartError::Waiting {
-            reason: "CreateContainerError".into(),
-            message,
-        })?;
+        let args =
+            plan::command_line(c, &image.config, &env).map_err(|message| StartError::Waiting {
+                reason: "CreateContainerError".into(),
+                message,
+            })?;
         let spec = pod.spec.clone().unwrap_or_default();
-        let ns = |kind: &str| Namespace::Join(PathBuf::from(format!("/proc/{sandbox_pid}/ns/{kind}")));
+        let ns =
+            |kind: &str| Namespace::Join(PathBuf::from(format!("/proc/{sandbox_pid}/ns/{kind}")));
         let (pid_ns, owns_pid_ns) = if let Some(t) = target {
             // CRI's targetContainerName: join the target container's PID namespace.
             let target_pid = lock(&p.state)
                 .records
                 .iter()
                 .find(|r| r.name == t && r.kind != Kind::Ephemeral)
-                .and_then(|r| r.instance.as_ref().filter(|i| i.exited().is_none()).map(|i| i.pid));
+                .and_then(|r| {
+                    r.instance
+                        .as_ref()
+                        .filter(|i| i.exited().is_none())
+                        .map(|i| i.pid)
+                });
             match target_pid {
-                Some(pid) => (Namespace::Join(PathBuf::from(format!("/proc/{pid}/ns/pid"))), false),
+                Some(pid) => (
+                    Namespace::Join(PathBuf::from(format!("/proc/{pid}/ns/pid"))),
+                    false,
+                ),
                 None => {
                     return Err(StartError::Waiting {
                         reason: "CreateContainerError".into(),
-                        message: format!("failed to get target container {t:?}: container is not running"),
+                        message: format!(
+                            "failed to get target container {t:?}: container is not running"
+                        ),
                     });
                 }
             }
@@ -523,14 +627,33 @@ impl Node {
 
         let id = random_id();
         let mut binds = vec![
-            Bind { source: p.dir.join("etc/hosts"), destination: "/etc/hosts".into(), readonly: false },
-            Bind { source: p.dir.join("etc/hostname"), destination: "/etc/hostname".into(), readonly: false },
-            Bind { source: p.dir.join("etc/resolv.conf"), destination: "/etc/resolv.conf".into(), readonly: false },
+            Bind {
+                source: p.dir.join("etc/hosts"),
+                destination: "/etc/hosts".into(),
+                readonly: false,
+            },
+            Bind {
+                source: p.dir.join("etc/hostname"),
+                destination: "/etc/hostname".into(),
+                readonly: false,
+            },
+            Bind {
+                source: p.dir.join("etc/resolv.conf"),
+                destination: "/etc/resolv.conf".into(),
+                readonly: false,
+            },
         ];
         let termination = p.dir.join("termination").join(format!("{name}-{id}"));
         if std::fs::write(&termination, b"").is_ok() {
-            let path = c.termination_message_path.clone().unwrap_or_else(|| "/dev/termination-log".into());
-            binds.push(Bind { source: termination, destination: path, readonly: false });
+            let path = c
+                .termination_message_path
+                .clone()
+                .unwrap_or_else(|| "/dev/termination-log".into());
+            binds.push(Bind {
+                source: termination,
+                destination: path,
+                readonly: false,
+            });
         }
         for m in c.volume_mounts.iter().flatten() {
             let source = volume_source(p, &pod, &m.name).map_err(config_error)?;
@@ -542,7 +665,11 @@ impl Node {
                 }
                 None => source,
             };
-            binds.push(Bind { source, destination: m.mount_path.clone(), readonly: m.read_only.unwrap_or(false) });
+            binds.push(Bind {
+                source,
+                destination: m.mount_path.clone(),
+                readonly: m.read_only.unwrap_or(false),
+            });
         }
         let process = ProcessPlan {
             args,
@@ -558,7 +685,12 @@ impl Node {
             root: PathBuf::new(),
             readonly_root: plan::readonly_root(c),
             hostname: None,
-            namespaces: Namespaces { pid: pid_ns, network: ns("net"), ipc: ns("ipc"), uts: ns("uts") },
+            namespaces: Namespaces {
+                pid: pid_ns,
+                network: ns("net"),
+                ipc: ns("ipc"),
+                uts: ns("uts"),
+            },
             binds,
             privileged: plan::privileged(c),
             cgroups_path: format!("/kube-sandbox-{id}"),
@@ -597,7 +729,13 @@ impl Node {
         for (name, kind, i) in &running {
             if i.exited().is_none() {
                 let field = kind.field_path(name);
-                self.event(p, "Normal", "Killing", &format!("Stopping container {name}"), Some(&field));
+                self.event(
+                    p,
+                    "Normal",
+                    "Killing",
+                    &format!("Stopping container {name}"),
+                    Some(&field),
+                );
             }
         }
         self.signal_all(&running, "SIGTERM").await;
@@ -631,7 +769,11 @@ impl Node {
         let dirs: Vec<(String, PathBuf)> = running
             .iter()
             .map(|(_, _, i)| (i.id.clone(), i.dir.clone()))
-            .chain(sandbox.iter().map(|s| (s.instance.id.clone(), s.instance.dir.clone())))
+            .chain(
+                sandbox
+                    .iter()
+                    .map(|s| (s.instance.id.clone(), s.instance.dir.clone())),
+            )
             .collect();
         let pod_dir = p.dir.clone();
         let _ = tokio::task::spawn_blocking(move || {

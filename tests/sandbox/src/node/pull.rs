@@ -34,7 +34,11 @@ fn valid_reference(reference: &str) -> bool {
     };
     // The domain part may carry upper case in theory; kubelets reject upper-case paths.
     let path = match repo.split_once('/') {
-        Some((first, rest)) if first.contains('.') || first.contains(':') || first == "localhost" => rest,
+        Some((first, rest))
+            if first.contains('.') || first.contains(':') || first == "localhost" =>
+        {
+            rest
+        }
         _ => repo,
     };
     !path.is_empty()
@@ -64,23 +68,41 @@ impl Node {
         let normalized = normalize_reference(&image);
         let policy = c.image_pull_policy.clone().unwrap_or_else(|| {
             let last = normalized.rsplit('/').next().unwrap_or("");
-            if last.ends_with(":latest") { "Always".into() } else { "IfNotPresent".into() }
+            if last.ends_with(":latest") {
+                "Always".into()
+            } else {
+                "IfNotPresent".into()
+            }
         });
         let present = lock(&self.pulled).contains(&normalized);
-        if policy != "Always" && present {
-            if let Some(img) = self.images.get(&image) {
-                self.event(p, "Normal", "Pulled", &format!("Container image {image:?} already present on machine"), field);
-                return Ok(img);
-            }
+        if policy != "Always"
+            && present
+            && let Some(img) = self.images.get(&image)
+        {
+            self.event(
+                p,
+                "Normal",
+                "Pulled",
+                &format!("Container image {image:?} already present on machine"),
+                field,
+            );
+            return Ok(img);
         }
         if policy == "Never" {
-            let message = format!("Container image {image:?} is not present with pull policy of Never");
+            let message =
+                format!("Container image {image:?} is not present with pull policy of Never");
             self.event(p, "Warning", "ErrImageNeverPull", &message, field);
             self.event(p, "Warning", "Failed", "Error: ErrImageNeverPull", field);
             return Err(Some(("ErrImageNeverPull".into(), message)));
         }
 
-        self.event(p, "Normal", "Pulling", &format!("Pulling image {image:?}"), field);
+        self.event(
+            p,
+            "Normal",
+            "Pulling",
+            &format!("Pulling image {image:?}"),
+            field,
+        );
         let started = Instant::now();
         let (delay, failing) = {
             let faults = self.faults.read().unwrap_or_else(|e| e.into_inner());
@@ -116,7 +138,13 @@ impl Node {
                 let message = format!(
                     "rpc error: code = NotFound desc = failed to pull and unpack image {normalized:?}: failed to resolve reference {normalized:?}: {normalized}: not found"
                 );
-                self.event(p, "Warning", "Failed", &format!("Failed to pull image {image:?}: {message}"), field);
+                self.event(
+                    p,
+                    "Warning",
+                    "Failed",
+                    &format!("Failed to pull image {image:?}: {message}"),
+                    field,
+                );
                 self.event(p, "Warning", "Failed", "Error: ErrImagePull", field);
                 Err(Some(("ErrImagePull".into(), message)))
             }

@@ -90,7 +90,11 @@ impl Reaper {
             let mut all = vec![wake_rx.as_raw_fd()];
             all.extend(fds.iter().copied().filter(|fd| *fd >= 0));
             // Without a pidfd (pidfd_open failed) fall back to checking every 100 ms.
-            let timeout = if fds.iter().any(|fd| *fd < 0) { 100 } else { 5_000 };
+            let timeout = if fds.iter().any(|fd| *fd < 0) {
+                100
+            } else {
+                5_000
+            };
             let Ok(ready) = sys::poll_readable(&all, timeout) else {
                 std::thread::sleep(std::time::Duration::from_millis(50));
                 continue;

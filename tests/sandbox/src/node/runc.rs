@@ -65,7 +65,9 @@ impl Runc {
         let result = match status {
             Err(e) => Err(format!("cannot run {}: {e}", self.binary.display())),
             Ok(s) if s.success() => Ok(()),
-            Ok(s) => Err(last_error(&log).unwrap_or_else(|| format!("runc {} failed: {s}", args[0]))),
+            Ok(s) => {
+                Err(last_error(&log).unwrap_or_else(|| format!("runc {} failed: {s}", args[0])))
+            }
         };
         let _ = fs::remove_file(&log);
         result
@@ -103,7 +105,14 @@ impl Runc {
     ) -> Result<(), String> {
         let process = process_json.display().to_string();
         let pid_file = pid_file.display().to_string();
-        let mut args = vec!["exec", "--detach", "--process", &process, "--pid-file", &pid_file];
+        let mut args = vec![
+            "exec",
+            "--detach",
+            "--process",
+            &process,
+            "--pid-file",
+            &pid_file,
+        ];
         if let Some(sock) = console_socket {
             args.extend(["--console-socket", sock]);
         }
@@ -151,10 +160,11 @@ impl Runc {
 fn last_error(log: &Path) -> Option<String> {
     let text = fs::read_to_string(log).ok()?;
     text.lines()
+        .rev()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v["level"] == "error" || v["level"] == "fatal")
         .filter_map(|v| v["msg"].as_str().map(String::from))
-        .last()
+        .next()
 }
 
 /// Whether runc is present and we may use it (root).

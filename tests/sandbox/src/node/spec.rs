@@ -277,7 +277,13 @@ mod tests {
     #[test]
     fn default_container_has_containerd_defaults_and_no_ambient_caps() {
         let c = oci_config(&plan());
-        assert_eq!(c["process"]["capabilities"]["bounding"].as_array().unwrap().len(), 14);
+        assert_eq!(
+            c["process"]["capabilities"]["bounding"]
+                .as_array()
+                .unwrap()
+                .len(),
+            14
+        );
         assert!(c["process"]["capabilities"].get("ambient").is_none());
         assert!(c["process"]["capabilities"].get("inheritable").is_none());
         assert_eq!(c["linux"]["maskedPaths"].as_array().unwrap().len(), 11);
@@ -293,7 +299,16 @@ mod tests {
         p.privileged = true;
         let c = oci_config(&p);
         assert!(c["linux"].get("maskedPaths").is_none());
-        let sys = c["mounts"].as_array().unwrap().iter().find(|m| m["destination"] == "/sys");
-        assert!(!sys.unwrap()["options"].as_array().unwrap().contains(&json!("ro")));
+        let sys = c["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == "/sys");
+        assert!(
+            !sys.unwrap()["options"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("ro"))
+        );
     }
 }

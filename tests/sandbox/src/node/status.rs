@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{
     ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
-    ContainerStatus, PodCondition, PodIP, PodStatus, HostIP,
+    ContainerStatus, HostIP, PodCondition, PodIP, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -215,24 +215,33 @@ pub fn apply(state: &mut PodState, status: &mut PodStatus) {
         .records
         .iter()
         .filter(|r| {
-            r.kind == Kind::Init
-                && !r
-                    .status
-                    .state
-                    .as_ref()
-                    .and_then(|s| s.terminated.as_ref())
-                    .is_some_and(|t| t.exit_code == 0)
+            let succeeded = r
+                .status
+                .state
+                .as_ref()
+                .and_then(|s| s.terminated.as_ref())
+                .is_some_and(|t| t.exit_code == 0);
+            r.kind == Kind::Init && !succeeded
         })
         .map(|r| r.name.clone())
         .collect();
     let mut conditions = std::mem::take(&mut state.conditions);
-    set_condition(&mut conditions, "PodReadyToStartContainers", state.sandbox_ready, None, None);
+    set_condition(
+        &mut conditions,
+        "PodReadyToStartContainers",
+        state.sandbox_ready,
+        None,
+        None,
+    );
     set_condition(
         &mut conditions,
         "Initialized",
         state.initialized,
         Some("ContainersNotInitialized"),
-        Some(format!("containers with incomplete status: [{}]", uninitialized.join(" "))),
+        Some(format!(
+            "containers with incomplete status: [{}]",
+            uninitialized.join(" ")
+        )),
     );
     let completed = phase == "Succeeded" || phase == "Failed";
     let ready = unready.is_empty() && !completed && phase == "Running";
@@ -241,11 +250,26 @@ pub fn apply(state: &mut PodState, status: &mut PodStatus) {
     } else {
         (
             "ContainersNotReady",
-            Some(format!("containers with unready status: [{}]", unready.join(" "))),
+            Some(format!(
+                "containers with unready status: [{}]",
+                unready.join(" ")
+            )),
         )
     };
-    set_condition(&mut conditions, "Ready", ready, Some(reason), message.clone());
-    set_condition(&mut conditions, "ContainersReady", ready, Some(reason), message);
+    set_condition(
+        &mut conditions,
+        "Ready",
+        ready,
+        Some(reason),
+        message.clone(),
+    );
+    set_condition(
+        &mut conditions,
+        "ContainersReady",
+        ready,
+        Some(reason),
+        message,
+    );
     set_condition(&mut conditions, "PodScheduled", true, None, None);
     state.conditions = conditions.clone();
 
@@ -319,7 +343,10 @@ mod tests {
         assert_eq!(phase(&state("Always", vec![run.clone()])), "Running");
         assert_eq!(phase(&state("Always", vec![run.clone(), pull])), "Pending");
         assert_eq!(phase(&state("Never", vec![ok.clone()])), "Succeeded");
-        assert_eq!(phase(&state("Never", vec![ok.clone(), bad.clone()])), "Failed");
+        assert_eq!(
+            phase(&state("Never", vec![ok.clone(), bad.clone()])),
+            "Failed"
+        );
         assert_eq!(phase(&state("OnFailure", vec![bad])), "Running");
         assert_eq!(phase(&state("Never", vec![ok, run])), "Running");
     }
@@ -332,7 +359,10 @@ mod tests {
         let conds = status.conditions.unwrap();
         let ready = conds.iter().find(|c| c.type_ == "Ready").unwrap();
         assert_eq!(ready.status, "False");
-        assert_eq!(ready.message.as_deref(), Some("containers with unready status: [c0]"));
+        assert_eq!(
+            ready.message.as_deref(),
+            Some("containers with unready status: [c0]")
+        );
         assert_eq!(status.phase.as_deref(), Some("Pending"));
     }
 }
