@@ -32,15 +32,19 @@ enum Streams {
     None,
 }
 
-async fn start(
-    protocol: Protocol,
-    command: Option<Vec<String>>,
-    streams: Streams,
-    drop_after: Option<Duration>,
-) -> Harness {
-    let (client_io, server_io) = duplex(1 << 20);
-    let server_ws = WebSocketStream::from_raw_socket(server_io, Role::Server, None).await;
-    let client = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
+/// The far ends of a fake process's pipes, as the test drives them.
+struct Ends {
+    /// What the test writes here is the process's stdout.
+    stdout: Option<DuplexStream>,
+    stderr: Option<DuplexStream>,
+    /// What the process reads on stdin arrives here.
+    stdin: DuplexStream,
+    resize: mpsc::UnboundedReceiver<TerminalSize>,
+    exit: Option<oneshot::Sender<ProcessExit>>,
+}
+
+/// A process made of in-memory pipes, with or without output streams.
+fn fake_process(streams: Streams) -> (Process, Ends) {
     let (stdout_w, stdout_r) = duplex(1 << 16);
     let (stderr_w, stderr_r) = duplex(1 << 16);
     let (stdin_w, stdin_r) = duplex(1 << 16);
@@ -54,6 +58,26 @@ async fn start(
         resize: Some(resize_tx),
         exit: exit_rx,
     };
+    let ends = Ends {
+        stdout: Some(stdout_w),
+        stderr: Some(stderr_w),
+        stdin: stdin_r,
+        resize: resize_rx,
+        exit: Some(exit_tx),
+    };
+    (process, ends)
+}
+
+async fn start(
+    protocol: Protocol,
+    command: Option<Vec<String>>,
+    streams: Streams,
+    drop_after: Option<Duration>,
+) -> Harness {
+    let (client_io, server_io) = duplex(1 << 20);
+    let server_ws = WebSocketStream::from_raw_socket(server_io, Role::Server, None).await;
+    let client = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
+    let (process, ends) = fake_process(streams);
     let server = tokio::spawn(async move {
         match command {
             Some(command) => serve_exec(server_ws, protocol, process, &command, drop_after).await,
@@ -62,11 +86,11 @@ async fn start(
     });
     Harness {
         client,
-        stdout: Some(stdout_w),
-        stderr: Some(stderr_w),
-        stdin: stdin_r,
-        resize: resize_rx,
-        exit: Some(exit_tx),
+        stdout: ends.stdout,
+        stderr: ends.stderr,
+        stdin: ends.stdin,
+        resize: ends.resize,
+        exit: ends.exit,
         server,
     }
 }
@@ -510,4 +534,241 @@ fn upgrade_response_has_rfc6455_accept_key_and_protocol() {
     let up = upgrade_response("dGhlIHNhbXBsZSBub25jZQ==", &[]).unwrap();
     assert_eq!(up.protocol_header, None);
     assert!(upgrade_response("dGhlIHNhbXBsZSBub25jZQ==", &["chat"]).is_none());
+}
+
+/// kube-rs's own client (the one the plugin uses) against `serve_exec` over a real HTTP
+/// upgrade on a loopback port: negotiation, v5 stream close, resize and the exit status as
+/// kube-rs parses them.
+mod kube_client {
+    use std::convert::Infallible;
+    use std::sync::{Arc, Mutex};
+
+    use bytes::Bytes;
+    use futures::SinkExt;
+    use http_body_util::Full;
+    use hyper::body::Incoming;
+    use hyper::service::service_fn;
+    use hyper::{Request, Response, StatusCode};
+    use hyper_util::rt::TokioIo;
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, AttachParams, TerminalSize as KubeSize};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+    use tokio_tungstenite::WebSocketStream;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    use super::super::{serve_exec, upgrade_response};
+    use super::{Ends, Streams, T, fake_process};
+    use crate::runtime::{Process, ProcessExit, TerminalSize};
+
+    type Slot = Arc<Mutex<Option<Process>>>;
+
+    /// Query values of `name`, form-decoded (`exit+7` → `exit 7`).
+    fn query_values(query: &str, name: &str) -> Vec<String> {
+        query
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .filter(|(k, _)| *k == name)
+            .map(|(_, v)| {
+                let v = v.replace('+', " ");
+                let mut out = Vec::new();
+                let bytes = v.as_bytes();
+                let mut i = 0;
+                while i < bytes.len() {
+                    if bytes[i] == b'%'
+                        && i + 2 < bytes.len()
+                        && let Ok(b) = u8::from_str_radix(&v[i + 1..i + 3], 16)
+                    {
+                        out.push(b);
+                        i += 3;
+                    } else {
+                        out.push(bytes[i]);
+                        i += 1;
+                    }
+                }
+                String::from_utf8(out).unwrap()
+            })
+            .collect()
+    }
+
+    async fn upgrade(
+        mut req: Request<Incoming>,
+        slot: Slot,
+    ) -> Result<Response<Full<Bytes>>, Infallible> {
+        let header = |name: &str| -> Vec<String> {
+            req.headers()
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok().map(String::from))
+                .collect()
+        };
+        let key = header("sec-websocket-key").concat();
+        let offered = header("sec-websocket-protocol");
+        let offered: Vec<&str> = offered.iter().map(String::as_str).collect();
+        let up = upgrade_response(&key, &offered).expect("a supported protocol");
+        let command = query_values(req.uri().query().unwrap_or(""), "command");
+        let process = slot.lock().unwrap().take().expect("one session per test");
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        let protocol = up.protocol;
+        tokio::spawn(async move {
+            let upgraded = on_upgrade.await.expect("upgraded");
+            let ws =
+                WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+            serve_exec(ws, protocol, process, &command, None).await;
+        });
+        let mut resp = Response::new(Full::new(Bytes::new()));
+        *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let h = resp.headers_mut();
+        h.insert("connection", "Upgrade".parse().unwrap());
+        h.insert("upgrade", "websocket".parse().unwrap());
+        h.insert("sec-websocket-accept", up.accept.parse().unwrap());
+        if let Some(p) = up.protocol_header {
+            h.insert("sec-websocket-protocol", p.parse().unwrap());
+        }
+        Ok(resp)
+    }
+
+    /// A kube client for an HTTP server that serves one exec session with `process`.
+    async fn client_for(process: Process) -> kube::Client {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let slot: Slot = Arc::new(Mutex::new(Some(process)));
+        tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let svc = service_fn(move |req| upgrade(req, slot.clone()));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tcp), svc)
+                .with_upgrades()
+                .await;
+        });
+        let config = kube::Config::new(format!("http://{addr}").parse().unwrap());
+        kube::Client::try_from(config).unwrap()
+    }
+
+    #[tokio::test]
+    async fn exit_code_and_output_reach_kube_rs() {
+        let (process, mut ends): (Process, Ends) = fake_process(Streams::Both);
+        let pods: Api<Pod> = Api::namespaced(client_for(process).await, "default");
+        let params = AttachParams::default().stdin(false).stderr(true);
+        let mut attached = pods
+            .exec("app", ["sh", "-c", "exit 7"], &params)
+            .await
+            .unwrap();
+        let mut stdout = attached.stdout().unwrap();
+        let mut stderr = attached.stderr().unwrap();
+        let status = attached.take_status().unwrap();
+
+        ends.stdout
+            .as_mut()
+            .unwrap()
+            .write_all(b"out")
+            .await
+            .unwrap();
+        ends.stderr
+            .as_mut()
+            .unwrap()
+            .write_all(b"err")
+            .await
+            .unwrap();
+        ends.stdout.take();
+        ends.stderr.take();
+        ends.exit
+            .take()
+            .unwrap()
+            .send(ProcessExit::Code(7))
+            .unwrap();
+
+        let mut out = String::new();
+        let mut err = String::new();
+        tokio::time::timeout(T, stdout.read_to_string(&mut out))
+            .await
+            .unwrap()
+            .unwrap();
+        tokio::time::timeout(T, stderr.read_to_string(&mut err))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((out.as_str(), err.as_str()), ("out", "err"));
+        let status = tokio::time::timeout(T, status).await.unwrap().unwrap();
+        assert_eq!(status.status.as_deref(), Some("Failure"));
+        assert_eq!(status.reason.as_deref(), Some("NonZeroExitCode"));
+        assert_eq!(
+            status.message.as_deref(),
+            Some("command terminated with non-zero exit code: command terminated with exit code 7")
+        );
+        let cause = &status.details.unwrap().causes.unwrap()[0];
+        assert_eq!(
+            (cause.reason.as_deref(), cause.message.as_deref()),
+            (Some("ExitCode"), Some("7"))
+        );
+        tokio::time::timeout(T, attached.join())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn tty_resize_and_stdin_eof_from_kube_rs() {
+        let (process, mut ends) = fake_process(Streams::Both);
+        let pods: Api<Pod> = Api::namespaced(client_for(process).await, "default");
+        let mut attached = pods
+            .exec("app", ["sh"], &AttachParams::interactive_tty())
+            .await
+            .unwrap();
+        let mut resize = attached.terminal_size().unwrap();
+        resize
+            .send(KubeSize {
+                width: 100,
+                height: 30,
+            })
+            .await
+            .unwrap();
+        let size = tokio::time::timeout(T, ends.resize.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            size,
+            TerminalSize {
+                width: 100,
+                height: 30
+            }
+        );
+
+        let mut stdin = attached.stdin().unwrap();
+        stdin.write_all(b"ls\n").await.unwrap();
+        // kube-rs's stdin is one half of a simplex pipe: dropping it is not EOF, shutting
+        // it down is (and then kube-rs sends [255, 0]).
+        stdin.shutdown().await.unwrap();
+        let mut typed = Vec::new();
+        tokio::time::timeout(T, ends.stdin.read_to_end(&mut typed))
+            .await
+            .expect("v5 close of stdin reaches the process as EOF")
+            .unwrap();
+        assert_eq!(typed, b"ls\n");
+
+        let mut stdout = attached.stdout().unwrap();
+        let status = attached.take_status().unwrap();
+        ends.stdout
+            .as_mut()
+            .unwrap()
+            .write_all(b"done")
+            .await
+            .unwrap();
+        ends.stdout.take();
+        ends.stderr.take();
+        ends.exit
+            .take()
+            .unwrap()
+            .send(ProcessExit::Code(0))
+            .unwrap();
+        let mut out = String::new();
+        tokio::time::timeout(T, stdout.read_to_string(&mut out))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(out, "done");
+        let status = tokio::time::timeout(T, status).await.unwrap().unwrap();
+        assert_eq!(status.status.as_deref(), Some("Success"));
+    }
 }
