@@ -137,6 +137,22 @@ impl ImageStore {
         Ok(())
     }
 
+    /// An OCI image-layout archive (`index.json`, `blobs/sha256/...`; layers plain, gzip or
+    /// zstd tar with whiteouts), or a layout directory, unpacked into `unpack_dir` (replaced)
+    /// and registered under `reference`. The manifest annotated with the reference or its tag
+    /// is used, else the linux/amd64 one.
+    pub fn register_oci_archive(
+        &self,
+        reference: &str,
+        archive: &Path,
+        unpack_dir: &Path,
+    ) -> Result<(), RuntimeError> {
+        let (rootfs, config) = super::oci_layout::unpack(archive, reference, unpack_dir)
+            .map_err(|e| RuntimeError::BadRequest(format!("image {reference}: {e}")))?;
+        self.register_dir(reference, rootfs, config);
+        Ok(())
+    }
+
     /// The image registered under `reference` (normalised first), if any.
     pub fn get(&self, reference: &str) -> Option<Arc<Image>> {
         self.images

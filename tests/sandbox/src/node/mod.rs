@@ -19,6 +19,7 @@ mod digest;
 mod fdio;
 mod images;
 mod logs;
+mod oci_layout;
 mod plan;
 mod pod;
 mod pull;
