@@ -266,6 +266,9 @@ impl Sandbox {
     pub fn kubectl_at(&self, binary: &Path) -> Command {
         let mut cmd = Command::new(binary);
         cmd.env("KUBECONFIG", &self.kubeconfig);
+        // kubectl caches discovery and OpenAPI per host:port; ports are reused across
+        // sandboxes, so each sandbox gets its own cache.
+        cmd.env("KUBECACHEDIR", self.dir.join("kube-cache"));
         cmd.env_remove("KUBECTL_EXTERNAL_DIFF");
         cmd
     }

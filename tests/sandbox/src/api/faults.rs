@@ -171,7 +171,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(f.latency_ms, 50);
-        assert_eq!(f.error_burst.unwrap().code, 503);
+        assert_eq!(f.error_burst.as_ref().unwrap().code, 503);
         assert_eq!(f.node_faults().fail_pulls, vec!["a/b:1"]);
     }
 }

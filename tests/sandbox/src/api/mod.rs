@@ -19,6 +19,7 @@ pub mod kubeconfig;
 pub mod meta;
 pub mod objects;
 pub mod openapi;
+pub mod openapi_v2;
 pub mod patch;
 pub mod pods;
 pub mod protobuf;

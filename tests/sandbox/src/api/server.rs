@@ -23,7 +23,7 @@ use super::kinds::{self, PODS};
 use super::respond::{self, Body};
 use super::routes::{self, Query, ResourceRequest, Route};
 use super::status::ApiError;
-use super::{ApiState, Call, discovery, objects, openapi, pods};
+use super::{ApiState, Call, discovery, objects, openapi, openapi_v2, pods};
 
 /// A running server; dropping it does not stop it, `stop` does.
 pub struct Server {
@@ -226,6 +226,11 @@ async fn non_resource(
         (_, "/version") => Ok(respond::json(200, &discovery::version())),
         (_, "/healthz" | "/livez" | "/readyz") => Ok(respond::text(200, "text/plain", "ok")),
         (_, "/openapi/v3") => Ok(respond::json(200, &openapi::root())),
+        (_, "/openapi/v2") => Ok(respond::text(
+            200,
+            openapi_v2::MEDIA_TYPE,
+            openapi_v2::document(),
+        )),
         (_, p) if p.starts_with("/openapi/v3/") => openapi::document(&p["/openapi/v3/".len()..])
             .map(|d| respond::json(200, &d))
             .ok_or_else(ApiError::path_not_found),

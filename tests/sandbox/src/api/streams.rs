@@ -98,6 +98,18 @@ fn pod_of(state: &ApiState, call: &Call) -> Result<Value, ApiError> {
         .ok_or_else(|| ApiError::not_found("", "pods", call.name()))
 }
 
+/// Whether the container's last reported state is terminated.
+fn terminated(pod: &Value, container: &str) -> bool {
+    [
+        "containerStatuses",
+        "initContainerStatuses",
+        "ephemeralContainerStatuses",
+    ]
+    .iter()
+    .flat_map(|list| pod["status"][*list].as_array().into_iter().flatten())
+    .any(|s| s["name"].as_str() == Some(container) && s["state"].get("terminated").is_some())
+}
+
 /// The waiting reason of a container that has not started yet, if it is waiting.
 fn waiting_reason(pod: &Value, container: &str) -> Option<String> {
     let all = [
@@ -154,8 +166,7 @@ pub async fn exec_or_attach(
             "you must specify at least 1 of stdin, stdout, stderr",
         ));
     }
-    let waiting = waiting_reason(&pod, &container);
-    if waiting.is_some() {
+    if waiting_reason(&pod, &container).is_some() || terminated(&pod, &container) {
         // What the kubelet answers for a container without a running process.
         return Err(ApiError::bad_request(format!(
             "unable to upgrade connection: container not found ({container:?})"
