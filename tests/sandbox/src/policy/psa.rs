@@ -125,6 +125,57 @@ pub fn forbidden_status(name: &str, message: &str) -> Status {
     super::field::forbidden_status("", "pods", name, message)
 }
 
+/// Whether an update of `old` to `new` is evaluated at all (`isSignificantPodUpdate`,
+/// admission/admission.go): only a changed number of containers or init containers, a
+/// changed image, an added ephemeral container or a changed per-container seccomp annotation
+/// is. Other updates (labels, status, ...) of a pod that no longer complies are allowed, and
+/// the subresources exec, attach, binding, eviction, log, portforward, proxy and status are
+/// never evaluated; `ephemeralcontainers` is.
+pub fn is_significant_pod_update(new: &Pod, old: &Pod) -> bool {
+    let empty = PodSpec::default();
+    let (ns, os) = (
+        new.spec.as_ref().unwrap_or(&empty),
+        old.spec.as_ref().unwrap_or(&empty),
+    );
+    let annotation = |pod: &Pod, name: &str| -> Option<String> {
+        pod.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| {
+                a.get(&format!(
+                    "container.seccomp.security.alpha.kubernetes.io/{name}"
+                ))
+            })
+            .cloned()
+    };
+    let changed = |name: &str, image: &Option<String>, old_image: &Option<String>| {
+        image != old_image || annotation(new, name) != annotation(old, name)
+    };
+    let (new_init, old_init) = (
+        ns.init_containers.as_deref().unwrap_or_default(),
+        os.init_containers.as_deref().unwrap_or_default(),
+    );
+    if ns.containers.len() != os.containers.len() || new_init.len() != old_init.len() {
+        return true;
+    }
+    let regular = ns
+        .containers
+        .iter()
+        .zip(&os.containers)
+        .chain(new_init.iter().zip(old_init))
+        .any(|(n, o)| changed(&n.name, &n.image, &o.image));
+    if regular {
+        return true;
+    }
+    let old_ephemeral = os.ephemeral_containers.as_deref().unwrap_or_default();
+    ns.ephemeral_containers.iter().flatten().any(|n| {
+        match old_ephemeral.iter().find(|o| o.name == n.name) {
+            None => true,
+            Some(o) => changed(&n.name, &n.image, &o.image),
+        }
+    })
+}
+
 /// `AggregateCheckResult.ForbiddenDetail` (checks.go).
 fn forbidden_detail(violations: &[Violation]) -> String {
     violations

@@ -362,3 +362,63 @@ fn forbidden_status_is_the_403_body() {
         })
     );
 }
+
+#[test]
+fn significant_updates_are_the_ones_upstream_evaluates() {
+    let base = pod(json!([dbg(restricted_sc())]), json!({}));
+    let with = |f: &dyn Fn(&mut Pod)| {
+        let mut p = base.clone();
+        f(&mut p);
+        p
+    };
+    let cases: Vec<(&str, Pod, bool)> = vec![
+        ("nothing", base.clone(), false),
+        (
+            "labels",
+            with(&|p| p.metadata.labels = Some([("a".to_string(), "b".to_string())].into())),
+            false,
+        ),
+        (
+            "image of a container",
+            with(&|p| p.spec.as_mut().unwrap().containers[0].image = Some("app:2".into())),
+            true,
+        ),
+        (
+            "an ephemeral container added",
+            with(&|p| {
+                let list = p
+                    .spec
+                    .as_mut()
+                    .unwrap()
+                    .ephemeral_containers
+                    .as_mut()
+                    .unwrap();
+                let mut extra = list[0].clone();
+                extra.name = "dbg-2".into();
+                list.push(extra);
+            }),
+            true,
+        ),
+        (
+            "security context of an existing container (not evaluated upstream)",
+            with(&|p| p.spec.as_mut().unwrap().containers[0].security_context = None),
+            false,
+        ),
+        (
+            "seccomp annotation of a container",
+            with(&|p| {
+                p.metadata.annotations = Some(
+                    [(
+                        "container.seccomp.security.alpha.kubernetes.io/app".to_string(),
+                        "unconfined".to_string(),
+                    )]
+                    .into(),
+                )
+            }),
+            true,
+        ),
+    ];
+    for (name, new, want) in cases {
+        assert_eq!(is_significant_pod_update(&new, &base), want, "{name}");
+    }
+}
