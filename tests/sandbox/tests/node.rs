@@ -239,6 +239,19 @@ async fn distroless_app_runs_as_nonroot_and_has_no_shell() {
     assert!(log.contains("sandbox-app: serving on :8080"), "{log}");
     assert_eq!(log.lines().count(), 1, "{log}");
 
+    // Following the log: new lines arrive, and the stream ends when the pod goes.
+    let mut follow = f
+        .node
+        .logs("default".into(), "app".into(), "app".into(), true, Some(0))
+        .await
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = tokio::time::timeout(Duration::from_secs(3), follow.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("requests="));
+
     // No shell in a distroless image: runc's own words, as a real node reports them.
     let streams = StreamOptions {
         stdin: false,
@@ -295,6 +308,11 @@ async fn distroless_app_runs_as_nonroot_and_has_no_shell() {
             .iter()
             .any(|e| e.reason == "Killing" && e.message == "Stopping container app")
     );
+    let rest = tokio::time::timeout(Duration::from_secs(3), async {
+        let mut v = Vec::new();
+        follow.read_to_end(&mut v).await.map(|_| v)
+    });
+    assert!(rest.await.is_ok(), "a followed log ends with the container");
     f.finish().await;
 }
 
@@ -659,7 +677,7 @@ async fn shared_process_namespace_has_pause_as_pid_1() {
         stderr: true,
         tty: false,
     };
-    let script = "ps -o pid,args; touch /x 2>&1; touch /scratch/ok && echo wrote; hostname; cat /etc/hosts | tail -1";
+    let script = "ps -o pid,args; touch /x 2>&1; touch /scratch/ok && echo wrote; hostname; cat /etc/hosts | tail -1; wget -qO- http://127.0.0.1:8080/";
     let mut p = f
         .node
         .exec(
@@ -678,6 +696,26 @@ async fn shared_process_namespace_has_pause_as_pid_1() {
     assert!(out.contains("wrote"), "{out}");
     assert!(out.contains("\nshared\n"), "{out}");
     assert!(out.contains("127.0.0.1\tshared"), "{out}");
+    // Containers of a pod share its network namespace.
+    assert!(out.contains("sandbox-app: ok"), "{out}");
+
+    // hostNetwork: the node's network and UTS namespaces.
+    f.node.run_pod(pod("hostnet", serde_json::json!({"hostNetwork": true,
+        "containers": [{"name": "bb", "image": "sandbox.local/busybox:latest", "command": ["sleep", "3600"]}]})));
+    f.wait_running("hostnet").await;
+    let mut p = f
+        .node
+        .exec(
+            "default".into(),
+            "hostnet".into(),
+            "bb".into(),
+            vec!["hostname".into()],
+            streams,
+        )
+        .await
+        .unwrap();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(read_all(p.stdout.take()).await.trim(), host.trim());
     f.finish().await;
 }
 

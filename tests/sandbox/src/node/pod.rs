@@ -316,6 +316,15 @@ impl Node {
     /// Start the pause container: new PID, network, IPC and UTS namespaces, hostname set.
     async fn start_sandbox(&self, p: &PodRuntime) -> Result<(), String> {
         let pod = lock(&p.pod).clone();
+        let spec = pod.spec.clone().unwrap_or_default();
+        let host_or_new = |host: Option<bool>| {
+            if host == Some(true) {
+                Namespace::Host
+            } else {
+                Namespace::New
+            }
+        };
+        let host_network = spec.host_network == Some(true);
         let id = random_id();
         let plan = ContainerPlan {
             process: ProcessPlan {
@@ -333,12 +342,13 @@ impl Node {
             },
             root: PathBuf::new(),
             readonly_root: true,
-            hostname: Some(hostname_of(&pod)),
+            // A hostNetwork pod also has the node's UTS namespace and hostname.
+            hostname: (!host_network).then(|| hostname_of(&pod)),
             namespaces: Namespaces {
-                pid: Namespace::New,
-                network: Namespace::New,
-                ipc: Namespace::New,
-                uts: Namespace::New,
+                pid: host_or_new(spec.host_pid),
+                network: host_or_new(spec.host_network),
+                ipc: host_or_new(spec.host_ipc),
+                uts: host_or_new(spec.host_network),
             },
             binds: vec![],
             privileged: false,
@@ -591,8 +601,13 @@ impl Node {
                 message,
             })?;
         let spec = pod.spec.clone().unwrap_or_default();
-        let ns =
-            |kind: &str| Namespace::Join(PathBuf::from(format!("/proc/{sandbox_pid}/ns/{kind}")));
+        let ns = |kind: &str, host: Option<bool>| {
+            if host == Some(true) {
+                Namespace::Host
+            } else {
+                Namespace::Join(PathBuf::from(format!("/proc/{sandbox_pid}/ns/{kind}")))
+            }
+        };
         let (pid_ns, owns_pid_ns) = if let Some(t) = target {
             // CRI's targetContainerName: join the target container's PID namespace.
             let target_pid = lock(&p.state)
@@ -619,8 +634,10 @@ impl Node {
                     });
                 }
             }
+        } else if spec.host_pid == Some(true) {
+            (Namespace::Host, false)
         } else if spec.share_process_namespace == Some(true) {
-            (ns("pid"), false)
+            (ns("pid", None), false)
         } else {
             (Namespace::New, true)
         };
@@ -687,9 +704,9 @@ impl Node {
             hostname: None,
             namespaces: Namespaces {
                 pid: pid_ns,
-                network: ns("net"),
-                ipc: ns("ipc"),
-                uts: ns("uts"),
+                network: ns("net", spec.host_network),
+                ipc: ns("ipc", spec.host_ipc),
+                uts: ns("uts", spec.host_network),
             },
             binds,
             privileged: plan::privileged(c),

@@ -117,11 +117,13 @@ pub struct ProcessPlan {
     pub terminal: bool,
 }
 
-/// Create a namespace or join one by path (`/proc/<pid>/ns/<type>`).
+/// Create a namespace, join one by path (`/proc/<pid>/ns/<type>`), or stay in the host's
+/// (`hostNetwork`, `hostPID`, `hostIPC`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Namespace {
     New,
     Join(PathBuf),
+    Host,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,10 +180,11 @@ pub fn oci_process(p: &ProcessPlan) -> Value {
     })
 }
 
-fn namespace(kind: &str, ns: &Namespace) -> Value {
+fn namespace(kind: &str, ns: &Namespace) -> Option<Value> {
     match ns {
-        Namespace::New => json!({"type": kind}),
-        Namespace::Join(path) => json!({"type": kind, "path": path}),
+        Namespace::New => Some(json!({"type": kind})),
+        Namespace::Join(path) => Some(json!({"type": kind, "path": path})),
+        Namespace::Host => None,
     }
 }
 
@@ -212,14 +215,18 @@ pub fn oci_config(plan: &ContainerPlan) -> Value {
                            "source": b.source, "options": options}));
     }
     let ns = &plan.namespaces;
+    let namespaces: Vec<Value> = [
+        namespace("pid", &ns.pid),
+        namespace("network", &ns.network),
+        namespace("ipc", &ns.ipc),
+        namespace("uts", &ns.uts),
+        Some(json!({"type": "mount"})),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let mut linux = json!({
-        "namespaces": [
-            namespace("pid", &ns.pid),
-            namespace("network", &ns.network),
-            namespace("ipc", &ns.ipc),
-            namespace("uts", &ns.uts),
-            {"type": "mount"},
-        ],
+        "namespaces": namespaces,
         "cgroupsPath": plan.cgroups_path,
         "resources": {"devices": [{"allow": plan.privileged, "access": "rwm"}]},
     });
