@@ -583,6 +583,8 @@ async fn attach_reaches_main_process_stdin_and_pty() {
                 {"name": "term", "image": "sandbox.local/busybox:latest", "command": ["sh"],
                  "stdin": true, "tty": true},
                 {"name": "plain", "image": "sandbox.local/busybox:latest", "command": ["sleep", "3600"]},
+                {"name": "quick", "image": "sandbox.local/busybox:latest", "stdin": true, "stdinOnce": true,
+                 "command": ["sh", "-c", "echo early; echo late >&2"]},
             ],
             "restartPolicy": "Never",
         }),
@@ -622,6 +624,29 @@ async fn attach_reaches_main_process_stdin_and_pty() {
     ))
     .await;
     assert_eq!(log, "through the pipe\n");
+
+    // A short command in a stdin container, attached to only after it ended: the first
+    // attach still gets its output and exit code.
+    f.wait_for("att", "quick ended", |s| {
+        s.container_statuses.iter().flatten().any(|c| {
+            c.name == "quick" && c.state.as_ref().is_some_and(|st| st.terminated.is_some())
+        })
+    })
+    .await;
+    let mut p = f
+        .node
+        .attach("default".into(), "att".into(), "quick".into(), stdin_only)
+        .await
+        .unwrap();
+    assert_eq!(read_all(p.stdout.take()).await, "early\n");
+    assert_eq!(read_all(p.stderr.take()).await, "late\n");
+    assert_eq!(p.exit.await.unwrap(), ProcessExit::Code(0));
+    assert!(
+        f.node
+            .attach("default".into(), "att".into(), "quick".into(), stdin_only)
+            .await
+            .is_err()
+    );
 
     let tty = StreamOptions {
         stdin: true,

@@ -5,7 +5,7 @@
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Mutex as AsyncMutex, broadcast, oneshot, watch};
@@ -49,6 +49,7 @@ pub struct Instance {
     pty: Option<OwnedFd>,
     exit: watch::Receiver<Option<ProcessExit>>,
     execs: AtomicU64,
+    attached: AtomicBool,
 }
 
 fn rootfs_of(dir: &Path) -> PathBuf {
@@ -240,6 +241,7 @@ impl Instance {
             pty: stdio.pty,
             exit: exit_rx,
             execs: AtomicU64::new(0),
+            attached: AtomicBool::new(false),
         }))
     }
 
@@ -324,7 +326,17 @@ impl Instance {
         })
     }
 
-    /// Connect to the main process: its stdin (pipe or pty) and its live output.
+    /// Whether this is a `stdin: true` container nobody has attached to yet.
+    pub fn awaits_first_attach(&self) -> bool {
+        self.stdin_enabled && !self.attached.load(Ordering::SeqCst)
+    }
+
+    /// Connect to the main process: its stdin (pipe or pty) and its output.
+    ///
+    /// The first attach to a `stdin: true` container also gets what the process wrote before
+    /// it (even if it has ended since): a short command run for an attaching client
+    /// (`kubectl debug -i -- ls`, `kubectl run -i`) would otherwise race the client and lose
+    /// its output. Later attaches see live output only, as with a real runtime.
     pub fn attach(&self, name: &str, streams: StreamOptions) -> Result<Process, RuntimeError> {
         if streams.stdin && !self.stdin_enabled {
             return Err(RuntimeError::BadRequest(format!(
@@ -332,7 +344,9 @@ impl Instance {
             )));
         }
         let tty = self.tty;
-        let mut live = self.log.subscribe();
+        let first = !self.attached.swap(true, Ordering::SeqCst) && self.stdin_enabled;
+        let (replay, mut live) = self.log.replay_and_subscribe();
+        let replay = if first { replay } else { Vec::new() };
         let log = self.log.clone();
         let (out_tx, out_rx) = tokio::io::duplex(64 * 1024);
         let (err_tx, err_rx) = tokio::io::duplex(64 * 1024);
@@ -340,6 +354,15 @@ impl Instance {
         let want_err = streams.stderr && !tty;
         tokio::spawn(async move {
             let (mut out_tx, mut err_tx) = (out_tx, err_tx);
+            for (s, bytes) in replay {
+                let target = match s {
+                    Stream::Stderr if !tty => want_err.then_some(&mut err_tx),
+                    _ => want_out.then_some(&mut out_tx),
+                };
+                if let Some(t) = target {
+                    let _ = t.write_all(&bytes).await;
+                }
+            }
             let mut done = std::pin::pin!(async move {
                 while !log.is_finished() {
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;

@@ -12,6 +12,13 @@ use tokio::sync::{broadcast, watch};
 
 use crate::runtime::BoxRead;
 
+/// Everything written so far, and which stream each piece came from (for a replay).
+#[derive(Default)]
+struct Logged {
+    bytes: Vec<u8>,
+    pieces: Vec<(Stream, usize, usize)>,
+}
+
 /// Which stream a chunk of output came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
@@ -20,7 +27,7 @@ pub enum Stream {
 }
 
 pub struct LogBuffer {
-    data: Mutex<Vec<u8>>,
+    data: Mutex<Logged>,
     file: Mutex<Option<File>>,
     /// (bytes so far, finished)
     progress: watch::Sender<(usize, bool)>,
@@ -35,7 +42,7 @@ impl LogBuffer {
             .open(path)
             .ok();
         Arc::new(LogBuffer {
-            data: Mutex::new(Vec::new()),
+            data: Mutex::new(Logged::default()),
             file: Mutex::new(file),
             progress: watch::channel((0, false)).0,
             live: broadcast::channel(1024).0,
@@ -45,14 +52,30 @@ impl LogBuffer {
     fn append(&self, stream: Stream, chunk: &[u8]) {
         let len = {
             let mut data = self.data.lock().unwrap_or_else(|e| e.into_inner());
-            data.extend_from_slice(chunk);
-            data.len()
+            let start = data.bytes.len();
+            data.bytes.extend_from_slice(chunk);
+            data.pieces.push((stream, start, start + chunk.len()));
+            // Sent under the lock, so `replay_and_subscribe` sees each chunk exactly once.
+            let _ = self.live.send((stream, Bytes::copy_from_slice(chunk)));
+            data.bytes.len()
         };
         if let Some(f) = self.file.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
             let _ = f.write_all(chunk);
         }
-        let _ = self.live.send((stream, Bytes::copy_from_slice(chunk)));
         self.progress.send_modify(|p| p.0 = len);
+    }
+
+    /// Everything so far (by stream), and live output from then on, with no gap.
+    pub fn replay_and_subscribe(
+        &self,
+    ) -> (Vec<(Stream, Bytes)>, broadcast::Receiver<(Stream, Bytes)>) {
+        let data = self.data.lock().unwrap_or_else(|e| e.into_inner());
+        let replay = data
+            .pieces
+            .iter()
+            .map(|(s, a, b)| (*s, Bytes::copy_from_slice(&data.bytes[*a..*b])))
+            .collect();
+        (replay, self.live.subscribe())
     }
 
     fn finish(&self) {
@@ -61,11 +84,6 @@ impl LogBuffer {
 
     pub fn is_finished(&self) -> bool {
         self.progress.borrow().1
-    }
-
-    /// Live output from now on (for attach).
-    pub fn subscribe(&self) -> broadcast::Receiver<(Stream, Bytes)> {
-        self.live.subscribe()
     }
 
     /// Copy `reader` (a process's stdout or stderr, or a pty) into the log until EOF.
@@ -103,14 +121,14 @@ impl LogBuffer {
         let mut progress = self.progress.subscribe();
         let mut pos = {
             let data = me.data.lock().unwrap_or_else(|e| e.into_inner());
-            tail_lines.map_or(0, |n| tail_offset(&data, n.max(0) as usize))
+            tail_lines.map_or(0, |n| tail_offset(&data.bytes, n.max(0) as usize))
         };
         tokio::spawn(async move {
             loop {
                 let (chunk, finished) = {
                     let finished = progress.borrow_and_update().1;
                     let data = me.data.lock().unwrap_or_else(|e| e.into_inner());
-                    (data[pos..].to_vec(), finished)
+                    (data.bytes[pos..].to_vec(), finished)
                 };
                 pos += chunk.len();
                 if !chunk.is_empty() && tx.write_all(&chunk).await.is_err() {

@@ -44,8 +44,7 @@ pub use runc::prerequisites;
 use crate::runtime::{
     BoxRead, NodeFaults, Process, Runtime, RuntimeError, StatusSink, StreamOptions,
 };
-use logs::LogBuffer;
-use pod::{LogKey, PodRuntime, log_key};
+use pod::PodRuntime;
 use reaper::Reaper;
 use runc::Runc;
 use status::{Kind, Record};
@@ -68,8 +67,6 @@ pub struct Node {
     pods: Mutex<HashMap<(String, String), Arc<PodRuntime>>>,
     /// Normalised references pulled at least once (for `IfNotPresent`).
     pulled: Mutex<HashSet<String>>,
-    /// Logs of containers that ended, readable until the pod goes.
-    last_logs: Mutex<HashMap<LogKey, Arc<LogBuffer>>>,
     pause_rootfs: PathBuf,
     shut_down: std::sync::atomic::AtomicBool,
 }
@@ -115,7 +112,6 @@ impl Node {
             handle,
             pods: Mutex::new(HashMap::new()),
             pulled: Mutex::new(HashSet::new()),
-            last_logs: Mutex::new(HashMap::new()),
             pause_rootfs,
             shut_down: false.into(),
         }))
@@ -167,6 +163,33 @@ impl Node {
             .and_then(|r| r.instance.clone())
             .filter(|i| i.exited().is_none())
             .ok_or_else(|| RuntimeError::NotFound(format!("container not found ({container:?})")))
+    }
+}
+
+impl Node {
+    /// The running instance, or one that already ended but was started to be attached to
+    /// (`stdin: true`) and never was: the client still gets its output and exit, as if the
+    /// process had waited for it (see [`container::Instance::attach`]).
+    fn attachable_instance(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+    ) -> Result<Arc<container::Instance>, RuntimeError> {
+        let running = self.running_instance(namespace, pod, container);
+        if running.is_ok() {
+            return running;
+        }
+        let late = self.pod(namespace, pod).and_then(|p| {
+            let state = lock(&p.state);
+            let r = state.find(container)?;
+            r.instance
+                .as_ref()
+                .or(r.last.as_ref())
+                .filter(|i| i.awaits_first_attach())
+                .cloned()
+        });
+        late.ok_or_else(|| running.err().expect("not running"))
     }
 }
 
@@ -283,8 +306,10 @@ impl Runtime for Node {
         container: String,
         streams: StreamOptions,
     ) -> BoxFuture<'static, Result<Process, RuntimeError>> {
-        let found = self.running_instance(&namespace, &pod, &container);
-        Box::pin(async move { found?.attach(&container, streams) })
+        let found = self.attachable_instance(&namespace, &pod, &container);
+        let _guard = self.handle.enter();
+        let attached = found.and_then(|i| i.attach(&container, streams));
+        Box::pin(async move { attached })
     }
 
     fn logs(
@@ -305,12 +330,11 @@ impl Runtime for Node {
                     "container {container} is not valid for pod {pod}"
                 ))
             })?;
-            let live = record.instance.as_ref().map(|i| i.log.clone());
-            let log = live.or_else(|| {
-                lock(&self.last_logs)
-                    .get(&log_key(&p, &container, record.kind))
-                    .cloned()
-            });
+            let log = record
+                .instance
+                .as_ref()
+                .or(record.last.as_ref())
+                .map(|i| i.log.clone());
             match log {
                 Some(log) => Ok(log),
                 None => {

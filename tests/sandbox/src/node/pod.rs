@@ -459,7 +459,8 @@ impl Node {
                             r.status.restart_count += 1;
                         }
                         r.status.state = Some(status::running(started_at));
-                        r.status.ready = kind != Kind::Init;
+                        // The kubelet's probe manager sets readiness only for regular containers.
+                        r.status.ready = kind == Kind::Regular;
                         r.status.started = Some(true);
                         r.status.container_id = Some(container_id.clone());
                         r.status.image = image.reference.clone();
@@ -519,7 +520,10 @@ impl Node {
             };
             if let Some(i) = instance {
                 // Keep the log readable; the runc container and its root go away.
-                self.keep_log(&p, &name, kind, &i);
+                // Kept for `logs` and a late first attach; its runc container goes now.
+                if let Some(r) = lock(&p.state).record(&name, kind) {
+                    r.last = Some(i.clone());
+                }
                 let runc = self.runc.clone();
                 let _ = tokio::task::spawn_blocking(move || remove(&runc, &i.id, &i.dir)).await;
             }
@@ -572,10 +576,6 @@ impl Node {
                 return None;
             }
         }
-    }
-
-    fn keep_log(&self, p: &PodRuntime, name: &str, kind: Kind, i: &Arc<Instance>) {
-        lock(&self.last_logs).insert(log_key(p, name, kind), i.log.clone());
     }
 
     /// Create and start a container of the pod.
@@ -806,7 +806,6 @@ impl Node {
         if let Some(s) = sandbox {
             let _ = tokio::time::timeout(Duration::from_secs(5), s.instance.wait()).await;
         }
-        lock(&self.last_logs).retain(|(ns, pod, _, _), _| !(ns == &p.namespace && pod == &p.name));
         *stopped = true;
     }
 
@@ -824,12 +823,6 @@ impl Node {
         })
         .await;
     }
-}
-
-pub type LogKey = (String, String, String, Kind);
-
-pub fn log_key(p: &PodRuntime, name: &str, kind: Kind) -> LogKey {
-    (p.namespace.clone(), p.name.clone(), name.to_string(), kind)
 }
 
 fn user_of(id: &Identity) -> ContainerUser {

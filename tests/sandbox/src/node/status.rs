@@ -37,7 +37,10 @@ pub struct Record {
     pub name: String,
     pub kind: Kind,
     pub status: ContainerStatus,
+    /// The running instance.
     pub instance: Option<Arc<Instance>>,
+    /// The instance that ran last, after it ended (its log, its exit).
+    pub last: Option<Arc<Instance>>,
 }
 
 impl Record {
@@ -56,6 +59,7 @@ impl Record {
                 ..Default::default()
             },
             instance: None,
+            last: None,
         }
     }
 }
