@@ -561,5 +561,4 @@ pub fn unauthorized_status() -> Status {
 }
 
 #[cfg(test)]
-#[path = "rbac_tests.rs"]
 mod tests;

@@ -437,5 +437,4 @@ fn diff(before: &Value, after: &Value) -> String {
 }
 
 #[cfg(test)]
-#[path = "validation_tests.rs"]
 mod tests;
