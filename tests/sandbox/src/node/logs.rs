@@ -19,6 +19,9 @@ struct Logged {
     pieces: Vec<(Stream, usize, usize)>,
 }
 
+/// A piece of output and the stream it came from.
+pub type Chunk = (Stream, Bytes);
+
 /// Which stream a chunk of output came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
@@ -31,7 +34,7 @@ pub struct LogBuffer {
     file: Mutex<Option<File>>,
     /// (bytes so far, finished)
     progress: watch::Sender<(usize, bool)>,
-    live: broadcast::Sender<(Stream, Bytes)>,
+    live: broadcast::Sender<Chunk>,
 }
 
 impl LogBuffer {
@@ -66,9 +69,7 @@ impl LogBuffer {
     }
 
     /// Everything so far (by stream), and live output from then on, with no gap.
-    pub fn replay_and_subscribe(
-        &self,
-    ) -> (Vec<(Stream, Bytes)>, broadcast::Receiver<(Stream, Bytes)>) {
+    pub fn replay_and_subscribe(&self) -> (Vec<Chunk>, broadcast::Receiver<Chunk>) {
         let data = self.data.lock().unwrap_or_else(|e| e.into_inner());
         let replay = data
             .pieces
