@@ -69,7 +69,9 @@ fn build(package: &str, bin: &str) -> io::Result<PathBuf> {
     );
     let output = Command::new(&cargo)
         .current_dir(&root)
-        .args(["build", "--locked", "--target", TARGET, "-p", package, "--bin", bin])
+        .args([
+            "build", "--locked", "--target", TARGET, "-p", package, "--bin", bin,
+        ])
         .env("RUSTFLAGS", "-C target-feature=+crt-static")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env("CARGO_TARGET_DIR", &target_dir)
@@ -77,7 +79,10 @@ fn build(package: &str, bin: &str) -> io::Result<PathBuf> {
         .map_err(|e| {
             io::Error::new(
                 e.kind(),
-                format!("cannot run cargo to build static {bin} ({e}); run `{command_line}` in {}", root.display()),
+                format!(
+                    "cannot run cargo to build static {bin} ({e}); run `{command_line}` in {}",
+                    root.display()
+                ),
             )
         })?;
     if !output.status.success() {
