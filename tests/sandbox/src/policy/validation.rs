@@ -78,7 +78,7 @@ pub fn ephemeral_containers_update_errors(new: &Pod, old: &Pod) -> Vec<FieldErro
                         format!(
                             "existing ephemeral containers {} may not be changed\n{}",
                             go_quote(&old_ec.name),
-                            diff(&before, &after)
+                            diff("v1.EphemeralContainer", &before, &after)
                         ),
                     ));
                 }
@@ -356,6 +356,102 @@ fn validate_security_context(sc: &SecurityContext, p: &str, errors: &mut Vec<Fie
     }
 }
 
+/// The fields a regular pod update may change, as `ValidatePodUpdate` lists them.
+const UPDATABLE_POD_SPEC_FIELDS: &str = "`spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)";
+
+/// Validate a regular update (PUT or PATCH of the pod itself) of `old` to `new`: the pod's
+/// spec is immutable but for images, activeDeadlineSeconds, added tolerations, removed
+/// scheduling gates and a negative grace period set to 1 (`ValidatePodUpdate`). Adding
+/// ephemeral containers this way is refused too: only the subresource may. `Err` is the 422
+/// kubectl shows as `The Pod "app" is invalid: spec: Forbidden: pod updates may not change
+/// fields other than ...`. Status changes are not checked: the apiserver drops them from a
+/// regular update before validating.
+#[expect(
+    clippy::result_large_err,
+    reason = "the Status is the response body; it is built once per rejected request"
+)]
+pub fn validate_pod_update(new: &Pod, old: &Pod) -> Result<(), Status> {
+    let errors = pod_update_errors(new, old);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        let name = old.metadata.name.as_deref().unwrap_or_default();
+        Err(invalid_status("Pod", name, &errors))
+    }
+}
+
+/// The field errors behind [`validate_pod_update`].
+pub fn pod_update_errors(new: &Pod, old: &Pod) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    // ValidateObjectMetaUpdate: identity fields are immutable.
+    for (field, n, o) in [
+        ("metadata.name", &new.metadata.name, &old.metadata.name),
+        (
+            "metadata.namespace",
+            &new.metadata.namespace,
+            &old.metadata.namespace,
+        ),
+        ("metadata.uid", &new.metadata.uid, &old.metadata.uid),
+    ] {
+        if n.is_some() && n != o {
+            errors.push(FieldError::invalid(
+                field,
+                BadValue::Str(n.clone().unwrap_or_default()),
+                "field is immutable",
+            ));
+        }
+    }
+    let empty = PodSpec::default();
+    let (new_spec, old_spec) = (
+        new.spec.as_ref().unwrap_or(&empty),
+        old.spec.as_ref().unwrap_or(&empty),
+    );
+    if new_spec.containers.len() != old_spec.containers.len() {
+        errors.push(FieldError::forbidden(
+            "spec.containers",
+            "pod updates may not add or remove containers",
+        ));
+        return errors;
+    }
+    let (new_init, old_init) = (
+        new_spec.init_containers.as_deref().unwrap_or_default(),
+        old_spec.init_containers.as_deref().unwrap_or_default(),
+    );
+    // Munge what may change back to the old values, then nothing else may differ.
+    let mut munged = new_spec.clone();
+    for (c, o) in munged.containers.iter_mut().zip(&old_spec.containers) {
+        c.image = o.image.clone();
+    }
+    if new_init.len() == old_init.len()
+        && let Some(list) = munged.init_containers.as_mut()
+    {
+        for (c, o) in list.iter_mut().zip(old_init) {
+            c.image = o.image.clone();
+        }
+    }
+    munged.active_deadline_seconds = old_spec.active_deadline_seconds;
+    munged.scheduling_gates = old_spec.scheduling_gates.clone();
+    munged.tolerations = old_spec.tolerations.clone();
+    if old_spec
+        .termination_grace_period_seconds
+        .is_some_and(|g| g < 0)
+        && munged.termination_grace_period_seconds == Some(1)
+    {
+        munged.termination_grace_period_seconds = old_spec.termination_grace_period_seconds;
+    }
+    let (before, after) = (semantic(old_spec), semantic(&munged));
+    if before != after {
+        errors.push(FieldError::forbidden(
+            "spec",
+            format!(
+                "pod updates may not change fields other than {UPDATABLE_POD_SPEC_FIELDS}\n{}",
+                diff("core.PodSpec", &before, &after)
+            ),
+        ));
+    }
+    errors
+}
+
 /// `validation.IsDNS1123Label` (k8s.io/apimachinery/pkg/util/validation/validation.go).
 pub fn dns1123_label_errors(value: &str) -> Vec<String> {
     const FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
@@ -386,9 +482,9 @@ fn is_dns1123_label(s: &str) -> bool {
         && b.iter().all(|c| alnum(c) || *c == b'-')
 }
 
-/// The container as `apiequality.Semantic.DeepEqual` sees it: empty and absent lists and maps
-/// are equal.
-fn semantic(ec: &EphemeralContainer) -> Value {
+/// A value as `apiequality.Semantic.DeepEqual` sees it: empty and absent lists and maps are
+/// equal.
+fn semantic<T: serde::Serialize>(value: &T) -> Value {
     fn prune(v: Value) -> Option<Value> {
         match v {
             Value::Null => None,
@@ -409,16 +505,16 @@ fn semantic(ec: &EphemeralContainer) -> Value {
             other => Some(other),
         }
     }
-    prune(serde_json::to_value(ec).unwrap_or(Value::Null)).unwrap_or(Value::Null)
+    prune(serde_json::to_value(value).unwrap_or(Value::Null)).unwrap_or(Value::Null)
 }
 
 /// A `cmp.Diff`-like rendering of what changed (upstream prints Go structs; we print JSON).
-fn diff(before: &Value, after: &Value) -> String {
+fn diff(type_name: &str, before: &Value, after: &Value) -> String {
     let empty = serde_json::Map::new();
     let b = before.as_object().unwrap_or(&empty);
     let a = after.as_object().unwrap_or(&empty);
     let keys: BTreeSet<&String> = b.keys().chain(a.keys()).collect();
-    let mut out = String::from("  v1.EphemeralContainer{\n");
+    let mut out = format!("  {type_name}{{\n");
     for key in keys {
         match (b.get(key), a.get(key)) {
             (Some(x), Some(y)) if x == y => {}

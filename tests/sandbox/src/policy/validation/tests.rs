@@ -315,3 +315,68 @@ fn dns1123_label_rules() {
     assert_eq!(dns1123_label_errors("-a").len(), 1);
     assert_eq!(dns1123_label_errors("a-").len(), 1);
 }
+
+// ValidatePodUpdate: what `kubectl edit`, `apply` and `patch` of a running pod may change.
+#[test]
+fn regular_pod_updates() {
+    let old = pod(json!([]));
+    let with = |f: &dyn Fn(&mut Pod)| {
+        let mut p = old.clone();
+        f(&mut p);
+        p
+    };
+    let spec_forbidden = "spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)\n";
+    let cases: Vec<(&str, Pod, Option<&str>)> = vec![
+        ("nothing", old.clone(), None),
+        (
+            "labels",
+            with(&|p| p.metadata.labels = Some([("a".to_string(), "b".to_string())].into())),
+            None,
+        ),
+        (
+            "an image",
+            with(&|p| p.spec.as_mut().unwrap().containers[0].image = Some("app:2".into())),
+            None,
+        ),
+        (
+            "a security context",
+            with(&|p| {
+                p.spec.as_mut().unwrap().containers[0].security_context = Some(Default::default());
+                p.spec.as_mut().unwrap().containers[0].stdin = Some(true);
+            }),
+            Some(spec_forbidden),
+        ),
+        (
+            "ephemeral containers through the pod itself",
+            pod(json!([dbg(json!({}))])),
+            Some(spec_forbidden),
+        ),
+        (
+            "a container removed",
+            with(&|p| p.spec.as_mut().unwrap().containers.clear()),
+            Some("spec.containers: Forbidden: pod updates may not add or remove containers"),
+        ),
+        (
+            "the name",
+            with(&|p| p.metadata.name = Some("other".into())),
+            Some("metadata.name: Invalid value: \"other\": field is immutable"),
+        ),
+    ];
+    for (name, new, want) in cases {
+        let got = pod_update_errors(&new, &old);
+        match want {
+            None => assert_eq!(got, vec![], "{name}"),
+            Some(want) => {
+                assert_eq!(got.len(), 1, "{name}: {got:?}");
+                assert!(got[0].to_string().starts_with(want), "{name}: {}", got[0]);
+            }
+        }
+    }
+    let status = validate_pod_update(&pod(json!([dbg(json!({}))])), &old).unwrap_err();
+    assert!(
+        status
+            .message
+            .unwrap()
+            .starts_with("Pod \"app\" is invalid: spec: Forbidden: pod updates may not change")
+    );
+}
