@@ -14,10 +14,10 @@ use super::{ApiState, Call, meta, patch, tables, watch};
 
 pub async fn handle(state: &Arc<ApiState>, call: Call) -> Result<Response<Body>, ApiError> {
     let kind = call.kind;
-    if let Some(sub) = call.req.subresource.as_deref() {
-        if sub != "status" {
-            return Err(ApiError::path_not_found());
-        }
+    if let Some(sub) = call.req.subresource.as_deref()
+        && sub != "status"
+    {
+        return Err(ApiError::path_not_found());
     }
     match call.req.verb {
         "get" if call.query.flag("watch") => watch::serve(
@@ -174,14 +174,14 @@ pub fn prepare_create(call: &Call) -> Result<Value, ApiError> {
             "the body of the request must be an object",
         ));
     }
-    if let Some(k) = object["kind"].as_str() {
-        if k != kind.kind {
-            return Err(ApiError::bad_request(format!(
-                "the API version in the data ({}) does not match the expected API version ({})",
-                object["apiVersion"].as_str().unwrap_or(""),
-                kind.api_version()
-            )));
-        }
+    if let Some(k) = object["kind"].as_str()
+        && k != kind.kind
+    {
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({}) does not match the expected API version ({})",
+            object["apiVersion"].as_str().unwrap_or(""),
+            kind.api_version()
+        )));
     }
     if !object["metadata"].is_object() {
         object["metadata"] = json!({});

@@ -99,12 +99,12 @@ fn check_spec_update(name: &str, old: &Value, new: &Value) -> Result<(), ApiErro
     let mut candidate = new.clone();
     for list in ["containers", "initContainers"] {
         let current = candidate.get_mut(list).and_then(Value::as_array_mut);
-        if let (Some(c), Some(o)) = (current, old[list].as_array()) {
-            if c.len() == o.len() {
-                for (c, o) in c.iter_mut().zip(o) {
-                    if let (Some(m), Some(image)) = (c.as_object_mut(), o.get("image")) {
-                        m.insert("image".into(), image.clone());
-                    }
+        if let (Some(c), Some(o)) = (current, old[list].as_array())
+            && c.len() == o.len()
+        {
+            for (c, o) in c.iter_mut().zip(o) {
+                if let (Some(m), Some(image)) = (c.as_object_mut(), o.get("image")) {
+                    m.insert("image".into(), image.clone());
                 }
             }
         }
