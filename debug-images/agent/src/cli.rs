@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use crate::duration;
 use crate::help::{
-    HOLD_HELP, INFO_HELP, MAIN_HELP, RUN_HELP, SHELL_HELP, STOP_HELP, TAR_HELP, UNTAR_HELP,
+    HOLD_HELP, INFO_HELP, MAIN_HELP, RUN_HELP, SHELL_HELP, STAT_HELP, STOP_HELP, TAR_HELP,
+    UNTAR_HELP,
 };
 
 /// What the agent was asked to do.
@@ -26,6 +27,7 @@ pub enum Command {
     Info(InfoFlags),
     Tar(TarFlags),
     Untar(UntarFlags),
+    Stat(StatFlags),
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -49,6 +51,12 @@ pub struct InfoFlags {
 pub struct TarFlags {
     pub root: Option<PathBuf>,
     pub excludes: Vec<PathBuf>,
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct StatFlags {
+    pub root: Option<PathBuf>,
     pub paths: Vec<PathBuf>,
 }
 
@@ -114,6 +122,7 @@ pub fn parse(args: &[OsString]) -> Result<Command, UsageError> {
         "info" => parse_info(rest),
         "tar" => parse_tar(rest),
         "untar" => parse_untar(rest),
+        "stat" => parse_stat(rest),
         other => Err(UsageError {
             message: format!("unknown verb {other:?}"),
             verb: None,
@@ -137,6 +146,7 @@ fn help_of(verb: &str) -> Option<&'static str> {
         "info" => INFO_HELP,
         "tar" => TAR_HELP,
         "untar" => UNTAR_HELP,
+        "stat" => STAT_HELP,
         _ => return None,
     })
 }
@@ -241,6 +251,22 @@ fn parse_untar(args: &[OsString]) -> Result<Command, UsageError> {
         Ok([dest]) => Ok(Command::Untar(UntarFlags { root, dest })),
         Err(_) => Err(flags.error("untar needs exactly one DEST")),
     }
+}
+
+fn parse_stat(args: &[OsString]) -> Result<Command, UsageError> {
+    let mut flags = Flags::new("stat", args);
+    let mut stat = StatFlags::default();
+    while let Some(arg) = flags.next()? {
+        match arg {
+            Arg::Flag("--root", v) => stat.root = Some(flags.value("--root", v)?.into()),
+            Arg::Positional(p) => stat.paths.push(p.into()),
+            other => return Err(flags.unexpected(other)),
+        }
+    }
+    if stat.paths.is_empty() {
+        return Err(flags.error("stat needs at least one PATH"));
+    }
+    Ok(Command::Stat(stat))
 }
 
 /// One word of a verb's arguments.

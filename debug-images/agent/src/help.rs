@@ -14,6 +14,7 @@ Verbs:
   info     facts about the target process (uid/gid, exe, runtime, sockets, mounts)
   tar      write a tar of paths inside the target's root to stdout
   untar    extract a tar from stdin inside the target's root
+  stat     one JSON line per path inside the target's root: type, mode, ids, size
   version  print the version
 
 Run 'distroless-debug-agent VERB --help' for a verb's flags.
@@ -134,4 +135,18 @@ skipped with a note.
 Env: DISTROLESS_DEBUG_NO_OPENAT2=1 forces the userspace resolver.
 
 Exit codes: 0 extracted; 1 an entry was refused or could not be written; 2 bad flags.
+";
+
+pub const STAT_HELP: &str = "\
+Usage: distroless-debug-agent stat [--root DIR] PATH...
+
+Prints one JSON line per PATH, resolved inside DIR (default the target's root,
+/proc/1/root) as `tar` resolves it (symlinks followed as the target would):
+  {\"path\":\"/etc\",\"type\":\"directory\",\"mode\":493,\"uid\":0,\"gid\":0,\"size\":4096,
+   \"readOnlyFs\":false}
+or, when it cannot be resolved, {\"path\":\"/nope\",\"error\":\"No such file or directory\",
+\"errno\":2}. `type` is file, directory, symlink, socket, fifo, char-device or block-device;
+`readOnlyFs` says whether the filesystem holding it is mounted read-only.
+
+Exit codes: 0 every PATH resolved; 1 some did not (their lines say why); 2 bad flags.
 ";

@@ -50,5 +50,6 @@ fn run(command: Command) -> exit::Status {
         Command::Info(flags) => info::main(flags),
         Command::Tar(flags) => tar::archive_main(flags),
         Command::Untar(flags) => tar::extract_main(flags),
+        Command::Stat(flags) => tar::stat::main(flags),
     }
 }

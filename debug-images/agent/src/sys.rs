@@ -301,3 +301,13 @@ pub fn read_dir_names(dir: BorrowedFd<'_>) -> io::Result<Vec<CString>> {
     unsafe { libc::closedir(stream) };
     result.map(|()| names)
 }
+
+/// `fstatvfs(3)`: whether the filesystem holding `fd` (an `O_PATH` descriptor will do) is
+/// mounted read-only.
+pub fn read_only_fs(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    // SAFETY: an all-zero statvfs is a valid value for the call to overwrite.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `fd` is open and `st` is a valid, writable statvfs.
+    check(unsafe { libc::fstatvfs(fd.as_raw_fd(), &mut st) })?;
+    Ok(st.f_flag & libc::ST_RDONLY != 0)
+}

@@ -5,10 +5,12 @@
 //! - [`format`]: the tar format (ustar + PAX), writer and reader, shared with the plugin
 //!   (`crates/tar-format`).
 //! - [`archive`]: the `tar` walk; [`extract`]: the `untar` extraction and its refusals.
+//! - [`stat`]: what a path is, for the plugin's `cp` to choose names before an upload.
 
 pub mod archive;
 pub mod extract;
 pub mod resolve;
+pub mod stat;
 pub use tar_format as format;
 
 #[cfg(test)]
@@ -23,11 +25,11 @@ use crate::exit::Status;
 use crate::procs;
 use resolve::Root;
 
-fn root_dir(flag: Option<PathBuf>) -> PathBuf {
+pub(crate) fn root_dir(flag: Option<PathBuf>) -> PathBuf {
     flag.unwrap_or_else(|| PathBuf::from(format!("/proc/{}/root", procs::target_pid())))
 }
 
-fn open_root(dir: &std::path::Path, verb: &str) -> Option<Root> {
+pub(crate) fn open_root(dir: &std::path::Path, verb: &str) -> Option<Root> {
     match Root::open(dir) {
         Ok(root) => Some(root),
         Err(e) => {
