@@ -324,11 +324,13 @@ async fn run<S>(
                 }));
             }
             out = out_rx.recv(), if !outputs_done => match out {
-                Some((channel, data)) => {
-                    if sink.send(frame(channel, &data)).await.is_err() {
+                // A client that stops reading blocks this send; the fault still fires.
+                Some((channel, data)) => tokio::select! {
+                    sent = sink.send(frame(channel, &data)) => if sent.is_err() {
                         break End::ClientGone;
-                    }
-                }
+                    },
+                    _ = sleep_until(deadline) => break End::Dropped,
+                },
                 None => outputs_done = true,
             },
             incoming = source.next() => match incoming {

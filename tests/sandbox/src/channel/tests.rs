@@ -772,3 +772,31 @@ mod kube_client {
         assert_eq!(status.status.as_deref(), Some("Success"));
     }
 }
+
+// A client that stops reading must not keep a dropped-stream fault from firing.
+#[tokio::test]
+async fn drop_after_fires_while_the_client_is_not_reading() {
+    let (client_io, server_io) = duplex(64);
+    let server_ws = WebSocketStream::from_raw_socket(server_io, Role::Server, None).await;
+    let _client = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
+    let (process, mut ends) = fake_process(Streams::Both);
+    let server = tokio::spawn(async move {
+        serve_exec(
+            server_ws,
+            Protocol::V5,
+            process,
+            &cmd(&["yes"]),
+            Some(Duration::from_millis(200)),
+        )
+        .await
+    });
+    let mut stdout = ends.stdout.take().unwrap();
+    tokio::spawn(async move {
+        let chunk = vec![b'y'; 4096];
+        while stdout.write_all(&chunk).await.is_ok() {}
+    });
+    tokio::time::timeout(T, server)
+        .await
+        .expect("the session ends at the fault, not when the client reads")
+        .unwrap();
+}
