@@ -410,6 +410,54 @@ async fn exec_with_and_without_tty_in_busybox() {
     assert!(out.contains("45 123"), "{out:?}");
     assert!(out.contains("/dev/pts/"), "{out:?}");
     assert_eq!(p.exit.await.unwrap(), ProcessExit::Code(7));
+
+    // The size the client sends first is the pty's size before the process runs.
+    let streams = StreamOptions {
+        stdin: false,
+        stdout: true,
+        stderr: false,
+        tty: true,
+    };
+    let mut p = f
+        .node
+        .exec(
+            "default".into(),
+            "bb".into(),
+            "bb".into(),
+            vec!["stty".into(), "size".into()],
+            streams,
+        )
+        .await
+        .unwrap();
+    p.resize
+        .as_ref()
+        .unwrap()
+        .send(TerminalSize {
+            width: 91,
+            height: 19,
+        })
+        .unwrap();
+    assert_eq!(read_all(p.stdout.take()).await.trim(), "19 91");
+    assert_eq!(p.exit.await.unwrap(), ProcessExit::Code(0));
+
+    // A missing binary with a tty: the same runtime message.
+    let mut p = f
+        .node
+        .exec(
+            "default".into(),
+            "bb".into(),
+            "bb".into(),
+            vec!["nope".into()],
+            streams,
+        )
+        .await
+        .unwrap();
+    assert_eq!(read_all(p.stdout.take()).await, "");
+    let exit = p.exit.await.unwrap();
+    assert!(
+        matches!(&exit, ProcessExit::StartFailed(m) if m.contains("exec: \"nope\": executable file not found in $PATH")),
+        "{exit:?}"
+    );
     f.finish().await;
 }
 

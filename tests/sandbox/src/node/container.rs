@@ -6,9 +6,10 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{Mutex as AsyncMutex, broadcast, oneshot, watch};
+use tokio::sync::{Mutex as AsyncMutex, broadcast, mpsc, oneshot, watch};
 
 use super::console::{resizer, with_console};
 use super::fdio::FdStream;
@@ -17,7 +18,9 @@ use super::reaper::Reaper;
 use super::runc::{Runc, RuncStdio};
 use super::spec::{ContainerPlan, ProcessPlan, oci_config, oci_process};
 use super::sys;
-use crate::runtime::{BoxRead, BoxWrite, Process, ProcessExit, RuntimeError, StreamOptions};
+use crate::runtime::{
+    BoxRead, BoxWrite, Process, ProcessExit, RuntimeError, StreamOptions, TerminalSize,
+};
 
 /// What to create.
 pub struct InstanceSpec {
@@ -263,12 +266,82 @@ impl Instance {
     }
 
     /// `runc exec` a process like the main one (same user, capabilities, environment).
+    ///
+    /// With a tty the process starts once the client's first terminal size arrives (or after
+    /// a short wait), with that size set on the pty before it runs (OCI `consoleSize`): a
+    /// client sends its size right after connecting, and a shell started on a 0x0 terminal
+    /// would otherwise race it (`stty size` failing, a first prompt wrapped at column 0).
     pub async fn exec(
+        self: Arc<Self>,
+        runc: &Arc<Runc>,
+        reaper: &'static Reaper,
+        command: Vec<String>,
+        streams: StreamOptions,
+    ) -> Result<Process, RuntimeError> {
+        if !streams.tty {
+            return self.start_exec(runc, reaper, command, streams, None).await;
+        }
+        let (resize_tx, mut resize_rx) = mpsc::unbounded_channel::<TerminalSize>();
+        let (client_in, mut inner_in) = tokio::io::duplex(64 * 1024);
+        let (mut inner_out, client_out) = tokio::io::duplex(64 * 1024);
+        let (exit_tx, exit_rx) = oneshot::channel();
+        let runc = runc.clone();
+        tokio::spawn(async move {
+            let first = tokio::time::timeout(Duration::from_millis(300), resize_rx.recv())
+                .await
+                .ok()
+                .flatten();
+            let size = first.map(|s| (s.width, s.height));
+            let mut process = match self.start_exec(&runc, reaper, command, streams, size).await {
+                Ok(p) => p,
+                Err(e) => {
+                    let _ = exit_tx.send(ProcessExit::StartFailed(e.to_string()));
+                    return;
+                }
+            };
+            if let Some(pty) = process.resize.take() {
+                tokio::spawn(async move {
+                    while let Some(size) = resize_rx.recv().await {
+                        if pty.send(size).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            if let Some(mut to_pty) = process.stdin.take() {
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut inner_in, &mut to_pty).await;
+                });
+            }
+            let output = process.stdout.take().map(|mut from_pty| {
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut from_pty, &mut inner_out).await;
+                    let _ = inner_out.shutdown().await;
+                })
+            });
+            let exit = process.exit.await.unwrap_or(ProcessExit::Code(255));
+            if let Some(output) = output {
+                // The pty drains right after the process ends (unless a child keeps it open).
+                let _ = tokio::time::timeout(Duration::from_secs(1), output).await;
+            }
+            let _ = exit_tx.send(exit);
+        });
+        Ok(Process {
+            stdin: streams.stdin.then(|| Box::pin(client_in) as BoxWrite),
+            stdout: Some(Box::pin(client_out)),
+            stderr: None,
+            resize: Some(resize_tx),
+            exit: exit_rx,
+        })
+    }
+
+    async fn start_exec(
         &self,
         runc: &Arc<Runc>,
         reaper: &'static Reaper,
         command: Vec<String>,
         streams: StreamOptions,
+        console_size: Option<(u16, u16)>,
     ) -> Result<Process, RuntimeError> {
         let n = self.execs.fetch_add(1, Ordering::Relaxed);
         let process_json = self.dir.join(format!("exec-{n}.json"));
@@ -276,6 +349,7 @@ impl Instance {
         let mut plan = self.process.clone();
         plan.args = command;
         plan.terminal = streams.tty;
+        plan.console_size = console_size;
         let doc = serde_json::to_vec(&oci_process(&plan))
             .map_err(|e| RuntimeError::Internal(e.to_string()))?;
         std::fs::write(&process_json, doc)

@@ -339,6 +339,7 @@ impl Node {
                 capabilities: vec![],
                 no_new_privileges: true,
                 terminal: false,
+                console_size: None,
             },
             root: PathBuf::new(),
             readonly_root: true,
@@ -696,6 +697,7 @@ impl Node {
             capabilities: plan::capabilities_for(c.security_context.as_ref()),
             no_new_privileges: plan::no_new_privileges(c),
             terminal: c.tty.unwrap_or(false),
+            console_size: None,
         };
         let plan = ContainerPlan {
             process,

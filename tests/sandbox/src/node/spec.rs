@@ -115,6 +115,8 @@ pub struct ProcessPlan {
     pub capabilities: Vec<String>,
     pub no_new_privileges: bool,
     pub terminal: bool,
+    /// (width, height) of the pty before the process starts.
+    pub console_size: Option<(u16, u16)>,
 }
 
 /// Create a namespace, join one by path (`/proc/<pid>/ns/<type>`), or stay in the host's
@@ -158,7 +160,7 @@ pub struct ContainerPlan {
 /// `process` object of the OCI runtime spec.
 pub fn oci_process(p: &ProcessPlan) -> Value {
     let caps = &p.capabilities;
-    json!({
+    let mut process = json!({
         "terminal": p.terminal,
         "user": {
             "uid": p.identity.uid,
@@ -177,7 +179,11 @@ pub fn oci_process(p: &ProcessPlan) -> Value {
         },
         "noNewPrivileges": p.no_new_privileges,
         "oomScoreAdj": 1000,
-    })
+    });
+    if let Some((width, height)) = p.console_size {
+        process["consoleSize"] = json!({"width": width, "height": height});
+    }
+    process
 }
 
 fn namespace(kind: &str, ns: &Namespace) -> Option<Value> {
@@ -265,6 +271,7 @@ mod tests {
                 capabilities: DEFAULT_CAPS.iter().map(|c| c.to_string()).collect(),
                 no_new_privileges: false,
                 terminal: false,
+                console_size: None,
             },
             root: "/r".into(),
             readonly_root: true,
