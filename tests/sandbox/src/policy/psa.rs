@@ -2,14 +2,14 @@
 //! k8s.io/pod-security-admission enforces them from the namespace label
 //! `pod-security.kubernetes.io/enforce`.
 //!
-//! Each check below mirrors one file of staging/src/k8s.io/pod-security-admission/policy
-//! (named in its comment), with the same forbidden reason and detail wording. The checks run in
-//! upstream's order: the package registers them in `init()` functions, which Go runs in file
-//! name order; `EvaluatePod` (registry.go) then runs the baseline checks, followed by the
-//! "overlapping" baseline checks at level baseline or by the restricted checks at level
-//! restricted. Every container is visited, init containers first, then containers, then
-//! ephemeral containers (visitor.go), so one non-compliant ephemeral container keeps failing
-//! every later update of the pod, as on a real cluster.
+//! Each check mirrors one file of staging/src/k8s.io/pod-security-admission/policy (named in
+//! its comment), with the same forbidden reason and detail wording. The checks run in
+//! upstream's order (registry.go `populate`): baseline checks sorted by check ID, then
+//! restricted checks sorted by check ID; at level restricted the baseline checks a restricted
+//! check overrides (`OverrideCheckIDs`) are left out. Every container is visited, init
+//! containers first, then containers, then ephemeral containers (visitor.go), so one
+//! non-compliant ephemeral container keeps failing every later update of the pod, as on a
+//! real cluster.
 //!
 //! The policy version is "latest" as of Kubernetes 1.33 (the API level the sandbox serves);
 //! the version label only changes the wording `restricted:<version>`. The user-namespace
@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 
-use checks::{BASELINE, Check, OVERLAPPING_BASELINE, RESTRICTED};
+use checks::{BASELINE, CheckDef, RESTRICTED};
 
 mod baseline;
 mod checks;
@@ -202,18 +202,21 @@ pub fn violations(level: Level, pod: &Pod) -> Vec<Violation> {
     let empty = PodSpec::default();
     let spec = pod.spec.as_ref().unwrap_or(&empty);
     let meta = &pod.metadata;
-    let checks: Vec<Check> = match level {
+    let checks: Vec<&CheckDef> = match level {
         Level::Privileged => return Vec::new(),
-        Level::Baseline => BASELINE
-            .iter()
-            .chain(OVERLAPPING_BASELINE)
-            .copied()
-            .collect(),
-        Level::Restricted => BASELINE.iter().chain(RESTRICTED).copied().collect(),
+        Level::Baseline => BASELINE.iter().collect(),
+        Level::Restricted => {
+            let overridden = |id: &str| RESTRICTED.iter().any(|r| r.overrides.contains(&id));
+            BASELINE
+                .iter()
+                .filter(|b| !overridden(b.id))
+                .chain(RESTRICTED)
+                .collect()
+        }
     };
     checks
         .iter()
-        .filter_map(|check| check(meta, spec))
+        .filter_map(|def| (def.check)(meta, spec))
         .collect()
 }
 

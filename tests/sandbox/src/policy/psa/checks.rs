@@ -1,4 +1,4 @@
-//! What the checks share: the check lists in upstream's registration order, the container
+//! What the checks share: the check lists in upstream's evaluation order, the container
 //! visitor, and the wording helpers of upstream's helpers.go.
 
 use std::collections::BTreeSet;
@@ -19,33 +19,58 @@ use super::restricted::{
 
 pub(super) type Check = fn(&ObjectMeta, &PodSpec) -> Option<Violation>;
 
-/// Baseline checks that every non-privileged level runs, in file-name order.
-pub(super) const BASELINE: &[Check] = &[
-    app_armor_profile,
-    host_namespaces,
-    host_ports,
-    privileged,
-    proc_mount,
-    se_linux_options,
-    sysctls,
-    windows_host_process,
+/// A registered check: its upstream ID and, for a restricted check, the baseline checks it
+/// replaces at level restricted (`OverrideCheckIDs`).
+pub(super) struct CheckDef {
+    pub id: &'static str,
+    pub check: Check,
+    pub overrides: &'static [&'static str],
+}
+
+const fn def(id: &'static str, check: Check) -> CheckDef {
+    CheckDef {
+        id,
+        check,
+        overrides: &[],
+    }
+}
+
+/// The baseline checks, sorted by ID as Go sorts strings (byte order: `seLinuxOptions` before
+/// `seccompProfile_baseline`).
+pub(super) const BASELINE: &[CheckDef] = &[
+    def("appArmorProfile", app_armor_profile),
+    def("capabilities_baseline", capabilities_baseline),
+    def("hostNamespaces", host_namespaces),
+    def("hostPathVolumes", host_path_volumes),
+    def("hostPorts", host_ports),
+    def("privileged", privileged),
+    def("procMount", proc_mount),
+    def("seLinuxOptions", se_linux_options),
+    def("seccompProfile_baseline", seccomp_profile_baseline),
+    def("sysctls", sysctls),
+    def("windowsHostProcess", windows_host_process),
 ];
 
-/// Baseline checks with `Overlap: true`: run at baseline only, since a restricted check
-/// supersedes each of them.
-pub(super) const OVERLAPPING_BASELINE: &[Check] = &[
-    capabilities_baseline,
-    host_path_volumes,
-    seccomp_profile_baseline,
-];
-
-pub(super) const RESTRICTED: &[Check] = &[
-    allow_privilege_escalation,
-    capabilities_restricted,
-    restricted_volumes,
-    run_as_non_root,
-    run_as_user,
-    seccomp_profile_restricted,
+/// The restricted checks, sorted by ID.
+pub(super) const RESTRICTED: &[CheckDef] = &[
+    def("allowPrivilegeEscalation", allow_privilege_escalation),
+    CheckDef {
+        id: "capabilities_restricted",
+        check: capabilities_restricted,
+        overrides: &["capabilities_baseline"],
+    },
+    CheckDef {
+        id: "restrictedVolumes",
+        check: restricted_volumes,
+        overrides: &["hostPathVolumes"],
+    },
+    def("runAsNonRoot", run_as_non_root),
+    def("runAsUser", run_as_user),
+    CheckDef {
+        id: "seccompProfile_restricted",
+        check: seccomp_profile_restricted,
+        overrides: &["seccompProfile_baseline"],
+    },
 ];
 
 /// The parts of a container the checks look at; ephemeral containers are visited as

@@ -228,10 +228,12 @@ fn each_check_words_its_violation_like_upstream() {
 }
 
 #[test]
-fn baseline_failures_come_first_at_restricted_and_overlapping_ones_are_replaced() {
+fn baseline_failures_come_first_at_restricted_and_overridden_ones_are_replaced() {
     // A privileged, capability-adding, hostPath-mounting root debug container: at restricted
     // the baseline "privileged" comes first, and the restricted checks replace the baseline
-    // capability, hostPath and seccomp checks.
+    // capability, hostPath and seccomp checks. At baseline all run, sorted by check ID, as in
+    // a real cluster's `host namespaces (hostNetwork=true), hostPath volumes (...),
+    // privileged (...)`.
     let p = pod(
         json!([dbg(
             json!({"privileged": true, "capabilities": {"add": ["SYS_ADMIN"]}})
@@ -244,7 +246,7 @@ fn baseline_failures_come_first_at_restricted_and_overlapping_ones_are_replaced(
     );
     assert_eq!(
         evaluate(Level::Baseline, &p).unwrap_err(),
-        r#"violates PodSecurity "baseline:latest": privileged (container "dbg-abcde" must not set securityContext.privileged=true), non-default capabilities (container "dbg-abcde" must not include "SYS_ADMIN" in securityContext.capabilities.add), hostPath volumes (volume "root")"#
+        r#"violates PodSecurity "baseline:latest": non-default capabilities (container "dbg-abcde" must not include "SYS_ADMIN" in securityContext.capabilities.add), hostPath volumes (volume "root"), privileged (container "dbg-abcde" must not set securityContext.privileged=true)"#
     );
 }
 
@@ -421,4 +423,25 @@ fn significant_updates_are_the_ones_upstream_evaluates() {
     for (name, new, want) in cases {
         assert_eq!(is_significant_pod_update(&new, &base), want, "{name}");
     }
+}
+
+// The order of a real cluster's message for an ingress controller on hostNetwork with host
+// ports and a hostPath volume: checks sorted by ID.
+#[test]
+fn baseline_order_matches_a_real_cluster() {
+    let p: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "ds"},
+        "spec": {
+            "hostNetwork": true,
+            "volumes": [{"name": "run", "hostPath": {"path": "/run"}}],
+            "containers": [{"name": "controller", "image": "x",
+                "securityContext": {"privileged": true},
+                "ports": [{"containerPort": 443, "hostPort": 443}, {"containerPort": 80, "hostPort": 80}]}],
+        }
+    }))
+    .unwrap();
+    assert_eq!(
+        evaluate(Level::Baseline, &p).unwrap_err(),
+        r#"violates PodSecurity "baseline:latest": host namespaces (hostNetwork=true), hostPath volumes (volume "run"), hostPort (container "controller" uses hostPorts 443, 80), privileged (container "controller" must not set securityContext.privileged=true)"#
+    );
 }
