@@ -410,3 +410,66 @@ async fn kubectl_get_prints_the_servers_table_and_dry_run_stores_nothing() {
     );
     sb.shutdown().await;
 }
+
+#[tokio::test]
+async fn watch_follows_the_apiservers_resource_version_rules() {
+    let sb = Sandbox::start(SandboxOptions::api_only()).await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(client(&sb).await, "default");
+    pods.create(&PostParams::default(), &app_pod("a"))
+        .await
+        .unwrap();
+    pods.create(&PostParams::default(), &app_pod("b"))
+        .await
+        .unwrap();
+
+    // resourceVersion 0: the current state as ADDED, then the stream ends at timeoutSeconds.
+    let started = std::time::Instant::now();
+    let events: Vec<_> = pods
+        .watch(&WatchParams::default().labels("app=a").timeout(1), "0")
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let added: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            WatchEvent::Added(p) => p.metadata.name.clone(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(added, vec!["a"]);
+
+    // sendInitialEvents: the current objects, then a BOOKMARK marking their end.
+    let mut stream = pods
+        .watch(&WatchParams::default().initial_events().timeout(5), "")
+        .await
+        .unwrap()
+        .boxed();
+    let mut names = Vec::new();
+    loop {
+        match stream
+            .try_next()
+            .await
+            .unwrap()
+            .expect("events until the bookmark")
+        {
+            WatchEvent::Added(p) => names.push(p.metadata.name.unwrap()),
+            WatchEvent::Bookmark(b) => {
+                assert_eq!(
+                    b.metadata
+                        .annotations
+                        .get("k8s.io/initial-events-end")
+                        .map(String::as_str),
+                    Some("true")
+                );
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    names.sort();
+    assert_eq!(names, vec!["a", "b"]);
+    sb.shutdown().await;
+}

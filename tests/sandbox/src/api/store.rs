@@ -326,3 +326,44 @@ impl Store {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::kinds::{CONFIGMAPS, NAMESPACES};
+
+    #[test]
+    fn a_watch_from_a_compacted_resource_version_gets_410() {
+        let store = Store::new();
+        store
+            .create(&NAMESPACES, json!({"metadata": {"name": "default"}}))
+            .unwrap();
+        let early = store.current_rv();
+        assert!(store.subscribe(Some(early)).is_ok());
+        for i in 0..HISTORY + 10 {
+            store
+                .create(
+                    &CONFIGMAPS,
+                    json!({"metadata": {"name": format!("c{i}"), "namespace": "default"}}),
+                )
+                .unwrap();
+        }
+        let e = store.subscribe(Some(early)).err().expect("too old");
+        assert_eq!((e.code, e.body["reason"].as_str()), (410, Some("Expired")));
+        let recent = store.current_rv() - 5;
+        assert_eq!(store.subscribe(Some(recent)).unwrap().replay.len(), 5);
+    }
+
+    #[test]
+    fn a_write_that_changes_nothing_keeps_the_resource_version() {
+        let store = Store::new();
+        store
+            .create(&NAMESPACES, json!({"metadata": {"name": "default"}}))
+            .unwrap();
+        let before = store.current_rv();
+        store
+            .update(&NAMESPACES, "", "default", |_| Ok(()))
+            .unwrap();
+        assert_eq!(store.current_rv(), before);
+    }
+}
