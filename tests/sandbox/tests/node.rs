@@ -750,7 +750,7 @@ async fn shared_process_namespace_has_pause_as_pid_1() {
         stderr: true,
         tty: false,
     };
-    let script = "ps -o pid,args; touch /x 2>&1; touch /scratch/ok && echo wrote; hostname; cat /etc/hosts | tail -1; wget -qO- http://127.0.0.1:8080/";
+    let script = "ps -o pid,args; echo $KUBERNETES_SERVICE_HOST; ls /sys/fs/cgroup/memory >/dev/null && echo cgroupfs; touch /sys/fs/cgroup/x 2>&1; touch /x 2>&1; touch /scratch/ok && echo wrote; hostname; cat /etc/hosts | tail -1; wget -qO- http://127.0.0.1:8080/";
     let mut p = f
         .node
         .exec(
@@ -767,6 +767,8 @@ async fn shared_process_namespace_has_pause_as_pid_1() {
     assert!(out.contains("/sandbox-app"), "{out}");
     assert!(out.contains("Read-only file system"), "{out}");
     assert!(out.contains("wrote"), "{out}");
+    assert!(out.contains("\n10.96.0.1\n"), "{out}");
+    assert!(out.contains("cgroupfs"), "{out}");
     assert!(out.contains("\nshared\n"), "{out}");
     assert!(out.contains("127.0.0.1\tshared"), "{out}");
     // Containers of a pod share its network namespace.

@@ -232,7 +232,8 @@ pub fn expand(input: &str, vars: &HashMap<String, String>) -> String {
 }
 
 /// The process environment: image `Env`, then `HOSTNAME`, then the container's `env` (plain
-/// values and the common `fieldRef`s, with `$(VAR)` expansion). Service links are not made.
+/// values and the common `fieldRef`s, with `$(VAR)` expansion), and the `kubernetes` service's
+/// variables. Other service links are not made.
 pub fn environment(pod: &Pod, c: &Container, image: &ImageConfig, pod_ip: &str) -> Vec<String> {
     let mut order: Vec<String> = Vec::new();
     let mut vars: HashMap<String, String> = HashMap::new();
@@ -262,6 +263,20 @@ pub fn environment(pod: &Pod, c: &Container, image: &ImageConfig, pod_ip: &str) 
         .or_else(|| pod.metadata.name.clone())
         .unwrap_or_default();
     set(&mut order, &mut vars, "HOSTNAME".into(), hostname);
+    // The kubelet always adds the `kubernetes` service's variables (the ClusterIP of a
+    // typical cluster; the sandbox has no service network behind it).
+    for (k, v) in [
+        ("KUBERNETES_SERVICE_HOST", "10.96.0.1"),
+        ("KUBERNETES_SERVICE_PORT", "443"),
+        ("KUBERNETES_SERVICE_PORT_HTTPS", "443"),
+        ("KUBERNETES_PORT", "tcp://10.96.0.1:443"),
+        ("KUBERNETES_PORT_443_TCP", "tcp://10.96.0.1:443"),
+        ("KUBERNETES_PORT_443_TCP_PROTO", "tcp"),
+        ("KUBERNETES_PORT_443_TCP_PORT", "443"),
+        ("KUBERNETES_PORT_443_TCP_ADDR", "10.96.0.1"),
+    ] {
+        set(&mut order, &mut vars, k.into(), v.into());
+    }
     let mut container_vars: HashMap<String, String> = HashMap::new();
     for e in c.env.iter().flatten() {
         let value = if let Some(v) = &e.value {

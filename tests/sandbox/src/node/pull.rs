@@ -12,7 +12,9 @@ use super::{Node, lock};
 
 /// Go's `time.Duration` formatting, roughly: `12.345ms`, `2.615s`.
 fn go_duration(d: Duration) -> String {
-    let (value, unit) = if d < Duration::from_secs(1) {
+    let (value, unit) = if d < Duration::from_millis(1) {
+        (d.as_secs_f64() * 1e6, "µs")
+    } else if d < Duration::from_secs(1) {
         (d.as_secs_f64() * 1000.0, "ms")
     } else {
         (d.as_secs_f64(), "s")
@@ -171,5 +173,6 @@ mod tests {
         assert_eq!(go_duration(Duration::from_millis(12)), "12ms");
         assert_eq!(go_duration(Duration::from_micros(12_500)), "12.5ms");
         assert_eq!(go_duration(Duration::from_millis(2615)), "2.615s");
+        assert_eq!(go_duration(Duration::from_micros(13)), "13µs");
     }
 }

@@ -213,6 +213,12 @@ pub fn oci_config(plan: &ContainerPlan) -> Value {
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
                "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": sys_options}),
+        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+        "options": if plan.privileged {
+            json!(["nosuid", "noexec", "nodev", "relatime"])
+        } else {
+            json!(["nosuid", "noexec", "nodev", "relatime", "ro"])
+        }}),
     ];
     for b in &plan.binds {
         let mut options = vec!["rbind", "rprivate"];
