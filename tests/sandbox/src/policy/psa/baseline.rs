@@ -239,7 +239,16 @@ pub(super) fn se_linux_options(_: &ObjectMeta, spec: &PodSpec) -> Option<Violati
     let mut valid = |opts: &k8s_openapi::api::core::v1::SELinuxOptions| {
         let mut ok = true;
         let t = opts.type_.as_deref().unwrap_or_default();
-        if !["", "container_t", "container_init_t", "container_kvm_t"].contains(&t) {
+        // selinuxAllowedTypes1_31: container_engine_t joined the list in policy 1.31.
+        if ![
+            "",
+            "container_t",
+            "container_init_t",
+            "container_kvm_t",
+            "container_engine_t",
+        ]
+        .contains(&t)
+        {
             ok = false;
             bad_types.insert(t.to_string());
         }

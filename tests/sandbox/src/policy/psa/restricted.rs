@@ -7,6 +7,12 @@ use k8s_openapi::api::core::v1::PodSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::Violation;
+
+/// Policy 1.25 exempts pods with `spec.os.name: windows` from the Linux-only restricted checks
+/// (allowPrivilegeEscalation, capabilities, seccomp).
+fn is_windows(spec: &PodSpec) -> bool {
+    spec.os.as_ref().is_some_and(|os| os.name == "windows")
+}
 use super::checks::{
     containers, containers_phrase, join_quote, pluralize, pod_sc, seccomp_explicit,
     seccomp_findings, violation,
@@ -14,6 +20,9 @@ use super::checks::{
 
 // check_seccompProfile_restricted.go
 pub(super) fn seccomp_profile_restricted(_: &ObjectMeta, spec: &PodSpec) -> Option<Violation> {
+    if is_windows(spec) {
+        return None;
+    }
     let findings = seccomp_findings(spec);
     if let Some(v) = seccomp_explicit(&findings) {
         return Some(v);
@@ -32,6 +41,9 @@ pub(super) fn seccomp_profile_restricted(_: &ObjectMeta, spec: &PodSpec) -> Opti
 
 // check_allowPrivilegeEscalation.go
 pub(super) fn allow_privilege_escalation(_: &ObjectMeta, spec: &PodSpec) -> Option<Violation> {
+    if is_windows(spec) {
+        return None;
+    }
     let bad: Vec<&str> = containers(spec)
         .into_iter()
         .filter(|c| {
@@ -55,6 +67,9 @@ pub(super) fn allow_privilege_escalation(_: &ObjectMeta, spec: &PodSpec) -> Opti
 
 // check_capabilities_restricted.go: drop ALL, add at most NET_BIND_SERVICE.
 pub(super) fn capabilities_restricted(_: &ObjectMeta, spec: &PodSpec) -> Option<Violation> {
+    if is_windows(spec) {
+        return None;
+    }
     let mut missing_drop_all = Vec::new();
     let mut adding = Vec::new();
     let mut forbidden_caps = BTreeSet::new();
@@ -110,7 +125,9 @@ pub(super) fn restricted_volumes(_: &ObjectMeta, spec: &PodSpec) -> Option<Viola
             || v.ephemeral.is_some()
             || v.persistent_volume_claim.is_some()
             || v.projected.is_some()
-            || v.secret.is_some();
+            || v.secret.is_some()
+            // Image volumes are allowed since 1.33 (patched into the 1.0 check).
+            || v.image.is_some();
         if allowed {
             continue;
         }

@@ -445,3 +445,25 @@ fn baseline_order_matches_a_real_cluster() {
         r#"violates PodSecurity "baseline:latest": host namespaces (hostNetwork=true), hostPath volumes (volume "run"), hostPort (container "controller" uses hostPorts 443, 80), privileged (container "controller" must not set securityContext.privileged=true)"#
     );
 }
+
+// Version-dependent details of the 1.33 policy: container_engine_t (1.31), image volumes
+// (1.33) and the Windows exemption of the Linux-only restricted checks (1.25).
+#[test]
+fn policy_details_as_of_1_33() {
+    let engine = pod(
+        json!([dbg(
+            json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]},
+            "runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"},
+            "seLinuxOptions": {"type": "container_engine_t"}})
+        )]),
+        json!({"volumes": [{"name": "img", "image": {"reference": "sandbox.local/busybox:latest"}}]}),
+    );
+    assert_eq!(evaluate(Level::Restricted, &engine), Ok(()));
+    let windows: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "win"},
+        "spec": {"os": {"name": "windows"}, "containers": [{"name": "c", "image": "x",
+            "securityContext": {"runAsNonRoot": true}}]}
+    }))
+    .unwrap();
+    assert_eq!(evaluate(Level::Restricted, &windows), Ok(()));
+}
