@@ -27,6 +27,7 @@ mod reaper;
 mod runc;
 mod spec;
 mod status;
+mod supervisor;
 mod sys;
 
 use std::collections::{HashMap, HashSet};

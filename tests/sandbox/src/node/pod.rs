@@ -1,21 +1,20 @@
 //! One pod on the node: its sandbox ("pause") container that owns the network, IPC and UTS
-//! namespaces, its containers' supervisors (pull, create, start, restart with back-off), and
-//! its teardown.
+//! namespaces, its files (/etc/hosts, ...), starting its containers in order, and its
+//! teardown. Each container's life is in [`super::supervisor`].
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Container, ContainerUser, LinuxContainerUser, Pod};
+use k8s_openapi::api::core::v1::{Container, Pod};
 use tokio::sync::{Mutex as AsyncMutex, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::container::{Instance, InstanceSpec, remove};
-use super::images::Image;
-use super::plan;
-use super::spec::{Bind, ContainerPlan, Identity, Namespace, Namespaces, ProcessPlan};
+use super::spec::{ContainerPlan, Identity, Namespace, Namespaces, ProcessPlan};
 use super::status::{self, Kind, PodState, Record};
+use super::supervisor::Backoff;
 use super::{Node, lock};
 use crate::runtime::ProcessExit;
 
@@ -40,40 +39,13 @@ pub struct PodRuntime {
     pub stopping: AsyncMutex<bool>,
 }
 
-/// Why a container could not be started.
-pub enum StartError {
-    /// Waiting with this reason; retried with back-off (CreateContainerConfigError, ...).
-    Waiting {
-        reason: String,
-        message: String,
-    },
-    /// The runtime failed to start the process: reported as a terminated container with
-    /// reason StartError and exit code 128, as containerd does.
-    Run(String),
-    Cancelled,
-}
-
-/// Kubernetes back-off, shortened for a test double: 1 s doubling up to 30 s.
-struct Backoff(Duration);
-
-impl Backoff {
-    fn new() -> Backoff {
-        Backoff(Duration::from_secs(1))
-    }
-    fn next(&mut self) -> Duration {
-        let d = self.0;
-        self.0 = (self.0 * 2).min(Duration::from_secs(30));
-        d
-    }
-}
-
 pub fn random_id() -> String {
     let mut b = [0u8; 32];
     let _ = getrandom::fill(&mut b);
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn restart_policy(pod: &Pod) -> String {
+pub fn restart_policy(pod: &Pod) -> String {
     pod.spec
         .as_ref()
         .and_then(|s| s.restart_policy.clone())
@@ -196,7 +168,7 @@ impl PodRuntime {
         }
     }
 
-    async fn wait_sandbox(&self) -> Option<i32> {
+    pub(super) async fn wait_sandbox(&self) -> Option<i32> {
         let mut rx = self.sandbox_pid.subscribe();
         loop {
             if let Some(pid) = *rx.borrow_and_update() {
@@ -210,14 +182,14 @@ impl PodRuntime {
     }
 
     /// Sleep unless the pod is being stopped; false when stopped.
-    async fn sleep(&self, d: Duration) -> bool {
+    pub(super) async fn sleep(&self, d: Duration) -> bool {
         tokio::select! {
             _ = tokio::time::sleep(d) => true,
             _ = self.cancel.cancelled() => false,
         }
     }
 
-    fn label(&self) -> String {
+    pub(super) fn label(&self) -> String {
         format!("{}_{}({})", self.name, self.namespace, self.uid)
     }
 }
@@ -244,7 +216,13 @@ impl Node {
             });
     }
 
-    fn with_record(&self, p: &PodRuntime, name: &str, kind: Kind, f: impl FnOnce(&mut Record)) {
+    pub(super) fn with_record(
+        &self,
+        p: &PodRuntime,
+        name: &str,
+        kind: Kind,
+        f: impl FnOnce(&mut Record),
+    ) {
         if let Some(r) = lock(&p.state).record(name, kind) {
             f(r);
         }
@@ -372,365 +350,6 @@ impl Node {
         Ok(())
     }
 
-    /// Run one container for as long as the pod lives: pull (with back-off), create, start,
-    /// wait, restart per restartPolicy (never for init containers that succeed, never for
-    /// ephemeral containers). Returns how the last run ended (for init containers).
-    pub(super) async fn supervise(
-        self: Arc<Self>,
-        p: Arc<PodRuntime>,
-        name: String,
-        kind: Kind,
-        mut first: Option<oneshot::Sender<()>>,
-    ) -> Option<ProcessExit> {
-        let field = kind.field_path(&name);
-        let field = Some(field.as_str());
-        let mut pull_backoff = Backoff::new();
-        let mut crash_backoff = Backoff::new();
-        let mut runs = 0u32;
-        loop {
-            if p.cancel.is_cancelled() {
-                return None;
-            }
-            let pod = lock(&p.pod).clone();
-            let (container, target) = container_spec(&pod, &name, kind)?;
-            let image_name = container.image.clone().unwrap_or_default();
-
-            let image = match self.pull(&p, field, &container).await {
-                Ok(image) => image,
-                Err(None) => return None,
-                Err(Some((reason, message))) => {
-                    self.with_record(&p, &name, kind, |r| {
-                        r.status.state = Some(status::waiting(&reason, Some(message.clone())));
-                    });
-                    first.take().map(|f| f.send(()));
-                    if !p.sleep(Duration::from_millis(500)).await {
-                        return None;
-                    }
-                    if reason == "ErrImagePull" {
-                        self.event(
-                            &p,
-                            "Normal",
-                            "BackOff",
-                            &format!("Back-off pulling image {image_name:?}"),
-                            field,
-                        );
-                        self.event(&p, "Warning", "Failed", "Error: ImagePullBackOff", field);
-                        self.with_record(&p, &name, kind, |r| {
-                            r.status.state = Some(status::waiting(
-                                "ImagePullBackOff",
-                                Some(format!(
-                                    "Back-off pulling image {image_name:?}: ErrImagePull: {message}"
-                                )),
-                            ));
-                        });
-                    }
-                    if !p.sleep(pull_backoff.next()).await {
-                        return None;
-                    }
-                    continue;
-                }
-            };
-            pull_backoff = Backoff::new();
-
-            let started = self
-                .start_container(&p, &name, &container, target.as_deref(), &image)
-                .await;
-            let (exit_code, reason, message, started_at, container_id) = match started {
-                Err(StartError::Cancelled) => return None,
-                Err(StartError::Waiting { reason, message }) => {
-                    self.event(&p, "Warning", "Failed", &format!("Error: {message}"), field);
-                    self.with_record(&p, &name, kind, |r| {
-                        r.status.state = Some(status::waiting(&reason, Some(message.clone())));
-                    });
-                    first.take().map(|f| f.send(()));
-                    if !p.sleep(crash_backoff.next()).await {
-                        return None;
-                    }
-                    continue;
-                }
-                Err(StartError::Run(message)) => {
-                    self.event(&p, "Warning", "Failed", &format!("Error: {message}"), field);
-                    (128, "StartError".to_string(), Some(message), None, None)
-                }
-                Ok(instance) => {
-                    let started_at = instance.started_at;
-                    let container_id = format!("runc://{}", instance.id);
-                    self.with_record(&p, &name, kind, |r| {
-                        if runs > 0 {
-                            r.status.restart_count += 1;
-                        }
-                        r.status.state = Some(status::running(started_at));
-                        // The kubelet's probe manager sets readiness only for regular containers.
-                        r.status.ready = kind == Kind::Regular;
-                        r.status.started = Some(true);
-                        r.status.container_id = Some(container_id.clone());
-                        r.status.image = image.reference.clone();
-                        r.status.image_id = image.image_id();
-                        r.status.user = Some(user_of(&instance.process.identity));
-                        r.instance = Some(instance.clone());
-                    });
-                    self.event(
-                        &p,
-                        "Normal",
-                        "Created",
-                        &format!("Created container: {name}"),
-                        field,
-                    );
-                    self.event(
-                        &p,
-                        "Normal",
-                        "Started",
-                        &format!("Started container {name}"),
-                        field,
-                    );
-                    first.take().map(|f| f.send(()));
-                    let exit = tokio::select! {
-                        e = instance.wait() => e,
-                        // The pod is being deleted: its teardown stops this instance.
-                        _ = p.cancel.cancelled() => return None,
-                    };
-                    let code = exit.code();
-                    let reason = if code == 0 { "Completed" } else { "Error" };
-                    (
-                        code,
-                        reason.to_string(),
-                        None,
-                        Some(started_at),
-                        Some(container_id),
-                    )
-                }
-            };
-            runs += 1;
-            first.take().map(|f| f.send(()));
-
-            // The process ended (or never started): record it and release the instance.
-            let instance = {
-                let mut state = lock(&p.state);
-                state.record(&name, kind).and_then(|r| {
-                    r.status.state = Some(status::terminated(
-                        exit_code,
-                        &reason,
-                        message.clone(),
-                        started_at,
-                        container_id.clone(),
-                    ));
-                    r.status.ready = false;
-                    r.status.started = Some(false);
-                    r.instance.take()
-                })
-            };
-            if let Some(i) = instance {
-                // Keep the log readable; the runc container and its root go away.
-                // Kept for `logs` and a late first attach; its runc container goes now.
-                if let Some(r) = lock(&p.state).record(&name, kind) {
-                    r.last = Some(i.clone());
-                }
-                let runc = self.runc.clone();
-                let _ = tokio::task::spawn_blocking(move || remove(&runc, &i.id, &i.dir)).await;
-            }
-            self.publish(&p);
-
-            let policy = restart_policy(&pod);
-            let restart = match kind {
-                Kind::Ephemeral => false,
-                Kind::Init => exit_code != 0 && policy != "Never",
-                Kind::Regular => policy == "Always" || (policy == "OnFailure" && exit_code != 0),
-            };
-            if !restart {
-                return Some(if exit_code == 0 {
-                    ProcessExit::Code(0)
-                } else {
-                    ProcessExit::Code(exit_code)
-                });
-            }
-            let delay = if runs == 1 {
-                Duration::ZERO
-            } else {
-                crash_backoff.next()
-            };
-            if !delay.is_zero() {
-                let label = p.label();
-                self.event(
-                    &p,
-                    "Warning",
-                    "BackOff",
-                    &format!("Back-off restarting failed container {name} in pod {label}"),
-                    field,
-                );
-                self.with_record(&p, &name, kind, |r| {
-                    r.status.last_state = r.status.state.take();
-                    r.status.state = Some(status::waiting(
-                        "CrashLoopBackOff",
-                        Some(format!(
-                            "back-off {}s restarting failed container={name} pod={label}",
-                            delay.as_secs()
-                        )),
-                    ));
-                });
-            } else {
-                self.with_record(&p, &name, kind, |r| {
-                    r.status.last_state = r.status.state.take();
-                    r.status.state = Some(status::waiting("ContainerCreating", None));
-                });
-            }
-            if !p.sleep(delay).await {
-                return None;
-            }
-        }
-    }
-
-    /// Create and start a container of the pod.
-    async fn start_container(
-        &self,
-        p: &PodRuntime,
-        name: &str,
-        c: &Container,
-        target: Option<&str>,
-        image: &Image,
-    ) -> Result<Arc<Instance>, StartError> {
-        let sandbox_pid = p.wait_sandbox().await.ok_or(StartError::Cancelled)?;
-        let pod = lock(&p.pod).clone();
-        let config_error = |message: String| StartError::Waiting {
-            reason: "CreateContainerConfigError".into(),
-            message,
-        };
-        let identity = plan::identity_for(&pod, c, image).map_err(config_error)?;
-        let env = plan::environment(&pod, c, &image.config, status::POD_IP);
-        let args =
-            plan::command_line(c, &image.config, &env).map_err(|message| StartError::Waiting {
-                reason: "CreateContainerError".into(),
-                message,
-            })?;
-        let spec = pod.spec.clone().unwrap_or_default();
-        let ns = |kind: &str, host: Option<bool>| {
-            if host == Some(true) {
-                Namespace::Host
-            } else {
-                Namespace::Join(PathBuf::from(format!("/proc/{sandbox_pid}/ns/{kind}")))
-            }
-        };
-        let (pid_ns, owns_pid_ns) = if let Some(t) = target {
-            // CRI's targetContainerName: join the target container's PID namespace.
-            let target_pid = lock(&p.state)
-                .records
-                .iter()
-                .find(|r| r.name == t && r.kind != Kind::Ephemeral)
-                .and_then(|r| {
-                    r.instance
-                        .as_ref()
-                        .filter(|i| i.exited().is_none())
-                        .map(|i| i.pid)
-                });
-            match target_pid {
-                Some(pid) => (
-                    Namespace::Join(PathBuf::from(format!("/proc/{pid}/ns/pid"))),
-                    false,
-                ),
-                None => {
-                    return Err(StartError::Waiting {
-                        reason: "CreateContainerError".into(),
-                        message: format!(
-                            "failed to get target container {t:?}: container is not running"
-                        ),
-                    });
-                }
-            }
-        } else if spec.host_pid == Some(true) {
-            (Namespace::Host, false)
-        } else if spec.share_process_namespace == Some(true) {
-            (ns("pid", None), false)
-        } else {
-            (Namespace::New, true)
-        };
-
-        let id = random_id();
-        let mut binds = vec![
-            Bind {
-                source: p.dir.join("etc/hosts"),
-                destination: "/etc/hosts".into(),
-                readonly: false,
-            },
-            Bind {
-                source: p.dir.join("etc/hostname"),
-                destination: "/etc/hostname".into(),
-                readonly: false,
-            },
-            Bind {
-                source: p.dir.join("etc/resolv.conf"),
-                destination: "/etc/resolv.conf".into(),
-                readonly: false,
-            },
-        ];
-        let termination = p.dir.join("termination").join(format!("{name}-{id}"));
-        if std::fs::write(&termination, b"").is_ok() {
-            let path = c
-                .termination_message_path
-                .clone()
-                .unwrap_or_else(|| "/dev/termination-log".into());
-            binds.push(Bind {
-                source: termination,
-                destination: path,
-                readonly: false,
-            });
-        }
-        for m in c.volume_mounts.iter().flatten() {
-            let source = volume_source(p, &pod, &m.name).map_err(config_error)?;
-            let source = match m.sub_path.as_deref().filter(|s| !s.is_empty()) {
-                Some(sub) => {
-                    let s = source.join(sub);
-                    let _ = std::fs::create_dir_all(&s);
-                    s
-                }
-                None => source,
-            };
-            binds.push(Bind {
-                source,
-                destination: m.mount_path.clone(),
-                readonly: m.read_only.unwrap_or(false),
-            });
-        }
-        let process = ProcessPlan {
-            args,
-            env,
-            cwd: plan::working_dir(c, &image.config),
-            identity,
-            capabilities: plan::capabilities_for(c.security_context.as_ref()),
-            no_new_privileges: plan::no_new_privileges(c),
-            terminal: c.tty.unwrap_or(false),
-            console_size: None,
-        };
-        let plan = ContainerPlan {
-            process,
-            root: PathBuf::new(),
-            readonly_root: plan::readonly_root(c),
-            hostname: None,
-            namespaces: Namespaces {
-                pid: pid_ns,
-                network: ns("net", spec.host_network),
-                ipc: ns("ipc", spec.host_ipc),
-                uts: ns("uts", spec.host_network),
-            },
-            binds,
-            privileged: plan::privileged(c),
-            cgroups_path: format!("/kube-sandbox-{id}"),
-        };
-        let spec = InstanceSpec {
-            id: id.clone(),
-            dir: p.dir.join("containers").join(&id),
-            lower: image.rootfs.clone(),
-            plan,
-            stdin: c.stdin.unwrap_or(false),
-            stdin_once: c.stdin_once.unwrap_or(false),
-            log_path: p.dir.join("logs").join(format!("{name}-{id}.log")),
-            owns_pid_ns,
-        };
-        Instance::create(&self.runc, self.reaper, spec).await.map_err(|e| {
-            StartError::Run(format!(
-                "failed to create containerd task: failed to create shim task: OCI runtime create failed: {e}: unknown"
-            ))
-        })
-    }
-
     /// Stop every process of the pod and release everything it holds.
     pub(super) async fn stop_pod(&self, p: &Arc<PodRuntime>, grace: Duration) {
         let mut stopped = p.stopping.lock().await;
@@ -827,16 +446,6 @@ impl Node {
     }
 }
 
-fn user_of(id: &Identity) -> ContainerUser {
-    ContainerUser {
-        linux: Some(LinuxContainerUser {
-            uid: i64::from(id.uid),
-            gid: i64::from(id.gid),
-            supplemental_groups: Some(id.additional_gids.iter().map(|g| i64::from(*g)).collect()),
-        }),
-    }
-}
-
 /// The pod's own files: /etc/hosts, /etc/hostname, /etc/resolv.conf as the kubelet writes
 /// them, and directories for logs, termination messages and volumes.
 fn prepare_pod_dir(p: &PodRuntime) -> std::io::Result<()> {
@@ -861,40 +470,4 @@ fn prepare_pod_dir(p: &PodRuntime) -> std::io::Result<()> {
         ),
     )?;
     Ok(())
-}
-
-/// Where a volume's content lives on the node: emptyDir (a directory per pod, mode 0777 as
-/// the kubelet makes it), hostPath, and for API-backed volumes (configMap, secret, projected
-/// service account token, downwardAPI) a directory with what the sandbox can fill in.
-fn volume_source(p: &PodRuntime, pod: &Pod, name: &str) -> Result<PathBuf, String> {
-    use std::os::unix::fs::PermissionsExt;
-    let volume = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.volumes.as_ref())
-        .and_then(|v| v.iter().find(|v| v.name == name))
-        .ok_or_else(|| format!("cannot find volume {name:?} to mount into container"))?;
-    if let Some(host) = &volume.host_path {
-        let path = PathBuf::from(&host.path);
-        if matches!(host.type_.as_deref(), Some("DirectoryOrCreate")) {
-            let _ = std::fs::create_dir_all(&path);
-        }
-        return Ok(path);
-    }
-    let dir = p.dir.join("volumes").join(name);
-    let fresh = !dir.exists();
-    std::fs::create_dir_all(&dir).map_err(|e| format!("volume {name}: {e}"))?;
-    if fresh {
-        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777));
-        if volume.projected.is_some() || volume.secret.is_some() {
-            let _ = write_service_account_files(&dir, &p.namespace);
-        }
-    }
-    Ok(dir)
-}
-
-fn write_service_account_files(dir: &Path, namespace: &str) -> std::io::Result<()> {
-    std::fs::write(dir.join("namespace"), namespace)?;
-    std::fs::write(dir.join("token"), "sandbox-service-account-token")?;
-    std::fs::write(dir.join("ca.crt"), "")
 }
