@@ -1,6 +1,7 @@
-//! Admission and validation rules of the real apiserver: ephemeral container validation, Pod
-//! Security, RBAC. Pure functions of the request and the stored objects, worded exactly as
-//! kube-apiserver words its answers, so clients and tests see the real bodies.
+//! Admission and validation rules of the real apiserver: pod update and ephemeral container
+//! validation, Pod Security admission, authentication and RBAC. Pure functions of the request
+//! and the stored objects, worded exactly as kube-apiserver words its answers, so clients and
+//! tests see the real bodies. `field` holds the field errors and Status bodies they share.
 
 pub mod field;
 pub mod psa;

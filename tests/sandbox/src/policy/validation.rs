@@ -1,10 +1,13 @@
-//! The apiserver's validation of a `pods/ephemeralcontainers` update.
+//! The apiserver's validation of pod updates: through the `pods/ephemeralcontainers`
+//! subresource, and of the pod itself.
 //!
 //! Mirrors `ValidatePodEphemeralContainersUpdate` and `validateEphemeralContainers` in
 //! pkg/apis/core/validation/validation.go, and `dropNonEphemeralContainerUpdates` in
 //! pkg/registry/core/pod/strategy.go: the subresource ignores every change but the list of
 //! ephemeral containers, validates the new containers against the pod, refuses to change or
-//! remove existing ones, and refuses static (mirror) pods outright.
+//! remove existing ones, and refuses static (mirror) pods outright. `ValidatePodUpdate`
+//! ([`validate_pod_update`]) keeps the rest of a running pod's spec immutable, ephemeral
+//! containers included.
 //!
 //! Inputs are expected to carry the server-side defaults a real apiserver applies before it
 //! validates (terminationMessagePolicy, imagePullPolicy); an absent value is taken as "will be
