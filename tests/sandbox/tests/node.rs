@@ -133,11 +133,41 @@ impl Fixture {
     async fn finish(self) {
         let state = self.node.state_dir().to_path_buf();
         let runc_root = self.node.runc_root().to_path_buf();
+        let running = runc_containers(&runc_root);
         self.node.shutdown().await;
         assert_nothing_left(&state, &runc_root);
+        for (id, pid) in running {
+            let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+            assert!(
+                !cgroup.contains(&id),
+                "process {pid} of container {id} is still running"
+            );
+        }
         drop(self.node);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// (id, pid) of every container in the runc root.
+fn runc_containers(runc_root: &Path) -> Vec<(String, i64)> {
+    let out = std::process::Command::new("/usr/sbin/runc")
+        .arg("--root")
+        .arg(runc_root)
+        .args(["list", "--format", "json"])
+        .output()
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            (
+                c["id"].as_str().unwrap_or("").to_string(),
+                c["pid"].as_i64().unwrap_or(0),
+            )
+        })
+        .filter(|(_, pid)| *pid > 0)
+        .collect()
 }
 
 fn assert_nothing_left(state: &Path, runc_root: &Path) {
@@ -856,5 +886,101 @@ async fn crashing_container_restarts_with_back_off() {
         (ready.status.as_str(), ready.reason.as_deref()),
         ("False", Some("PodCompleted"))
     );
+    f.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_containers_config_errors_and_slow_pulls() {
+    if !prerequisites_met() {
+        return;
+    }
+    let f = fixture("init");
+    f.faults.write().unwrap().pull_delay = Duration::from_millis(300);
+    let started = Instant::now();
+    f.node.run_pod(pod(
+        "init",
+        serde_json::json!({
+            "initContainers": [{"name": "prep", "image": "sandbox.local/busybox:latest",
+                "command": ["sh", "-c", "echo prepared > /work/flag"],
+                "volumeMounts": [{"name": "work", "mountPath": "/work"}]}],
+            "containers": [{"name": "main", "image": "sandbox.local/busybox:latest",
+                "command": ["sh", "-c", "cat /work/flag; sleep 3600"],
+                "volumeMounts": [{"name": "work", "mountPath": "/work"}]}],
+            "volumes": [{"name": "work", "emptyDir": {}}],
+        }),
+    ));
+    let status = f.wait_running("init").await;
+    // Two pulls of an image with policy Always (":latest"), each slowed by the fault.
+    assert!(started.elapsed() >= Duration::from_millis(600));
+    let init = &status.init_container_statuses.as_ref().unwrap()[0];
+    let done = init.state.as_ref().unwrap().terminated.as_ref().unwrap();
+    assert_eq!(
+        (done.exit_code, done.reason.as_deref()),
+        (0, Some("Completed"))
+    );
+    let initialized = status
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "Initialized")
+        .unwrap();
+    assert_eq!(initialized.status, "True");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = read_all(Some(
+        f.node
+            .logs("default".into(), "init".into(), "main".into(), false, None)
+            .await
+            .unwrap(),
+    ))
+    .await;
+    assert_eq!(log, "prepared\n");
+    let pulled = f
+        .sink
+        .events("init")
+        .into_iter()
+        .find(|e| e.reason == "Pulled")
+        .unwrap();
+    assert!(
+        pulled.message.contains(" in 3") && pulled.message.contains("ms ("),
+        "{}",
+        pulled.message
+    );
+
+    // runAsNonRoot against an image that runs as root: the kubelet's refusal.
+    f.node.run_pod(pod(
+        "nonroot",
+        serde_json::json!({
+            "securityContext": {"runAsNonRoot": true},
+            "containers": [{"name": "app", "image": "sandbox.local/distroless-app:root", "imagePullPolicy": "IfNotPresent"}],
+        }),
+    ));
+    let status = f
+        .wait_for("nonroot", "CreateContainerConfigError", |s| {
+            s.container_statuses.iter().flatten().any(|c| {
+                c.state
+                    .as_ref()
+                    .and_then(|st| st.waiting.as_ref())
+                    .and_then(|w| w.reason.as_deref())
+                    == Some("CreateContainerConfigError")
+            })
+        })
+        .await;
+    let waiting = status.container_statuses.unwrap()[0]
+        .state
+        .clone()
+        .unwrap()
+        .waiting
+        .unwrap();
+    assert_eq!(
+        waiting.message.as_deref(),
+        Some(
+            "container has runAsNonRoot and image will run as root (pod: \"nonroot_default(uid-nonroot)\", container: app)"
+        )
+    );
+    assert!(f.sink.events("nonroot").iter().any(|e| {
+        e.reason == "Failed"
+            && e.message
+                .starts_with("Error: container has runAsNonRoot and image will run as root")
+    }));
     f.finish().await;
 }
