@@ -473,3 +473,25 @@ async fn watch_follows_the_apiservers_resource_version_rules() {
     assert_eq!(names, vec!["a", "b"]);
     sb.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_dropped_watch_stream_ends_for_the_client() {
+    let sb = Sandbox::start(SandboxOptions {
+        faults: Faults {
+            drop_watch_after_ms: Some(200),
+            ..Faults::default()
+        },
+        ..SandboxOptions::api_only()
+    })
+    .await
+    .unwrap();
+    let pods: Api<Pod> = Api::namespaced(client(&sb).await, "default");
+    let started = std::time::Instant::now();
+    let stream = pods.watch(&WatchParams::default(), "0").await.unwrap();
+    let events: Vec<_> = tokio::time::timeout(Duration::from_secs(5), stream.collect::<Vec<_>>())
+        .await
+        .expect("the stream ends soon after the drop");
+    assert!(events.is_empty(), "{events:?}");
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    sb.shutdown().await;
+}
