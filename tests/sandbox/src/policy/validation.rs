@@ -7,7 +7,7 @@
 //! ephemeral containers, validates the new containers against the pod, refuses to change or
 //! remove existing ones, and refuses static (mirror) pods outright. `ValidatePodUpdate`
 //! ([`validate_pod_update`]) keeps the rest of a running pod's spec immutable, ephemeral
-//! containers included.
+//! containers included; `ValidatePodCreate` ([`validate_pod_create`]) checks a new pod.
 //!
 //! Inputs are expected to carry the server-side defaults a real apiserver applies before it
 //! validates (terminationMessagePolicy, imagePullPolicy); an absent value is taken as "will be
@@ -20,6 +20,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use serde_json::Value;
 
 pub use super::field::{BadValue, ErrorType, FieldError, aggregate, go_quote, invalid_status};
+pub use create::{dns1123_subdomain_errors, pod_create_errors, validate_pod_create};
+
+mod create;
 
 /// `core.MirrorPodAnnotationKey`: set by the kubelet on the API mirror of a static pod.
 pub const MIRROR_POD_ANNOTATION: &str = "kubernetes.io/config.mirror";

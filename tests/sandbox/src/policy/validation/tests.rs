@@ -380,3 +380,104 @@ fn regular_pod_updates() {
             .starts_with("Pod \"app\" is invalid: spec: Forbidden: pod updates may not change")
     );
 }
+
+fn new_pod(spec: Value) -> Pod {
+    serde_json::from_value(json!({"metadata": {"name": "app"}, "spec": spec})).unwrap()
+}
+
+// ValidatePodCreate: one row per rule a manifest can break.
+#[test]
+fn pod_create_rules() {
+    let app = json!({"name": "app", "image": "x", "terminationMessagePolicy": "File", "imagePullPolicy": "IfNotPresent"});
+    let cases: Vec<(&str, Pod, Vec<&str>)> = vec![
+        (
+            "valid",
+            new_pod(json!({"containers": [app.clone()], "restartPolicy": "Always"})),
+            vec![],
+        ),
+        (
+            "no containers",
+            new_pod(json!({"containers": []})),
+            vec!["spec.containers: Required value"],
+        ),
+        (
+            "duplicate container names across init and regular",
+            new_pod(
+                json!({"containers": [app.clone()], "initContainers": [{"name": "app", "image": "x"}]}),
+            ),
+            vec!["spec.initContainers[0].name: Duplicate value: \"app\""],
+        ),
+        (
+            "ephemeral containers on create",
+            new_pod(
+                json!({"containers": [app.clone()], "ephemeralContainers": [{"name": "dbg", "image": "b"}]}),
+            ),
+            vec!["spec.ephemeralContainers: Forbidden: cannot be set on create"],
+        ),
+        (
+            "image missing and a mount of an unknown volume",
+            new_pod(
+                json!({"containers": [{"name": "app", "volumeMounts": [{"name": "v", "mountPath": "/v"}]}]}),
+            ),
+            vec![
+                "spec.containers[0].image: Required value",
+                "spec.containers[0].volumeMounts[0].name: Not found: \"v\"",
+            ],
+        ),
+        (
+            "restartPolicy on a regular container; probes on an init container",
+            new_pod(json!({
+                "containers": [{"name": "app", "image": "x", "restartPolicy": "Always"}],
+                "initContainers": [{"name": "init", "image": "x", "readinessProbe": {"exec": {"command": ["true"]}}}],
+            })),
+            vec![
+                "spec.containers[0].restartPolicy: Forbidden: may not be set for non-init containers",
+                "spec.initContainers[0].readinessProbe: Forbidden: may not be set for init containers without restartPolicy=Always",
+            ],
+        ),
+        (
+            "a sidecar may have probes",
+            new_pod(json!({
+                "containers": [app.clone()],
+                "initContainers": [{"name": "side", "image": "x", "restartPolicy": "Always", "readinessProbe": {"exec": {"command": ["true"]}}}],
+            })),
+            vec![],
+        ),
+        (
+            "policies",
+            new_pod(
+                json!({"containers": [app.clone()], "restartPolicy": "Sometimes", "dnsPolicy": "Google"}),
+            ),
+            vec![
+                "spec.restartPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"OnFailure\", \"Never\"",
+                "spec.dnsPolicy: Unsupported value: \"Google\": supported values: \"ClusterFirstWithHostNet\", \"ClusterFirst\", \"Default\", \"None\"",
+            ],
+        ),
+        (
+            "volumes",
+            new_pod(
+                json!({"containers": [app.clone()], "volumes": [{"name": "a", "emptyDir": {}}, {"name": "a", "emptyDir": {}}, {"name": "b"}]}),
+            ),
+            vec![
+                "spec.volumes[1].name: Duplicate value: \"a\"",
+                "spec.volumes[2]: Required value: must specify a volume type",
+            ],
+        ),
+    ];
+    for (name, pod, want) in cases {
+        let got: Vec<String> = pod_create_errors(&pod)
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert_eq!(got, want, "{name}");
+    }
+    let mut bad_name = new_pod(json!({"containers": [app]}));
+    bad_name.metadata.name = Some("My_App".into());
+    let status = validate_pod_create(&bad_name).unwrap_err();
+    assert_eq!(
+        status.message.as_deref(),
+        Some(
+            r#"Pod "My_App" is invalid: metadata.name: Invalid value: "My_App": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"#
+        )
+    );
+}
