@@ -130,7 +130,7 @@ pub fn get(state: &Arc<ApiState>, call: &Call) -> Result<Response<Body>, ApiErro
     Ok(respond_object(call, &object))
 }
 
-fn select(call: &Call, items: Vec<Value>) -> Result<Vec<Value>, ApiError> {
+pub fn select(call: &Call, items: Vec<Value>) -> Result<Vec<Value>, ApiError> {
     let labels = LabelSelector::parse(call.query.get("labelSelector").unwrap_or(""))?;
     let fields = FieldSelector::parse(
         call.query.get("fieldSelector").unwrap_or(""),

@@ -45,6 +45,21 @@ pub async fn handle(
             let (object, _) = delete_pod_returning(state, call.namespace(), call.name(), grace)?;
             Ok(respond::json(200, &object))
         }
+        "deletecollection" => {
+            // Each pod goes the graceful way, as the apiserver deletes collections item by
+            // item with the same options.
+            let grace = grace_period(&call)?;
+            let (items, _) = state.store.list(&PODS, call.req.namespace.as_deref());
+            let mut marked = Vec::new();
+            for pod in objects::select(&call, items)? {
+                let (ns, name) = (meta::namespace_of(&pod), meta::name_of(&pod));
+                if let Ok((object, _)) = delete_pod_returning(state, ns, name, grace) {
+                    marked.push(object);
+                }
+            }
+            let list = objects::list_object(&PODS, marked, state.store.current_rv());
+            Ok(respond::json(200, &list))
+        }
         _ => objects::handle(state, call).await,
     }
 }
