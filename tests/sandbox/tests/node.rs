@@ -984,3 +984,37 @@ async fn init_containers_config_errors_and_slow_pulls() {
     }));
     f.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_node_clears_what_a_dead_one_left() {
+    if !prerequisites_met() {
+        return;
+    }
+    let f = fixture("stale");
+    f.node.run_pod(app_pod("left"));
+    f.wait_running("left").await;
+    let pid = f.node.container_pid("default", "left", "app").unwrap();
+    let state = f.node.state_dir().to_path_buf();
+
+    // As if the first node's process had been killed: a second node on the same directory.
+    let again = Node::new(state.clone(), f.sink.clone(), f.faults.clone()).unwrap();
+    let gone = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .map_or(true, |s| s.contains("State:\tZ"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !gone(pid) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(gone(pid), "the dead node's container still runs");
+    assert!(runc_containers(again.runc_root()).is_empty());
+    again.shutdown().await;
+
+    // Somebody else's directory is refused, not wiped.
+    let foreign = f.dir.join("foreign");
+    std::fs::create_dir_all(&foreign).unwrap();
+    std::fs::write(foreign.join("precious"), "keep").unwrap();
+    assert!(Node::new(foreign.clone(), f.sink.clone(), f.faults.clone()).is_err());
+    assert!(foreign.join("precious").exists());
+    f.finish().await;
+}

@@ -92,6 +92,20 @@ impl Node {
         let state_dir = state_dir
             .canonicalize()
             .map_err(|e| internal("state dir", e))?;
+        // The directory is the node's alone (shutdown removes it): refuse anything else.
+        let ours = state_dir.join("pods").is_dir() && state_dir.join("runc").is_dir();
+        let empty = std::fs::read_dir(&state_dir).map_or(true, |mut d| d.next().is_none());
+        if !ours && !empty {
+            return Err(RuntimeError::Internal(format!(
+                "node state dir {} is not empty and not a sandbox node's: give the node a directory of its own",
+                state_dir.display()
+            )));
+        }
+        // A node that died without shutting down (killed test, crash) left this behind.
+        sweep(
+            &Runc::new(state_dir.join("runc"), state_dir.join("runc-logs")),
+            &state_dir,
+        );
         for d in ["runc", "runc-logs", "pods"] {
             std::fs::create_dir_all(state_dir.join(d)).map_err(|e| internal("state dir", e))?;
         }
@@ -377,17 +391,23 @@ impl Runtime for Node {
 }
 
 impl Node {
-    /// Blocking: remove whatever runc containers and mounts are left under our state dir,
-    /// then the state dir itself.
     fn sweep(&self) {
-        for id in self.runc.list() {
-            let _ = self.runc.delete_force(&id);
-        }
-        for m in sys::mounts_under(&self.state_dir) {
-            let _ = sys::unmount(&m);
-        }
-        let _ = std::fs::remove_dir_all(&self.state_dir);
+        sweep(&self.runc, &self.state_dir);
     }
+}
+
+/// Blocking: remove whatever runc containers and mounts are left under `state_dir`, then the
+/// directory itself.
+fn sweep(runc: &Runc, state_dir: &Path) {
+    if runc.root().is_dir() {
+        for id in runc.list() {
+            let _ = runc.delete_force(&id);
+        }
+    }
+    for m in sys::mounts_under(state_dir) {
+        let _ = sys::unmount(&m);
+    }
+    let _ = std::fs::remove_dir_all(state_dir);
 }
 
 impl Drop for Node {

@@ -194,7 +194,6 @@ impl Node {
                 })
             };
             if let Some(i) = instance {
-                // Keep the log readable; the runc container and its root go away.
                 // Kept for `logs` and a late first attach; its runc container goes now.
                 if let Some(r) = lock(&p.state).record(&name, kind) {
                     r.last = Some(i.clone());
@@ -211,11 +210,7 @@ impl Node {
                 Kind::Regular => policy == "Always" || (policy == "OnFailure" && exit_code != 0),
             };
             if !restart {
-                return Some(if exit_code == 0 {
-                    ProcessExit::Code(0)
-                } else {
-                    ProcessExit::Code(exit_code)
-                });
+                return Some(ProcessExit::Code(exit_code));
             }
             let delay = if runs == 1 {
                 Duration::ZERO
