@@ -7,9 +7,9 @@ pub mod channel;
 pub mod node;
 pub mod policy;
 pub mod runtime;
+pub mod sandbox;
 pub mod smp;
 pub mod static_bin;
-pub mod sandbox;
 
 pub use api::audit::RequestRecord;
 pub use api::faults::{ErrorBurst, Faults};

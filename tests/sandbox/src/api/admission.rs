@@ -17,6 +17,11 @@ fn status_error(status: k8s_openapi::apimachinery::pkg::apis::meta::v1::Status) 
     ApiError::from_status(serde_json::to_value(status).unwrap_or_default())
 }
 
+/// `ValidatePodCreate`: 422 with the field causes for a pod that cannot be created.
+pub fn validate_create(pod: &Pod) -> Result<(), ApiError> {
+    policy::validation::validate_pod_create(pod).map_err(status_error)
+}
+
 /// `validate_ephemeral_containers_update` as a 422 (or 403 for mirror pods, as upstream).
 pub fn validate_ephemeral_update(new: &Pod, old: &Pod) -> Result<(), ApiError> {
     policy::validation::validate_ephemeral_containers_update(new, old).map_err(status_error)

@@ -84,21 +84,14 @@ pub fn encode(pod: &Pod) -> Value {
 fn create(state: &Arc<ApiState>, call: &Call) -> Result<Response<Body>, ApiError> {
     let object = objects::prepare_create(call)?;
     let mut pod = decode(&object)?;
-    let name = pod.metadata.name.clone().unwrap_or_default();
-    let spec_ok = pod.spec.as_ref().is_some_and(|s| !s.containers.is_empty());
-    if !spec_ok {
-        return Err(ApiError::invalid(
-            "",
-            "Pod",
-            &name,
-            &[(
-                "FieldValueRequired",
-                "spec.containers",
-                "Required value".into(),
-            )],
-        ));
+    // The apiserver names a generateName pod before it validates it.
+    if pod.metadata.name.as_deref().unwrap_or("").is_empty()
+        && let Some(prefix) = pod.metadata.generate_name.clone().filter(|p| !p.is_empty())
+    {
+        pod.metadata.name = Some(format!("{prefix}{}", meta::random_suffix(5)));
     }
     defaults::default_pod(&mut pod);
+    admission::validate_create(&pod)?;
     admission::admit_pod(state, call.namespace(), &pod)?;
     if call.dry_run() {
         return objects::create(state, call, encode(&pod));
