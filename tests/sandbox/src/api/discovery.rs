@@ -243,3 +243,72 @@ pub fn wants_aggregated(accept: &str) -> Option<&'static str> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn find<'a>(list: &'a Value, key: &str, name: &str) -> &'a Value {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r[key] == name)
+            .unwrap_or_else(|| panic!("{name} missing"))
+    }
+
+    #[test]
+    fn core_v1_lists_pod_subresources_with_their_verbs() {
+        let list = resource_list("", "v1").unwrap();
+        let resources = &list["resources"];
+        assert_eq!(find(resources, "name", "pods")["shortNames"], json!(["po"]));
+        assert_eq!(
+            find(resources, "name", "pods/exec")["verbs"],
+            json!(["create", "get"])
+        );
+        assert_eq!(
+            find(resources, "name", "pods/ephemeralcontainers")["verbs"],
+            json!(["get", "patch", "update"])
+        );
+        assert_eq!(find(resources, "name", "pods/log")["kind"], "Pod");
+        assert_eq!(
+            find(resources, "name", "events")["shortNames"],
+            json!(["ev"])
+        );
+        assert!(resource_list("", "v2").is_none());
+    }
+
+    #[test]
+    fn aggregated_discovery_carries_scope_and_subresources() {
+        let doc = aggregated(true, "apidiscovery.k8s.io/v2");
+        let pods = find(
+            &doc["items"][0]["versions"][0]["resources"],
+            "resource",
+            "pods",
+        );
+        assert_eq!(pods["scope"], "Namespaced");
+        let attach = find(&pods["subresources"], "subresource", "attach");
+        assert_eq!(attach["responseKind"]["kind"], "PodAttachOptions");
+        let apis = aggregated(false, "apidiscovery.k8s.io/v2");
+        let apps = apis["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["metadata"]["name"] == "apps")
+            .unwrap();
+        let deploy = find(&apps["versions"][0]["resources"], "resource", "deployments");
+        assert_eq!(deploy["shortNames"], json!(["deploy"]));
+    }
+
+    #[test]
+    fn accept_header_selects_the_aggregated_version() {
+        let kubectl = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+        assert_eq!(wants_aggregated(kubectl), Some("v2"));
+        assert_eq!(
+            wants_aggregated(
+                "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
+            ),
+            Some("v2beta1")
+        );
+        assert_eq!(wants_aggregated("application/json, */*"), None);
+    }
+}
