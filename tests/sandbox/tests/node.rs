@@ -865,17 +865,41 @@ async fn crashing_container_restarts_with_back_off() {
     assert_eq!(log, "starting\n");
 
     // restartPolicy Never: the pod ends Failed, OnFailure with success: Succeeded.
-    f.node.run_pod(pod("once", serde_json::json!({"restartPolicy": "Never",
-        "containers": [{"name": "c", "image": "sandbox.local/busybox:latest", "command": ["false"]}]})));
-    f.wait_for("once", "Failed", |s| s.phase.as_deref() == Some("Failed"))
+    f.node.run_pod(pod(
+        "once",
+        serde_json::json!({"restartPolicy": "Never",
+        "containers": [{"name": "c", "image": "sandbox.local/busybox:latest",
+            "command": ["sh", "-c", "echo bad thing >&2; exit 1"],
+            "terminationMessagePolicy": "FallbackToLogsOnError"}]}),
+    ));
+    let s = f
+        .wait_for("once", "Failed", |s| s.phase.as_deref() == Some("Failed"))
         .await;
-    f.node.run_pod(pod("done", serde_json::json!({"restartPolicy": "OnFailure",
-        "containers": [{"name": "c", "image": "sandbox.local/busybox:latest", "command": ["true"]}]})));
+    let term = s.container_statuses.unwrap()[0]
+        .state
+        .clone()
+        .unwrap()
+        .terminated
+        .unwrap();
+    assert_eq!(term.message.as_deref(), Some("bad thing\n"));
+    f.node.run_pod(pod(
+        "done",
+        serde_json::json!({"restartPolicy": "OnFailure",
+        "containers": [{"name": "c", "image": "sandbox.local/busybox:latest",
+            "command": ["sh", "-c", "echo finished > /dev/termination-log"]}]}),
+    ));
     let s = f
         .wait_for("done", "Succeeded", |s| {
             s.phase.as_deref() == Some("Succeeded")
         })
         .await;
+    let term = s.container_statuses.clone().unwrap()[0]
+        .state
+        .clone()
+        .unwrap()
+        .terminated
+        .unwrap();
+    assert_eq!(term.message.as_deref(), Some("finished\n"));
     let ready = s
         .conditions
         .unwrap()

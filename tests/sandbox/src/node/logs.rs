@@ -114,6 +114,19 @@ impl LogBuffer {
         self.finish();
     }
 
+    /// Wait (at most `limit`) until the process's output is fully read.
+    pub async fn wait_finished(&self, limit: std::time::Duration) {
+        let mut progress = self.progress.subscribe();
+        let _ = tokio::time::timeout(limit, progress.wait_for(|p| p.1)).await;
+    }
+
+    /// The last `lines` lines, at most `max_bytes` (the end kept), as text.
+    pub fn tail_text(&self, lines: usize, max_bytes: usize) -> String {
+        let data = self.data.lock().unwrap_or_else(|e| e.into_inner());
+        let start = tail_offset(&data.bytes, lines).max(data.bytes.len().saturating_sub(max_bytes));
+        String::from_utf8_lossy(&data.bytes[start..]).into_owned()
+    }
+
     /// The log as `pods/log` serves it: the last `tail_lines` lines (all without), then with
     /// `follow` whatever comes until the container ends.
     pub fn reader(self: &Arc<Self>, follow: bool, tail_lines: Option<i64>) -> BoxRead {

@@ -105,12 +105,13 @@ impl PodRuntime {
                     c.image.as_deref().unwrap_or(""),
                 ));
             }
+            let has_init = spec.init_containers.as_ref().is_some_and(|i| !i.is_empty());
             for c in &spec.containers {
-                records.push(Record::new(
-                    &c.name,
-                    Kind::Regular,
-                    c.image.as_deref().unwrap_or(""),
-                ));
+                let mut r = Record::new(&c.name, Kind::Regular, c.image.as_deref().unwrap_or(""));
+                if has_init {
+                    r.status.state = Some(status::waiting("PodInitializing", None));
+                }
+                records.push(r);
             }
         }
         let has_init = pod
@@ -274,7 +275,13 @@ impl Node {
                 }
             }
         }
-        lock(&p.state).initialized = true;
+        {
+            let mut state = lock(&p.state);
+            state.initialized = true;
+            for r in state.records.iter_mut().filter(|r| r.kind == Kind::Regular) {
+                r.status.state = Some(status::waiting("ContainerCreating", None));
+            }
+        }
         self.publish(&p);
 
         for c in &spec.containers {

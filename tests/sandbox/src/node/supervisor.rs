@@ -163,6 +163,9 @@ impl Node {
                         // The pod is being deleted: its teardown stops this instance.
                         _ = p.cancel.cancelled() => return None,
                     };
+                    // Its last words are in the log before the exit is reported (unless a
+                    // child it left behind keeps the output open).
+                    instance.log.wait_finished(Duration::from_millis(500)).await;
                     let code = exit.code();
                     let reason = if code == 0 { "Completed" } else { "Error" };
                     (
@@ -176,6 +179,13 @@ impl Node {
             };
             runs += 1;
             first.take().map(|f| f.send(()));
+
+            // The kubelet's termination message: what the process wrote to its
+            // terminationMessagePath, else (FallbackToLogsOnError, on failure) its log's tail.
+            let message = message.or_else(|| {
+                let id = container_id.as_deref()?.strip_prefix("runc://")?;
+                termination_message(&p, &name, id, &container, exit_code)
+            });
 
             // The process ended (or never started): record it and release the instance.
             let instance = {
@@ -399,6 +409,29 @@ impl Node {
             ))
         })
     }
+}
+
+fn termination_message(
+    p: &PodRuntime,
+    name: &str,
+    id: &str,
+    c: &Container,
+    exit_code: i32,
+) -> Option<String> {
+    let file = p.dir.join("termination").join(format!("{name}-{id}"));
+    let written = std::fs::read(&file).unwrap_or_default();
+    let written = String::from_utf8_lossy(&written[..written.len().min(4096)]).into_owned();
+    if !written.is_empty() {
+        return Some(written);
+    }
+    if exit_code == 0 || c.termination_message_policy.as_deref() != Some("FallbackToLogsOnError") {
+        return None;
+    }
+    let log = lock(&p.state)
+        .find(name)
+        .and_then(|r| r.last.clone().or_else(|| r.instance.clone()))
+        .map(|i| i.log.tail_text(80, 2048))?;
+    (!log.is_empty()).then_some(log)
 }
 
 fn user_of(id: &Identity) -> ContainerUser {
