@@ -191,6 +191,18 @@ pub async fn streamed(
     capture: Option<&mut Captured>,
     interrupts: &mut Interrupts,
 ) -> Result<Ending, ExecError> {
+    streamed_until(remote, command, stdin, capture, interrupts.recv()).await
+}
+
+/// [`streamed`], ended early by whatever `interrupted` resolves to (a signal number): a
+/// fan-out ends a step at its time limit this way, with the output so far kept.
+pub async fn streamed_until(
+    remote: &Remote<'_>,
+    command: Vec<String>,
+    stdin: bool,
+    capture: Option<&mut Captured>,
+    interrupted: impl std::future::Future<Output = i32>,
+) -> Result<Ending, ExecError> {
     let params = AttachParams::default()
         .container(remote.container)
         .stdin(stdin)
@@ -225,7 +237,7 @@ pub async fn streamed(
 
     let ending = tokio::select! {
         status = status => exit_code_of(status.as_ref()).map(Ending::Exited).map_err(|m| stream_error(remote, m)),
-        signal = interrupts.recv() => Ok(Ending::Interrupted(signal)),
+        signal = interrupted => Ok(Ending::Interrupted(signal)),
     };
     if let Some(task) = in_task {
         task.abort();

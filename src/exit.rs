@@ -18,6 +18,12 @@ pub enum ExitStatus {
     Interrupted(i32),
     /// The remote command's own exit code.
     Remote(i32),
+    /// `run` and fan-out: a step that was not allowed to fail failed on some pod (every pod
+    /// could be debugged).
+    StepFailed,
+    /// `run` and fan-out: some pod could not be debugged at all (not Running, refused by
+    /// admission, the debug container did not start...), whatever the steps elsewhere did.
+    PodNotDebugged,
 }
 
 impl ExitStatus {
@@ -31,6 +37,8 @@ impl ExitStatus {
             // rather than wrapped into a misleading small number.
             ExitStatus::Interrupted(signal) => u8::try_from(128 + signal).unwrap_or(1),
             ExitStatus::Remote(code) => u8::try_from(code).unwrap_or(1),
+            ExitStatus::StepFailed => 4,
+            ExitStatus::PodNotDebugged => 5,
         }
     }
 
@@ -57,6 +65,8 @@ mod tests {
         assert_eq!(ExitStatus::interrupted_by_ctrl_c().code(), 130);
         assert_eq!(ExitStatus::Interrupted(libc::SIGTERM).code(), 143);
         assert_eq!(ExitStatus::Interrupted(libc::SIGHUP).code(), 129);
+        assert_eq!(ExitStatus::StepFailed.code(), 4);
+        assert_eq!(ExitStatus::PodNotDebugged.code(), 5);
     }
 
     #[test]

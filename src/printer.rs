@@ -57,6 +57,28 @@ impl Printer {
         }
     }
 
+    /// A live view (a fan-out's per-pod progress): erases the `previous` lines it drew last
+    /// time and draws `lines` in their place. Terminal only, like [`Printer::progress`];
+    /// returns how many lines are now on screen.
+    pub fn redraw(&self, previous: usize, lines: &[String]) -> usize {
+        if !self.options.progress {
+            return 0;
+        }
+        // CPL (cursor to the start of a previous line), then ED (erase to the end).
+        let mut frame = if previous > 0 {
+            format!("\x1b[{previous}F\x1b[J")
+        } else {
+            "\x1b[J".to_string()
+        };
+        for line in lines {
+            frame.push_str(line);
+            frame.push('\n');
+        }
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(frame.as_bytes()).and_then(|()| err.flush());
+        lines.len()
+    }
+
     /// A note the user should see once (not in `-q`).
     pub fn note(&self, text: &str) {
         if !self.options.quiet {
