@@ -1042,3 +1042,33 @@ async fn a_new_node_clears_what_a_dead_one_left() {
     assert!(foreign.join("precious").exists());
     f.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_recreated_under_the_same_name_replaces_the_old_one() {
+    if !prerequisites_met() {
+        return;
+    }
+    let f = fixture("recreate");
+    f.node.run_pod(app_pod("same"));
+    f.wait_running("same").await;
+    let old_pid = f.node.container_pid("default", "same", "app").unwrap();
+    // Delete under way (slow: busybox would ignore SIGTERM; the app does not) while the new
+    // pod arrives.
+    let deleting = f
+        .node
+        .delete_pod("default".into(), "same".into(), Duration::from_secs(5));
+    let mut again = app_pod("same");
+    again.metadata.uid = Some("uid-same-2".into());
+    f.node.run_pod(again);
+    deleting.await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let new_pid = loop {
+        match f.node.container_pid("default", "same", "app") {
+            Some(pid) if pid != old_pid => break pid,
+            _ if Instant::now() > deadline => panic!("the new pod never ran"),
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    assert!(uid_line(new_pid).contains("65532"));
+    f.finish().await;
+}

@@ -238,14 +238,22 @@ impl Runtime for Node {
             pod.metadata.uid.clone().unwrap_or_else(pod::random_id)
         );
         let p = PodRuntime::new(pod, self.state_dir.join("pods").join(dir_name));
-        {
+        let previous = {
             let mut pods = lock(&self.pods);
-            if pods.contains_key(&key) || self.shut_down.load(std::sync::atomic::Ordering::SeqCst) {
+            if self.shut_down.load(std::sync::atomic::Ordering::SeqCst)
+                || pods.get(&key).is_some_and(|old| old.uid == p.uid)
+            {
                 return;
             }
-            pods.insert(key, p.clone());
-        }
+            pods.insert(key, p.clone())
+        };
         let _guard = self.handle.enter();
+        // A new pod of the same name (new UID) while the old one is still going away: the old
+        // one finishes stopping on its own; one the API forgot to delete is stopped now.
+        if let Some(old) = previous.filter(|old| !old.cancel.is_cancelled()) {
+            let node = node.clone();
+            tokio::spawn(async move { node.stop_pod(&old, Duration::from_secs(1)).await });
+        }
         p.spawn(node.run_pod(p.clone()));
     }
 
@@ -290,14 +298,23 @@ impl Runtime for Node {
         name: String,
         grace: Duration,
     ) -> BoxFuture<'static, ()> {
+        // The pod meant is the one on the node now, not one created under the same name by
+        // the time the future runs.
         let node = self.me.upgrade();
+        let p = self.pod(&namespace, &name);
         Box::pin(async move {
-            let Some(node) = node else { return };
-            let Some(p) = node.pod(&namespace, &name) else {
+            let (Some(node), Some(p)) = (node, p) else {
                 return;
             };
             node.stop_pod(&p, grace).await;
-            lock(&node.pods).remove(&(namespace, name));
+            let mut pods = lock(&node.pods);
+            let key = (namespace, name);
+            if pods
+                .get(&key)
+                .is_some_and(|current| Arc::ptr_eq(current, &p))
+            {
+                pods.remove(&key);
+            }
         })
     }
 
