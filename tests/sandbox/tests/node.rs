@@ -1072,3 +1072,55 @@ async fn a_pod_recreated_under_the_same_name_replaces_the_old_one() {
     assert!(uid_line(new_pid).contains("65532"));
     f.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runtime_default_seccomp_filters_like_containerd() {
+    if !prerequisites_met() {
+        return;
+    }
+    let f = fixture("seccomp");
+    let sleeper = |name: &str, sc: serde_json::Value| {
+        serde_json::json!({"name": name, "image": "sandbox.local/busybox:latest",
+            "command": ["sleep", "3600"], "securityContext": sc})
+    };
+    f.node.run_pod(pod(
+        "sec",
+        serde_json::json!({"containers": [
+            sleeper("filtered", serde_json::json!({"seccompProfile": {"type": "RuntimeDefault"}})),
+            sleeper("open", serde_json::json!({})),
+        ]}),
+    ));
+    f.wait_running("sec").await;
+    let streams = StreamOptions {
+        stdin: false,
+        stdout: true,
+        stderr: true,
+        tty: false,
+    };
+    let script = "grep '^Seccomp:' /proc/self/status; unshare -U true 2>&1 && echo userns-ok";
+    let run = |c: &'static str| {
+        let node = f.node.clone();
+        async move {
+            let mut p = node
+                .exec(
+                    "default".into(),
+                    "sec".into(),
+                    c.into(),
+                    vec!["sh".into(), "-c".into(), script.into()],
+                    streams,
+                )
+                .await
+                .unwrap();
+            let out = read_all(p.stdout.take()).await;
+            let _ = p.exit.await;
+            out
+        }
+    };
+    let filtered = run("filtered").await;
+    assert!(filtered.contains("Seccomp:\t2"), "{filtered}");
+    assert!(filtered.contains("Operation not permitted"), "{filtered}");
+    let open = run("open").await;
+    assert!(open.contains("Seccomp:\t0"), "{open}");
+    assert!(open.contains("userns-ok"), "{open}");
+    f.finish().await;
+}

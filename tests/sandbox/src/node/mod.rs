@@ -25,6 +25,7 @@ mod pod;
 mod pull;
 mod reaper;
 mod runc;
+mod seccomp;
 mod spec;
 mod status;
 mod supervisor;

@@ -153,6 +153,40 @@ pub fn privileged(c: &Container) -> bool {
         .unwrap_or(false)
 }
 
+/// The seccomp filter: container `seccompProfile` over the pod's; `RuntimeDefault` is
+/// containerd's default profile (see [`super::seccomp`]), `Unconfined` or none is no filter
+/// (the kubelet's default), privileged containers are never filtered. The error is a
+/// `CreateContainerError` message.
+pub fn seccomp_for(
+    pod: &Pod,
+    c: &Container,
+    caps: &[String],
+) -> Result<Option<serde_json::Value>, String> {
+    if privileged(c) {
+        return Ok(None);
+    }
+    let profile = c
+        .security_context
+        .as_ref()
+        .and_then(|s| s.seccomp_profile.clone())
+        .or_else(|| {
+            pod.spec
+                .as_ref()
+                .and_then(|s| s.security_context.as_ref())
+                .and_then(|s| s.seccomp_profile.clone())
+        });
+    match profile.as_ref().map(|p| p.type_.as_str()) {
+        Some("RuntimeDefault") => Ok(Some(super::seccomp::runtime_default(caps))),
+        Some("Localhost") => Err(format!(
+            "failed to generate seccomp spec opts: cannot load seccomp profile {:?}: Localhost profiles are not supported by the sandbox node",
+            profile
+                .and_then(|p| p.localhost_profile)
+                .unwrap_or_default()
+        )),
+        _ => Ok(None),
+    }
+}
+
 /// containerd CRI's capability rules: the default set (all when privileged), then `add: [ALL]`,
 /// `drop: [ALL]`, then individual adds, then individual drops.
 pub fn capabilities_for(sc: Option<&SecurityContext>) -> Vec<String> {

@@ -339,6 +339,7 @@ impl Node {
             binds: vec![],
             privileged: false,
             cgroups_path: format!("/kube-sandbox-{id}"),
+            seccomp: None,
         };
         let spec = InstanceSpec {
             id: id.clone(),

@@ -155,6 +155,8 @@ pub struct ContainerPlan {
     pub binds: Vec<Bind>,
     pub privileged: bool,
     pub cgroups_path: String,
+    /// The `linux.seccomp` object, if the process is filtered.
+    pub seccomp: Option<Value>,
 }
 
 /// `process` object of the OCI runtime spec.
@@ -242,6 +244,9 @@ pub fn oci_config(plan: &ContainerPlan) -> Value {
         "cgroupsPath": plan.cgroups_path,
         "resources": {"devices": [{"allow": plan.privileged, "access": "rwm"}]},
     });
+    if let Some(seccomp) = &plan.seccomp {
+        linux["seccomp"] = seccomp.clone();
+    }
     if !plan.privileged {
         linux["maskedPaths"] = json!(MASKED_PATHS);
         linux["readonlyPaths"] = json!(READONLY_PATHS);
@@ -291,6 +296,7 @@ mod tests {
             binds: vec![],
             privileged: false,
             cgroups_path: "/x".into(),
+            seccomp: None,
         }
     }
 

@@ -368,12 +368,18 @@ impl Node {
                 readonly: m.read_only.unwrap_or(false),
             });
         }
+        let capabilities = plan::capabilities_for(c.security_context.as_ref());
+        let seccomp =
+            plan::seccomp_for(&pod, c, &capabilities).map_err(|message| StartError::Waiting {
+                reason: "CreateContainerError".into(),
+                message,
+            })?;
         let process = ProcessPlan {
             args,
             env,
             cwd: plan::working_dir(c, &image.config),
             identity,
-            capabilities: plan::capabilities_for(c.security_context.as_ref()),
+            capabilities,
             no_new_privileges: plan::no_new_privileges(c),
             terminal: c.tty.unwrap_or(false),
             console_size: None,
@@ -392,6 +398,7 @@ impl Node {
             binds,
             privileged: plan::privileged(c),
             cgroups_path: format!("/kube-sandbox-{id}"),
+            seccomp,
         };
         let spec = InstanceSpec {
             id: id.clone(),
