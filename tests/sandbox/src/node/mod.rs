@@ -378,8 +378,14 @@ impl Runtime for Node {
                         .and_then(|s| s.waiting.as_ref())
                         .and_then(|w| w.reason.clone())
                         .unwrap_or_else(|| "ContainerCreating".into());
+                    // The kubelet's words (validateContainerLogStatus).
+                    let why = match reason.as_str() {
+                        "ErrImagePull" => "image can't be pulled".to_string(),
+                        "ImagePullBackOff" => "trying and failing to pull image".to_string(),
+                        _ => reason,
+                    };
                     Err(RuntimeError::BadRequest(format!(
-                        "container {container:?} in pod {pod:?} is waiting to start: {reason}"
+                        "container {container:?} in pod {pod:?} is waiting to start: {why}"
                     )))
                 }
             }
