@@ -180,9 +180,7 @@ impl Node {
             .filter(|i| i.exited().is_none())
             .ok_or_else(|| RuntimeError::NotFound(format!("container not found ({container:?})")))
     }
-}
 
-impl Node {
     /// The running instance, or one that already ended but was started to be attached to
     /// (`stdin: true`) and never was: the client still gets its output and exit, as if the
     /// process had waited for it (see [`container::Instance::attach`]).
@@ -192,10 +190,10 @@ impl Node {
         pod: &str,
         container: &str,
     ) -> Result<Arc<container::Instance>, RuntimeError> {
-        let running = self.running_instance(namespace, pod, container);
-        if running.is_ok() {
-            return running;
-        }
+        let not_running = match self.running_instance(namespace, pod, container) {
+            Ok(running) => return Ok(running),
+            Err(e) => e,
+        };
         let late = self.pod(namespace, pod).and_then(|p| {
             let state = lock(&p.state);
             let r = state.find(container)?;
@@ -205,7 +203,7 @@ impl Node {
                 .filter(|i| i.awaits_first_attach())
                 .cloned()
         });
-        late.ok_or_else(|| running.err().expect("not running"))
+        late.ok_or(not_running)
     }
 }
 
