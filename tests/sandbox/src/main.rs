@@ -19,6 +19,17 @@ struct Cli {
 enum Cmd {
     /// Start the sandbox and stay in the foreground until SIGINT/SIGTERM.
     Up(UpArgs),
+    /// Show the faults of a running sandbox, or set them from a YAML file (`-` for stdin).
+    Faults(FaultsArgs),
+}
+
+#[derive(clap::Args)]
+struct FaultsArgs {
+    /// The running sandbox's kubeconfig.
+    #[arg(long, env = "KUBECONFIG")]
+    kubeconfig: PathBuf,
+    /// Faults to set (YAML, as for `up --faults`); without it the current ones are printed.
+    file: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -103,6 +114,27 @@ async fn up(args: UpArgs) -> Result<(), String> {
     Ok(())
 }
 
+async fn faults(args: FaultsArgs) -> Result<(), String> {
+    let yaml = match &args.file {
+        Some(p) if p.as_os_str() == "-" => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .map_err(|e| format!("reading stdin: {e}"))?;
+            Some(text)
+        }
+        Some(p) => {
+            Some(std::fs::read_to_string(p).map_err(|e| format!("reading {}: {e}", p.display()))?)
+        }
+        None => None,
+    };
+    if let Some(text) = &yaml {
+        Faults::from_yaml(text).map_err(|e| format!("faults: {e}"))?;
+    }
+    let now = kube_sandbox::api::control::faults(&args.kubeconfig, yaml).await?;
+    println!("{}", now.trim());
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let rt = match tokio::runtime::Runtime::new() {
@@ -115,6 +147,7 @@ fn main() -> ExitCode {
     let result = rt.block_on(async {
         match cli.command {
             Cmd::Up(args) => up(args).await,
+            Cmd::Faults(args) => faults(args).await,
         }
     });
     match result {

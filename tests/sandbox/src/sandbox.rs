@@ -96,7 +96,10 @@ pub struct Sandbox {
     state: Arc<ApiState>,
     server: Option<Server>,
     node: Option<NodeHandle>,
-    shut_down: bool,
+    /// The sandbox's own runtime: the server and the node run on it, so they keep working
+    /// whatever the caller's runtime does (a current-thread test runtime blocked in `Drop`
+    /// included).
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 /// The node as the sandbox holds it.
@@ -131,6 +134,35 @@ pub fn skip_without_node() -> bool {
 
 impl Sandbox {
     pub async fn start(opts: SandboxOptions) -> Result<Sandbox, SandboxError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("kube-sandbox")
+            .enable_all()
+            .build()
+            .map_err(|source| SandboxError::Dir {
+                path: PathBuf::from("(runtime)"),
+                source,
+            })?;
+        let started = runtime.spawn(Sandbox::start_on_own_runtime(opts)).await;
+        match started {
+            Ok(Ok(mut sb)) => {
+                sb.runtime = Some(runtime);
+                Ok(sb)
+            }
+            Ok(Err(e)) => {
+                runtime.shutdown_background();
+                Err(e)
+            }
+            Err(join) => {
+                runtime.shutdown_background();
+                Err(SandboxError::Node(format!(
+                    "starting the sandbox panicked: {join}"
+                )))
+            }
+        }
+    }
+
+    async fn start_on_own_runtime(opts: SandboxOptions) -> Result<Sandbox, SandboxError> {
         let (dir, remove_dir) = match &opts.dir {
             Some(d) => (d.clone(), false),
             None => (
@@ -219,7 +251,7 @@ impl Sandbox {
             state,
             server: Some(server),
             node,
-            shut_down: false,
+            runtime: None,
         })
     }
 
@@ -312,13 +344,29 @@ impl Sandbox {
 
     /// Stop the server and the node, and remove everything the sandbox made.
     pub async fn shutdown(mut self) {
-        self.shut_down = true;
-        if let Some(server) = self.server.take() {
-            server.stop().await;
+        let teardown = self.teardown();
+        if let Some(rt) = self.runtime.take() {
+            let _ = rt.spawn(teardown).await;
+            rt.shutdown_background();
         }
-        if let Some(node) = self.node.take() {
-            node.runtime.shutdown().await;
+        self.remove_dir();
+    }
+
+    /// Stopping the server and the node, to run on the sandbox's runtime.
+    fn teardown(&mut self) -> impl Future<Output = ()> + Send + 'static {
+        let server = self.server.take();
+        let node = self.node.take();
+        async move {
+            if let Some(server) = server {
+                server.stop().await;
+            }
+            if let Some(node) = node {
+                node.runtime.shutdown().await;
+            }
         }
+    }
+
+    fn remove_dir(&self) {
         if self.remove_dir {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
@@ -326,31 +374,21 @@ impl Sandbox {
 }
 
 impl Drop for Sandbox {
+    /// A sandbox dropped without `shutdown` still stops everything: the teardown runs to
+    /// completion on the sandbox's own runtime, from a plain thread (the caller may be inside
+    /// an async context where blocking on a runtime is not allowed).
     fn drop(&mut self) {
-        if self.shut_down {
+        let Some(rt) = self.runtime.take() else {
             return;
-        }
-        if let Some(server) = self.server.take() {
-            server.signal_stop();
-        }
-        if let Some(node) = self.node.take() {
-            // The node's teardown is async and the caller's runtime may be gone or busy:
-            // run it to completion on a thread of its own.
-            let runtime = node.runtime.clone();
-            let joined = std::thread::spawn(move || {
-                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    rt.block_on(runtime.shutdown());
-                }
-            })
-            .join();
-            let _ = joined;
-        }
-        if self.remove_dir {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
+        };
+        let teardown = self.teardown();
+        let joined = std::thread::spawn(move || {
+            rt.block_on(teardown);
+            rt.shutdown_background();
+        })
+        .join();
+        let _ = joined;
+        self.remove_dir();
     }
 }
 

@@ -49,6 +49,35 @@ fn up_prints_the_kubeconfig_serves_and_tears_down_on_sigterm() {
         assert!(String::from_utf8_lossy(&out.stdout).contains("namespace/kube-system"));
     }
 
+    // Faults of the running sandbox, read and changed through its control endpoint.
+    let faults_cmd = |file: Option<&std::path::Path>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kube-sandbox"));
+        cmd.args(["faults", "--kubeconfig"]).arg(&kubeconfig);
+        if let Some(f) = file {
+            cmd.arg(f);
+        }
+        cmd.output().unwrap()
+    };
+    let shown = faults_cmd(None);
+    assert!(
+        shown.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shown.stderr)
+    );
+    assert!(String::from_utf8_lossy(&shown.stdout).contains("\"latency_ms\":20"));
+    std::fs::write(&faults, "error_burst: { code: 503, count: 1 }\n").unwrap();
+    let set = faults_cmd(Some(&faults));
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    let now = String::from_utf8_lossy(&set.stdout);
+    assert!(
+        now.contains("\"latency_ms\":0") && now.contains("\"code\":503"),
+        "{now}"
+    );
+
     // SAFETY: kill(2) on our own child's pid.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -10,6 +10,7 @@
 pub mod admission;
 pub mod audit;
 pub mod auth;
+pub mod control;
 pub mod defaults;
 pub mod discovery;
 pub mod ephemeral;
