@@ -44,26 +44,16 @@ const GROUPS: &[Group] = &[
     Group {
         name: "authentication.k8s.io",
         version: "v1",
-        virtual_resources: &[
-            ("selfsubjectreviews", "SelfSubjectReview", &["create"]),
-            ("tokenreviews", "TokenReview", &["create"]),
-        ],
+        virtual_resources: &[("selfsubjectreviews", "SelfSubjectReview", &["create"])],
     },
     Group {
         name: "authorization.k8s.io",
         version: "v1",
-        virtual_resources: &[
-            (
-                "selfsubjectaccessreviews",
-                "SelfSubjectAccessReview",
-                &["create"],
-            ),
-            (
-                "selfsubjectrulesreviews",
-                "SelfSubjectRulesReview",
-                &["create"],
-            ),
-        ],
+        virtual_resources: &[(
+            "selfsubjectaccessreviews",
+            "SelfSubjectAccessReview",
+            &["create"],
+        )],
     },
 ];
 

@@ -117,8 +117,8 @@ fn object_meta(buf: &[u8]) -> Value {
     Value::Object(md)
 }
 
-/// Decode a protobuf body of `kind` (only Namespace is supported).
-pub fn decode(body: &[u8], kind: &str) -> Result<Value, ApiError> {
+/// The envelope's type (apiVersion, kind) and raw object bytes.
+fn unwrap_envelope(body: &[u8]) -> Result<((String, String), &[u8]), ApiError> {
     let unsupported = || ApiError::unsupported_media_type(MEDIA_TYPE);
     let envelope = body.strip_prefix(b"k8s\0").ok_or_else(unsupported)?;
     let mut raw = None;
@@ -138,10 +138,63 @@ pub fn decode(body: &[u8], kind: &str) -> Result<Value, ApiError> {
             _ => {}
         }
     }
+    Ok((type_meta, raw.ok_or_else(unsupported)?))
+}
+
+/// Strings of a message by field number (the attribute messages have only strings).
+fn strings(buf: &[u8], names: &[(u64, &str)]) -> Value {
+    let mut out = Map::new();
+    for (n, b) in fields(buf) {
+        if let (Some(b), Some((_, name))) = (b, names.iter().find(|(m, _)| *m == n)) {
+            out.insert((*name).into(), json!(string(b)));
+        }
+    }
+    Value::Object(out)
+}
+
+/// A SelfSubjectAccessReview as `kubectl auth can-i` sends it (authorization/v1
+/// generated.proto: spec=2 {resourceAttributes=1, nonResourceAttributes=2}).
+pub fn decode_access_review(body: &[u8]) -> Result<Value, ApiError> {
+    let ((api_version, kind), raw) = unwrap_envelope(body)?;
+    if kind != "SelfSubjectAccessReview" {
+        return Err(ApiError::unsupported_media_type(MEDIA_TYPE));
+    }
+    let mut spec = Map::new();
+    for (n, b) in fields(raw) {
+        if let (2, Some(spec_bytes)) = (n, b) {
+            for (m, a) in fields(spec_bytes) {
+                match (m, a) {
+                    (1, Some(a)) => {
+                        let names = [
+                            (1, "namespace"),
+                            (2, "verb"),
+                            (3, "group"),
+                            (4, "version"),
+                            (5, "resource"),
+                            (6, "subresource"),
+                            (7, "name"),
+                        ];
+                        spec.insert("resourceAttributes".into(), strings(a, &names));
+                    }
+                    (2, Some(a)) => {
+                        let names = [(1, "path"), (2, "verb")];
+                        spec.insert("nonResourceAttributes".into(), strings(a, &names));
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    Ok(json!({ "apiVersion": api_version, "kind": kind, "metadata": {}, "spec": spec }))
+}
+
+/// Decode a protobuf body of `kind` (only Namespace is supported).
+pub fn decode(body: &[u8], kind: &str) -> Result<Value, ApiError> {
+    let unsupported = || ApiError::unsupported_media_type(MEDIA_TYPE);
+    let (type_meta, raw) = unwrap_envelope(body)?;
     if kind != "Namespace" || type_meta.1 != "Namespace" {
         return Err(unsupported());
     }
-    let raw = raw.ok_or_else(unsupported)?;
     let mut object = json!({ "apiVersion": type_meta.0, "kind": type_meta.1 });
     for (n, b) in fields(raw) {
         if let (1, Some(b)) = (n, b) {
@@ -172,5 +225,29 @@ mod tests {
         assert_eq!(v["metadata"]["name"], "r");
         assert_eq!(v["metadata"]["labels"]["team"], "a");
         assert!(decode(&body, "Pod").is_err());
+    }
+
+    #[test]
+    fn decodes_a_self_subject_access_review() {
+        let ra = [
+            ld(1, b"default"),
+            ld(2, b"patch"),
+            ld(5, b"pods"),
+            ld(6, b"ephemeralcontainers"),
+        ]
+        .concat();
+        let raw = [ld(1, b""), ld(2, &ld(1, &ra))].concat();
+        let tm = [
+            ld(1, b"authorization.k8s.io/v1"),
+            ld(2, b"SelfSubjectAccessReview"),
+        ]
+        .concat();
+        let body = [b"k8s\0".to_vec(), ld(1, &tm), ld(2, &raw)].concat();
+        let v = decode_access_review(&body).unwrap();
+        assert_eq!(
+            v["spec"]["resourceAttributes"]["subresource"],
+            "ephemeralcontainers"
+        );
+        assert_eq!(v["spec"]["resourceAttributes"]["verb"], "patch");
     }
 }

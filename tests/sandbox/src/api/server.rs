@@ -23,7 +23,7 @@ use super::kinds::{self, PODS};
 use super::respond::{self, Body};
 use super::routes::{self, Query, ResourceRequest, Route};
 use super::status::ApiError;
-use super::{ApiState, Call, discovery, objects, openapi, openapi_v2, pods};
+use super::{ApiState, Call, discovery, objects, openapi, openapi_v2, patch, pods, protobuf};
 
 /// A running server; dropping it does not stop it, `stop` does.
 pub struct Server {
@@ -257,18 +257,30 @@ fn review(
     state: &ApiState,
     r: &ResourceRequest,
     user: &UserInfo,
+    content_type: &str,
     body: &[u8],
 ) -> Option<Result<Response<Body>, ApiError>> {
     if r.verb != "create" {
         return None;
     }
     match (r.group.as_str(), r.resource.as_str()) {
-        ("authorization.k8s.io", "selfsubjectaccessreviews") => Some(
-            state
-                .access
-                .access_review(user, body)
-                .map(|review| respond::json(201, &review)),
-        ),
+        ("authorization.k8s.io", "selfsubjectaccessreviews") => {
+            // `kubectl auth can-i` sends the review as protobuf.
+            let body = if patch::media_type(content_type) == protobuf::MEDIA_TYPE {
+                match protobuf::decode_access_review(body) {
+                    Ok(v) => serde_json::to_vec(&v).unwrap_or_default(),
+                    Err(e) => return Some(Err(e)),
+                }
+            } else {
+                body.to_vec()
+            };
+            Some(
+                state
+                    .access
+                    .access_review(user, &body)
+                    .map(|review| respond::json(201, &review)),
+            )
+        }
         ("authentication.k8s.io", "selfsubjectreviews") => Some(Ok(respond::json(
             201,
             &auth::self_subject_review(user, body),
@@ -293,7 +305,7 @@ async fn resource(
     } else {
         (read_body(body).await?, None)
     };
-    if let Some(answer) = review(state, &r, &user, &body) {
+    if let Some(answer) = review(state, &r, &user, &content_type, &body) {
         return answer;
     }
     let Some(kind) = kinds::lookup(&r.group, &r.version, &r.resource) else {
