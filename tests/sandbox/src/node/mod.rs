@@ -22,6 +22,7 @@ mod logs;
 mod oci_layout;
 mod plan;
 mod pod;
+mod probe;
 mod pull;
 mod reaper;
 mod runc;

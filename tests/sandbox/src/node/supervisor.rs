@@ -13,6 +13,7 @@ use super::container::{Instance, InstanceSpec, remove};
 use super::images::Image;
 use super::plan;
 use super::pod::{PodRuntime, container_spec, random_id, restart_policy};
+use super::probe;
 use super::spec::{Bind, ContainerPlan, Identity, Namespace, Namespaces, ProcessPlan};
 use super::status::{self, Kind};
 use super::{Node, lock};
@@ -134,9 +135,11 @@ impl Node {
                             r.status.restart_count += 1;
                         }
                         r.status.state = Some(status::running(started_at));
-                        // The kubelet's probe manager sets readiness only for regular containers.
-                        r.status.ready = kind == Kind::Regular;
-                        r.status.started = Some(true);
+                        // The kubelet's probe manager sets readiness only for regular
+                        // containers; startup and readiness probes hold them back.
+                        let (gates_started, gates_ready) = probe::gates(&container);
+                        r.status.ready = kind == Kind::Regular && !gates_ready;
+                        r.status.started = Some(kind != Kind::Regular || !gates_started);
                         r.status.container_id = Some(container_id.clone());
                         r.status.image = image.reference.clone();
                         r.status.image_id = image.image_id();
@@ -158,6 +161,12 @@ impl Node {
                         field,
                     );
                     first.take().map(|f| f.send(()));
+                    if kind == Kind::Regular {
+                        let node = self.clone();
+                        let (pp, n, i, c) =
+                            (p.clone(), name.clone(), instance.clone(), container.clone());
+                        p.spawn(async move { node.probe(pp, n, i, c).await });
+                    }
                     let exit = tokio::select! {
                         e = instance.wait() => e,
                         // The pod is being deleted: its teardown stops this instance.

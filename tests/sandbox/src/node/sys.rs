@@ -186,6 +186,14 @@ pub fn recv_fd(sock: &impl AsRawFd) -> io::Result<OwnedFd> {
     }
 }
 
+/// Move the calling thread into the network namespace at `path` (`/proc/<pid>/ns/net`).
+/// Only for a thread of its own that ends afterwards.
+pub fn enter_net_namespace(path: &Path) -> io::Result<()> {
+    let ns = std::fs::File::open(path)?;
+    // SAFETY: setns on an fd we hold open; it affects only the calling thread.
+    check(unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) }).map(drop)
+}
+
 /// Mount points under `prefix`, deepest first (from /proc/self/mountinfo).
 pub fn mounts_under(prefix: &Path) -> Vec<std::path::PathBuf> {
     let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
