@@ -8,9 +8,16 @@
 //! CRI does, so uid/gid/capability and ptrace rules are the kernel's own. The node reports
 //! through a [`StatusSink`] like a kubelet through the apiserver.
 //!
-//! Modules: `images`/`builtin` (the image store), `plan`/`spec` (pod spec → OCI config),
-//! `runc`/`container`/`console`/`reaper` (processes), `pod`/`pull`/`status` (lifecycle),
-//! `logs` (output).
+//! What is not a real node: pods have no network beyond their own loopback (podIP and hostIP
+//! are reported as 127.0.0.1), images come from local directories (a "pull" is a lookup),
+//! back-offs are shorter than the kubelet's (1 s doubling to 30 s), the RuntimeDefault seccomp
+//! profile is containerd's rules in deny-list form, API-backed volumes (configMap, secret,
+//! projected) are empty directories (plus a placeholder service account token), gRPC and
+//! HTTPS probes are not run, there are no resource limits.
+//!
+//! Modules: `images`/`builtin`/`oci_layout` (the image store), `plan`/`spec`/`seccomp` (pod
+//! spec → OCI config), `runc`/`container`/`console`/`reaper`/`fdio` (processes),
+//! `pod`/`supervisor`/`pull`/`probe`/`status` (lifecycle), `logs` (output).
 
 mod builtin;
 mod console;
