@@ -33,7 +33,6 @@ Examples:
     name = "kubectl distroless-debug",
     bin_name = "kubectl distroless-debug",
     version,
-    args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true,
     after_help = format!("{EXAMPLES_HELP}\n\n{EXIT_CODES_HELP}"),
 )]

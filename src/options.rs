@@ -133,6 +133,11 @@ impl Options {
             color: env.stderr_is_terminal && !env.no_color,
             progress: env.stderr_is_terminal && !cli.quiet,
         };
+        if cli.command.is_some() && cli.debug.target.is_some() {
+            return Err(usage(
+                "a subcommand takes no TARGET: `ls` and `cleanup` work on a namespace (`-n`, `-A`)",
+            ));
+        }
         let action = match cli.command {
             Some(Command::Ls(args)) => Action::List {
                 all_namespaces: args.all_namespaces,
@@ -532,6 +537,14 @@ mod tests {
         );
         assert_eq!(o.kube.namespace.as_deref(), Some("prod"));
         assert!(refusal(&["ls", "-A", "-n", "prod"], &script()).contains("`-n` and `-A`"));
+        // Flags before the subcommand still mean the subcommand (a regression: `-n x ls`
+        // was once read as a pod named "ls").
+        let o = parse(&["-n", "prod", "ls"], &script()).unwrap();
+        assert_eq!(o.action, Action::List { all_namespaces: false, format: None });
+        assert_eq!(o.kube.namespace.as_deref(), Some("prod"));
+        let o = parse(&["--context", "c", "-q", "cleanup"], &script()).unwrap();
+        assert_eq!(o.action, Action::Cleanup { all_namespaces: false, dry_run: false });
+        assert!(refusal(&["pod/web", "ls"], &script()).contains("takes no TARGET"));
     }
 
     #[test]
