@@ -540,10 +540,22 @@ mod tests {
         // Flags before the subcommand still mean the subcommand (a regression: `-n x ls`
         // was once read as a pod named "ls").
         let o = parse(&["-n", "prod", "ls"], &script()).unwrap();
-        assert_eq!(o.action, Action::List { all_namespaces: false, format: None });
+        assert_eq!(
+            o.action,
+            Action::List {
+                all_namespaces: false,
+                format: None
+            }
+        );
         assert_eq!(o.kube.namespace.as_deref(), Some("prod"));
         let o = parse(&["--context", "c", "-q", "cleanup"], &script()).unwrap();
-        assert_eq!(o.action, Action::Cleanup { all_namespaces: false, dry_run: false });
+        assert_eq!(
+            o.action,
+            Action::Cleanup {
+                all_namespaces: false,
+                dry_run: false
+            }
+        );
         assert!(refusal(&["pod/web", "ls"], &script()).contains("takes no TARGET"));
     }
 
