@@ -495,3 +495,54 @@ async fn a_dropped_watch_stream_ends_for_the_client() {
     assert!(started.elapsed() >= Duration::from_millis(200));
     sb.shutdown().await;
 }
+
+#[tokio::test]
+async fn static_pods_refuse_ephemeral_containers_and_warn_labels_warn() {
+    let sb = Sandbox::start(SandboxOptions::api_only()).await.unwrap();
+    let c = client(&sb).await;
+    let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
+    let mut mirror = app_pod("etcd");
+    mirror.metadata.annotations =
+        Some([("kubernetes.io/config.mirror".to_string(), "abc".to_string())].into());
+    pods.create(&PostParams::default(), &mirror).await.unwrap();
+    let patch = json!({"spec": {"ephemeralContainers": [{"name": "dbg-1", "image": "busybox"}]}});
+    let (code, _, message) = api_error(
+        pods.patch_ephemeral_containers("etcd", &PatchParams::default(), &Patch::Strategic(patch))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 422);
+    assert!(
+        message.contains("static pods do not support ephemeral containers"),
+        "{message}"
+    );
+
+    let Some(kubectl) = kubectl_133() else {
+        eprintln!("skipped the warning half: no kubectl");
+        return;
+    };
+    let namespaces: Api<Namespace> = Api::all(c);
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "warned",
+        "labels": {"pod-security.kubernetes.io/warn": "restricted"}}}))
+    .unwrap();
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    let manifest = sb.dir().join("pod.json");
+    std::fs::write(&manifest, serde_json::to_vec(&app_pod("app")).unwrap()).unwrap();
+    let out = tokio::task::spawn_blocking({
+        let mut cmd = sb.kubectl_at(&kubectl);
+        cmd.args(["-n", "warned", "create", "-f"]).arg(&manifest);
+        move || cmd.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("Warning: would violate PodSecurity \"restricted:latest\": "),
+        "{stderr}"
+    );
+    sb.shutdown().await;
+}

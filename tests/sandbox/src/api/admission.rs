@@ -27,13 +27,21 @@ pub fn validate_ephemeral_update(new: &Pod, old: &Pod) -> Result<(), ApiError> {
     policy::validation::validate_ephemeral_containers_update(new, old).map_err(status_error)
 }
 
-/// Pod Security admission for the whole pod, from its namespace's
-/// `pod-security.kubernetes.io/enforce` label: the 403 `pods "x" is forbidden: violates
-/// PodSecurity ...` when it fails. Run on create and on ephemeral-container updates, the
+/// The namespace label that selects the level PSA warns about.
+const WARN_LABEL: &str = "pod-security.kubernetes.io/warn";
+
+/// Pod Security admission for the whole pod, from its namespace's labels: the 403
+/// `pods "x" is forbidden: violates PodSecurity ...` when the `enforce` level fails, and the
+/// warnings (`would violate PodSecurity ...`) the `warn` level produces, which the response
+/// carries as `Warning` headers. Run on create and on ephemeral-container updates, the
 /// operations the real admission plugin checks for pods.
-pub fn admit_pod(state: &Arc<ApiState>, namespace: &str, pod: &Pod) -> Result<(), ApiError> {
+pub fn admit_pod(
+    state: &Arc<ApiState>,
+    namespace: &str,
+    pod: &Pod,
+) -> Result<Vec<String>, ApiError> {
     let Some(ns) = state.store.get(&NAMESPACES, "", namespace) else {
-        return Ok(());
+        return Ok(Vec::new());
     };
     let labels: BTreeMap<String, String> =
         serde_json::from_value(ns["metadata"]["labels"].clone()).unwrap_or_default();
@@ -41,5 +49,10 @@ pub fn admit_pod(state: &Arc<ApiState>, namespace: &str, pod: &Pod) -> Result<()
     psa::evaluate_policy(&policy, pod).map_err(|message| {
         let name = pod.metadata.name.as_deref().unwrap_or_default();
         status_error(psa::forbidden_status(name, &message))
+    })?;
+    let warn = labels.get(WARN_LABEL).and_then(|v| psa::Level::parse(v));
+    Ok(match warn.map(|level| psa::evaluate(level, pod)) {
+        Some(Err(message)) => vec![message.replacen("violates", "would violate", 1)],
+        _ => Vec::new(),
     })
 }

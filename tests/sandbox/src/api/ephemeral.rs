@@ -58,7 +58,7 @@ fn admitted(
     namespace: &str,
     current: &Value,
     incoming: Value,
-) -> Result<(Pod, Vec<String>), ApiError> {
+) -> Result<Admitted, ApiError> {
     let old = pods::decode(current)?;
     let mut new = pods::decode(&incoming)?;
     if let Some(list) = new
@@ -72,9 +72,22 @@ fn admitted(
     }
     admission::validate_ephemeral_update(&new, &old)?;
     let updated = policy::validation::ephemeral_containers_update(&new, &old);
-    admission::admit_pod(state, namespace, &updated)?;
+    let warnings = admission::admit_pod(state, namespace, &updated)?;
     let new_names = added(&updated, &old);
-    Ok((updated, new_names))
+    Ok(Admitted {
+        pod: updated,
+        new_names,
+        warnings,
+    })
+}
+
+/// The outcome of validation and admission of an update.
+struct Admitted {
+    pod: Pod,
+    /// Ephemeral containers the update adds (the node starts them).
+    new_names: Vec<String>,
+    /// PodSecurity `warn` messages for `Warning` headers.
+    warnings: Vec<String>,
 }
 
 fn change(
@@ -88,20 +101,20 @@ fn change(
             .store
             .get(&PODS, namespace, name)
             .ok_or_else(|| ApiError::not_found("", "pods", name))?;
-        let (pod, _) = admitted(state, namespace, &current, next(&current)?)?;
-        let mut v = pods::encode(&pod);
+        let a = admitted(state, namespace, &current, next(&current)?)?;
+        let mut v = pods::encode(&a.pod);
         v["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"].clone();
-        return Ok(respond::json(200, &v));
+        return Ok(respond::with_warnings(respond::json(200, &v), &a.warnings));
     }
     // Admission reads the namespace, so it runs outside the store's lock; the write then
     // only lands if the pod did not change meanwhile (else the whole step is redone).
-    let (stored, started) = loop {
+    let (stored, started, warnings) = loop {
         let current = state
             .store
             .get(&PODS, namespace, name)
             .ok_or_else(|| ApiError::not_found("", "pods", name))?;
-        let (pod, new_names) = admitted(state, namespace, &current, next(&current)?)?;
-        let mut v = pods::encode(&pod);
+        let a = admitted(state, namespace, &current, next(&current)?)?;
+        let mut v = pods::encode(&a.pod);
         v["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"].clone();
         let mut raced = false;
         let result = state.store.update(&PODS, namespace, name, |cur| {
@@ -114,7 +127,7 @@ fn change(
         });
         match result {
             Err(_) if raced => continue,
-            other => break (other?, new_names),
+            other => break (other?, a.new_names, a.warnings),
         }
     };
     if !started.is_empty() {
@@ -123,5 +136,8 @@ fn change(
             state.runtime.run_ephemeral(pod.clone(), name);
         }
     }
-    Ok(respond::json(200, &stored))
+    Ok(respond::with_warnings(
+        respond::json(200, &stored),
+        &warnings,
+    ))
 }

@@ -92,13 +92,17 @@ fn create(state: &Arc<ApiState>, call: &Call) -> Result<Response<Body>, ApiError
     }
     defaults::default_pod(&mut pod);
     admission::validate_create(&pod)?;
-    admission::admit_pod(state, call.namespace(), &pod)?;
+    let warnings = admission::admit_pod(state, call.namespace(), &pod)?;
     if call.dry_run() {
-        return objects::create(state, call, encode(&pod));
+        let resp = objects::create(state, call, encode(&pod))?;
+        return Ok(respond::with_warnings(resp, &warnings));
     }
     let created = state.store.create(&PODS, encode(&pod))?;
     state.runtime.run_pod(decode(&created)?);
-    Ok(respond::json(201, &created))
+    Ok(respond::with_warnings(
+        respond::json(201, &created),
+        &warnings,
+    ))
 }
 
 /// The pod update rule: only images, activeDeadlineSeconds, tolerations (additions) and

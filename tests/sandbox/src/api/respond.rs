@@ -71,3 +71,14 @@ pub fn streaming(content_type: &'static str) -> (ChunkSender, Response<Body>) {
 pub fn frame(bytes: impl Into<Bytes>) -> Result<Frame<Bytes>, Infallible> {
     Ok(Frame::data(bytes.into()))
 }
+
+/// Add `Warning: 299 - "<text>"` headers, as the apiserver sends admission warnings.
+pub fn with_warnings(mut resp: Response<Body>, warnings: &[String]) -> Response<Body> {
+    for w in warnings {
+        let escaped = w.replace('\\', "\\\\").replace('"', "\\\"");
+        if let Ok(v) = HeaderValue::from_str(&format!("299 - \"{escaped}\"")) {
+            resp.headers_mut().append(header::WARNING, v);
+        }
+    }
+    resp
+}
