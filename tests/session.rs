@@ -1,0 +1,411 @@
+//! Sessions against the sandbox cluster with real containers: what a user sees of a session,
+//! its teardown on every exit path, reuse, `ls` and `cleanup`, and the round trips it costs.
+
+mod support;
+
+use std::time::Duration;
+
+use kube_sandbox::SandboxOptions;
+use support::{NONROOT_APP, ROOT_APP, TestCluster, base_image_ref};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+async fn restricted_app(c: &TestCluster) {
+    c.namespace("locked", Some("restricted")).await;
+    c.running_app("locked", "web", NONROOT_APP, Some((65532, 65532)))
+        .await;
+}
+
+#[tokio::test]
+async fn a_distroless_nonroot_target_in_a_restricted_namespace() {
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    restricted_app(&c).await;
+    let before = c.target_fingerprint("locked", "web").await;
+
+    let run = c
+        .run(
+            &["-n", "locked", "pod/web", "--", "ls", "/target/etc"],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stdout.lines().any(|l| l == "passwd"),
+        "the target's /etc: {run:?}"
+    );
+    assert!(run.stdout.lines().any(|l| l == "os-release"), "{run:?}");
+
+    let run = c
+        .run(
+            &["-n", "locked", "pod/web", "--", "sh", "-c", "exit 7"],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(run.code, Some(7), "the remote exit code is ours: {run:?}");
+
+    // What was added: the target's uid/gid, nothing more, and admitted under restricted.
+    let pod = c.pod_json("locked", "web").await;
+    let added = &pod["spec"]["ephemeralContainers"][0];
+    assert_eq!(added["targetContainerName"], "app");
+    assert_eq!(added["image"], base_image_ref().as_str());
+    let sc = &added["securityContext"];
+    assert_eq!(
+        (sc["runAsUser"].as_i64(), sc["runAsGroup"].as_i64()),
+        (Some(65532), Some(65532))
+    );
+    assert_eq!(sc["capabilities"]["drop"][0], "ALL");
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    // The second run reused the first container only while it ran; each ended Terminated.
+    c.wait_all_terminated("locked", "web", Duration::from_secs(20))
+        .await;
+    assert_eq!(
+        c.target_fingerprint("locked", "web").await,
+        before,
+        "the target was never restarted"
+    );
+}
+
+#[tokio::test]
+async fn a_root_target_in_a_baseline_namespace() {
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    c.namespace("open", Some("baseline")).await;
+    c.running_app("open", "root-app", ROOT_APP, None).await;
+    let run = c
+        .run(
+            &[
+                "-n",
+                "open",
+                "root-app",
+                "--",
+                "sh",
+                "-c",
+                "id -u; ls /target/etc",
+            ],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.stdout.lines().next(), Some("0"), "{run:?}");
+    assert!(run.stdout.contains("passwd"), "{run:?}");
+    c.wait_all_terminated("open", "root-app", Duration::from_secs(20))
+        .await;
+}
+
+#[tokio::test]
+async fn json_result_carries_the_exit_code_and_output() {
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    restricted_app(&c).await;
+    let run = c
+        .run(
+            &[
+                "-n",
+                "locked",
+                "pod/web",
+                "-o",
+                "json",
+                "--",
+                "sh",
+                "-c",
+                "echo hi; exit 3",
+            ],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(run.code, Some(3), "{run:?}");
+    let result: serde_json::Value = serde_json::from_str(&run.stdout).expect("stdout is JSON only");
+    assert_eq!(result["kind"], "SessionResult");
+    assert_eq!(result["exitCode"], 3);
+    assert_eq!(result["stdout"], "hi\n");
+    assert_eq!(result["reused"], false);
+}
+
+#[tokio::test]
+async fn a_fresh_session_makes_four_sequential_round_trips_and_a_reused_one_two() {
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    restricted_app(&c).await;
+    // Keep a first session open so the second can reuse its container.
+    let mut first = c.plugin(&["-n", "locked", "pod/web", "--", "sleep", "20"]);
+    c.sb.clear_requests();
+    let mut first = first.spawn().expect("the first session starts");
+    c.wait_for("the first debug container running", LIMIT, async || {
+        c.debug_containers("locked", "web")
+            .await
+            .iter()
+            .any(|(_, s)| s == "running")
+    })
+    .await;
+    let fresh: Vec<_> = c.sb.requests();
+
+    let before_exec: Vec<String> = fresh
+        .iter()
+        .take_while(|r| !r.path.ends_with("/exec"))
+        .map(|r| {
+            format!(
+                "{} {}{}",
+                r.method,
+                r.path,
+                if r.query.contains("watch=true") {
+                    "?watch"
+                } else {
+                    ""
+                }
+            )
+        })
+        .collect();
+    let mut reads: Vec<&str> = before_exec.iter().take(3).map(String::as_str).collect();
+    reads.sort();
+    assert_eq!(
+        reads,
+        [
+            "GET /api/v1/namespaces/locked",
+            "GET /api/v1/namespaces/locked/pods/web",
+            "POST /apis/authentication.k8s.io/v1/selfsubjectreviews",
+        ],
+        "{before_exec:#?}"
+    );
+    assert_eq!(
+        &before_exec[3..],
+        [
+            "PATCH /api/v1/namespaces/locked/pods/web/ephemeralcontainers",
+            "GET /api/v1/namespaces/locked/pods?watch"
+        ],
+        "then the PATCH and one WATCH, then the exec: {before_exec:#?}"
+    );
+    assert!(
+        fresh.iter().any(|r| r.path.ends_with("/exec")),
+        "the exec follows"
+    );
+    let watch = fresh
+        .iter()
+        .find(|r| r.query.contains("watch=true"))
+        .expect("a watch");
+    assert!(
+        watch.query.contains("resourceVersion="),
+        "from the PATCH's version: {}",
+        watch.query
+    );
+    assert!(
+        !fresh
+            .iter()
+            .any(|r| ["/api", "/apis", "/version", "/api/v1"].contains(&r.path.as_str())),
+        "no discovery"
+    );
+
+    c.sb.clear_requests();
+    let second = c
+        .run(&["-n", "locked", "pod/web", "--", "true"], LIMIT)
+        .await;
+    assert_eq!(second.code, Some(0), "{second:?}");
+    assert!(second.stderr.contains("reusing dbg-"), "{second:?}");
+    let reused = c.sb.requests();
+    let before_exec: Vec<String> = reused
+        .iter()
+        .take_while(|r| !r.path.ends_with("/exec"))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(
+        before_exec.len(),
+        3,
+        "only the reads before the exec: {before_exec:#?}"
+    );
+    assert!(
+        !reused.iter().any(|r| r.method == "PATCH"),
+        "no second PATCH"
+    );
+    assert_eq!(c.debug_containers("locked", "web").await.len(), 1);
+
+    let status = tokio::time::timeout(LIMIT, first.wait())
+        .await
+        .expect("the first session ends")
+        .expect("status");
+    assert_eq!(status.code(), Some(0));
+    c.wait_all_terminated("locked", "web", Duration::from_secs(20))
+        .await;
+}
+
+#[tokio::test]
+async fn new_adds_another_ls_shows_them_and_cleanup_stops_them() {
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    restricted_app(&c).await;
+    let mut held = Vec::new();
+    for args in [
+        vec!["--reason", "INC-1"],
+        vec!["--new", "--reason", "INC-2"],
+    ] {
+        let mut all = vec!["-n", "locked", "pod/web", "--idle", "0"];
+        all.extend(args);
+        all.extend(["--", "sleep", "60"]);
+        let child = c.plugin(&all).spawn().expect("a session starts");
+        held.push(child);
+        let expected = held.len();
+        c.wait_for("the debug container running", LIMIT, async || {
+            c.debug_containers("locked", "web")
+                .await
+                .iter()
+                .filter(|(_, s)| s == "running")
+                .count()
+                == expected
+        })
+        .await;
+    }
+
+    let ls = c.run(&["-n", "locked", "ls"], LIMIT).await;
+    assert_eq!(ls.code, Some(0), "{ls:?}");
+    let rows: Vec<&str> = ls.stdout.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{ls:?}");
+    assert!(
+        rows.iter()
+            .all(|r| r.contains("running") && r.contains("web") && r.contains(" app ")),
+        "{ls:?}"
+    );
+    assert!(
+        ls.stdout.contains("INC-1") && ls.stdout.contains("INC-2"),
+        "{ls:?}"
+    );
+    let json = c.run(&["ls", "-A", "-o", "json"], LIMIT).await;
+    let list: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(2));
+
+    let dry = c
+        .run(&["-n", "locked", "cleanup", "--dry-run"], LIMIT)
+        .await;
+    assert_eq!(dry.code, Some(0), "{dry:?}");
+    assert_eq!(
+        c.debug_containers("locked", "web")
+            .await
+            .iter()
+            .filter(|(_, s)| s == "running")
+            .count(),
+        2
+    );
+
+    let cleanup = c.run(&["-n", "locked", "cleanup"], LIMIT).await;
+    assert_eq!(cleanup.code, Some(0), "{cleanup:?}");
+    c.wait_all_terminated("locked", "web", Duration::from_secs(20))
+        .await;
+    for mut child in held {
+        let _ = tokio::time::timeout(Duration::from_secs(20), child.wait()).await;
+    }
+}
+
+/// Sends `signal` to a session once its debug container runs; it must tear down and exit
+/// 128 + signal, leaving the container Terminated and the target untouched.
+async fn interrupted_during_the_session(signal: i32) {
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    restricted_app(&c).await;
+    let before = c.target_fingerprint("locked", "web").await;
+    let mut child = c
+        .plugin(&["-n", "locked", "pod/web", "--", "sleep", "100"])
+        .spawn()
+        .expect("starts");
+    c.wait_for("the debug container running", LIMIT, async || {
+        c.debug_containers("locked", "web")
+            .await
+            .iter()
+            .any(|(_, s)| s == "running")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    send(&child, signal);
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("ends after the signal")
+        .expect("status");
+    assert_eq!(status.code(), Some(128 + signal));
+    c.wait_all_terminated("locked", "web", Duration::from_secs(20))
+        .await;
+    assert_eq!(c.target_fingerprint("locked", "web").await, before);
+}
+
+fn send(child: &tokio::process::Child, signal: i32) {
+    let pid = child.id().expect("a running child") as i32;
+    // SAFETY: kill(2) on our own child's pid, which we have not reaped yet.
+    let rc = unsafe { libc::kill(pid, signal) };
+    assert_eq!(rc, 0, "kill {pid} {signal}");
+}
+
+#[tokio::test]
+async fn sigterm_during_a_session_tears_down() {
+    interrupted_during_the_session(libc::SIGTERM).await;
+}
+
+#[tokio::test]
+async fn sighup_during_a_session_tears_down() {
+    interrupted_during_the_session(libc::SIGHUP).await;
+}
+
+#[tokio::test]
+async fn ctrl_c_while_waiting_for_the_container_tears_down() {
+    let Some(c) = support::cluster_with(SandboxOptions {
+        faults: kube_sandbox::Faults {
+            pull_delay_ms: 3000,
+            ..Default::default()
+        },
+        ..SandboxOptions::default()
+    })
+    .await
+    else {
+        return;
+    };
+    restricted_app(&c).await;
+    let mut child = c
+        .plugin(&["-n", "locked", "pod/web", "--", "true"])
+        .spawn()
+        .expect("starts");
+    c.wait_for("the debug container added", LIMIT, async || {
+        !c.debug_containers("locked", "web").await.is_empty()
+    })
+    .await;
+    assert_ne!(
+        c.debug_containers("locked", "web").await[0].1,
+        "running",
+        "still pulling"
+    );
+    send(&child, libc::SIGINT);
+    let status = tokio::time::timeout(Duration::from_secs(40), child.wait())
+        .await
+        .expect("ends")
+        .expect("status");
+    assert_eq!(status.code(), Some(130));
+    c.wait_all_terminated("locked", "web", Duration::from_secs(20))
+        .await;
+}
+
+#[tokio::test]
+async fn a_killed_client_leaves_the_agent_to_end_the_container_by_idling_out() {
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    restricted_app(&c).await;
+    let before = c.target_fingerprint("locked", "web").await;
+    let mut child = c
+        .plugin(&[
+            "-n", "locked", "pod/web", "--idle", "3s", "--", "sleep", "4",
+        ])
+        .spawn()
+        .expect("starts");
+    c.wait_for("the debug container running", LIMIT, async || {
+        c.debug_containers("locked", "web")
+            .await
+            .iter()
+            .any(|(_, s)| s == "running")
+    })
+    .await;
+    send(&child, libc::SIGKILL);
+    let _ = child.wait().await;
+    c.wait_all_terminated("locked", "web", Duration::from_secs(30))
+        .await;
+    assert_eq!(c.target_fingerprint("locked", "web").await, before);
+}

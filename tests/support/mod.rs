@@ -1,0 +1,289 @@
+//! What the plugin's integration tests share: a sandbox cluster with our `base` debug image
+//! registered, pods and namespaces made with kube-rs, the real plugin binary run against it,
+//! and waits with deadlines (every wait here ends; a hanging test is a failing test).
+//!
+//! The sandbox is a test double of the control plane (see docs/sandbox.md); the containers,
+//! their uids, capabilities and PID namespaces are real (runc).
+
+#![allow(dead_code)] // each test file uses a different part of this
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::{Api, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use kube_sandbox::{Sandbox, SandboxOptions};
+use serde_json::{Value, json};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_kubectl-distroless_debug");
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const NONROOT_APP: &str = "sandbox.local/distroless-app:nonroot";
+pub const ROOT_APP: &str = "sandbox.local/distroless-app:root";
+
+pub fn base_image_ref() -> String {
+    format!("ghcr.io/kubectl-distroless-debug/base:{VERSION}")
+}
+
+/// The cargo target directory this test binary was built in.
+fn target_dir() -> PathBuf {
+    let bin = Path::new(BIN);
+    bin.parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(std::env::temp_dir)
+}
+
+/// Our `base` image as a directory, built once per test process by debug-images/build-local.sh.
+/// The agent is built in its own target directory: the outer `cargo test` holds the lock on
+/// ours.
+pub fn base_image_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let out = target_dir().join(format!("test-images/base-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let status = std::process::Command::new("bash")
+            .arg(root.join("debug-images/build-local.sh"))
+            .arg("base")
+            .arg(&out)
+            .env("CARGO_TARGET_DIR", target_dir().join("test-agent"))
+            .current_dir(root)
+            .status();
+        match status {
+            Ok(s) if s.success() => out,
+            other => panic!("debug-images/build-local.sh base failed: {other:?}"),
+        }
+    })
+    .clone()
+}
+
+/// None (after printing why) when this machine cannot run the sandbox node; under CI=true
+/// that is a failure instead (kube_sandbox::skip_without_node panics).
+pub async fn cluster() -> Option<TestCluster> {
+    cluster_with(SandboxOptions::default()).await
+}
+
+pub async fn cluster_with(options: SandboxOptions) -> Option<TestCluster> {
+    if options.node && kube_sandbox::skip_without_node() {
+        return None;
+    }
+    let node = options.node;
+    let sb = Sandbox::start(options).await.expect("the sandbox starts");
+    if node {
+        let dir = base_image_dir();
+        sb.register_image_dir(&base_image_ref(), &dir)
+            .expect("register the base image");
+    }
+    let client = client_for(sb.kubeconfig_path()).await;
+    Some(TestCluster { sb, client })
+}
+
+pub async fn client_for(kubeconfig: &Path) -> Client {
+    let kubeconfig = Kubeconfig::read_from(kubeconfig).expect("the sandbox's kubeconfig");
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("a client config");
+    Client::try_from(config).expect("a client")
+}
+
+pub struct TestCluster {
+    pub sb: Sandbox,
+    pub client: Client,
+}
+
+/// One run of the plugin: how it ended, what it printed, how long it took.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub took: Duration,
+}
+
+impl Run {
+    fn from(output: Output, took: Duration) -> Run {
+        Run {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            took,
+        }
+    }
+}
+
+impl TestCluster {
+    /// The plugin, pointed at this cluster, stdin closed, no colour.
+    pub fn plugin(&self, args: &[&str]) -> tokio::process::Command {
+        self.plugin_with_kubeconfig(self.sb.kubeconfig_path(), args)
+    }
+
+    pub fn plugin_with_kubeconfig(
+        &self,
+        kubeconfig: &Path,
+        args: &[&str],
+    ) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(BIN);
+        command
+            .args(args)
+            .env("KUBECONFIG", kubeconfig)
+            .env("NO_COLOR", "1")
+            .env_remove("DISTROLESS_DEBUG_REGISTRY")
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        command
+    }
+
+    /// Runs the plugin to the end, within `limit`.
+    pub async fn run(&self, args: &[&str], limit: Duration) -> Run {
+        run_command(self.plugin(args), limit).await
+    }
+
+    pub async fn namespace(&self, name: &str, enforce: Option<&str>) {
+        let labels = enforce.map(|level| json!({ "pod-security.kubernetes.io/enforce": level }));
+        let ns: Namespace = serde_json::from_value(json!({
+            "metadata": { "name": name, "labels": labels.unwrap_or(json!({})) }
+        }))
+        .expect("a namespace");
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        api.create(&PostParams::default(), &ns)
+            .await
+            .expect("create the namespace");
+    }
+
+    pub fn pods(&self, namespace: &str) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+
+    /// A pod of one container `app` running `image`, as uid:gid when given.
+    pub async fn app_pod(
+        &self,
+        namespace: &str,
+        name: &str,
+        image: &str,
+        user: Option<(i64, i64)>,
+    ) {
+        let security = user.map(|(uid, gid)| {
+            json!({ "runAsUser": uid, "runAsGroup": gid, "runAsNonRoot": uid != 0,
+                    "allowPrivilegeEscalation": false, "capabilities": { "drop": ["ALL"] },
+                    "seccompProfile": { "type": "RuntimeDefault" } })
+        });
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": { "name": name, "labels": { "app": name } },
+            "spec": { "containers": [{ "name": "app", "image": image, "securityContext": security }] }
+        }))
+        .expect("a pod");
+        self.pods(namespace)
+            .create(&PostParams::default(), &pod)
+            .await
+            .expect("create the pod");
+    }
+
+    pub async fn running_app(
+        &self,
+        namespace: &str,
+        name: &str,
+        image: &str,
+        user: Option<(i64, i64)>,
+    ) {
+        self.app_pod(namespace, name, image, user).await;
+        self.wait_for(
+            &format!("pod {name} Running"),
+            Duration::from_secs(30),
+            async || self.pod_json(namespace, name).await["status"]["phase"] == "Running",
+        )
+        .await;
+    }
+
+    pub async fn pod_json(&self, namespace: &str, name: &str) -> Value {
+        match self.pods(namespace).get(name).await {
+            Ok(pod) => serde_json::to_value(pod).unwrap_or_default(),
+            Err(_) => Value::Null,
+        }
+    }
+
+    /// (name, state) of every ephemeral container in the pod, state one of
+    /// running/terminated/waiting/none.
+    pub async fn debug_containers(&self, namespace: &str, pod: &str) -> Vec<(String, String)> {
+        let json = self.pod_json(namespace, pod).await;
+        let statuses = json["status"]["ephemeralContainerStatuses"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        json["spec"]["ephemeralContainers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|c| {
+                let name = c["name"].as_str().unwrap_or_default().to_string();
+                let state = statuses
+                    .iter()
+                    .find(|s| s["name"] == name.as_str())
+                    .and_then(|s| s["state"].as_object())
+                    .and_then(|s| s.keys().next().cloned())
+                    .unwrap_or_else(|| "none".into());
+                (name, state)
+            })
+            .collect()
+    }
+
+    /// The target container's start time and restart count: unchanged means its process was
+    /// never restarted or replaced (teardown never signals it).
+    pub async fn target_fingerprint(&self, namespace: &str, pod: &str) -> (String, i64) {
+        let json = self.pod_json(namespace, pod).await;
+        let status = &json["status"]["containerStatuses"][0];
+        (
+            status["state"]["running"]["startedAt"]
+                .as_str()
+                .unwrap_or("not running")
+                .to_string(),
+            status["restartCount"].as_i64().unwrap_or(-1),
+        )
+    }
+
+    pub async fn wait_for(
+        &self,
+        what: &str,
+        limit: Duration,
+        mut check: impl AsyncFnMut() -> bool,
+    ) {
+        wait_for(what, limit, &mut check).await;
+    }
+
+    /// Every debug container of the pod Terminated, within `limit`.
+    pub async fn wait_all_terminated(&self, namespace: &str, pod: &str, limit: Duration) {
+        self.wait_for(
+            &format!("every debug container of {pod} Terminated"),
+            limit,
+            async || {
+                let containers = self.debug_containers(namespace, pod).await;
+                !containers.is_empty() && containers.iter().all(|(_, state)| state == "terminated")
+            },
+        )
+        .await;
+    }
+}
+
+pub async fn wait_for(what: &str, limit: Duration, check: &mut impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out after {limit:?} waiting for {what}");
+}
+
+pub async fn run_command(mut command: tokio::process::Command, limit: Duration) -> Run {
+    let started = Instant::now();
+    let output = tokio::time::timeout(limit, command.output())
+        .await
+        .unwrap_or_else(|_| panic!("the plugin did not end within {limit:?}"))
+        .expect("the plugin runs");
+    Run::from(output, started.elapsed())
+}

@@ -1,0 +1,209 @@
+//! An interactive session in a real terminal (tmux): the prompt, `/target`, resize, Ctrl-C to
+//! the remote, the shell's exit code, and the local terminal exactly as it was afterwards.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::{BIN, NONROOT_APP};
+
+struct Tmux {
+    session: String,
+}
+
+impl Tmux {
+    fn start(session: &str, width: u16, height: u16) -> Tmux {
+        let status = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                session,
+                "-x",
+                &width.to_string(),
+                "-y",
+                &height.to_string(),
+            ])
+            .args(["env", "PS1=$ ", "bash", "--norc", "--noprofile"])
+            .status()
+            .expect("tmux runs");
+        assert!(status.success(), "tmux new-session");
+        let _ = Command::new("tmux")
+            .args(["set-option", "-t", session, "window-size", "manual"])
+            .status();
+        Tmux {
+            session: session.to_string(),
+        }
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let status = Command::new("tmux")
+            .args(["send-keys", "-t", &self.session])
+            .args(keys)
+            .status()
+            .expect("tmux");
+        assert!(status.success());
+    }
+
+    fn line(&self, text: &str) {
+        self.keys(&["-l", text]);
+        self.keys(&["Enter"]);
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args([
+                "capture-pane",
+                "-p",
+                "-J",
+                "-S",
+                "-200",
+                "-t",
+                &self.session,
+            ])
+            .output()
+            .expect("tmux");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn wait_for(&self, what: &str, limit: Duration, check: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if check(&self.screen()) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "timed out waiting for {what}; the screen:\n{}",
+            self.screen()
+        );
+    }
+
+    fn resize(&self, width: u16, height: u16) {
+        let status = Command::new("tmux")
+            .args([
+                "resize-window",
+                "-t",
+                &self.session,
+                "-x",
+                &width.to_string(),
+                "-y",
+                &height.to_string(),
+            ])
+            .status()
+            .expect("tmux");
+        assert!(status.success());
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.session])
+            .status();
+    }
+}
+
+fn tmux_available() -> bool {
+    match Command::new("tmux").arg("-V").output() {
+        Ok(o) if o.status.success() => true,
+        _ if std::env::var("CI").as_deref() == Ok("true") => panic!("tmux is missing under CI"),
+        _ => {
+            eprintln!("skipped: tmux is not installed");
+            false
+        }
+    }
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interactive_session_in_a_real_terminal() {
+    if !tmux_available() {
+        return;
+    }
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    c.namespace("locked", Some("restricted")).await;
+    c.running_app("locked", "web", NONROOT_APP, Some((65532, 65532)))
+        .await;
+
+    let dir = c.sb.dir().to_path_buf();
+    let (before, after, exit) = (
+        dir.join("stty-before"),
+        dir.join("stty-after"),
+        dir.join("exit"),
+    );
+    let kubeconfig = c.sb.kubeconfig_path().to_path_buf();
+    let session = format!("dd-{}", std::process::id());
+    let terminal_test = tokio::task::spawn_blocking(move || {
+        let t = Tmux::start(&session, 100, 30);
+        t.line(&format!("stty -g > {}", before.display()));
+        t.line(&format!(
+            "KUBECONFIG={} NO_COLOR=1 {BIN} -n locked pod/web; echo $? > {}; stty -g > {}",
+            kubeconfig.display(),
+            exit.display(),
+            after.display()
+        ));
+        t.wait_for("the debug shell's prompt", Duration::from_secs(60), |s| {
+            s.contains("dbg")
+        });
+
+        t.line("ls /target/etc");
+        t.wait_for("the target's /etc", Duration::from_secs(10), |s| {
+            s.contains("os-release")
+        });
+
+        t.line("stty size");
+        t.wait_for("the initial size", Duration::from_secs(10), |s| {
+            s.lines().any(|l| l.trim() == "30 100")
+        });
+        t.resize(120, 40);
+        std::thread::sleep(Duration::from_millis(500));
+        t.line("stty size");
+        t.wait_for(
+            "the new size after SIGWINCH",
+            Duration::from_secs(10),
+            |s| s.lines().any(|l| l.trim() == "40 120"),
+        );
+
+        t.line("sleep 100");
+        std::thread::sleep(Duration::from_millis(800));
+        let started = Instant::now();
+        t.keys(&["C-c"]);
+        t.line("echo still-$((40+2))");
+        t.wait_for("the shell after Ctrl-C", Duration::from_secs(10), |s| {
+            s.contains("still-42")
+        });
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "Ctrl-C stopped the remote sleep"
+        );
+
+        t.line("exit 3");
+        let deadline = Instant::now() + Duration::from_secs(40);
+        while read(&exit).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        (read(&exit), read(&before), read(&after), t.screen())
+    });
+    let (code, before, after, screen) = terminal_test.await.expect("the terminal test ran");
+    assert_eq!(
+        code, "3",
+        "the shell's exit code is ours; screen:\n{screen}"
+    );
+    assert!(!before.is_empty());
+    assert_eq!(before, after, "the terminal is restored exactly");
+    c.wait_all_terminated("locked", "web", Duration::from_secs(20))
+        .await;
+}
