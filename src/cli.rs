@@ -23,6 +23,7 @@ Examples:
   kubectl distroless-debug deploy/api -c app        # a ready pod of the deployment, container app
   kubectl distroless-debug pod/web -- ls /target/etc
   kubectl distroless-debug pod/web --dry-run=client -o yaml
+  kubectl distroless-debug cp pod/web:/etc/app/config.yaml ./config.yaml
   kubectl distroless-debug ls -A
   kubectl distroless-debug cleanup";
 
@@ -82,6 +83,10 @@ pub enum Command {
     Ls(ListArgs),
     /// Stop every still-running debug container of ours (their entries stay in the pod spec).
     Cleanup(CleanupArgs),
+    /// Copy a file or directory out of the target container or into it, through a debug
+    /// container (no tar needed in the target): `cp pod/NAME:/path LOCAL` or
+    /// `cp LOCAL pod/NAME:/path`.
+    Cp(CpArgs),
 }
 
 #[derive(Debug, Args)]
@@ -104,6 +109,62 @@ pub struct CleanupArgs {
     /// Only list what would be stopped.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Paths in the pod are as the target sees them: its root, its symlinks (an absolute link
+/etc/app/current -> /etc/app/v2 leads to the target's /etc/app/v2). A source goes into an
+existing directory under its own name, else becomes DEST. Symlinks pointing outside a
+download are not created. Uploads write as the target's uid.
+
+Examples:
+  kubectl distroless-debug cp pod/web:/etc/app/current/config.yaml ./config.yaml
+  kubectl distroless-debug cp pod/web:/var/log ./logs -c app
+  kubectl distroless-debug cp ./fix.json pod/web:/tmp/")]
+pub struct CpArgs {
+    /// What to copy: pod/NAME:/path (any TARGET form works, e.g. deploy/api:/path) or a
+    /// local path.
+    #[arg(value_name = "SOURCE")]
+    pub source: String,
+
+    /// Where to: a local path, or pod/NAME:/path for an upload.
+    #[arg(value_name = "DEST")]
+    pub dest: String,
+
+    #[command(flatten)]
+    pub session: FileSessionArgs,
+}
+
+/// How `cp` (and `snapshot`) get their debug container.
+#[derive(Debug, Args, Default)]
+pub struct FileSessionArgs {
+    /// The target container (default: the pod's kubectl.kubernetes.io/default-container
+    /// annotation, else its first container).
+    #[arg(short, long, value_name = "NAME")]
+    pub container: Option<String>,
+
+    /// Tool set of the debug image, when one is added: base (default), net, full, jvm,
+    /// python, go or node.
+    #[arg(long, value_enum, value_name = "TOOLKIT")]
+    pub toolkit: Option<ToolkitArg>,
+
+    /// Security profile of an added debug container (auto: the target's uid/gid, no
+    /// capabilities).
+    #[arg(long, value_enum, value_name = "PROFILE", default_value = "auto")]
+    pub profile: ProfileArg,
+
+    /// How long to wait for an added debug container to start.
+    #[arg(long, value_name = "DURATION", default_value = "2m")]
+    pub timeout: String,
+
+    /// Why (a ticket id, say); recorded in an added debug container.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+
+    /// Add a new debug container even if one of ours for this target is running.
+    #[arg(long)]
+    pub new: bool,
 }
 
 /// Starting a debug session (the default command).
@@ -153,6 +214,17 @@ pub struct DebugArgs {
     /// Always add a new debug container, even if one of ours for this target is running.
     #[arg(long)]
     pub new: bool,
+
+    /// Also mount the target container's volumes in the debug container, at the same paths
+    /// under /target-volumes (subPath mounts are skipped: the API forbids them there).
+    /// Adds a new debug container.
+    #[arg(long)]
+    pub mirror_volumes: bool,
+
+    /// Give the debug container the target container's env and envFrom. Secrets referenced
+    /// there travel with it. Adds a new debug container.
+    #[arg(long)]
+    pub copy_env: bool,
 
     /// Pass stdin to the remote (default: on when stdin is a terminal or a pipe).
     #[arg(short = 'i', long)]

@@ -28,7 +28,8 @@ use crate::profile::{
 };
 use crate::session::{Origin, Session};
 use crate::spec::{
-    self, SessionFacts, ephemeral_container_for, random_suffix, reusable_in, unused_suffix,
+    self, DebugContainer, SessionFacts, ephemeral_container_for, random_suffix, reusable_in,
+    unused_suffix,
 };
 use crate::target::{Target, fetch_pod, target_in};
 use crate::wait::{Waiting, wait_until_running};
@@ -170,18 +171,24 @@ fn identity_notes(options: &DebugOptions, resolved: &Resolved, printer: &Printer
     }
 }
 
-pub async fn run(
+/// Steps 1–3: what the session is about, and the debug container it would add (or the one
+/// of ours it would reuse). Nothing is written yet.
+pub struct Plan {
+    pub target: Target,
+    pub identity: Identity,
+    pub image: String,
+    reusable: Option<DebugContainer>,
+    container: EphemeralContainer,
+}
+
+pub async fn plan(
     options: &DebugOptions,
     cluster: &Cluster,
+    pods: &Api<Pod>,
     printer: &Printer,
-) -> Result<ExitStatus, Error> {
-    let mut durations = Durations::default();
-    let clock = Instant::now();
-    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
-    let resolved = resolve(options, cluster, &pods, printer).await?;
-    let pod_name = resolved.target.pod_name().to_string();
+) -> Result<Plan, Error> {
+    let resolved = resolve(options, cluster, pods, printer).await?;
     let image = options.image.reference();
-
     let reusable = (options.reuse && options.dry_run.is_none())
         .then(|| reusable_in(&resolved.target.pod, &resolved.target.container, &image))
         .flatten();
@@ -201,95 +208,180 @@ pub async fn run(
         &facts,
         &unused_suffix(&resolved.target.pod, random_suffix),
     );
+    Ok(Plan {
+        target: resolved.target,
+        identity: resolved.identity,
+        image,
+        reusable,
+        container,
+    })
+}
+
+/// How steps 4–5 ended.
+// One value per run, moved once: its size never matters.
+#[allow(clippy::large_enum_variant)]
+pub enum Obtained {
+    /// A running debug container of ours; the caller tears the session down.
+    Ready { session: Session, reused: bool },
+    /// A signal arrived while waiting; the container was already stopped again.
+    Interrupted(i32),
+}
+
+/// Steps 4–5: exec into the running container of ours the plan found, or add the planned
+/// one and wait until it runs (Ctrl-C while waiting stops it again).
+pub async fn obtain(
+    options: &DebugOptions,
+    cluster: &Cluster,
+    pods: &Api<Pod>,
+    plan: &Plan,
+    interrupts: &mut Interrupts,
+    printer: &Printer,
+    durations: &mut Durations,
+) -> Result<Obtained, Error> {
+    let pod_name = plan.target.pod_name();
+    let image = &plan.image;
+    let container = &plan.container;
+    if let Some(existing) = &plan.reusable {
+        printer.note(&format!(
+            "reusing {} (started by {}{}); --new adds another",
+            existing.name,
+            if existing.user.is_empty() {
+                "someone"
+            } else {
+                &existing.user
+            },
+            existing
+                .started
+                .as_deref()
+                .map(|s| format!(" at {s}"))
+                .unwrap_or_default()
+        ));
+        let session = Session::new(
+            cluster,
+            &cluster.namespace,
+            pod_name,
+            &existing.name,
+            existing.has_agent,
+            Origin::Reused,
+            options.idle,
+        );
+        return Ok(Obtained::Ready {
+            session,
+            reused: true,
+        });
+    }
+    let clock = Instant::now();
+    printer.progress(&format!(
+        "adding {} ({image}) to pod {pod_name}, targeting {}",
+        container.name, plan.target.container
+    ));
+    let updated = add_debug_container(cluster, pods, pod_name, container, false).await?;
+    durations.inject = clock.elapsed().as_millis();
+    let mut session = Session::new(
+        cluster,
+        &cluster.namespace,
+        pod_name,
+        &container.name,
+        options.image.has_agent(),
+        Origin::Created,
+        options.idle,
+    );
+    let clock = Instant::now();
+    let what = Waiting {
+        pod: pod_name,
+        container: &container.name,
+        image,
+    };
+    let version = updated
+        .metadata
+        .resource_version
+        .clone()
+        .unwrap_or_default();
+    let waited = tokio::select! {
+        waited = wait_until_running(cluster, pods, &what, &version, options.timeout, printer) => waited.map(|_| ()),
+        signal = interrupts.recv() => {
+            printer.note("interrupted while waiting for the debug container; stopping it");
+            session.teardown(printer, true).await;
+            return Ok(Obtained::Interrupted(signal));
+        }
+    };
+    durations.wait = clock.elapsed().as_millis();
+    if let Err(error) = waited {
+        session.teardown(printer, false).await;
+        return Err(error);
+    }
+    Ok(Obtained::Ready {
+        session,
+        reused: false,
+    })
+}
+
+/// Steps 1–5 for commands that need only a running debug container of ours on the target
+/// (`cp`, `snapshot`): the plan (for its target) and the container, reused or added.
+pub async fn running_debug_container(
+    options: &DebugOptions,
+    cluster: &Cluster,
+    interrupts: &mut Interrupts,
+    printer: &Printer,
+) -> Result<(Plan, Obtained), Error> {
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
+    let plan = plan(options, cluster, &pods, printer).await?;
+    let mut durations = Durations::default();
+    let obtained = obtain(
+        options,
+        cluster,
+        &pods,
+        &plan,
+        interrupts,
+        printer,
+        &mut durations,
+    )
+    .await?;
+    Ok((plan, obtained))
+}
+
+pub async fn run(
+    options: &DebugOptions,
+    cluster: &Cluster,
+    printer: &Printer,
+) -> Result<ExitStatus, Error> {
+    let mut durations = Durations::default();
+    let clock = Instant::now();
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
+    let plan = plan(options, cluster, &pods, printer).await?;
+    let pod_name = plan.target.pod_name().to_string();
+    let image = plan.image.clone();
     durations.resolve = clock.elapsed().as_millis();
 
     match options.dry_run {
         Some(DryRun::Client) => {
             printer.data(
                 options.format.unwrap_or(OutputFormat::Yaml),
-                &patch_body(&container),
+                &patch_body(&plan.container),
             )?;
             return Ok(ExitStatus::Success);
         }
         Some(DryRun::Server) => {
-            return server_dry_run(options, cluster, &pods, &pod_name, &container, printer).await;
+            return server_dry_run(options, cluster, &pods, &pod_name, &plan.container, printer)
+                .await;
         }
         None => {}
     }
 
     let mut interrupts = Interrupts::install().map_err(|source| Error::Terminal { source })?;
-    let (mut session, reused) = match &reusable {
-        Some(existing) => {
-            printer.note(&format!(
-                "reusing {} (started by {}{}); --new adds another",
-                existing.name,
-                if existing.user.is_empty() {
-                    "someone"
-                } else {
-                    &existing.user
-                },
-                existing
-                    .started
-                    .as_deref()
-                    .map(|s| format!(" at {s}"))
-                    .unwrap_or_default()
-            ));
-            (
-                Session::new(
-                    cluster,
-                    &cluster.namespace,
-                    &pod_name,
-                    &existing.name,
-                    existing.has_agent,
-                    Origin::Reused,
-                    options.idle,
-                ),
-                true,
-            )
-        }
-        None => {
-            let clock = Instant::now();
-            printer.progress(&format!(
-                "adding {} ({image}) to pod {pod_name}, targeting {}",
-                container.name, resolved.target.container
-            ));
-            let updated = add_debug_container(cluster, &pods, &pod_name, &container, false).await?;
-            durations.inject = clock.elapsed().as_millis();
-            let mut session = Session::new(
-                cluster,
-                &cluster.namespace,
-                &pod_name,
-                &container.name,
-                options.image.has_agent(),
-                Origin::Created,
-                options.idle,
-            );
-            let clock = Instant::now();
-            let what = Waiting {
-                pod: &pod_name,
-                container: &container.name,
-                image: &image,
-            };
-            let version = updated
-                .metadata
-                .resource_version
-                .clone()
-                .unwrap_or_default();
-            let waited = tokio::select! {
-                waited = wait_until_running(cluster, &pods, &what, &version, options.timeout, printer) => waited.map(|_| ()),
-                signal = interrupts.recv() => {
-                    printer.note("interrupted while waiting for the debug container; stopping it");
-                    session.teardown(printer, true).await;
-                    return Ok(ExitStatus::Interrupted(signal));
-                }
-            };
-            durations.wait = clock.elapsed().as_millis();
-            if let Err(error) = waited {
-                session.teardown(printer, false).await;
-                return Err(error);
-            }
-            (session, false)
-        }
+    let (mut session, reused) = match obtain(
+        options,
+        cluster,
+        &pods,
+        &plan,
+        &mut interrupts,
+        printer,
+        &mut durations,
+    )
+    .await?
+    {
+        Obtained::Ready { session, reused } => (session, reused),
+        Obtained::Interrupted(signal) => return Ok(ExitStatus::Interrupted(signal)),
     };
 
     let clock = Instant::now();
@@ -317,7 +409,7 @@ pub async fn run(
             kind: "SessionResult",
             namespace: cluster.namespace.clone(),
             pod: pod_name,
-            container: resolved.target.container.clone(),
+            container: plan.target.container.clone(),
             debug_container: session.container.clone(),
             image,
             reused,

@@ -56,6 +56,8 @@ fn options(profile: Profile, reuse: bool) -> DebugOptions {
         },
         dry_run: None,
         format: None,
+        mirror_volumes: false,
+        copy_env: false,
     }
 }
 

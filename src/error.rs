@@ -264,6 +264,52 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
+
+    #[error("{what} {}", .path.display())]
+    LocalFile {
+        what: &'static str,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{path} in container {container} of pod {pod}: {message}")]
+    RemoteFile {
+        pod: String,
+        container: String,
+        path: String,
+        message: String,
+    },
+
+    #[error("copying {path} from pod {pod} to {} stopped", .local.display())]
+    Extract {
+        pod: String,
+        path: String,
+        local: std::path::PathBuf,
+        #[source]
+        source: crate::extract::ExtractError,
+    },
+
+    #[error(
+        "{path} is read-only in the target (container {container} of pod {pod}): {why}; {}",
+        if .writable.is_empty() { "the container has no writable volume to copy into".to_string() } else { format!("copy into a writable volume such as {}", .writable.join(", ")) }
+    )]
+    ReadOnlyTarget {
+        pod: String,
+        container: String,
+        path: String,
+        why: String,
+        writable: Vec<String>,
+    },
+
+    #[error("could not write {path} in container {container} of pod {pod}: {message}")]
+    Upload {
+        pod: String,
+        container: String,
+        path: String,
+        uid: Option<i64>,
+        message: String,
+    },
 }
 
 fn list(permissions: &[Permission]) -> String {
@@ -387,6 +433,20 @@ impl Error {
             Error::Exec { source, .. } if status_code(source) == Some(403) => {
                 format!("ask an admin to grant `{CREATE_EXEC}` in this namespace")
             }
+            Error::RemoteFile { pod, .. } => format!(
+                "paths are as the target sees them (its root, its symlinks); `kubectl distroless-debug pod/{pod} -- ls -la /target/DIR` lists a directory"
+            ),
+            Error::Extract { source: crate::extract::ExtractError::Refused { .. }, local, .. } => format!(
+                "the archive from the target tried to write outside {}, which a healthy container never produces: treat the target as suspect. Nothing outside the destination was written; what was copied before the entry stays",
+                local.display()
+            ),
+            Error::ReadOnlyTarget { writable, .. } if writable.is_empty() => {
+                "mount an emptyDir volume in the pod spec for files you need to drop in, or copy into a debug session's own /tmp (`kubectl distroless-debug pod/NAME`)".to_string()
+            }
+            Error::Upload { uid, message, .. } if message.contains("Permission denied") => format!(
+                "the debug container runs as the target's uid{}: it may write only where the target may; copy into a directory it owns or a writable volume",
+                uid.map(|u| format!(" {u}")).unwrap_or_default()
+            ),
             Error::Stream { .. } => {
                 "the debug container stops by itself (--idle, --ttl); `kubectl distroless-debug cleanup` stops it now".to_string()
             }

@@ -9,11 +9,13 @@ mod catalog;
 mod cleanup;
 mod cli;
 mod cluster;
+mod cp;
 mod debug;
 mod duration;
 mod error;
 mod exec;
 mod exit;
+mod extract;
 #[cfg(test)]
 mod fake_apiserver;
 mod identity;
@@ -21,6 +23,7 @@ mod inject;
 mod interrupt;
 mod ls;
 mod options;
+mod pack;
 mod printer;
 mod results;
 mod profile;
@@ -29,6 +32,7 @@ mod session;
 mod spec;
 mod target;
 mod terminal;
+mod transfer;
 mod wait;
 
 use std::process::ExitCode;
@@ -98,5 +102,6 @@ async fn run(options: &Options, printer: &Printer) -> Result<ExitStatus, Error> 
             all_namespaces,
             dry_run,
         } => cleanup::run(&cluster, *all_namespaces, *dry_run, printer).await,
+        Action::Copy(copy) => cp::run(copy, &cluster, options.output.progress, printer).await,
     }
 }

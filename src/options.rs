@@ -8,7 +8,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::catalog::{ImageChoice, Toolkit};
-use crate::cli::{Cli, Command, DebugArgs, DryRunArg, KubeFlags, OutputFormat, ToolkitArg};
+use crate::cli::{
+    Cli, Command, CpArgs, DebugArgs, DryRunArg, FileSessionArgs, KubeFlags, OutputFormat,
+    ToolkitArg,
+};
 use crate::duration;
 use crate::profile::Profile;
 use crate::target::TargetRef;
@@ -86,6 +89,28 @@ pub enum Action {
         all_namespaces: bool,
         dry_run: bool,
     },
+    Copy(CopyOptions),
+}
+
+/// `cp`: which way, and the debug container to go through.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CopyOptions {
+    /// How to get the debug container (its `mode` is unused: `cp` execs the agent itself).
+    pub session: DebugOptions,
+    pub direction: Direction,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Direction {
+    /// `remote` is absolute and normalized (see `cp::normalize_remote_path`).
+    Download {
+        remote: String,
+        local: PathBuf,
+    },
+    Upload {
+        local: PathBuf,
+        remote: String,
+    },
 }
 
 /// What the session does once the debug container runs.
@@ -123,6 +148,10 @@ pub struct DebugOptions {
     pub mode: Mode,
     pub dry_run: Option<DryRun>,
     pub format: Option<OutputFormat>,
+    /// `--mirror-volumes`: the target's volumes also under /target-volumes.
+    pub mirror_volumes: bool,
+    /// `--copy-env`: the target's env and envFrom in the debug container.
+    pub copy_env: bool,
 }
 
 impl Options {
@@ -147,6 +176,7 @@ impl Options {
                 all_namespaces: args.all_namespaces,
                 dry_run: args.dry_run,
             },
+            Some(Command::Cp(args)) => Action::Copy(copy_options(args, env)?),
             None => Action::Debug(debug_options(cli.debug, env)?),
         };
         if kube.namespace.is_some()
@@ -239,13 +269,7 @@ fn debug_options(args: DebugArgs, env: &Environment) -> Result<DebugOptions, Usa
     let ttl = duration::parse(&args.ttl).map_err(|e| usage(format!("`--ttl`: {e}")))?;
     let idle = duration::parse(&args.idle).map_err(|e| usage(format!("`--idle`: {e}")))?;
 
-    if let Some(reason) = &args.reason
-        && (reason.len() > 256 || reason.chars().any(char::is_control))
-    {
-        return Err(usage(
-            "`--reason` must be one line of at most 256 bytes (a ticket id, a few words)",
-        ));
-    }
+    check_reason(args.reason.as_deref())?;
 
     let dry_run = args.dry_run.map(|d| match d {
         DryRunArg::Client => DryRun::Client,
@@ -302,12 +326,121 @@ fn debug_options(args: DebugArgs, env: &Environment) -> Result<DebugOptions, Usa
         ttl,
         idle,
         reason: args.reason,
-        reuse: !args.new,
+        // A container with other volumes or env is another container: never reuse one.
+        reuse: !args.new && !args.mirror_volumes && !args.copy_env,
         mode,
         dry_run,
         format,
+        mirror_volumes: args.mirror_volumes,
+        copy_env: args.copy_env,
     })
 }
+
+fn check_reason(reason: Option<&str>) -> Result<(), UsageError> {
+    match reason {
+        Some(reason) if reason.len() > 256 || reason.chars().any(char::is_control) => Err(usage(
+            "`--reason` must be one line of at most 256 bytes (a ticket id, a few words)",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The debug container `cp` and `snapshot` go through: one of ours with the agent (the
+/// generic `--image` mode has no agent to read the target's files).
+fn file_session(
+    target: TargetRef,
+    args: FileSessionArgs,
+    env: &Environment,
+) -> Result<DebugOptions, UsageError> {
+    if let Some(container) = &args.container
+        && !crate::target::is_dns_label(container)
+    {
+        return Err(usage(format!(
+            "`-c {container}` is not a container name (lowercase letters, digits and '-', at most 63)"
+        )));
+    }
+    check_reason(args.reason.as_deref())?;
+    let timeout = duration::parse(&args.timeout).map_err(|e| usage(format!("`--timeout`: {e}")))?;
+    if timeout.is_zero() {
+        return Err(usage("`--timeout` must be more than 0"));
+    }
+    Ok(DebugOptions {
+        target,
+        container: args.container,
+        image: ImageChoice::Toolkit {
+            toolkit: args.toolkit.map(Toolkit::from).unwrap_or(Toolkit::Base),
+            registry: env.registry.clone(),
+        },
+        profile: args.profile.into(),
+        timeout,
+        ttl: Duration::from_secs(3600),
+        idle: Duration::from_secs(15 * 60),
+        reason: args.reason,
+        reuse: !args.new,
+        mode: Mode::Command {
+            argv: Vec::new(),
+            stdin: false,
+            tty: false,
+        },
+        dry_run: None,
+        format: None,
+        mirror_volumes: false,
+        copy_env: false,
+    })
+}
+
+fn copy_options(args: CpArgs, env: &Environment) -> Result<CopyOptions, UsageError> {
+    use crate::cp::parse_remote;
+    let remote_of = |arg: &str| {
+        parse_remote(arg)
+            .transpose()
+            .map_err(|e| usage(format!("`{arg}`: {e}")))
+    };
+    let (target, direction) = match (remote_of(&args.source)?, remote_of(&args.dest)?) {
+        (Some(_), Some(_)) => {
+            return Err(usage(
+                "both sides of `cp` are in pods; copy through a local directory instead",
+            ));
+        }
+        (None, None) => {
+            return Err(usage(format!(
+                "one side of `cp` must be in the pod, as pod/NAME:/path (a local name with a colon is written ./{})",
+                args.source
+            )));
+        }
+        (Some(remote), None) => {
+            if args.dest.is_empty() {
+                return Err(usage(
+                    "DEST is empty: name a local file or directory, e.g. .",
+                ));
+            }
+            (
+                remote.target,
+                Direction::Download {
+                    remote: remote.path,
+                    local: PathBuf::from(&args.dest),
+                },
+            )
+        }
+        (None, Some(remote)) => {
+            if args.source.is_empty() {
+                return Err(usage("SOURCE is empty: name a local file or directory"));
+            }
+            (
+                remote.target,
+                Direction::Upload {
+                    local: PathBuf::from(&args.source),
+                    remote: remote.path,
+                },
+            )
+        }
+    };
+    Ok(CopyOptions {
+        session: file_session(target, args.session, env)?,
+        direction,
+    })
+}
+
 
 impl From<ToolkitArg> for Toolkit {
     fn from(arg: ToolkitArg) -> Self {
@@ -557,6 +690,65 @@ mod tests {
             }
         );
         assert!(refusal(&["pod/web", "ls"], &script()).contains("takes no TARGET"));
+    }
+
+    fn copy(args: &[&str]) -> CopyOptions {
+        let mut argv = vec!["cp"];
+        argv.extend_from_slice(args);
+        match parse(&argv, &script()).expect("valid cp").action {
+            Action::Copy(c) => c,
+            other => panic!("not a copy: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn cp_has_exactly_one_side_in_the_pod() {
+        let c = copy(&["pod/web:/etc/app/current/", "./x", "-c", "app"]);
+        assert_eq!(
+            c.direction,
+            Direction::Download {
+                remote: "/etc/app/current".into(),
+                local: "./x".into()
+            }
+        );
+        assert_eq!(c.session.container.as_deref(), Some("app"));
+        assert_eq!(c.session.target.name, "web");
+        assert!(c.session.image.has_agent(), "cp needs the agent");
+        let c = copy(&["./fix.json", "deploy/api:/tmp", "--new"]);
+        assert_eq!(
+            c.direction,
+            Direction::Upload {
+                local: "./fix.json".into(),
+                remote: "/tmp".into()
+            }
+        );
+        assert!(!c.session.reuse);
+        let c = copy(&["-n", "prod", "web:/x", "."]);
+        assert_eq!(c.session.target.name, "web");
+
+        assert!(
+            refusal(&["cp", "a", "b"], &script()).contains("one side of `cp` must be in the pod")
+        );
+        assert!(refusal(&["cp", "pod/a:/x", "pod/b:/y"], &script()).contains("both sides"));
+        assert!(refusal(&["cp", "pod/web:etc", "."], &script()).contains("must be absolute"));
+        assert!(refusal(&["cp", "pod/web:/a/../b", "."], &script()).contains("`..`"));
+        assert!(
+            refusal(&["cp", "pod/web:/x", ".", "--timeout", "0"], &script())
+                .contains("`--timeout`")
+        );
+        assert!(
+            refusal(&["cp", "pod/web:/x", ".", "--image", "busybox"], &script())
+                .contains("--image")
+        );
+    }
+
+    #[test]
+    fn mirror_volumes_and_copy_env_add_a_container_of_their_own() {
+        let d = debug(&["pod/web", "--mirror-volumes", "--copy-env"], &script());
+        assert!(d.mirror_volumes && d.copy_env);
+        assert!(!d.reuse, "an existing container has neither");
+        let d = debug(&["pod/web"], &script());
+        assert!(!d.mirror_volumes && !d.copy_env && d.reuse);
     }
 
     #[test]

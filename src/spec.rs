@@ -301,6 +301,8 @@ mod tests {
             mode: Mode::Interactive,
             dry_run: None,
             format: None,
+            mirror_volumes: false,
+            copy_env: false,
         }
     }
 

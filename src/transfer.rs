@@ -1,0 +1,363 @@
+//! Byte streams between the agent in the debug container and a local reader or writer, with
+//! a progress meter: the plumbing under `cp` and `snapshot`.
+//!
+//! The exec's stdout (or stdin) is bridged to a blocking thread, where the extractor, the
+//! packer or the snapshot writer do plain `Read`/`Write` file work; nothing is buffered
+//! beyond the pipes (1 MiB each way), so a copy of any size runs in constant memory.
+//! kube-rs's exec pipes default to 1 KiB, which caps a download at a few MiB/s; the larger
+//! pipe is what lets the websocket frames flow. The remote's stderr is kept (bounded) for the
+//! messages: the agent names what it skipped or why it failed there.
+
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use kube::api::{AttachParams, AttachedProcess};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio_util::io::SyncIoBridge;
+
+use crate::exec::{ExecError, Remote, exit_code_of};
+use crate::interrupt::Interrupts;
+
+const PIPE: usize = 1 << 20;
+/// The remote's stderr kept for messages; the rest is dropped (the agent is terse).
+const STDERR_LIMIT: usize = 64 * 1024;
+const GRACE: Duration = Duration::from_secs(10);
+
+/// How the remote side ended, once the local side is done.
+#[derive(Debug)]
+pub struct RemoteEnd {
+    /// The exit code, or why there is none (a broken connection).
+    pub code: Result<i32, String>,
+    pub stderr: String,
+}
+
+/// How a transfer ended.
+pub enum Transferred<T> {
+    Done {
+        local: T,
+        remote: RemoteEnd,
+    },
+    /// A signal arrived; the exec was aborted.
+    Interrupted(i32),
+}
+
+/// Counts bytes as they pass, for the meter.
+#[derive(Clone, Default)]
+pub struct Counter(Arc<AtomicU64>);
+
+impl Counter {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn add(&self, n: usize) {
+        self.0.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+struct Counted<S> {
+    inner: S,
+    counter: Counter,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = buf.filled().len() - before;
+        self.counter.add(n);
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = &polled {
+            self.counter.add(*n);
+        }
+        polled
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Runs `command` in the debug container and feeds its stdout to `consume` on a blocking
+/// thread. Whatever `consume` leaves unread is drained, so the exec can finish.
+pub async fn from_remote<T: Send + 'static>(
+    remote: &Remote<'_>,
+    command: Vec<String>,
+    counter: &Counter,
+    interrupts: &mut Interrupts,
+    consume: impl FnOnce(&mut dyn Read) -> T + Send + 'static,
+) -> Result<Transferred<T>, ExecError> {
+    let params = AttachParams::default()
+        .container(remote.container)
+        .stdin(false)
+        .stdout(true)
+        .stderr(true)
+        .max_stdout_buf_size(PIPE);
+    let mut attached = remote
+        .pods
+        .exec(remote.pod, command, &params)
+        .await
+        .map_err(ExecError::Open)?;
+    let (Some(stdout), stderr, Some(status)) =
+        (attached.stdout(), attached.stderr(), attached.take_status())
+    else {
+        return Err(ExecError::Session(stream_error(remote, "no stdout")));
+    };
+    let stderr = tokio::spawn(collect(stderr));
+    let reader = SyncIoBridge::new(Counted {
+        inner: stdout,
+        counter: counter.clone(),
+    });
+    let local = tokio::task::spawn_blocking(move || {
+        let mut reader = BufReader::with_capacity(PIPE, reader);
+        let result = consume(&mut reader);
+        let _ = io::copy(&mut reader, &mut io::sink());
+        result
+    });
+    finish(remote, attached, local, status, stderr, interrupts).await
+}
+
+/// Runs `command` in the debug container with `produce` writing its stdin on a blocking
+/// thread; the remote sees EOF when `produce` returns.
+pub async fn to_remote<T: Send + 'static>(
+    remote: &Remote<'_>,
+    command: Vec<String>,
+    counter: &Counter,
+    interrupts: &mut Interrupts,
+    produce: impl FnOnce(&mut dyn Write) -> T + Send + 'static,
+) -> Result<Transferred<T>, ExecError> {
+    let params = AttachParams::default()
+        .container(remote.container)
+        .stdin(true)
+        .stdout(true)
+        .stderr(true)
+        .max_stdin_buf_size(PIPE);
+    let mut attached = remote
+        .pods
+        .exec(remote.pod, command, &params)
+        .await
+        .map_err(ExecError::Open)?;
+    let (Some(stdin), stdout, stderr, Some(status)) = (
+        attached.stdin(),
+        attached.stdout(),
+        attached.stderr(),
+        attached.take_status(),
+    ) else {
+        return Err(ExecError::Session(stream_error(remote, "no stdin")));
+    };
+    // untar prints nothing on stdout; read it anyway so a chatty remote cannot stall.
+    let stdout = tokio::spawn(collect(stdout));
+    let stderr = tokio::spawn(async move {
+        let mut text = collect(stderr).await;
+        if let Ok(out) = stdout.await {
+            text.push_str(&out);
+        }
+        text
+    });
+    let writer = SyncIoBridge::new(Counted {
+        inner: stdin,
+        counter: counter.clone(),
+    });
+    let local = tokio::task::spawn_blocking(move || {
+        let mut writer = BufWriter::with_capacity(PIPE, writer);
+        let result = produce(&mut writer);
+        // EOF for the remote: flush, then shut the pipe (a v5 close frame follows).
+        if let Ok(mut bridge) = writer.into_inner() {
+            let _ = bridge.shutdown();
+        }
+        result
+    });
+    finish(remote, attached, local, status, stderr, interrupts).await
+}
+
+async fn finish<T>(
+    remote: &Remote<'_>,
+    attached: AttachedProcess,
+    local: tokio::task::JoinHandle<T>,
+    status: impl Future<Output = Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Status>>,
+    stderr: tokio::task::JoinHandle<String>,
+    interrupts: &mut Interrupts,
+) -> Result<Transferred<T>, ExecError> {
+    let local = tokio::select! {
+        local = local => local,
+        signal = interrupts.recv() => {
+            attached.abort();
+            return Ok(Transferred::Interrupted(signal));
+        }
+    };
+    let local = match local {
+        Ok(local) => local,
+        Err(e) => {
+            attached.abort();
+            return Err(ExecError::Session(stream_error(
+                remote,
+                format!("the local side of the copy failed: {e}"),
+            )));
+        }
+    };
+    // The local side is done (or gave up): the remote ends now, or is cut off.
+    let status = tokio::time::timeout(GRACE, status).await.ok().flatten();
+    if status.is_none() {
+        attached.abort();
+    }
+    let stderr = tokio::time::timeout(GRACE, stderr)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    let _ = tokio::time::timeout(GRACE, attached.join()).await;
+    Ok(Transferred::Done {
+        local,
+        remote: RemoteEnd {
+            code: exit_code_of(status.as_ref()),
+            stderr,
+        },
+    })
+}
+
+async fn collect(stream: Option<impl AsyncRead + Unpin>) -> String {
+    let Some(mut stream) = stream else {
+        return String::new();
+    };
+    let mut kept = Vec::new();
+    let mut buf = vec![0u8; 8192];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let room = STDERR_LIMIT.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+            }
+        }
+    }
+    String::from_utf8_lossy(&kept).into_owned()
+}
+
+fn stream_error(remote: &Remote<'_>, message: impl Into<String>) -> crate::error::Error {
+    crate::error::Error::Stream {
+        pod: remote.pod.to_string(),
+        container: remote.container.to_string(),
+        source: message.into().into(),
+    }
+}
+
+/// Bytes and rate on stderr while a transfer runs, on one rewritten line; only when stderr
+/// is a terminal (the caller decides), and erased at the end.
+pub struct Meter {
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Meter {
+    pub fn start(shown: bool, verb: &'static str, counter: &Counter) -> Meter {
+        if !shown {
+            return Meter { task: None };
+        }
+        let counter = counter.clone();
+        let task = tokio::spawn(async move {
+            let started = Instant::now();
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                tick.tick().await;
+                let line = format!(
+                    "{verb} {} ({}/s)",
+                    Bytes(counter.get()),
+                    Bytes(rate(counter.get(), started.elapsed()))
+                );
+                let mut err = io::stderr().lock();
+                let _ = write!(err, "\r\x1b[K{line}");
+                let _ = err.flush();
+            }
+        });
+        Meter { task: Some(task) }
+    }
+
+    pub fn stop(mut self) {
+        self.erase();
+    }
+
+    fn erase(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let mut err = io::stderr().lock();
+            let _ = write!(err, "\r\x1b[K");
+            let _ = err.flush();
+        }
+    }
+}
+
+impl Drop for Meter {
+    fn drop(&mut self) {
+        self.erase();
+    }
+}
+
+/// Bytes per second over `elapsed`.
+pub fn rate(bytes: u64, elapsed: Duration) -> u64 {
+    let secs = elapsed.as_secs_f64();
+    if secs <= 0.0 {
+        return 0;
+    }
+    (bytes as f64 / secs) as u64
+}
+
+/// A byte count the way people read it: `512 B`, `1.5 KiB`, `256.0 MiB`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bytes(pub u64);
+
+impl std::fmt::Display for Bytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+        if self.0 < 1024 {
+            return write!(f, "{} B", self.0);
+        }
+        let mut value = self.0 as f64 / 1024.0;
+        let mut unit = 0;
+        while value >= 1024.0 && unit < UNITS.len() - 1 {
+            value /= 1024.0;
+            unit += 1;
+        }
+        write!(f, "{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_like_people_write_them() {
+        assert_eq!(Bytes(0).to_string(), "0 B");
+        assert_eq!(Bytes(1023).to_string(), "1023 B");
+        assert_eq!(Bytes(1536).to_string(), "1.5 KiB");
+        assert_eq!(Bytes(256 << 20).to_string(), "256.0 MiB");
+        assert_eq!(Bytes(3 << 40).to_string(), "3.0 TiB");
+    }
+
+    #[test]
+    fn rate_is_bytes_per_second_and_zero_for_no_time() {
+        assert_eq!(rate(10 << 20, Duration::from_secs(2)), 5 << 20);
+        assert_eq!(rate(123, Duration::ZERO), 0);
+    }
+}
