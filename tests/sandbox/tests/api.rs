@@ -546,3 +546,49 @@ async fn static_pods_refuse_ephemeral_containers_and_warn_labels_warn() {
     );
     sb.shutdown().await;
 }
+
+#[tokio::test]
+async fn metadata_only_requests_get_partial_object_metadata() {
+    let sb = Sandbox::start(SandboxOptions {
+        tls: false,
+        ..SandboxOptions::api_only()
+    })
+    .await
+    .unwrap();
+    let pods: Api<Pod> = Api::namespaced(client(&sb).await, "default");
+    pods.create(&PostParams::default(), &app_pod("app"))
+        .await
+        .unwrap();
+    let meta = pods.get_metadata("app").await.unwrap();
+    assert_eq!(meta.metadata.name.as_deref(), Some("app"));
+    assert_eq!(
+        pods.list_metadata(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    // What went over the wire: metadata only, no spec.
+    let addr = sb.server_url().trim_start_matches("http://").to_string();
+    let token = sb.token().to_string();
+    let raw = tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            s,
+            "GET /api/v1/namespaces/default/pods HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nAccept: application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    })
+    .await
+    .unwrap();
+    assert!(
+        raw.contains("\"kind\":\"PartialObjectMetadataList\""),
+        "{raw}"
+    );
+    assert!(!raw.contains("\"spec\""), "{raw}");
+    sb.shutdown().await;
+}

@@ -118,6 +118,9 @@ pub fn respond_object(call: &Call, object: &Value) -> Response<Body> {
             &tables::table(call.kind, std::slice::from_ref(object), rv, include, true),
         );
     }
+    if tables::wants_metadata(&call.accept) {
+        return respond::json(200, &tables::partial(object));
+    }
     respond::json(200, object)
 }
 
@@ -161,6 +164,13 @@ pub fn list(state: &Arc<ApiState>, call: &Call) -> Result<Response<Body>, ApiErr
             200,
             &tables::table(kind, &items, Some(rv.to_string()), include, true),
         ));
+    }
+    if tables::wants_metadata(&call.accept) {
+        let items = items.iter().map(tables::partial).collect();
+        let mut list = list_object(kind, items, rv);
+        list["kind"] = json!("PartialObjectMetadataList");
+        list["apiVersion"] = json!("meta.k8s.io/v1");
+        return Ok(respond::json(200, &list));
     }
     Ok(respond::json(200, &list_object(kind, items, rv)))
 }

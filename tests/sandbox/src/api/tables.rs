@@ -15,6 +15,24 @@ pub fn wants_table(accept: &str) -> bool {
     })
 }
 
+/// Whether the client asked for metadata only (`as=PartialObjectMetadata` or `...List`,
+/// kube-rs's metadata API and kubectl's `-o name` paths).
+pub fn wants_metadata(accept: &str) -> bool {
+    accept.split(',').any(|part| {
+        let p = part.replace(' ', "");
+        p.contains("as=PartialObjectMetadata") && p.contains("g=meta.k8s.io")
+    })
+}
+
+/// An object reduced to `PartialObjectMetadata`.
+pub fn partial(object: &Value) -> Value {
+    json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": object["metadata"],
+    })
+}
+
 /// `k8s.io/apimachinery/pkg/util/duration.HumanDuration`.
 pub fn human_duration(seconds: i64) -> String {
     if seconds < -1 {
@@ -339,11 +357,7 @@ fn row_object(object: &Value, include: &str) -> Option<Value> {
     match include {
         "None" => None,
         "Object" => Some(object.clone()),
-        _ => Some(json!({
-            "kind": "PartialObjectMetadata",
-            "apiVersion": "meta.k8s.io/v1",
-            "metadata": object["metadata"],
-        })),
+        _ => Some(partial(object)),
     }
 }
 

@@ -39,6 +39,8 @@ struct Filter {
     labels: LabelSelector,
     fields: FieldSelector,
     table: Option<String>,
+    /// Events carry PartialObjectMetadata only.
+    metadata_only: bool,
 }
 
 impl Filter {
@@ -74,6 +76,7 @@ impl Filter {
                 *first = false;
                 t
             }
+            None if self.metadata_only => tables::partial(object),
             None => object.clone(),
         };
         let mut line =
@@ -124,6 +127,7 @@ pub fn serve(
         labels,
         fields,
         table,
+        metadata_only: tables::wants_metadata(accept),
     };
     let send_initial = query.flag("sendInitialEvents");
     if send_initial && query.get("resourceVersionMatch") != Some("NotOlderThan") {
