@@ -20,21 +20,13 @@ pub async fn handle(state: &Arc<ApiState>, call: Call) -> Result<Response<Body>,
         return Err(ApiError::path_not_found());
     }
     match call.req.verb {
-        "get" if call.query.flag("watch") => watch::serve(
-            state,
-            kind,
-            call.req.namespace.clone(),
-            call.req.name.clone(),
-            &call.query,
-            &call.accept,
-        ),
         "get" => get(state, &call),
         "list" => list(state, &call),
         "watch" => watch::serve(
             state,
             kind,
             call.req.namespace.clone(),
-            None,
+            call.req.name.clone(),
             &call.query,
             &call.accept,
         ),

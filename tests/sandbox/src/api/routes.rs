@@ -118,14 +118,10 @@ pub fn route(method: &Method, path: &str, query: &Query) -> Route {
         ),
         [] => return Route::Discovery(parts),
     };
+    // `?watch=true` makes any GET a watch, of one object when the path names it.
     let verb = match *method {
-        Method::GET | Method::HEAD if name.is_none() => {
-            if query.flag("watch") {
-                "watch"
-            } else {
-                "list"
-            }
-        }
+        Method::GET | Method::HEAD if query.flag("watch") && subresource.is_none() => "watch",
+        Method::GET | Method::HEAD if name.is_none() => "list",
         Method::GET | Method::HEAD => "get",
         Method::POST => "create",
         Method::PUT => "update",
