@@ -19,6 +19,7 @@
 //! spec → OCI config), `runc`/`container`/`console`/`reaper`/`fdio` (processes),
 //! `pod`/`supervisor`/`pull`/`probe`/`status` (lifecycle), `logs` (output).
 
+mod at_exit;
 mod builtin;
 mod console;
 mod container;
@@ -120,6 +121,7 @@ impl Node {
         }
         let pause_rootfs = state_dir.join("pause/rootfs");
         make_pause_rootfs(&pause_rootfs)?;
+        at_exit::register(state_dir.clone());
         let reaper = Reaper::global().map_err(|e| internal("reaper", e))?;
         let runc = Arc::new(Runc::new(
             state_dir.join("runc"),
@@ -423,6 +425,7 @@ impl Runtime for Node {
 impl Node {
     fn sweep(&self) {
         sweep(&self.runc, &self.state_dir);
+        at_exit::forget(&self.state_dir);
     }
 }
 
