@@ -864,6 +864,29 @@ async fn crashing_container_restarts_with_back_off() {
     .await;
     assert_eq!(log, "starting\n");
 
+    // A command the image does not have: runc's refusal, as containerd reports it.
+    f.node.run_pod(pod("nocmd", serde_json::json!({"restartPolicy": "Never",
+        "containers": [{"name": "c", "image": "sandbox.local/distroless-app:nonroot", "command": ["sh"]}]})));
+    let s = f
+        .wait_for("nocmd", "Failed", |s| s.phase.as_deref() == Some("Failed"))
+        .await;
+    let term = s.container_statuses.unwrap()[0]
+        .state
+        .clone()
+        .unwrap()
+        .terminated
+        .unwrap();
+    assert_eq!(
+        (term.exit_code, term.reason.as_deref()),
+        (128, Some("StartError"))
+    );
+    assert_eq!(
+        term.message.as_deref(),
+        Some(
+            "failed to create containerd task: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: \"sh\": executable file not found in $PATH: unknown"
+        )
+    );
+
     // restartPolicy Never: the pod ends Failed, OnFailure with success: Succeeded.
     f.node.run_pod(pod(
         "once",
