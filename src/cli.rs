@@ -15,7 +15,9 @@ Exit codes:
   1        failure (the message says which step and why)
   2        usage error (a flag or an argument is wrong)
   130      interrupted by Ctrl-C (129 SIGHUP, 143 SIGTERM); the debug container is stopped first
-  N        with `-- COMMAND`, the remote command's own exit code (127: command not found)";
+  N        with `-- COMMAND`, the remote command's own exit code (127: command not found)
+  4        `run` and `-l ... -- COMMAND`: a step that was not allowed to fail failed on some pod
+  5        `run` and `-l ... -- COMMAND`: some pod could not be debugged at all (wins over 4)";
 
 const EXAMPLES_HELP: &str = "\
 Examples:
@@ -23,6 +25,8 @@ Examples:
   kubectl distroless-debug deploy/api -c app        # a ready pod of the deployment, container app
   kubectl distroless-debug pod/web -- ls /target/etc
   kubectl distroless-debug pod/web --dry-run=client -o yaml
+  kubectl distroless-debug -l app=api -- ss -ltn      # every pod of the selector, in parallel
+  kubectl distroless-debug run runbook.yaml -l app=api -o json --out-dir ./incident
   kubectl distroless-debug cp pod/web:/etc/app/config.yaml ./config.yaml
   kubectl distroless-debug ls -A
   kubectl distroless-debug cleanup";
@@ -87,6 +91,106 @@ pub enum Command {
     /// container (no tar needed in the target): `cp pod/NAME:/path LOCAL` or
     /// `cp LOCAL pod/NAME:/path`.
     Cp(CpArgs),
+    /// Run a runbook (YAML steps, see docs/runbooks.md) on many pods at once: one debug
+    /// container per pod, steps in order, results as text, JSON or JSON lines.
+    Run(RunArgs),
+}
+
+const RUN_HELP: &str = "\
+Each pod gets one debug container (one of ours already running is reused), runs the steps in
+order and has its container stopped at the end, also on Ctrl-C. A step that fails and is not
+`allow_failure` skips the rest of its pod's steps.
+
+Built-in runbooks (--builtin NAME): network, processes, jvm, python, go.
+
+Examples:
+  kubectl distroless-debug run checks.yaml -l app=api --parallel 5 -o json
+  kubectl distroless-debug run --builtin network deploy/api sts/db
+  kubectl distroless-debug run --builtin jvm -A -l tier=backend -o jsonl --out-dir ./dumps";
+
+#[derive(Debug, Args)]
+#[command(after_help = RUN_HELP)]
+pub struct RunArgs {
+    /// The runbook file. With --builtin there is none: every argument is a TARGET.
+    #[arg(value_name = "RUNBOOK")]
+    pub runbook: Option<String>,
+
+    /// Pods and workloads to run on: pod/NAME, NAME, deploy/NAME, sts/NAME, ds/NAME, rs/NAME,
+    /// job/NAME (a workload means all its pods).
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+
+    /// A runbook shipped with the plugin instead of a file: network, processes, jvm, python
+    /// or go.
+    #[arg(long, value_name = "NAME")]
+    pub builtin: Option<String>,
+
+    #[command(flatten)]
+    pub fanout: FanoutArgs,
+
+    /// The container to debug in each pod (default: its default-container annotation, else
+    /// its first container).
+    #[arg(short, long, value_name = "NAME")]
+    pub container: Option<String>,
+
+    /// Results: json (one document at the end), jsonl (a line per step as it finishes) or
+    /// yaml; default: a text block per pod.
+    #[arg(short, long, value_enum, value_name = "FORMAT")]
+    pub output: Option<OutputFormat>,
+
+    /// Tool set of the debug image (default: the runbook's `toolkit`, else base).
+    #[arg(long, value_enum, value_name = "TOOLKIT", conflicts_with = "image")]
+    pub toolkit: Option<ToolkitArg>,
+
+    /// Any image instead of ours (needs `sh` and `sleep`; no `when` or `collect` steps).
+    #[arg(long, value_name = "REF")]
+    pub image: Option<String>,
+
+    /// Security profile of the debug containers (default: the runbook's, else auto).
+    #[arg(long, value_enum, value_name = "PROFILE")]
+    pub profile: Option<ProfileArg>,
+
+    /// Time allowed per pod, container start and every step (default: the runbook's, else
+    /// 2m).
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+
+    /// The debug containers stop by themselves after this long (0 = never).
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    pub ttl: String,
+
+    /// The debug containers stop by themselves after this long without a session.
+    #[arg(long, value_name = "DURATION", default_value = "15m")]
+    pub idle: String,
+
+    /// Why (a ticket id, say); recorded in each debug container.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+
+    /// Always add new debug containers, even where one of ours for the target is running.
+    #[arg(long)]
+    pub new: bool,
+}
+
+/// Many pods at once: `run`, and `-l SELECTOR -- COMMAND`.
+#[derive(Debug, Args, Default)]
+pub struct FanoutArgs {
+    /// Run on every pod matching this label selector (e.g. app=api,tier!=canary).
+    #[arg(short = 'l', long, value_name = "SELECTOR")]
+    pub selector: Option<String>,
+
+    /// With -l: look in every namespace.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+
+    /// How many pods at once (default 10).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub parallel: Option<u16>,
+
+    /// Write each step's output to DIR/<namespace>/<pod>/<step>.{out,err}, collected files
+    /// next to them, and DIR/summary.json.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -172,8 +276,16 @@ pub struct FileSessionArgs {
 pub struct DebugArgs {
     /// What to debug: pod/NAME, NAME, deploy/NAME, sts/NAME, ds/NAME, rs/NAME or job/NAME
     /// (for a workload, one of its Running and ready pods).
-    #[arg(value_name = "TARGET", required = true)]
+    #[arg(
+        value_name = "TARGET",
+        required_unless_present = "selector",
+        conflicts_with = "selector"
+    )]
     pub target: Option<String>,
+
+    /// With `-l SELECTOR -- COMMAND`: the command on every matching pod, in parallel.
+    #[command(flatten, next_help_heading = "Many pods (-l SELECTOR -- COMMAND)")]
+    pub fanout: FanoutArgs,
 
     /// The container to debug (default: the pod's kubectl.kubernetes.io/default-container
     /// annotation, else its first container).
@@ -289,4 +401,6 @@ pub enum DryRunArg {
 pub enum OutputFormat {
     Json,
     Yaml,
+    /// One JSON object per line (with -l or `run`: one per step as it finishes).
+    Jsonl,
 }

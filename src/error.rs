@@ -310,6 +310,19 @@ pub enum Error {
         uid: Option<i64>,
         message: String,
     },
+    /// `run`: the runbook file cannot be read, or is not valid (every problem, located).
+    #[error(transparent)]
+    Runbook(#[from] crate::runbook::LoadError),
+
+    #[error("no pods to run on: none {scope}")]
+    NoPodsSelected { scope: String },
+
+    #[error("could not write to --out-dir {}", .path.display())]
+    OutDir {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 fn list(permissions: &[Permission]) -> String {
@@ -368,7 +381,8 @@ pub fn role_snippet(namespace: &str, permissions: &[Permission]) -> String {
 impl Error {
     pub fn exit_status(&self) -> ExitStatus {
         match self {
-            Error::Usage(_) => ExitStatus::Usage,
+            // A runbook that cannot run is a command line that cannot work: nothing was sent.
+            Error::Usage(_) | Error::Runbook(_) => ExitStatus::Usage,
             _ => ExitStatus::Failure,
         }
     }
@@ -426,6 +440,12 @@ impl Error {
                 format!(
                     "the node could not pull {image}: check the name and that the node can reach the registry; set DISTROLESS_DEBUG_REGISTRY to a mirror, or pass --image with an image the node already has"
                 )
+            }
+            Error::NoPodsSelected { .. } => {
+                "check the selector and the namespace (`-n`, or `-A` for all namespaces); `kubectl get pods -l SELECTOR` shows what it matches".to_string()
+            }
+            Error::Runbook(crate::runbook::LoadError::Invalid(_)) => {
+                "docs/runbooks.md describes the format; docs/runbook.schema.json lets an editor check it as you type".to_string()
             }
             Error::StartTimeout { .. } => {
                 "a slow image pull? raise --timeout, or use a smaller --toolkit".to_string()

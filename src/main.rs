@@ -18,6 +18,7 @@ mod exit;
 mod extract;
 #[cfg(test)]
 mod fake_apiserver;
+mod fanout;
 mod identity;
 mod inject;
 mod interrupt;
@@ -25,8 +26,9 @@ mod ls;
 mod options;
 mod pack;
 mod printer;
-mod results;
 mod profile;
+mod progress;
+mod results;
 mod runbook;
 mod session;
 mod spec;
@@ -91,7 +93,15 @@ fn main() -> ExitCode {
 }
 
 async fn run(options: &Options, printer: &Printer) -> Result<ExitStatus, Error> {
+    // A runbook is read and checked before the cluster is even looked up.
+    let prepared = match &options.action {
+        Action::Run(run) => Some(fanout::prepare(run)?),
+        _ => None,
+    };
     let cluster = Cluster::connect(&options.kube).await?;
+    if let Some(prepared) = &prepared {
+        return fanout::run(prepared, &cluster, printer).await;
+    }
     match &options.action {
         Action::Debug(debug) => debug::run(debug, &cluster, printer).await,
         Action::List {
@@ -103,5 +113,7 @@ async fn run(options: &Options, printer: &Printer) -> Result<ExitStatus, Error> 
             dry_run,
         } => cleanup::run(&cluster, *all_namespaces, *dry_run, printer).await,
         Action::Copy(copy) => cp::run(copy, &cluster, options.output.progress, printer).await,
+        // Prepared and run above.
+        Action::Run(_) => Ok(ExitStatus::Usage),
     }
 }

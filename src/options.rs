@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use crate::catalog::{ImageChoice, Toolkit};
 use crate::cli::{
-    Cli, Command, CpArgs, DebugArgs, DryRunArg, FileSessionArgs, KubeFlags, OutputFormat,
-    ToolkitArg,
+    Cli, Command, CpArgs, DebugArgs, DryRunArg, FanoutArgs, FileSessionArgs, KubeFlags,
+    OutputFormat, RunArgs, ToolkitArg,
 };
 use crate::duration;
+use crate::fanout::{DEFAULT_PARALLEL, FanoutOptions, SessionFlags, Source};
 use crate::profile::Profile;
 use crate::target::TargetRef;
 
@@ -90,6 +91,8 @@ pub enum Action {
         dry_run: bool,
     },
     Copy(CopyOptions),
+    /// `run RUNBOOK`, and `-l SELECTOR -- COMMAND`.
+    Run(FanoutOptions),
 }
 
 /// `cp`: which way, and the debug container to go through.
@@ -177,20 +180,20 @@ impl Options {
                 dry_run: args.dry_run,
             },
             Some(Command::Cp(args)) => Action::Copy(copy_options(args, env)?),
+            Some(Command::Run(args)) => Action::Run(run_options(args, env)?),
+            None if cli.debug.fanout.selector.is_some() => {
+                Action::Run(command_fanout(cli.debug, env)?)
+            }
             None => Action::Debug(debug_options(cli.debug, env)?),
         };
-        if kube.namespace.is_some()
-            && matches!(
-                action,
-                Action::List {
-                    all_namespaces: true,
-                    ..
-                } | Action::Cleanup {
-                    all_namespaces: true,
-                    ..
-                }
-            )
-        {
+        let everywhere = match &action {
+            Action::List { all_namespaces, .. } | Action::Cleanup { all_namespaces, .. } => {
+                *all_namespaces
+            }
+            Action::Run(run) => run.all_namespaces,
+            _ => false,
+        };
+        if kube.namespace.is_some() && everywhere {
             return Err(usage(
                 "`-n` and `-A` contradict each other: use one of them",
             ));
@@ -229,6 +232,12 @@ fn kube_options(flags: &KubeFlags) -> Result<KubeOptions, UsageError> {
 }
 
 fn debug_options(args: DebugArgs, env: &Environment) -> Result<DebugOptions, UsageError> {
+    if args.fanout.all_namespaces || args.fanout.parallel.is_some() || args.fanout.out_dir.is_some()
+    {
+        return Err(usage(
+            "`-A`, `--parallel` and `--out-dir` are for many pods: add `-l SELECTOR` (and a command after `--`), or use `run`",
+        ));
+    }
     let Some(target) = args.target.as_deref() else {
         return Err(usage(
             "a TARGET is needed, e.g. `pod/web` (or a subcommand: ls, cleanup)",
@@ -441,6 +450,147 @@ fn copy_options(args: CpArgs, env: &Environment) -> Result<CopyOptions, UsageErr
     })
 }
 
+/// `run RUNBOOK TARGET… | -l SELECTOR`.
+fn run_options(args: RunArgs, env: &Environment) -> Result<FanoutOptions, UsageError> {
+    let mut positional = args.runbook.into_iter().chain(args.targets);
+    let source = match args.builtin {
+        Some(name) => Source::Builtin(name),
+        None => match positional.next() {
+            Some(path) => Source::File(PathBuf::from(path)),
+            None => {
+                return Err(usage(
+                    "a RUNBOOK file is needed (or `--builtin NAME`): `run RUNBOOK.yaml -l app=api`",
+                ));
+            }
+        },
+    };
+    let session = SessionFlags {
+        toolkit: args.toolkit.map(Toolkit::from),
+        image: args.image.map(|i| image_reference(&i)).transpose()?,
+        profile: args.profile.map(Profile::from),
+        timeout: args
+            .timeout
+            .as_deref()
+            .map(|t| positive("timeout", t))
+            .transpose()?,
+        ttl: duration::parse(&args.ttl).map_err(|e| usage(format!("`--ttl`: {e}")))?,
+        idle: duration::parse(&args.idle).map_err(|e| usage(format!("`--idle`: {e}")))?,
+        reason: args.reason,
+        reuse: !args.new,
+    };
+    fanout_options(
+        source,
+        positional.collect(),
+        args.fanout,
+        args.container,
+        args.output,
+        session,
+        env,
+    )
+}
+
+/// `-l SELECTOR -- COMMAND`: the session flags of the default command, on every pod.
+fn command_fanout(args: DebugArgs, env: &Environment) -> Result<FanoutOptions, UsageError> {
+    if args.command.is_empty() {
+        return Err(usage(
+            "`-l` runs a command on every matching pod: add one after `--` (e.g. `-l app=api -- ss -ltn`), or use `run RUNBOOK -l ...`",
+        ));
+    }
+    if args.tty || args.stdin || args.dry_run.is_some() || args.mirror_volumes || args.copy_env {
+        return Err(usage(
+            "with `-l`, a command runs without a terminal or stdin on each pod: drop `-t`, `-i`, `--dry-run`, `--mirror-volumes` and `--copy-env`",
+        ));
+    }
+    let session = SessionFlags {
+        toolkit: args.toolkit.map(Toolkit::from),
+        image: args.image.map(|i| image_reference(&i)).transpose()?,
+        profile: Some(args.profile.into()),
+        timeout: Some(positive("timeout", &args.timeout)?),
+        ttl: duration::parse(&args.ttl).map_err(|e| usage(format!("`--ttl`: {e}")))?,
+        idle: duration::parse(&args.idle).map_err(|e| usage(format!("`--idle`: {e}")))?,
+        reason: args.reason,
+        reuse: !args.new,
+    };
+    let source = Source::Command(args.command);
+    fanout_options(
+        source,
+        Vec::new(),
+        args.fanout,
+        args.container,
+        args.output,
+        session,
+        env,
+    )
+}
+
+fn fanout_options(
+    source: Source,
+    targets: Vec<String>,
+    fanout: FanoutArgs,
+    container: Option<String>,
+    output: Option<OutputFormat>,
+    session: SessionFlags,
+    env: &Environment,
+) -> Result<FanoutOptions, UsageError> {
+    if targets.is_empty() && fanout.selector.is_none() {
+        return Err(usage(
+            "say which pods: TARGETs (pod/NAME, deploy/NAME...) or `-l SELECTOR`",
+        ));
+    }
+    if fanout.all_namespaces && fanout.selector.is_none() {
+        return Err(usage(
+            "`-A` needs `-l SELECTOR`: TARGETs are in one namespace (`-n`)",
+        ));
+    }
+    if fanout
+        .selector
+        .as_deref()
+        .is_some_and(|s| s.trim().is_empty())
+    {
+        return Err(usage("`-l` needs a selector, e.g. `-l app=api`"));
+    }
+    if let Some(container) = &container
+        && !crate::target::is_dns_label(container)
+    {
+        return Err(usage(format!(
+            "`-c {container}` is not a container name (lowercase letters, digits and '-', at most 63)"
+        )));
+    }
+    check_reason(session.reason.as_deref())?;
+    let targets = targets
+        .iter()
+        .map(|t| t.parse::<TargetRef>().map_err(UsageError))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(FanoutOptions {
+        source,
+        targets,
+        selector: fanout.selector,
+        all_namespaces: fanout.all_namespaces,
+        container,
+        parallel: fanout.parallel.map_or(DEFAULT_PARALLEL, usize::from),
+        format: output,
+        out_dir: fanout.out_dir,
+        session,
+        registry: env.registry.clone(),
+    })
+}
+
+fn image_reference(reference: &str) -> Result<String, UsageError> {
+    if reference.trim().is_empty() || reference.chars().any(char::is_whitespace) {
+        return Err(usage(format!(
+            "`--image {reference:?}` is not an image reference"
+        )));
+    }
+    Ok(reference.to_string())
+}
+
+fn positive(flag: &str, text: &str) -> Result<Duration, UsageError> {
+    let d = duration::parse(text).map_err(|e| usage(format!("`--{flag}`: {e}")))?;
+    if d.is_zero() {
+        return Err(usage(format!("`--{flag}` must be more than 0")));
+    }
+    Ok(d)
+}
 
 impl From<ToolkitArg> for Toolkit {
     fn from(arg: ToolkitArg) -> Self {

@@ -132,6 +132,14 @@ pub fn render<T: Serialize>(format: crate::cli::OutputFormat, value: &T) -> Resu
             .map_err(|e| Error::Output {
                 source: Box::new(e),
             }),
+        crate::cli::OutputFormat::Jsonl => serde_json::to_string(value)
+            .map(|mut s| {
+                s.push('\n');
+                s
+            })
+            .map_err(|e| Error::Output {
+                source: Box::new(e),
+            }),
         crate::cli::OutputFormat::Yaml => {
             serde_saphyr::to_string(value).map_err(|e| Error::Output {
                 source: Box::new(e),

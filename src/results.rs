@@ -471,22 +471,29 @@ impl OutDir {
         Path::new(&component(namespace)).join(component(pod))
     }
 
-    /// Writes a step's stdout and stderr; their paths relative to the root.
+    /// Writes a step's stdout (none for `collect:`, whose stdout is the archive) and stderr;
+    /// their paths relative to the root.
     pub fn write_step(
         &self,
         namespace: &str,
         pod: &str,
         step: &str,
-        stdout: &[u8],
+        stdout: Option<&[u8]>,
         stderr: &[u8],
-    ) -> std::io::Result<(String, String)> {
+    ) -> std::io::Result<(Option<String>, String)> {
         let dir = Self::pod_dir(namespace, pod);
         std::fs::create_dir_all(self.root.join(&dir))?;
-        let out = dir.join(format!("{}.out", component(step)));
+        let out = match stdout {
+            Some(bytes) => {
+                let out = dir.join(format!("{}.out", component(step)));
+                std::fs::write(self.root.join(&out), bytes)?;
+                Some(out.display().to_string())
+            }
+            None => None,
+        };
         let err = dir.join(format!("{}.err", component(step)));
-        std::fs::write(self.root.join(&out), stdout)?;
         std::fs::write(self.root.join(&err), stderr)?;
-        Ok((out.display().to_string(), err.display().to_string()))
+        Ok((out, err.display().to_string()))
     }
 
     /// The directory a `collect:` step writes into (created), relative and absolute.

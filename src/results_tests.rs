@@ -65,7 +65,7 @@ fn exit_codes_rank_interrupted_then_not_debugged_then_failed_steps() {
     let ok = pod("b", vec![step("x", StepStatus::Ok, Some(0), false)]);
     assert_eq!(failed.status, PodStatus::Failed);
     assert_eq!(timed_out.status, PodStatus::Failed);
-    assert_eq!(exit_status(&[ok.clone()], None).code(), 0);
+    assert_eq!(exit_status(std::slice::from_ref(&ok), None).code(), 0);
     assert_eq!(exit_status(&[ok.clone(), failed.clone()], None).code(), 4);
     assert_eq!(exit_status(&[timed_out], None).code(), 4);
     assert_eq!(
@@ -229,11 +229,11 @@ fn out_dir_holds_step_files_and_the_summary() {
     let _ = std::fs::remove_dir_all(&dir);
     let out = OutDir::create(&dir).unwrap_or_else(|e| panic!("{e}"));
     let (o, e) = out
-        .write_step("ns", "web-1", "sockets", b"LISTEN 0.0.0.0:80\n", b"")
+        .write_step("ns", "web-1", "sockets", Some(b"LISTEN 0.0.0.0:80\n"), b"")
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
-        (o.as_str(), e.as_str()),
-        ("ns/web-1/sockets.out", "ns/web-1/sockets.err")
+        (o.as_deref(), e.as_str()),
+        (Some("ns/web-1/sockets.out"), "ns/web-1/sockets.err")
     );
     assert_eq!(
         std::fs::read(dir.join("ns/web-1/sockets.out")).unwrap_or_default(),

@@ -73,7 +73,6 @@ fn reads_the_example_of_the_issue() {
             .as_deref(),
         Some("runtime == \"jvm\"")
     );
-    assert!(rb.has_conditions());
     assert_eq!(rb.collects().map(|s| s.name.as_str()), Some("config"));
 }
 

@@ -134,20 +134,50 @@ pub async fn fetch_pod(
     namespace: &str,
     target: &TargetRef,
 ) -> Result<Pod, Error> {
+    if target.kind == TargetKind::Pod {
+        return named_pod(cluster, pods, namespace, &target.name).await;
+    }
+    choose_ready_pod(workload_pods(cluster, pods, namespace, target).await?).ok_or_else(|| {
+        Error::NoReadyPod {
+            namespace: namespace.to_string(),
+            workload: target.to_string(),
+        }
+    })
+}
+
+async fn named_pod(
+    cluster: &Cluster,
+    pods: &Api<Pod>,
+    namespace: &str,
+    name: &str,
+) -> Result<Pod, Error> {
+    match cluster.bounded(pods.get_opt(name)).await {
+        Ok(Some(pod)) => Ok(pod),
+        Ok(None) => Err(Error::PodNotFound {
+            namespace: namespace.to_string(),
+            pod: name.to_string(),
+        }),
+        Err(source) => Err(Error::ReadPod {
+            namespace: namespace.to_string(),
+            pod: name.to_string(),
+            source,
+        }),
+    }
+}
+
+/// Every pod of a workload reference (one LIST by the workload's selector), whatever its
+/// state; for a pod reference, that pod.
+pub async fn workload_pods(
+    cluster: &Cluster,
+    pods: &Api<Pod>,
+    namespace: &str,
+    target: &TargetRef,
+) -> Result<Vec<Pod>, Error> {
     let selector = match target.kind {
         TargetKind::Pod => {
-            return match cluster.bounded(pods.get_opt(&target.name)).await {
-                Ok(Some(pod)) => Ok(pod),
-                Ok(None) => Err(Error::PodNotFound {
-                    namespace: namespace.to_string(),
-                    pod: target.name.clone(),
-                }),
-                Err(source) => Err(Error::ReadPod {
-                    namespace: namespace.to_string(),
-                    pod: target.name.clone(),
-                    source,
-                }),
-            };
+            return Ok(vec![
+                named_pod(cluster, pods, namespace, &target.name).await?,
+            ]);
         }
         TargetKind::Deployment => {
             workload_selector::<Deployment>(cluster, namespace, target, |d| {
@@ -188,10 +218,7 @@ pub async fn fetch_pod(
             workload: target.to_string(),
             source,
         })?;
-    choose_ready_pod(list.items).ok_or_else(|| Error::NoReadyPod {
-        namespace: namespace.to_string(),
-        workload: target.to_string(),
-    })
+    Ok(list.items)
 }
 
 async fn workload_selector<K>(

@@ -1,0 +1,516 @@
+//! `run RUNBOOK` and `-l SELECTOR -- COMMAND` against the sandbox cluster, through the real
+//! binary: many pods in parallel, exit codes and outputs per step, files collected with their
+//! exact bytes, runbooks refused before any request, and Ctrl-C tearing every pod down.
+//!
+//! The benchmark of issue 6 (50 pods × 3 steps at 25 ms of API latency, beside a bash loop of
+//! `kubectl debug` + `kubectl exec`) is the ignored test at the end:
+//! `cargo test --test runbook -- --ignored --nocapture benchmark`.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::PostParams;
+use kube_sandbox::SandboxOptions;
+use serde_json::{Value, json};
+use support::{NONROOT_APP, Run, TestCluster};
+
+const LIMIT: Duration = Duration::from_secs(240);
+
+/// /etc/app/current/config.yaml in the sandbox's distroless-app image
+/// (tests/sandbox/src/node/builtin.rs), reached through the `current -> /etc/app/v2` symlink.
+const APP_CONFIG: &str =
+    "# sandbox-app configuration (version 2)\nlisten: \":8080\"\nlog_interval: 1s\ngreeting: ok\n";
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("dd-runbook-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    dir
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write the runbook");
+    path.display().to_string()
+}
+
+/// `count` distroless pods `NAME-i` labelled app=NAME and shard=a|b, as 65532:65532, all
+/// Running.
+async fn fleet(c: &TestCluster, namespace: &str, name: &str, count: usize) -> Vec<String> {
+    let names: Vec<String> = (1..=count).map(|i| format!("{name}-{i}")).collect();
+    let pods = c.pods(namespace);
+    for (i, pod_name) in names.iter().enumerate() {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": { "name": pod_name, "labels": {
+                "app": name, "shard": if i < 3 { "a" } else { "b" } } },
+            "spec": { "containers": [{ "name": "app", "image": NONROOT_APP, "securityContext": {
+                "runAsUser": 65532, "runAsGroup": 65532, "runAsNonRoot": true,
+                "allowPrivilegeEscalation": false, "capabilities": { "drop": ["ALL"] },
+                "seccompProfile": { "type": "RuntimeDefault" } } }] }
+        }))
+        .expect("a pod");
+        pods.create(&PostParams::default(), &pod)
+            .await
+            .expect("create a pod");
+    }
+    for pod_name in &names {
+        c.wait_for(
+            &format!("pod {pod_name} Running"),
+            Duration::from_secs(120),
+            async || c.pod_json(namespace, pod_name).await["status"]["phase"] == "Running",
+        )
+        .await;
+    }
+    names
+}
+
+fn document(run: &Run) -> Value {
+    serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("not one JSON document ({e}): {run:?}"))
+}
+
+fn step<'a>(pod: &'a Value, name: &str) -> &'a Value {
+    pod["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["step"] == name))
+        .unwrap_or_else(|| panic!("no step {name} in {pod}"))
+}
+
+const FLEET_RUNBOOK: &str = r#"name: fleet-check
+timeout: 2m
+steps:
+  - name: hello
+    run: echo hello
+  - name: three
+    run: ["sh", "-c", "echo going; echo bad >&2; exit 3"]
+    allow_failure: true
+  - name: config
+    collect: /etc/app/current/config.yaml
+  - name: listing
+    run: ls /target/etc/app/v2
+  - name: thread-dump
+    run: jcmd 1 Thread.print
+    when: runtime == "jvm"
+"#;
+
+#[tokio::test]
+async fn twenty_pods_by_label_five_at_a_time() {
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    c.namespace("fleet", Some("restricted")).await;
+    let names = fleet(&c, "fleet", "web", 20).await;
+    let dir = scratch("fleet");
+    let runbook = write(&dir, "fleet.yaml", FLEET_RUNBOOK);
+    let out = dir.join("out");
+    let out_arg = out.display().to_string();
+    c.sb.clear_requests();
+
+    let run = c
+        .run(
+            &[
+                "run",
+                &runbook,
+                "-n",
+                "fleet",
+                "-l",
+                "app=web",
+                "--parallel",
+                "5",
+                "-o",
+                "json",
+                "--out-dir",
+                &out_arg,
+            ],
+            LIMIT,
+        )
+        .await;
+    eprintln!("20 pods x 5 steps, --parallel 5: {:?}", run.took);
+    assert_eq!(
+        run.code,
+        Some(0),
+        "an allowed failure keeps the run green: {run:?}"
+    );
+    let doc = document(&run);
+    assert_eq!(doc["apiVersion"], "distroless-debug/v1");
+    assert_eq!(doc["kind"], "RunbookResult");
+    assert_eq!(doc["exitCode"], 0);
+    let pods = doc["pods"].as_array().cloned().unwrap_or_default();
+    let listed: Vec<&str> = pods.iter().filter_map(|p| p["pod"].as_str()).collect();
+    let mut expected: Vec<&str> = names.iter().map(String::as_str).collect();
+    expected.sort_unstable();
+    assert_eq!(listed, expected, "every pod once, sorted");
+    for pod in &pods {
+        let name = pod["pod"].as_str().unwrap_or_default();
+        assert_eq!(pod["status"], "ok", "{pod}");
+        assert_eq!(pod["namespace"], "fleet");
+        assert_eq!(pod["container"], "app");
+        assert_eq!(pod["teardown"], "stopped", "{pod}");
+        assert_eq!(pod["steps"].as_array().map(Vec::len), Some(5), "{pod}");
+        let hello = step(pod, "hello");
+        assert_eq!(
+            (hello["status"].as_str(), hello["exitCode"].as_i64()),
+            (Some("ok"), Some(0))
+        );
+        assert_eq!(hello["stdout"], "hello\n");
+        let three = step(pod, "three");
+        assert_eq!(three["status"], "failed", "{three}");
+        assert_eq!(three["exitCode"], 3, "the step's own exit code: {three}");
+        assert_eq!(three["allowFailure"], true);
+        assert_eq!(
+            (three["stdout"].as_str(), three["stderr"].as_str()),
+            (Some("going\n"), Some("bad\n"))
+        );
+        let config = step(pod, "config");
+        assert_eq!(config["status"], "ok", "{config}");
+        let collected = format!("fleet/{name}/config/config.yaml");
+        assert_eq!(config["collected"], json!([collected]));
+        assert_eq!(config["collectedFrom"], "/etc/app/current/config.yaml");
+        assert_eq!(
+            std::fs::read(out.join(&collected)).unwrap_or_default(),
+            APP_CONFIG.as_bytes(),
+            "the collected file has the target's exact bytes"
+        );
+        assert_eq!(step(pod, "listing")["stdout"], "config.yaml\n");
+        let jvm = step(pod, "thread-dump");
+        assert_eq!(jvm["status"], "skipped", "not a JVM: {jvm}");
+        assert!(
+            jvm["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("runtime"),
+            "{jvm}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(out.join(format!("fleet/{name}/hello.out")))
+                .unwrap_or_default(),
+            "hello\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(out.join(format!("fleet/{name}/three.err")))
+                .unwrap_or_default(),
+            "bad\n"
+        );
+    }
+    assert_eq!(doc["summary"]["steps"], 100);
+    assert_eq!(doc["summary"]["stepsAllowedToFail"], 20);
+    assert_eq!(doc["summary"]["stepsSkipped"], 20);
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap_or_default())
+            .unwrap_or_default();
+    assert_eq!(
+        summary["pods"], doc["pods"],
+        "summary.json is the same document"
+    );
+
+    // One debug container per pod, each stopped; the targets untouched.
+    let patches =
+        c.sb.requests()
+            .iter()
+            .filter(|r| r.method == "PATCH" && r.path.ends_with("/ephemeralcontainers"))
+            .count();
+    assert_eq!(patches, 20);
+    for name in &names {
+        let containers = c.debug_containers("fleet", name).await;
+        assert_eq!(containers.len(), 1, "{name}: {containers:?}");
+        assert_eq!(containers[0].1, "terminated", "{name}: {containers:?}");
+        assert_eq!(
+            c.pod_json("fleet", name).await["status"]["phase"],
+            "Running"
+        );
+    }
+
+    // The one-shot form over a selector: the same output model; a failing command fails
+    // the run with exit code 4, and each pod's own code is in the lines.
+    let run = c
+        .run(
+            &[
+                "-n",
+                "fleet",
+                "-l",
+                "app=web,shard=a",
+                "-o",
+                "jsonl",
+                "--",
+                "sh",
+                "-c",
+                "echo $0; exit 3",
+            ],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(
+        run.code,
+        Some(4),
+        "a step that may not fail failed: {run:?}"
+    );
+    let lines: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_default())
+        .collect();
+    let steps: Vec<&Value> = lines.iter().filter(|l| l["kind"] == "StepResult").collect();
+    assert_eq!(steps.len(), 3, "{run:?}");
+    assert!(
+        steps
+            .iter()
+            .all(|s| s["exitCode"] == 3 && s["step"] == "command"),
+        "{steps:?}"
+    );
+    assert_eq!(lines.iter().filter(|l| l["kind"] == "PodResult").count(), 3);
+    let last = lines.last().cloned().unwrap_or_default();
+    assert_eq!(
+        (last["kind"].as_str(), last["exitCode"].as_i64()),
+        (Some("RunSummary"), Some(4))
+    );
+
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_pod_that_cannot_be_debugged_is_reported_and_exits_5() {
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    c.namespace("mixed", None).await;
+    fleet(&c, "mixed", "api", 2).await;
+    // A pod that never runs: its image cannot be pulled.
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": { "name": "api-broken", "labels": { "app": "api" } },
+        "spec": { "containers": [{ "name": "app", "image": "sandbox.local/missing:1" }] }
+    }))
+    .expect("a pod");
+    c.pods("mixed")
+        .create(&PostParams::default(), &pod)
+        .await
+        .expect("create");
+
+    let run = c
+        .run(
+            &[
+                "run",
+                "--builtin",
+                "processes",
+                "-n",
+                "mixed",
+                "-l",
+                "app=api",
+                "-o",
+                "json",
+            ],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(run.code, Some(5), "{run:?}");
+    let doc = document(&run);
+    let broken = doc["pods"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["pod"] == "api-broken"))
+        .cloned();
+    let broken = broken.unwrap_or_default();
+    assert_eq!(broken["status"], "error", "{broken}");
+    assert!(
+        broken["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not Running"),
+        "{broken}"
+    );
+    assert_eq!(doc["summary"]["podsOk"], 2, "{doc}");
+    // The built-in runbook ran on the others, with the agent's facts.
+    let ok = doc["pods"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["pod"] == "api-1"))
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        step(&ok, "ps")["stdout"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("sandbox-app"),
+        "{ok}"
+    );
+}
+
+/// Runbooks that cannot run are refused before the cluster hears anything (no node needed).
+#[tokio::test]
+async fn invalid_runbooks_fail_before_any_request() {
+    let sb = kube_sandbox::Sandbox::start(SandboxOptions::api_only())
+        .await
+        .expect("the sandbox starts");
+    let dir = scratch("invalid");
+    let cases = [
+        (
+            "unknown-key.yaml",
+            "name: x\nsteps:\n  - name: a\n    run: ls\n    retries: 3\n",
+            ":5:5: unknown field `retries`",
+        ),
+        (
+            "bad-duration.yaml",
+            "name: x\ntimeout: 2 minutes\nsteps:\n  - name: a\n    run: ls\n",
+            ":2:10: `timeout`:",
+        ),
+        (
+            "empty-steps.yaml",
+            "name: x\nsteps: []\n",
+            ":2:8: `steps` is empty",
+        ),
+        (
+            "both.yaml",
+            "name: x\nsteps:\n  - name: a\n    run: cat /target/etc/hosts\n    collect: /etc/hosts\n",
+            ":5:14: step \"a\" has both `run` and `collect`",
+        ),
+    ];
+    for (file, text, expected) in cases {
+        let path = write(&dir, file, text);
+        let started = Instant::now();
+        let output = tokio::process::Command::new(support::BIN)
+            .args(["run", &path, "-l", "app=web"])
+            .env("KUBECONFIG", sb.kubeconfig_path())
+            .env("NO_COLOR", "1")
+            .output()
+            .await
+            .expect("the plugin runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{file}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{path}{expected}")),
+            "{file}: {stderr}"
+        );
+        assert!(
+            stderr.contains("nothing was sent to the cluster"),
+            "{stderr}"
+        );
+        assert!(output.stdout.is_empty());
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert_eq!(
+            sb.requests().len(),
+            0,
+            "{file}: the request log is empty: {:?}",
+            sb.requests()
+        );
+    }
+    // And the flags checked against the runbook: collecting needs --out-dir.
+    let path = write(
+        &dir,
+        "collect.yaml",
+        "name: x\nsteps:\n  - name: conf\n    collect: /etc/app\n",
+    );
+    let output = tokio::process::Command::new(support::BIN)
+        .args(["run", &path, "-l", "app=web"])
+        .env("KUBECONFIG", sb.kubeconfig_path())
+        .output()
+        .await
+        .expect("the plugin runs");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--out-dir"));
+    assert_eq!(sb.requests().len(), 0);
+    sb.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn ctrl_c_during_a_fan_out_stops_every_debug_container_and_no_target() {
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    c.namespace("calm", None).await;
+    let names = fleet(&c, "calm", "slow", 6).await;
+    let mut before = Vec::new();
+    for name in &names {
+        before.push(c.target_fingerprint("calm", name).await);
+    }
+    let dir = scratch("ctrl-c");
+    let runbook = write(
+        &dir,
+        "slow.yaml",
+        "name: slow\nsteps:\n  - name: first\n    run: echo first\n  - name: nap\n    run: sleep 120\n  - name: never\n    run: echo never\n",
+    );
+    let mut command = c.plugin(&[
+        "run",
+        &runbook,
+        "-n",
+        "calm",
+        "-l",
+        "app=slow",
+        "--parallel",
+        "4",
+        "-o",
+        "json",
+    ]);
+    command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = command.spawn().expect("the plugin starts");
+    let pid = child.id().expect("a pid");
+
+    // Four pods at a time: wait until four debug containers run, then Ctrl-C.
+    c.wait_for(
+        "four debug containers running",
+        Duration::from_secs(120),
+        async || {
+            let mut running = 0;
+            for name in &names {
+                running += c
+                    .debug_containers("calm", name)
+                    .await
+                    .iter()
+                    .filter(|(_, s)| s == "running")
+                    .count();
+            }
+            running == 4
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // SAFETY: kill(2) of the child we spawned, by its pid.
+    let signalled = unsafe { libc::kill(pid as i32, libc::SIGINT) };
+    assert_eq!(signalled, 0);
+    let output = tokio::time::timeout(Duration::from_secs(90), child.wait_with_output())
+        .await
+        .expect("the plugin ends after Ctrl-C")
+        .expect("its output");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    let doc: Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
+    assert_eq!(doc["interrupted"], true, "{stderr}");
+    assert_eq!(doc["exitCode"], 130);
+
+    let mut with_container = 0;
+    for (name, fingerprint) in names.iter().zip(&before) {
+        let containers = c.debug_containers("calm", name).await;
+        if !containers.is_empty() {
+            with_container += 1;
+        }
+        // Every container it added is already Terminated when it exits: no waiting here.
+        assert!(
+            containers.iter().all(|(_, s)| s == "terminated"),
+            "{name}: {containers:?} {stderr}"
+        );
+        assert_eq!(
+            &c.target_fingerprint("calm", name).await,
+            fingerprint,
+            "{name}: the target was not touched"
+        );
+        assert_eq!(c.pod_json("calm", name).await["status"]["phase"], "Running");
+    }
+    assert_eq!(
+        with_container, 4,
+        "pods not started yet got no container: {stderr}"
+    );
+    let pods = doc["pods"].as_array().cloned().unwrap_or_default();
+    assert_eq!(pods.len(), 6);
+    for pod in &pods {
+        assert_eq!(pod["status"], "interrupted", "{pod}");
+        if let Some(steps) = pod["steps"].as_array().filter(|s| !s.is_empty()) {
+            assert_eq!(steps[0]["status"], "ok");
+            assert_eq!(steps[1]["status"], "interrupted");
+            assert_eq!(steps[2]["status"], "skipped");
+            assert_eq!(pod["teardown"], "stopped");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
