@@ -10,7 +10,7 @@
 
 use std::fmt;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Capabilities, Pod};
 
 /// Where a uid or gid came from, so messages can say why we chose it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,10 +32,15 @@ impl fmt::Display for Source {
 }
 
 /// The target's uid and gid, each with its source; None when nothing we can read says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Identity {
     pub uid: Option<(i64, Source)>,
     pub gid: Option<(i64, Source)>,
+    /// The target container's `securityContext.capabilities` (None: the runtime's defaults).
+    /// A root target holds capabilities, and the kernel lets another process read its
+    /// `/proc/<pid>/root` only if that process's permitted set includes them
+    /// (`cap_ptrace_access_check`, security/commoncap.c), so the `auto` profile mirrors them.
+    pub capabilities: Option<Capabilities>,
 }
 
 impl Identity {
@@ -44,6 +49,7 @@ impl Identity {
         Identity {
             uid: Some((uid, Source::ContainerSecurityContext)),
             gid: Some((gid, Source::ContainerSecurityContext)),
+            capabilities: None,
         }
     }
 
@@ -99,7 +105,12 @@ pub fn identity_of(pod: &Pod, container: &str) -> Identity {
                 .map(|g| (g, Source::PodSecurityContext))
         })
         .or_else(|| reported.map(|u| (u.gid, Source::ContainerStatus)));
-    Identity { uid, gid }
+    let capabilities = container_sc.and_then(|sc| sc.capabilities.clone());
+    Identity {
+        uid,
+        gid,
+        capabilities,
+    }
 }
 
 #[cfg(test)]

@@ -138,6 +138,17 @@ pub fn security_context_for(profile: Profile, identity: &Identity) -> SecurityCo
         seccomp_profile: runtime_default(),
         ..SecurityContext::default()
     };
+    // A non-root process holds no capabilities whatever its container allows, so dropping
+    // ALL costs nothing; a root target holds its container's set, and reading its root needs
+    // that set too (see `Identity::capabilities`): mirror it, and so ask for no more than the
+    // target already has.
+    let auto = match identity.uid() {
+        Some(0) => SecurityContext {
+            capabilities: identity.capabilities.clone(),
+            ..least_privilege.clone()
+        },
+        _ => least_privilege.clone(),
+    };
     let root = |caps: Option<Capabilities>| SecurityContext {
         run_as_user: Some(0),
         run_as_group: Some(0),
@@ -148,7 +159,7 @@ pub fn security_context_for(profile: Profile, identity: &Identity) -> SecurityCo
         ..SecurityContext::default()
     };
     match profile {
-        Profile::Auto => least_privilege,
+        Profile::Auto => auto,
         Profile::Restricted => {
             let non_root = identity.uid().filter(|uid| *uid != 0);
             SecurityContext {
@@ -305,6 +316,7 @@ mod tests {
     const DISTROLESS: Identity = Identity {
         uid: Some((65532, crate::identity::Source::ContainerSecurityContext)),
         gid: Some((65532, crate::identity::Source::ContainerSecurityContext)),
+        capabilities: None,
     };
 
     fn root() -> Identity {
@@ -336,6 +348,31 @@ mod tests {
             Vec::<String>::new()
         );
         assert_eq!(level_needed(&sc, None), PsaLevel::Restricted);
+    }
+
+    #[test]
+    fn auto_for_a_root_target_keeps_the_targets_capabilities() {
+        // Regression: with every capability dropped, a root debug container could not read
+        // /target of a root target (EPERM from cap_ptrace_access_check).
+        let sc = security_context_for(Profile::Auto, &root());
+        assert_eq!(
+            sc.capabilities, None,
+            "the runtime's defaults, as the target has"
+        );
+        let dropped = Identity {
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                add: Some(vec!["NET_BIND_SERVICE".into()]),
+            }),
+            ..root()
+        };
+        let sc = security_context_for(Profile::Auto, &dropped);
+        assert_eq!(sc.capabilities, dropped.capabilities);
+        let sc = security_context_for(Profile::Auto, &DISTROLESS);
+        assert_eq!(
+            sc.capabilities.and_then(|c| c.drop),
+            Some(vec!["ALL".to_string()])
+        );
     }
 
     #[test]

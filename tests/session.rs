@@ -131,17 +131,26 @@ async fn a_fresh_session_makes_four_sequential_round_trips_and_a_reused_one_two(
         return;
     };
     restricted_app(&c).await;
-    // Keep a first session open so the second can reuse its container.
-    let mut first = c.plugin(&["-n", "locked", "pod/web", "--", "sleep", "20"]);
+    // Keep a first session open so the second can reuse its container. Its own output says
+    // when it runs: polling the pod from here would add our reads to the request log.
+    let mut first = c.plugin(&[
+        "-n",
+        "locked",
+        "pod/web",
+        "--",
+        "sh",
+        "-c",
+        "echo started; sleep 20",
+    ]);
+    first.stdout(std::process::Stdio::piped());
     c.sb.clear_requests();
     let mut first = first.spawn().expect("the first session starts");
-    c.wait_for("the first debug container running", LIMIT, async || {
-        c.debug_containers("locked", "web")
-            .await
-            .iter()
-            .any(|(_, s)| s == "running")
-    })
-    .await;
+    let stdout = first.stdout.take().expect("stdout");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let started = tokio::time::timeout(LIMIT, lines.next_line())
+        .await
+        .expect("output in time");
+    assert_eq!(started.ok().flatten().as_deref(), Some("started"));
     let fresh: Vec<_> = c.sb.requests();
 
     let before_exec: Vec<String> = fresh
