@@ -500,6 +500,7 @@ async fn ephemeral_container_sees_target_and_kernel_enforces_ptrace_rules() {
     let mut app = app_pod("app");
     f.node.run_pod(app.clone());
     f.wait_running("app").await;
+    let app_pid = f.node.container_pid("default", "app", "app").unwrap();
 
     let add = |pod: &mut Pod, name: &str, sc: serde_json::Value| {
         let e: EphemeralContainer = serde_json::from_value(serde_json::json!({
@@ -538,6 +539,9 @@ async fn ephemeral_container_sees_target_and_kernel_enforces_ptrace_rules() {
     f.node.run_ephemeral(app.clone(), "dbg-same".into());
     f.wait_for("app", "dbg-same terminated", done("dbg-same"))
         .await;
+    // Ending a debug container that shares the target's PID namespace never touches the
+    // target (runc kills only the debug container's cgroup).
+    assert_eq!(f.node.container_pid("default", "app", "app"), Some(app_pid));
 
     let root_log = read_all(Some(
         f.node
