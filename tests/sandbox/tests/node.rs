@@ -539,8 +539,69 @@ async fn ephemeral_container_sees_target_and_kernel_enforces_ptrace_rules() {
     f.node.run_ephemeral(app.clone(), "dbg-same".into());
     f.wait_for("app", "dbg-same terminated", done("dbg-same"))
         .await;
-    // Ending a debug container that shares the target's PID namespace never touches the
-    // target (runc kills only the debug container's cgroup).
+    // When a debug container's main process ends, what was exec'd in it ends too (as
+    // containerd kills a container's processes when its init exits in a shared PID
+    // namespace) ...
+    add(&mut app, "dbg-hold", serde_json::json!({}));
+    let last = app
+        .spec
+        .as_mut()
+        .unwrap()
+        .ephemeral_containers
+        .as_mut()
+        .unwrap()
+        .last_mut()
+        .unwrap();
+    last.command = Some(vec!["sleep".into(), "1".into()]);
+    f.node.run_ephemeral(app.clone(), "dbg-hold".into());
+    f.wait_for("app", "dbg-hold running", |s| {
+        s.ephemeral_container_statuses.iter().flatten().any(|c| {
+            c.name == "dbg-hold" && c.state.as_ref().is_some_and(|st| st.running.is_some())
+        })
+    })
+    .await;
+    let quiet = StreamOptions {
+        stdin: false,
+        stdout: false,
+        stderr: false,
+        tty: false,
+    };
+    let shell = f
+        .node
+        .exec(
+            "default".into(),
+            "app".into(),
+            "dbg-hold".into(),
+            vec!["sleep".into(), "3600".into()],
+            quiet,
+        )
+        .await
+        .unwrap();
+    let held = f
+        .wait_for("app", "dbg-hold terminated", done("dbg-hold"))
+        .await;
+    let id = held
+        .ephemeral_container_statuses
+        .unwrap()
+        .into_iter()
+        .find(|c| c.name == "dbg-hold")
+        .unwrap()
+        .container_id
+        .unwrap();
+    let id = id.trim_start_matches("runc://").to_string();
+    let exit = tokio::time::timeout(Duration::from_secs(5), shell.exit).await;
+    assert!(matches!(exit, Ok(Ok(ProcessExit::Signal(9)))), "{exit:?}");
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| std::fs::read_to_string(e.path().join("cgroup")).is_ok_and(|c| c.contains(&id)))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "processes of the ended debug container: {left:?}"
+    );
+    // ... and never touches the target (runc kills only the debug container's cgroup).
     assert_eq!(f.node.container_pid("default", "app", "app"), Some(app_pid));
 
     let root_log = read_all(Some(
