@@ -237,3 +237,50 @@ async fn kubectl_debug_reads_the_targets_root_only_when_the_kernel_allows_it() {
     assert!(!same_user.contains("Permission denied"), "{same_user}");
     sb.shutdown().await;
 }
+
+/// `kubectl run -i` attaches (pods/attach over WebSocket) to the container's main process,
+/// feeds it stdin and ends with its exit code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_run_attaches_with_stdin_and_returns_the_exit_code() {
+    if skip_without_node() {
+        return;
+    }
+    let sb = Sandbox::start(SandboxOptions::default()).await.unwrap();
+    let mut cmd = sb.kubectl_at(&newest_kubectl());
+    cmd.args([
+        "run",
+        "reader",
+        "--image=sandbox.local/busybox:latest",
+        "--restart=Never",
+        "-i",
+        "--command",
+        "--",
+        "sh",
+        "-c",
+        "read x; echo got-$x; exit 7",
+    ])
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let out = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut child = cmd.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(b"abc\n").unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("got-abc"),
+        "{}",
+        text(&out)
+    );
+    let log = sb.requests();
+    assert!(
+        log.iter()
+            .any(|r| r.path.ends_with("/pods/reader/attach") && r.status == 101),
+        "attach was upgraded"
+    );
+    sb.shutdown().await;
+}
