@@ -92,7 +92,13 @@ fn options(args: &UpArgs) -> Result<(SandboxOptions, Vec<(String, PathBuf)>), St
 
 async fn up(args: UpArgs) -> Result<(), String> {
     let (opts, images) = options(&args)?;
-    let sandbox = Sandbox::start(opts).await.map_err(|e| e.to_string())?;
+    let node = opts.node;
+    let sandbox = Sandbox::start(opts).await.map_err(|e| match e {
+        kube_sandbox::SandboxError::Node(_) if node => {
+            format!("{e}\nhint: the node needs root, runc and busybox-static; `--no-node` serves the API alone")
+        }
+        other => other.to_string(),
+    })?;
     for (reference, dir) in images {
         sandbox
             .register_image_dir(&reference, &dir)
