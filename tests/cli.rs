@@ -24,7 +24,7 @@ fn help_reads_as_the_kubectl_plugin_and_documents_exit_codes() {
     assert_eq!(out.status.code(), Some(0));
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(
-        help.contains("Usage: kubectl distroless-debug [OPTIONS] <TARGET> [-- <COMMAND>...]"),
+        help.contains("Usage: kubectl distroless-debug [OPTIONS] [TARGET] [-- <COMMAND>...]"),
         "{help}"
     );
     for line in [
