@@ -174,6 +174,18 @@ impl Sandbox {
             path: dir.clone(),
             source,
         })?;
+        let started = Sandbox::start_in(dir.clone(), remove_dir, opts).await;
+        if started.is_err() && remove_dir {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        started
+    }
+
+    async fn start_in(
+        dir: PathBuf,
+        remove_dir: bool,
+        opts: SandboxOptions,
+    ) -> Result<Sandbox, SandboxError> {
         let access = match &opts.rbac {
             Some(yaml) => Access::from_rules_yaml(yaml).map_err(SandboxError::Rbac)?,
             None => Access::allow_all(),
@@ -345,8 +357,12 @@ impl Sandbox {
     /// Stop the server and the node, and remove everything the sandbox made.
     pub async fn shutdown(mut self) {
         let teardown = self.teardown();
-        if let Some(rt) = self.runtime.take() {
+        // The runtime stays in `self` while this awaits: if the caller drops this future,
+        // `Drop` still finds it and finishes the job.
+        if let Some(rt) = &self.runtime {
             let _ = rt.spawn(teardown).await;
+        }
+        if let Some(rt) = self.runtime.take() {
             rt.shutdown_background();
         }
         self.remove_dir();
@@ -378,16 +394,15 @@ impl Drop for Sandbox {
     /// completion on the sandbox's own runtime, from a plain thread (the caller may be inside
     /// an async context where blocking on a runtime is not allowed).
     fn drop(&mut self) {
-        let Some(rt) = self.runtime.take() else {
-            return;
-        };
-        let teardown = self.teardown();
-        let joined = std::thread::spawn(move || {
-            rt.block_on(teardown);
-            rt.shutdown_background();
-        })
-        .join();
-        let _ = joined;
+        if let Some(rt) = self.runtime.take() {
+            let teardown = self.teardown();
+            let joined = std::thread::spawn(move || {
+                rt.block_on(teardown);
+                rt.shutdown_background();
+            })
+            .join();
+            let _ = joined;
+        }
         self.remove_dir();
     }
 }
