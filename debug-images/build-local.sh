@@ -132,6 +132,13 @@ root:x:0:
 nogroup:x:65534:
 nonroot:x:65532:
 GROUP
+# Debian's tcpdump drops root to the user `tcpdump` after opening the capture, and refuses
+# to run without it ("Couldn't find user 'tcpdump'"); its maintainer script, which did not
+# run here, creates that system user.
+if [[ -x "$rootfs/usr/bin/tcpdump" ]]; then
+    echo "tcpdump:x:101:101::/nonexistent:/usr/sbin/nologin" >> "$rootfs/etc/passwd"
+    echo "tcpdump:x:101:" >> "$rootfs/etc/group"
+fi
 chmod 0644 "$rootfs/etc/passwd" "$rootfs/etc/group"
 # Mount points the runtime binds over (kubelet-managed files).
 : > "$rootfs/etc/hosts"
