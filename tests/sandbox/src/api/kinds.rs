@@ -156,30 +156,21 @@ pub const DEPLOYMENTS: Kind = apps(
     "deployment",
     "Deployment",
     &["deploy"],
-    &[
-        ("scale", "Scale", STATUS_VERBS),
-        ("status", "Deployment", STATUS_VERBS),
-    ],
+    &[("status", "Deployment", STATUS_VERBS)],
 );
 pub const REPLICASETS: Kind = apps(
     "replicasets",
     "replicaset",
     "ReplicaSet",
     &["rs"],
-    &[
-        ("scale", "Scale", STATUS_VERBS),
-        ("status", "ReplicaSet", STATUS_VERBS),
-    ],
+    &[("status", "ReplicaSet", STATUS_VERBS)],
 );
 pub const STATEFULSETS: Kind = apps(
     "statefulsets",
     "statefulset",
     "StatefulSet",
     &["sts"],
-    &[
-        ("scale", "Scale", STATUS_VERBS),
-        ("status", "StatefulSet", STATUS_VERBS),
-    ],
+    &[("status", "StatefulSet", STATUS_VERBS)],
 );
 pub const DAEMONSETS: Kind = apps(
     "daemonsets",
