@@ -13,6 +13,29 @@ use kube::api::PostParams;
 use crate::cluster::Cluster;
 use crate::error::{Permission, SESSION_PERMISSIONS};
 
+/// Whether we may do `permission` in `namespace`; None when the API server cannot say.
+pub async fn allowed(cluster: &Cluster, namespace: &str, permission: Permission) -> Option<bool> {
+    let reviews: Api<SelfSubjectAccessReview> = Api::all(cluster.client.clone());
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                namespace: Some(namespace.to_string()),
+                verb: Some(permission.verb.to_string()),
+                resource: Some(permission.resource.to_string()),
+                subresource: permission.subresource.map(String::from),
+                ..ResourceAttributes::default()
+            }),
+            ..SelfSubjectAccessReviewSpec::default()
+        },
+        ..SelfSubjectAccessReview::default()
+    };
+    let answer = cluster
+        .bounded(reviews.create(&PostParams::default(), &review))
+        .await
+        .ok()?;
+    answer.status.map(|s| s.allowed)
+}
+
 /// The permissions of a session (and `failed`, the one that was refused) that the API server
 /// says we do not have in `namespace`. If the reviews themselves fail, `failed` alone.
 pub async fn missing_permissions(

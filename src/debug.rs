@@ -12,6 +12,7 @@ use kube::Api;
 use serde::Serialize;
 
 use crate::access::missing_permissions;
+use crate::attach;
 use crate::catalog::VERSION;
 use crate::cli::OutputFormat;
 use crate::cluster::Cluster;
@@ -348,7 +349,13 @@ pub async fn run(
     let mut durations = Durations::default();
     let clock = Instant::now();
     let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
-    let plan = plan(options, cluster, &pods, printer).await?;
+    // An interactive session also asks whether it may exec, in the same round trip as the
+    // reads, to know before the PATCH whether it needs attach mode (see attach.rs).
+    let interactive = matches!(options.mode, Mode::Interactive) && options.dry_run.is_none();
+    let (planned, exec_forbidden) = tokio::join!(plan(options, cluster, &pods, printer), async {
+        interactive && attach::exec_is_forbidden(cluster).await
+    });
+    let plan = planned?;
     let pod_name = plan.target.pod_name().to_string();
     let image = plan.image.clone();
     durations.resolve = clock.elapsed().as_millis();
@@ -369,6 +376,18 @@ pub async fn run(
     }
 
     let mut interrupts = Interrupts::install().map_err(|source| Error::Terminal { source })?;
+    if exec_forbidden {
+        return attach::run_attached(
+            options,
+            cluster,
+            &pods,
+            &pod_name,
+            &plan.container,
+            &mut interrupts,
+            printer,
+        )
+        .await;
+    }
     let (mut session, reused) = match obtain(
         options,
         cluster,

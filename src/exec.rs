@@ -106,6 +106,35 @@ pub async fn interactive(
     ending.map_err(ExecError::Session)
 }
 
+/// [`interactive`] for an attach-mode container: attaches to its main process (the shell)
+/// instead of exec'ing one. The exit code is read from the container afterwards by the caller,
+/// since an attach's status frame may carry none.
+pub async fn interactive_attach(
+    remote: &Remote<'_>,
+    interrupts: &mut Interrupts,
+) -> Result<Ending, ExecError> {
+    let params = AttachParams::interactive_tty().container(remote.container);
+    let mut attached = remote
+        .pods
+        .attach(remote.pod, &params)
+        .await
+        .map_err(ExecError::Open)?;
+    let raw = RawMode::enable().map_err(|source| ExecError::Session(Error::Terminal { source }))?;
+    let ending = drive_terminal(remote, &mut attached, interrupts).await;
+    drop(raw);
+    match &ending {
+        Ok(Ending::Interrupted(_)) => attached.abort(),
+        _ => {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), attached.join()).await;
+        }
+    }
+    match ending {
+        // No exit code in the frame: the caller reads it from the terminated container.
+        Err(Error::Stream { .. }) => Ok(Ending::Exited(-1)),
+        other => other.map_err(ExecError::Session),
+    }
+}
+
 async fn drive_terminal(
     remote: &Remote<'_>,
     attached: &mut AttachedProcess,

@@ -36,6 +36,9 @@ pub enum Origin {
     Created,
     /// We exec'd into a running one: we stop it only if nobody else uses it.
     Reused,
+    /// We added it in attach mode (exec forbidden): its main process is the shell, which
+    /// ends when our attach closes its stdin; teardown only waits for that.
+    Attached,
 }
 
 /// What teardown did, for the result and for tests.
@@ -129,6 +132,23 @@ impl Session {
     }
 
     async fn stop(&self, printer: &Printer, interrupted: bool) -> Teardown {
+        if self.origin == Origin::Attached {
+            return match self
+                .wait_for(TERMINATE_GRACE, |p| {
+                    matches!(
+                        p,
+                        Progress::Exited { .. } | Progress::PodGone | Progress::Failed { .. }
+                    )
+                })
+                .await
+            {
+                Some(Progress::Failed { .. }) => Teardown::NeverStarted,
+                Some(_) => Teardown::Stopped,
+                None => Teardown::LeftRunning(
+                    "its shell did not end when the attach closed its stdin".to_string(),
+                ),
+            };
+        }
         if self.origin == Origin::Reused && interrupted {
             return Teardown::LeftRunning(
                 "it was reused and this session was interrupted".to_string(),
@@ -200,6 +220,14 @@ impl Session {
     async fn current_progress(&self) -> Result<Progress, kube::Error> {
         let pod = self.cluster.bounded(self.pods.get(&self.pod)).await?;
         Ok(progress_of(&pod, &self.container))
+    }
+
+    /// The exit code of the ended debug container, if the pod says.
+    pub async fn exit_code(&self) -> Option<i32> {
+        match self.current_progress().await.ok()? {
+            Progress::Exited { exit_code, .. } => Some(exit_code),
+            _ => None,
+        }
     }
 
     /// Watches the pod until `done(progress)` or `limit`; the progress that ended it.

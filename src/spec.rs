@@ -109,6 +109,17 @@ pub fn hold_command(image: &ImageChoice, ttl: Duration, idle: Duration) -> Vec<S
     vec!["sh".into(), "-c".into(), script]
 }
 
+/// The attach-mode variant of `container` (for when `pods/exec` is forbidden but
+/// `pods/attach` is allowed): the shell is the main process, with a tty and a stdin that
+/// closes when the one attach ends (`stdinOnce`), so the container ends with the session.
+pub fn attach_mode(mut container: EphemeralContainer, image: &ImageChoice) -> EphemeralContainer {
+    container.command = Some(shell_command(image));
+    container.stdin = Some(true);
+    container.stdin_once = Some(true);
+    container.tty = Some(true);
+    container
+}
+
 /// What to exec for a shell, a command, and for ending the container.
 pub fn shell_command(image: &ImageChoice) -> Vec<String> {
     if image.has_agent() {
@@ -465,6 +476,36 @@ mod tests {
                 "no reason, no env"
             );
         }
+    }
+
+    #[test]
+    fn attach_mode_makes_the_shell_the_main_process() {
+        let id = Identity::known(65532, 65532);
+        let c = ephemeral_container_for(
+            &options(base(), Profile::Auto, None),
+            "app",
+            &id,
+            &facts(),
+            "ab12c",
+        );
+        let attached = attach_mode(c.clone(), &base());
+        assert_eq!(
+            attached.command,
+            Some(vec![
+                "distroless-debug-agent".to_string(),
+                "shell".to_string()
+            ])
+        );
+        assert_eq!(
+            (attached.stdin, attached.stdin_once, attached.tty),
+            (Some(true), Some(true), Some(true))
+        );
+        assert_eq!(
+            (&attached.name, &attached.security_context),
+            (&c.name, &c.security_context)
+        );
+        let generic = attach_mode(c, &ImageChoice::Custom("busybox".into()));
+        assert_eq!(generic.command, Some(vec!["sh".to_string()]));
     }
 
     #[test]

@@ -207,3 +207,77 @@ async fn an_interactive_session_in_a_real_terminal() {
     c.wait_all_terminated("locked", "web", Duration::from_secs(20))
         .await;
 }
+
+const ATTACH_ONLY: &str = r#"
+users:
+  - name: carol
+    token: carol-token
+    rules:
+      - verbs: [get, list, watch]
+        resources: [pods]
+      - verbs: [patch]
+        resources: [pods/ephemeralcontainers]
+      - verbs: [create, get]
+        resources: [pods/attach]
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_exec_an_interactive_session_attaches_to_a_shell_container() {
+    if !tmux_available() {
+        return;
+    }
+    let Some(c) = support::cluster_with(kube_sandbox::SandboxOptions {
+        rbac: Some(ATTACH_ONLY.into()),
+        ..Default::default()
+    })
+    .await
+    else {
+        return;
+    };
+    c.namespace("locked", Some("restricted")).await;
+    c.running_app("locked", "web", NONROOT_APP, Some((65532, 65532)))
+        .await;
+    let carol = c.sb.dir().join("carol.kubeconfig");
+    c.sb.write_kubeconfig_for("carol-token", "carol", &carol)
+        .expect("carol's kubeconfig");
+    let exit = c.sb.dir().join("exit");
+    let session = format!("dd-attach-{}", std::process::id());
+    let terminal_test = tokio::task::spawn_blocking(move || {
+        let t = Tmux::start(&session, 100, 30);
+        t.line(&format!(
+            "KUBECONFIG={} NO_COLOR=1 {BIN} -n locked pod/web; echo $? > {}",
+            carol.display(),
+            exit.display()
+        ));
+        t.wait_for("the attach-mode note", Duration::from_secs(60), |s| {
+            s.contains("attach mode")
+        });
+        t.wait_for("the hint to press Enter", Duration::from_secs(30), |s| {
+            s.contains("press Enter")
+        });
+        t.keys(&["Enter"]);
+        t.line("ls /target/etc");
+        t.wait_for("the target's /etc", Duration::from_secs(10), |s| {
+            s.contains("os-release")
+        });
+        t.line("exit 4");
+        let deadline = Instant::now() + Duration::from_secs(40);
+        while read(&exit).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        (read(&exit), t.screen())
+    });
+    let (code, screen) = terminal_test.await.expect("the terminal test ran");
+    assert_eq!(code, "4", "screen:\n{screen}");
+    assert!(
+        !screen.contains("pods/exec\" in API group"),
+        "no exec was tried: {screen}"
+    );
+    c.wait_all_terminated("locked", "web", Duration::from_secs(20))
+        .await;
+    assert_eq!(
+        c.debug_containers("locked", "web").await.len(),
+        1,
+        "one container, no holder left"
+    );
+}
