@@ -28,6 +28,7 @@ Examples:
   kubectl distroless-debug -l app=api -- ss -ltn      # every pod of the selector, in parallel
   kubectl distroless-debug run runbook.yaml -l app=api -o json --out-dir ./incident
   kubectl distroless-debug cp pod/web:/etc/app/config.yaml ./config.yaml
+  kubectl distroless-debug snapshot pod/web -o incident.tar.gz
   kubectl distroless-debug ls -A
   kubectl distroless-debug cleanup";
 
@@ -91,6 +92,9 @@ pub enum Command {
     /// container (no tar needed in the target): `cp pod/NAME:/path LOCAL` or
     /// `cp LOCAL pod/NAME:/path`.
     Cp(CpArgs),
+    /// Write the target container's whole filesystem view to FILE.tar or FILE.tar.gz, with
+    /// a manifest of every path and its sha256 inside it.
+    Snapshot(SnapshotArgs),
     /// Run a runbook (YAML steps, see docs/runbooks.md) on many pods at once: one debug
     /// container per pod, steps in order, results as text, JSON or JSON lines.
     Run(RunArgs),
@@ -235,6 +239,44 @@ pub struct CpArgs {
     /// Where to: a local path, or pod/NAME:/path for an upload.
     #[arg(value_name = "DEST")]
     pub dest: String,
+
+    #[command(flatten)]
+    pub session: FileSessionArgs,
+}
+
+/// `snapshot`'s own flags.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+The archive holds the target's files as it sees them (/proc, /sys and /dev never), and
+distroless-debug-manifest.json as its last member: path, type, size, mode, uid, gid, mtime,
+sha256 and link target of every entry, for offline analysis and for diffing two snapshots.
+Patterns: `*` and `?` within a name, `**` across directories; `/etc/**` is anchored at the
+root, a bare name like `*.log` matches anywhere; a match on a directory covers what is below.
+
+Examples:
+  kubectl distroless-debug snapshot pod/web -o incident.tar.gz
+  kubectl distroless-debug snapshot pod/web -o etc.tar --include '/etc/**'
+  kubectl distroless-debug snapshot deploy/api -o app.tar.gz --no-volumes --exclude '*.log'")]
+pub struct SnapshotArgs {
+    /// What to snapshot: pod/NAME, NAME, deploy/NAME, sts/NAME, ds/NAME, rs/NAME or job/NAME.
+    #[arg(value_name = "TARGET")]
+    pub target: String,
+
+    /// Where to write it: FILE.tar, FILE.tar.gz (or .tgz), or - for a plain tar on stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: String,
+
+    /// Leave out the target container's volumes (they are in by default).
+    #[arg(long)]
+    pub no_volumes: bool,
+
+    /// Keep only paths matching GLOB (and the directories above them); repeatable.
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+
+    /// Leave out paths matching GLOB and everything below them; repeatable.
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
 
     #[command(flatten)]
     pub session: FileSessionArgs,

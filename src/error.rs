@@ -310,6 +310,14 @@ pub enum Error {
         uid: Option<i64>,
         message: String,
     },
+
+    #[error("could not write the snapshot of pod {pod} to {path}; nothing was kept")]
+    Snapshot {
+        path: String,
+        pod: String,
+        #[source]
+        source: crate::manifest::RecordError,
+    },
     /// `run`: the runbook file cannot be read, or is not valid (every problem, located).
     #[error(transparent)]
     Runbook(#[from] crate::runbook::LoadError),

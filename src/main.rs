@@ -5,7 +5,6 @@
 #![allow(clippy::result_large_err)]
 
 mod access;
-mod attach;
 mod catalog;
 mod cleanup;
 mod cli;
@@ -20,10 +19,12 @@ mod extract;
 #[cfg(test)]
 mod fake_apiserver;
 mod fanout;
+mod glob;
 mod identity;
 mod inject;
 mod interrupt;
 mod ls;
+mod manifest;
 mod options;
 mod pack;
 mod printer;
@@ -32,6 +33,7 @@ mod progress;
 mod results;
 mod runbook;
 mod session;
+mod snapshot;
 mod spec;
 mod target;
 mod terminal;
@@ -114,6 +116,9 @@ async fn run(options: &Options, printer: &Printer) -> Result<ExitStatus, Error> 
             dry_run,
         } => cleanup::run(&cluster, *all_namespaces, *dry_run, printer).await,
         Action::Copy(copy) => cp::run(copy, &cluster, options.output.progress, printer).await,
+        Action::Snapshot(snapshot) => {
+            snapshot::run(snapshot, &cluster, options.output.progress, printer).await
+        }
         // Prepared and run above.
         Action::Run(_) => Ok(ExitStatus::Usage),
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::catalog::{ImageChoice, Toolkit};
 use crate::cli::{
     Cli, Command, CpArgs, DebugArgs, DryRunArg, FanoutArgs, FileSessionArgs, KubeFlags,
-    OutputFormat, RunArgs, ToolkitArg,
+    OutputFormat, RunArgs, SnapshotArgs, ToolkitArg,
 };
 use crate::duration;
 use crate::fanout::{DEFAULT_PARALLEL, FanoutOptions, SessionFlags, Source};
@@ -91,8 +91,30 @@ pub enum Action {
         dry_run: bool,
     },
     Copy(CopyOptions),
+    Snapshot(SnapshotOptions),
     /// `run RUNBOOK`, and `-l SELECTOR -- COMMAND`.
     Run(FanoutOptions),
+}
+
+/// `snapshot`: where to, what, and the debug container to go through.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SnapshotOptions {
+    /// How to get the debug container (its `mode` is unused).
+    pub session: DebugOptions,
+    pub output: SnapshotOutput,
+    /// The target container's volumes are included (no `--no-volumes`).
+    pub volumes: bool,
+    pub filter: crate::manifest::Filter,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotOutput {
+    File {
+        path: PathBuf,
+        gzip: bool,
+    },
+    /// `-o -`: a plain tar on stdout.
+    Stdout,
 }
 
 /// `cp`: which way, and the debug container to go through.
@@ -180,6 +202,7 @@ impl Options {
                 dry_run: args.dry_run,
             },
             Some(Command::Cp(args)) => Action::Copy(copy_options(args, env)?),
+            Some(Command::Snapshot(args)) => Action::Snapshot(snapshot_options(args, env)?),
             Some(Command::Run(args)) => Action::Run(run_options(args, env)?),
             None if cli.debug.fanout.selector.is_some() => {
                 Action::Run(command_fanout(cli.debug, env)?)
@@ -447,6 +470,47 @@ fn copy_options(args: CpArgs, env: &Environment) -> Result<CopyOptions, UsageErr
     Ok(CopyOptions {
         session: file_session(target, args.session, env)?,
         direction,
+    })
+}
+
+fn snapshot_options(args: SnapshotArgs, env: &Environment) -> Result<SnapshotOptions, UsageError> {
+    let target: TargetRef = args.target.parse().map_err(UsageError)?;
+    let output = match args.output.as_str() {
+        "-" if env.stdout_is_terminal => {
+            return Err(usage(
+                "`-o -` writes a tar to stdout, which is a terminal: redirect it (`> x.tar`) or name a file",
+            ));
+        }
+        "-" => SnapshotOutput::Stdout,
+        name if name.ends_with(".tar.gz") || name.ends_with(".tgz") => SnapshotOutput::File {
+            path: PathBuf::from(name),
+            gzip: true,
+        },
+        name if name.ends_with(".tar") => SnapshotOutput::File {
+            path: PathBuf::from(name),
+            gzip: false,
+        },
+        name => {
+            return Err(usage(format!(
+                "`-o {name}`: a snapshot is a tar archive: name it FILE.tar or FILE.tar.gz (or - for stdout)"
+            )));
+        }
+    };
+    let globs = |flag: &str, patterns: &[String]| {
+        patterns
+            .iter()
+            .map(|p| crate::glob::Glob::new(p).map_err(|e| usage(format!("`--{flag}` {e}"))))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let filter = crate::manifest::Filter {
+        include: globs("include", &args.include)?,
+        exclude: globs("exclude", &args.exclude)?,
+    };
+    Ok(SnapshotOptions {
+        session: file_session(target, args.session, env)?,
+        output,
+        volumes: !args.no_volumes,
+        filter,
     })
 }
 
@@ -889,6 +953,58 @@ mod tests {
         assert!(
             refusal(&["cp", "pod/web:/x", ".", "--image", "busybox"], &script())
                 .contains("--image")
+        );
+    }
+
+    #[test]
+    fn snapshot_writes_a_tar_or_a_tar_gz_and_checks_its_patterns() {
+        let snapshot = |args: &[&str], env: &Environment| {
+            let mut argv = vec!["snapshot"];
+            argv.extend_from_slice(args);
+            match parse(&argv, env).map(|o| o.action) {
+                Ok(Action::Snapshot(s)) => Ok(s),
+                Ok(other) => panic!("not a snapshot: {other:?}"),
+                Err(e) => Err(e.0),
+            }
+        };
+        let s = snapshot(
+            &["pod/web", "-o", "out/x.tar.gz", "--exclude", "*.log"],
+            &script(),
+        )
+        .unwrap();
+        assert_eq!(
+            s.output,
+            SnapshotOutput::File {
+                path: "out/x.tar.gz".into(),
+                gzip: true
+            }
+        );
+        assert!(s.volumes);
+        assert!(s.filter.exclude[0].matches("/var/log/a.log"));
+        let s = snapshot(&["web", "-o", "x.tar", "--no-volumes"], &script()).unwrap();
+        assert!(!s.volumes);
+        assert_eq!(
+            snapshot(&["web", "-o", "-"], &script()).unwrap().output,
+            SnapshotOutput::Stdout
+        );
+        assert!(
+            snapshot(&["web", "-o", "-"], &terminal())
+                .unwrap_err()
+                .contains("redirect it")
+        );
+        assert!(
+            snapshot(&["web", "-o", "x.zip"], &script())
+                .unwrap_err()
+                .contains("FILE.tar")
+        );
+        assert!(
+            snapshot(&["web", "-o", "x.tar", "--include", ""], &script())
+                .unwrap_err()
+                .contains("`--include`")
+        );
+        assert!(
+            parse(&["snapshot", "web"], &script()).is_err(),
+            "-o is required"
         );
     }
 
