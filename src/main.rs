@@ -5,6 +5,7 @@
 #![allow(clippy::result_large_err)]
 
 mod access;
+mod attach;
 mod catalog;
 mod cleanup;
 mod cli;
