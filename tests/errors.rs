@@ -206,3 +206,33 @@ async fn sysadmin_in_a_restricted_namespace_is_refused_before_any_patch() {
         "the pod is not poisoned"
     );
 }
+
+#[tokio::test]
+async fn a_cluster_without_the_ephemeralcontainers_subresource() {
+    let Some(c) = support::cluster_with(SandboxOptions {
+        tls: false,
+        ..SandboxOptions::default()
+    })
+    .await
+    else {
+        return;
+    };
+    app(&c).await;
+    let proxy = support::proxy_hiding(c.sb.server_url(), "/ephemeralcontainers").await;
+    let kubeconfig = std::fs::read_to_string(c.sb.kubeconfig_path()).expect("kubeconfig");
+    let hidden = c.sb.dir().join("no-subresource.kubeconfig");
+    std::fs::write(&hidden, kubeconfig.replace(c.sb.server_url(), &proxy)).expect("write");
+    let run = support::run_command(
+        c.plugin_with_kubeconfig(&hidden, &["-n", "locked", "pod/web", "--", "true"]),
+        TEN_SECONDS,
+    )
+    .await;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("ephemeral containers are unavailable here"),
+        "{run:?}"
+    );
+    assert!(run.stderr.contains("hint:"), "{run:?}");
+    assert!(c.debug_containers("locked", "web").await.is_empty());
+}

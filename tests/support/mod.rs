@@ -287,3 +287,61 @@ pub async fn run_command(mut command: tokio::process::Command, limit: Duration) 
         .expect("the plugin runs");
     Run::from(output, started.elapsed())
 }
+
+/// An HTTP proxy in front of a plain-http sandbox that answers 404 for every path ending in
+/// `hidden`, as an API server (or an API gateway) without that subresource does, and forwards
+/// everything else. Returns the proxy's URL; it serves until the test ends.
+pub async fn proxy_hiding(upstream: &str, hidden: &'static str) -> String {
+    let upstream = upstream.trim_start_matches("http://").to_string();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the proxy");
+    let url = format!("http://{}", listener.local_addr().expect("an address"));
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |request| {
+                    proxied(upstream.clone(), hidden, request)
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(client), service)
+                    .await;
+            });
+        }
+    });
+    url
+}
+
+type ProxyReply = hyper::Response<http_body_util::combinators::BoxBody<bytes::Bytes, hyper::Error>>;
+
+async fn proxied(
+    upstream: String,
+    hidden: &'static str,
+    request: hyper::Request<hyper::body::Incoming>,
+) -> Result<ProxyReply, std::io::Error> {
+    use http_body_util::BodyExt;
+    if request.uri().path().ends_with(hidden) {
+        let body = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+            "reason": "NotFound", "code": 404,
+            "message": "the server could not find the requested resource"});
+        let full = http_body_util::Full::new(bytes::Bytes::from(body.to_string()))
+            .map_err(|never: std::convert::Infallible| match never {});
+        return hyper::Response::builder()
+            .status(404)
+            .header("content-type", "application/json")
+            .body(http_body_util::combinators::BoxBody::new(full))
+            .map_err(std::io::Error::other);
+    }
+    let stream = tokio::net::TcpStream::connect(&upstream).await?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(std::io::Error::other)?;
+    tokio::spawn(connection);
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(std::io::Error::other)?;
+    Ok(response.map(http_body_util::combinators::BoxBody::new))
+}
