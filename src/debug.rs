@@ -202,13 +202,14 @@ pub async fn plan(
         started: jiff::Timestamp::now(),
         version: VERSION.to_string(),
     };
-    let container = ephemeral_container_for(
+    let mut container = ephemeral_container_for(
         options,
         &resolved.target.container,
         &resolved.identity,
         &facts,
         &unused_suffix(&resolved.target.pod, random_suffix),
     );
+    extras(options, &resolved.target, &mut container, printer);
     Ok(Plan {
         target: resolved.target,
         identity: resolved.identity,
@@ -216,6 +217,44 @@ pub async fn plan(
         reusable,
         container,
     })
+}
+
+/// `--mirror-volumes` and `--copy-env`: the target container's volumes and environment,
+/// added to the container we would send, with what the user should know about them.
+fn extras(
+    options: &DebugOptions,
+    target: &Target,
+    container: &mut EphemeralContainer,
+    printer: &Printer,
+) {
+    if !options.mirror_volumes && !options.copy_env {
+        return;
+    }
+    let Some(spec) = target
+        .pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.containers.iter().find(|c| c.name == target.container))
+    else {
+        return;
+    };
+    if options.mirror_volumes {
+        for note in spec::mirror_volumes(container, spec) {
+            printer.note(&note);
+        }
+    }
+    if options.copy_env {
+        let secrets = spec::copy_env(container, spec);
+        printer.warn(&format!(
+            "--copy-env: the debug container gets container {}'s environment{}; anyone who can exec into it or read its /proc can see the values",
+            target.container,
+            if secrets.is_empty() {
+                String::new()
+            } else {
+                format!(", with values from secret(s) {}", secrets.join(", "))
+            }
+        ));
+    }
 }
 
 /// How steps 4–5 ended.

@@ -8,7 +8,9 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ContainerState, EnvVar, EphemeralContainer, Pod};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerState, EnvVar, EphemeralContainer, Pod, VolumeMount,
+};
 
 use crate::catalog::ImageChoice;
 use crate::duration::Human;
@@ -285,9 +287,99 @@ pub fn reusable_in(pod: &Pod, target: &str, image: &str) -> Option<DebugContaine
         .find(|c| c.state == State::Running && c.target == target && c.image == image)
 }
 
+/// Where `--mirror-volumes` mounts the target's volumes in the debug container.
+pub const MIRROR_ROOT: &str = "/target-volumes";
+
+/// `--mirror-volumes`: the target container's volume mounts again, at the same paths under
+/// [`MIRROR_ROOT`], read-only where the target's are. The apiserver refuses `subPath` and
+/// `subPathExpr` on ephemeral containers (ValidateEphemeralContainers: "cannot be set for an
+/// Ephemeral Container"), so those mounts are left out; the notes say which.
+pub fn mirror_volumes(container: &mut EphemeralContainer, target: &Container) -> Vec<String> {
+    let mut notes = Vec::new();
+    let mut mounts = container.volume_mounts.take().unwrap_or_default();
+    for m in target.volume_mounts.iter().flatten() {
+        let sub = m
+            .sub_path
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .or(m.sub_path_expr.as_deref().filter(|s| !s.is_empty()));
+        if let Some(sub) = sub {
+            notes.push(format!(
+                "--mirror-volumes: skipped volume {} at {} (subPath {sub}): ephemeral containers cannot have subPath mounts; it is still visible at /target{}",
+                m.name, m.mount_path, m.mount_path
+            ));
+            continue;
+        }
+        mounts.push(VolumeMount {
+            name: m.name.clone(),
+            mount_path: format!("{MIRROR_ROOT}/{}", m.mount_path.trim_start_matches('/')),
+            read_only: m.read_only,
+            recursive_read_only: m.recursive_read_only.clone(),
+            // Propagation is the target's business; Bidirectional would need privilege.
+            mount_propagation: None,
+            sub_path: None,
+            sub_path_expr: None,
+        });
+    }
+    container.volume_mounts = (!mounts.is_empty()).then_some(mounts);
+    notes
+}
+
+/// `--copy-env`: the target container's `env` and `envFrom`, before ours; a target variable
+/// named like one of ours (session metadata, HOME) is left out, so ours hold. A
+/// `resourceFieldRef` without a container keeps meaning the target's resources. Returns the
+/// secrets referenced, for the warning.
+pub fn copy_env(container: &mut EphemeralContainer, target: &Container) -> Vec<String> {
+    let ours = container.env.take().unwrap_or_default();
+    let mut env: Vec<EnvVar> = target
+        .env
+        .iter()
+        .flatten()
+        .filter(|e| !ours.iter().any(|o| o.name == e.name))
+        .cloned()
+        .map(|mut e| {
+            if let Some(field) = e
+                .value_from
+                .as_mut()
+                .and_then(|v| v.resource_field_ref.as_mut())
+                && field.container_name.as_deref().unwrap_or("").is_empty()
+            {
+                field.container_name = Some(target.name.clone());
+            }
+            e
+        })
+        .collect();
+    env.extend(ours);
+    container.env = Some(env);
+    if let Some(from) = &target.env_from {
+        container.env_from = Some(from.clone());
+    }
+    let mut secrets: Vec<String> = target
+        .env
+        .iter()
+        .flatten()
+        .filter_map(|e| e.value_from.as_ref()?.secret_key_ref.as_ref())
+        .map(|r| r.name.clone())
+        .chain(
+            target
+                .env_from
+                .iter()
+                .flatten()
+                .filter_map(|f| f.secret_ref.as_ref())
+                .map(|r| r.name.clone()),
+        )
+        .collect();
+    secrets.sort();
+    secrets.dedup();
+    secrets
+}
+
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::api::core::v1::{ContainerStateRunning, ContainerStatus};
+    use k8s_openapi::api::core::v1::{
+        ContainerStateRunning, ContainerStatus, EnvFromSource, EnvVarSource, ResourceFieldSelector,
+        SecretEnvSource, SecretKeySelector,
+    };
 
     use super::*;
     use crate::catalog::Toolkit;
@@ -561,6 +653,193 @@ mod tests {
             unused_suffix(&pod, || tries.next().unwrap_or("zzzzz").to_string()),
             "ccccc"
         );
+    }
+
+    fn mount(name: &str, path: &str, read_only: bool, sub_path: Option<&str>) -> VolumeMount {
+        VolumeMount {
+            name: name.into(),
+            mount_path: path.into(),
+            read_only: read_only.then_some(true),
+            sub_path: sub_path.map(String::from),
+            ..VolumeMount::default()
+        }
+    }
+
+    #[test]
+    fn mirrored_volumes_sit_under_target_volumes_without_sub_paths() {
+        struct Case {
+            mounts: Vec<VolumeMount>,
+            expected: Vec<(&'static str, &'static str, Option<bool>)>,
+            notes: usize,
+        }
+        let cases = [
+            Case {
+                mounts: vec![],
+                expected: vec![],
+                notes: 0,
+            },
+            Case {
+                mounts: vec![
+                    mount("data", "/data", false, None),
+                    mount("config", "/etc/app", true, None),
+                    mount(
+                        "token",
+                        "/var/run/secrets/kubernetes.io/serviceaccount",
+                        true,
+                        None,
+                    ),
+                ],
+                expected: vec![
+                    ("data", "/target-volumes/data", None),
+                    ("config", "/target-volumes/etc/app", Some(true)),
+                    (
+                        "token",
+                        "/target-volumes/var/run/secrets/kubernetes.io/serviceaccount",
+                        Some(true),
+                    ),
+                ],
+                notes: 0,
+            },
+            Case {
+                mounts: vec![
+                    mount("data", "/data", false, None),
+                    mount("config", "/etc/app/config.yaml", true, Some("config.yaml")),
+                    VolumeMount {
+                        sub_path_expr: Some("$(POD_NAME)".into()),
+                        ..mount("logs", "/var/log", false, None)
+                    },
+                ],
+                expected: vec![("data", "/target-volumes/data", None)],
+                notes: 2,
+            },
+        ];
+        for case in cases {
+            let mut c = EphemeralContainer::default();
+            let target = Container {
+                name: "app".into(),
+                volume_mounts: Some(case.mounts.clone()),
+                ..Container::default()
+            };
+            let notes = mirror_volumes(&mut c, &target);
+            let got: Vec<(String, String, Option<bool>)> = c
+                .volume_mounts
+                .iter()
+                .flatten()
+                .map(|m| (m.name.clone(), m.mount_path.clone(), m.read_only))
+                .collect();
+            let expected: Vec<(String, String, Option<bool>)> = case
+                .expected
+                .iter()
+                .map(|(n, p, r)| (n.to_string(), p.to_string(), *r))
+                .collect();
+            assert_eq!(got, expected);
+            assert_eq!(notes.len(), case.notes, "{notes:?}");
+            assert!(
+                c.volume_mounts
+                    .iter()
+                    .flatten()
+                    .all(|m| m.sub_path.is_none() && m.sub_path_expr.is_none())
+            );
+        }
+        let mut c = EphemeralContainer::default();
+        let notes = mirror_volumes(
+            &mut c,
+            &Container {
+                volume_mounts: Some(vec![mount(
+                    "config",
+                    "/etc/app/c.yaml",
+                    true,
+                    Some("c.yaml"),
+                )]),
+                ..Container::default()
+            },
+        );
+        assert_eq!(
+            notes,
+            [
+                "--mirror-volumes: skipped volume config at /etc/app/c.yaml (subPath c.yaml): ephemeral containers cannot have subPath mounts; it is still visible at /target/etc/app/c.yaml"
+            ]
+        );
+        assert_eq!(c.volume_mounts, None);
+    }
+
+    #[test]
+    fn copied_env_comes_first_ours_wins_and_secrets_are_named() {
+        let id = Identity::known(65532, 65532);
+        let mut c = ephemeral_container_for(
+            &options(base(), Profile::Auto, None),
+            "app",
+            &id,
+            &facts(),
+            "ab12c",
+        );
+        let secret = |name: &str, secret: &str| EnvVar {
+            name: name.into(),
+            value: None,
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: secret.into(),
+                    key: "k".into(),
+                    optional: None,
+                }),
+                ..EnvVarSource::default()
+            }),
+        };
+        let target = Container {
+            name: "app".into(),
+            env: Some(vec![
+                EnvVar {
+                    name: "LOG_LEVEL".into(),
+                    value: Some("debug".into()),
+                    value_from: None,
+                },
+                EnvVar {
+                    name: "HOME".into(),
+                    value: Some("/home/app".into()),
+                    value_from: None,
+                },
+                secret("DB_PASSWORD", "db"),
+                EnvVar {
+                    name: "MEM".into(),
+                    value: None,
+                    value_from: Some(EnvVarSource {
+                        resource_field_ref: Some(ResourceFieldSelector {
+                            resource: "limits.memory".into(),
+                            ..ResourceFieldSelector::default()
+                        }),
+                        ..EnvVarSource::default()
+                    }),
+                },
+            ]),
+            env_from: Some(vec![EnvFromSource {
+                secret_ref: Some(SecretEnvSource {
+                    name: "api-keys".into(),
+                    optional: None,
+                }),
+                ..EnvFromSource::default()
+            }]),
+            ..Container::default()
+        };
+        let secrets = copy_env(&mut c, &target);
+        assert_eq!(secrets, ["api-keys", "db"]);
+        let names: Vec<&str> = c.env.iter().flatten().map(|e| e.name.as_str()).collect();
+        assert_eq!(&names[..3], ["LOG_LEVEL", "DB_PASSWORD", "MEM"]);
+        assert_eq!(names.iter().filter(|n| **n == "HOME").count(), 1);
+        assert_eq!(
+            env(&c)
+                .iter()
+                .find(|(k, _)| k == "HOME")
+                .map(|(_, v)| v.as_str()),
+            Some("/tmp"),
+            "our HOME holds"
+        );
+        assert!(names.contains(&ENV_VERSION), "still ours: {names:?}");
+        let mem = c.env.iter().flatten().find(|e| e.name == "MEM").cloned();
+        assert_eq!(
+            mem.and_then(|e| e.value_from?.resource_field_ref?.container_name),
+            Some("app".to_string())
+        );
+        assert_eq!(c.env_from, target.env_from);
     }
 
     #[test]

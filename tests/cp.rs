@@ -410,3 +410,87 @@ async fn the_agents_untar_refuses_archives_that_escape_the_target_root() {
         assert!(!check.stdout.contains("escaped"), "{entry}: {check:?}");
     }
 }
+
+#[tokio::test]
+async fn mirrored_volumes_and_copied_env_reach_the_debug_container() {
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    c.namespace("files", Some("restricted")).await;
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": { "name": "vol" },
+        "spec": {
+            "securityContext": { "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532 },
+            "volumes": [{ "name": "scratch", "emptyDir": {} }],
+            "containers": [{
+                "name": "app",
+                "image": NONROOT_APP,
+                "env": [{ "name": "LOG_LEVEL", "value": "debug" }, { "name": "HOME", "value": "/nope" }],
+                "volumeMounts": [{ "name": "scratch", "mountPath": "/data" }],
+                "securityContext": {
+                    "runAsNonRoot": true, "allowPrivilegeEscalation": false,
+                    "capabilities": { "drop": ["ALL"] },
+                    "seccompProfile": { "type": "RuntimeDefault" }
+                }
+            }]
+        }
+    }))
+    .expect("a pod");
+    c.pods("files")
+        .create(&PostParams::default(), &pod)
+        .await
+        .expect("create the pod");
+    c.wait_for("pod vol Running", Duration::from_secs(30), async || {
+        c.pod_json("files", "vol").await["status"]["phase"] == "Running"
+    })
+    .await;
+    let put = c
+        .run(
+            &[
+                "-n",
+                "files",
+                "pod/vol",
+                "--",
+                "sh",
+                "-c",
+                "echo shared > /target/data/f",
+            ],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(put.code, Some(0), "{put:?}");
+
+    let run = c
+        .run(
+            &[
+                "-n",
+                "files",
+                "pod/vol",
+                "--mirror-volumes",
+                "--copy-env",
+                "--",
+                "sh",
+                "-c",
+                "cat /target-volumes/data/f; echo \"$LOG_LEVEL $HOME\"",
+            ],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.stdout, "shared\ndebug /tmp\n", "{run:?}");
+    assert!(
+        run.stderr
+            .contains("--copy-env: the debug container gets container app's environment"),
+        "{run:?}"
+    );
+    let pod = c.pod_json("files", "vol").await;
+    let added = pod["spec"]["ephemeralContainers"]
+        .as_array()
+        .and_then(|all| all.last())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        added["volumeMounts"][0]["mountPath"],
+        "/target-volumes/data"
+    );
+}
