@@ -2,8 +2,11 @@
 //!
 //! Ours are `ghcr.io/kubectl-distroless-debug/<toolkit>:<plugin version>` and carry the agent;
 //! `DISTROLESS_DEBUG_REGISTRY` points them at a mirror for air-gapped clusters. Any other image
-//! (`--image`) runs in a generic mode that needs only `sh` and `sleep` in it.
+//! (`--image`) runs in a generic mode that needs only `sh` and `sleep` in it. A config file
+//! (`config.rs`) can point the registry at a mirror or name one image per toolkit: the
+//! [`Catalog`] is that setting, merged with the environment.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// The registry and repository prefix of our images.
@@ -12,7 +15,7 @@ pub const DEFAULT_REGISTRY: &str = "ghcr.io/kubectl-distroless-debug";
 /// The image tag: images are released with the plugin, so the agent speaks our protocol.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Toolkit {
     Base,
     Net,
@@ -24,6 +27,20 @@ pub enum Toolkit {
 }
 
 impl Toolkit {
+    pub const ALL: [Toolkit; 7] = [
+        Toolkit::Base,
+        Toolkit::Net,
+        Toolkit::Full,
+        Toolkit::Jvm,
+        Toolkit::Python,
+        Toolkit::Go,
+        Toolkit::Node,
+    ];
+
+    pub fn from_name(name: &str) -> Option<Toolkit> {
+        Toolkit::ALL.into_iter().find(|t| t.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Toolkit::Base => "base",
@@ -37,12 +54,44 @@ impl Toolkit {
     }
 }
 
+/// Where our toolkit images are: a registry (None: [`DEFAULT_REGISTRY`]) and, per toolkit,
+/// a whole reference that replaces the registry's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Catalog {
+    pub registry: Option<String>,
+    pub images: BTreeMap<Toolkit, String>,
+}
+
+impl Catalog {
+    /// The image a session with `toolkit` runs.
+    pub fn image(&self, toolkit: Toolkit) -> ImageChoice {
+        match self.images.get(&toolkit) {
+            Some(reference) => ImageChoice::Configured {
+                toolkit,
+                reference: reference.clone(),
+            },
+            None => ImageChoice::Toolkit {
+                toolkit,
+                registry: self.registry.clone(),
+            },
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImageChoice {
     Toolkit {
         toolkit: Toolkit,
         registry: Option<String>,
     },
+    /// A toolkit image at the reference the config file names for it (it carries the agent).
+    Configured {
+        toolkit: Toolkit,
+        reference: String,
+    },
+    /// `--toolkit auto`: settled by `toolkit.rs` before the session starts; until then, and
+    /// as the probe that reads the target's runtime, it is the catalog's `base`.
+    Auto(Catalog),
     Custom(String),
 }
 
@@ -57,13 +106,15 @@ impl ImageChoice {
                     .trim_end_matches('/');
                 format!("{registry}/{}:{VERSION}", toolkit.name())
             }
+            ImageChoice::Configured { reference, .. } => reference.clone(),
+            ImageChoice::Auto(catalog) => catalog.image(Toolkit::Base).reference(),
             ImageChoice::Custom(reference) => reference.clone(),
         }
     }
 
     /// Our images run the agent; any other image is driven with `sh` and `sleep`.
     pub fn has_agent(&self) -> bool {
-        matches!(self, ImageChoice::Toolkit { .. })
+        !matches!(self, ImageChoice::Custom(_))
     }
 }
 
@@ -100,6 +151,32 @@ mod tests {
             image.reference(),
             format!("registry.corp:5000/dd/base:{VERSION}")
         );
+    }
+
+    #[test]
+    fn a_configured_reference_replaces_the_registrys_for_its_toolkit_only() {
+        let catalog = Catalog {
+            registry: Some("mirror.corp/dd".into()),
+            images: BTreeMap::from([(Toolkit::Jvm, "mirror.corp/tools/jvm:7".into())]),
+        };
+        let jvm = catalog.image(Toolkit::Jvm);
+        assert_eq!(jvm.reference(), "mirror.corp/tools/jvm:7");
+        assert!(jvm.has_agent());
+        assert_eq!(
+            catalog.image(Toolkit::Net).reference(),
+            format!("mirror.corp/dd/net:{VERSION}")
+        );
+        let auto = ImageChoice::Auto(catalog);
+        assert_eq!(auto.reference(), format!("mirror.corp/dd/base:{VERSION}"));
+        assert!(auto.has_agent());
+    }
+
+    #[test]
+    fn toolkits_are_found_by_name() {
+        for toolkit in Toolkit::ALL {
+            assert_eq!(Toolkit::from_name(toolkit.name()), Some(toolkit));
+        }
+        assert_eq!(Toolkit::from_name("auto"), None);
     }
 
     #[test]

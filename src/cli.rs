@@ -98,6 +98,45 @@ pub enum Command {
     /// Run a runbook (YAML steps, see docs/runbooks.md) on many pods at once: one debug
     /// container per pod, steps in order, results as text, JSON or JSON lines.
     Run(RunArgs),
+    /// List the toolkit images: their references as configured (config file,
+    /// DISTROLESS_DEBUG_REGISTRY) and what each contains. Needs no cluster.
+    Images(ImagesArgs),
+    /// Facts about the target process, read by the agent in a debug container: pid, uid/gid,
+    /// executable, command line, runtime (go, jvm, python, node, other), listening sockets,
+    /// mounts, environment variable names (never values).
+    Info(InfoArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Images come from ghcr.io/kubectl-distroless-debug unless ~/.config/kubectl-distroless-debug/
+config.yaml ($XDG_CONFIG_HOME honoured) says `registry: MIRROR` or `images: {TOOLKIT: REF}`;
+DISTROLESS_DEBUG_REGISTRY wins over the file. See docs/images.md.")]
+pub struct ImagesArgs {
+    /// Print data (with every package of each image) instead of a table.
+    #[arg(short, long, value_enum, value_name = "FORMAT")]
+    pub output: Option<OutputFormat>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+The debug container is one of ours already running on the target (reused), else a new one
+that is stopped afterwards. The `toolkit` field suggests the toolkit for the runtime found.
+
+Examples:
+  kubectl distroless-debug info pod/web
+  kubectl distroless-debug info deploy/api -c app -o json | jq .listening")]
+pub struct InfoArgs {
+    /// What to look at: pod/NAME, NAME, deploy/NAME, sts/NAME, ds/NAME, rs/NAME or job/NAME.
+    #[arg(value_name = "TARGET")]
+    pub target: String,
+
+    /// Print the facts as data instead of aligned lines.
+    #[arg(short, long, value_enum, value_name = "FORMAT")]
+    pub output: Option<OutputFormat>,
+
+    #[command(flatten)]
+    pub session: FileSessionArgs,
 }
 
 const RUN_HELP: &str = "\
@@ -334,7 +373,9 @@ pub struct DebugArgs {
     #[arg(short, long, value_name = "NAME")]
     pub container: Option<String>,
 
-    /// Tool set of the debug image: base (busybox), net, full, jvm, python, go or node.
+    /// Tool set of the debug image: base (busybox), net, full, jvm, python, go, node, or auto
+    /// (the one for the target's runtime, read by the agent; see `images`). Default: the
+    /// config file's `toolkit`, else base.
     #[arg(long, value_enum, value_name = "TOOLKIT", conflicts_with = "image")]
     pub toolkit: Option<ToolkitArg>,
 
@@ -413,6 +454,8 @@ pub struct DebugArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ToolkitArg {
+    /// The target's runtime decides (sessions only; elsewhere it means base).
+    Auto,
     Base,
     Net,
     Full,

@@ -10,6 +10,7 @@ mod catalog;
 mod cleanup;
 mod cli;
 mod cluster;
+mod config;
 mod cp;
 mod debug;
 mod duration;
@@ -22,6 +23,8 @@ mod fake_apiserver;
 mod fanout;
 mod glob;
 mod identity;
+mod images;
+mod info;
 mod inject;
 mod interrupt;
 mod ls;
@@ -38,6 +41,7 @@ mod snapshot;
 mod spec;
 mod target;
 mod terminal;
+mod toolkit;
 mod transfer;
 mod wait;
 
@@ -66,7 +70,16 @@ fn main() -> ExitCode {
             };
         }
     };
-    let options = match Options::from_cli(cli, &Environment::detect()) {
+    let mut environment = Environment::detect();
+    environment.config = match config::load() {
+        Ok(config) => config,
+        Err(e) => {
+            let e = options::UsageError(format!("the config file is not usable: {e}"));
+            Printer::plain().error(&Error::Usage(e));
+            return ExitStatus::Usage.into();
+        }
+    };
+    let options = match Options::from_cli(cli, &environment) {
         Ok(options) => options,
         Err(e) => {
             Printer::plain().error(&Error::Usage(e));
@@ -100,6 +113,11 @@ async fn run(options: &Options, printer: &Printer) -> Result<ExitStatus, Error> 
     // A runbook is read and checked before the cluster is even looked up.
     let prepared = match &options.action {
         Action::Run(run) => Some(fanout::prepare(run)?),
+        Action::Images {
+            catalog,
+            from,
+            format,
+        } => return images::run(catalog, from, *format, printer),
         _ => None,
     };
     let cluster = Cluster::connect(&options.kube).await?;
@@ -107,7 +125,23 @@ async fn run(options: &Options, printer: &Printer) -> Result<ExitStatus, Error> 
         return fanout::run(prepared, &cluster, printer).await;
     }
     match &options.action {
-        Action::Debug(debug) => debug::run(debug, &cluster, printer).await,
+        Action::Debug(debug) => {
+            let debug = match toolkit::settle(debug, &cluster, printer).await? {
+                toolkit::Settled::Ready(debug) => debug,
+                toolkit::Settled::Interrupted(signal) => {
+                    return Ok(ExitStatus::Interrupted(signal));
+                }
+            };
+            let status = debug::run(&debug, &cluster, printer).await?;
+            if let (ExitStatus::Remote(_), options::Mode::Command { argv, .. }) =
+                (status, &debug.mode)
+                && let Some(hint) = toolkit::capability_hint(argv, debug.profile)
+            {
+                printer.note(&format!("hint: {hint}"));
+            }
+            Ok(status)
+        }
+        Action::Info { session, format } => info::run(session, *format, &cluster, printer).await,
         Action::List {
             all_namespaces,
             format,
@@ -120,7 +154,7 @@ async fn run(options: &Options, printer: &Printer) -> Result<ExitStatus, Error> 
         Action::Snapshot(snapshot) => {
             snapshot::run(snapshot, &cluster, options.output.progress, printer).await
         }
-        // Prepared and run above.
-        Action::Run(_) => Ok(ExitStatus::Usage),
+        // Prepared and run above; images need no cluster.
+        Action::Run(_) | Action::Images { .. } => Ok(ExitStatus::Usage),
     }
 }

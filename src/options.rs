@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::catalog::{ImageChoice, Toolkit};
+use crate::catalog::{Catalog, ImageChoice, Toolkit};
 use crate::cli::{
     Cli, Command, CpArgs, DebugArgs, DryRunArg, FanoutArgs, FileSessionArgs, KubeFlags,
     OutputFormat, RunArgs, SnapshotArgs, ToolkitArg,
@@ -27,6 +27,8 @@ pub struct Environment {
     pub no_color: bool,
     /// `DISTROLESS_DEBUG_REGISTRY`: where our toolkit images live instead of ghcr.io.
     pub registry: Option<String>,
+    /// The user's config file (`config.rs`); loaded by `main`, since reading it can fail.
+    pub config: crate::config::Config,
 }
 
 impl Environment {
@@ -40,7 +42,13 @@ impl Environment {
             no_color: non_empty("NO_COLOR").is_some(),
             registry: non_empty("DISTROLESS_DEBUG_REGISTRY")
                 .map(|v| v.to_string_lossy().into_owned()),
+            config: crate::config::Config::default(),
         }
+    }
+
+    /// Where our images are: the environment variable, else the config file.
+    pub fn catalog(&self) -> Catalog {
+        self.config.catalog(self.registry.as_deref())
     }
 }
 
@@ -94,6 +102,18 @@ pub enum Action {
     Snapshot(SnapshotOptions),
     /// `run RUNBOOK`, and `-l SELECTOR -- COMMAND`.
     Run(FanoutOptions),
+    /// `images`: the catalog as configured; no cluster needed.
+    Images {
+        catalog: Catalog,
+        /// Where the catalog's setting comes from, in words.
+        from: String,
+        format: Option<OutputFormat>,
+    },
+    /// `info TARGET`: the agent's facts about the target.
+    Info {
+        session: DebugOptions,
+        format: Option<OutputFormat>,
+    },
 }
 
 /// `snapshot`: where to, what, and the debug container to go through.
@@ -204,6 +224,22 @@ impl Options {
             Some(Command::Cp(args)) => Action::Copy(copy_options(args, env)?),
             Some(Command::Snapshot(args)) => Action::Snapshot(snapshot_options(args, env)?),
             Some(Command::Run(args)) => Action::Run(run_options(args, env)?),
+            Some(Command::Images(args)) => Action::Images {
+                catalog: env.catalog(),
+                from: match (&env.registry, &env.config.path) {
+                    (Some(_), _) => "DISTROLESS_DEBUG_REGISTRY".to_string(),
+                    (None, Some(path)) => format!("config file {}", path.display()),
+                    (None, None) => "the built-in default (no config file)".to_string(),
+                },
+                format: args.output,
+            },
+            Some(Command::Info(args)) => {
+                let target: TargetRef = args.target.parse().map_err(UsageError)?;
+                Action::Info {
+                    session: file_session(target, args.session, env)?,
+                    format: args.output,
+                }
+            }
             None if cli.debug.fanout.selector.is_some() => {
                 Action::Run(command_fanout(cli.debug, env)?)
             }
@@ -284,10 +320,18 @@ fn debug_options(args: DebugArgs, env: &Environment) -> Result<DebugOptions, Usa
             }
             ImageChoice::Custom(reference.clone())
         }
-        (None, toolkit) => ImageChoice::Toolkit {
-            toolkit: toolkit.map(Toolkit::from).unwrap_or(Toolkit::Base),
-            registry: env.registry.clone(),
-        },
+        (None, toolkit) => {
+            use crate::config::DefaultToolkit;
+            let catalog = env.catalog();
+            match (toolkit, env.config.toolkit) {
+                (Some(ToolkitArg::Auto), _) | (None, Some(DefaultToolkit::Auto)) => {
+                    ImageChoice::Auto(catalog)
+                }
+                (Some(toolkit), _) => catalog.image(toolkit.into()),
+                (None, Some(DefaultToolkit::Toolkit(toolkit))) => catalog.image(toolkit),
+                (None, None) => catalog.image(Toolkit::Base),
+            }
+        }
     };
 
     let positive = |flag: &str, text: &str| -> Result<Duration, UsageError> {
@@ -399,10 +443,9 @@ fn file_session(
     Ok(DebugOptions {
         target,
         container: args.container,
-        image: ImageChoice::Toolkit {
-            toolkit: args.toolkit.map(Toolkit::from).unwrap_or(Toolkit::Base),
-            registry: env.registry.clone(),
-        },
+        image: env
+            .catalog()
+            .image(args.toolkit.map(Toolkit::from).unwrap_or(Toolkit::Base)),
         profile: args.profile.into(),
         timeout,
         ttl: Duration::from_secs(3600),
@@ -635,7 +678,7 @@ fn fanout_options(
         format: output,
         out_dir: fanout.out_dir,
         session,
-        registry: env.registry.clone(),
+        registry: env.catalog().registry,
     })
 }
 
@@ -659,7 +702,9 @@ fn positive(flag: &str, text: &str) -> Result<Duration, UsageError> {
 impl From<ToolkitArg> for Toolkit {
     fn from(arg: ToolkitArg) -> Self {
         match arg {
-            ToolkitArg::Base => Toolkit::Base,
+            // Settled per target only for sessions (`toolkit.rs`); elsewhere the agent of any
+            // toolkit does, so base, the smallest.
+            ToolkitArg::Auto | ToolkitArg::Base => Toolkit::Base,
             ToolkitArg::Net => Toolkit::Net,
             ToolkitArg::Full => Toolkit::Full,
             ToolkitArg::Jvm => Toolkit::Jvm,
@@ -821,6 +866,70 @@ mod tests {
         );
         let d = debug(&["pod/web", "--image", "nicolaka/netshoot"], &env);
         assert_eq!(d.image, ImageChoice::Custom("nicolaka/netshoot".into()));
+    }
+
+    #[test]
+    fn the_config_file_chooses_images_and_the_default_toolkit() {
+        let config = crate::config::parse(
+            "registry: mirror.corp/dd\nimages:\n  net: mirror.corp/tools/net:2\ntoolkit: auto\n",
+        )
+        .unwrap();
+        let env = Environment { config, ..script() };
+        let d = debug(&["pod/web", "--toolkit", "net"], &env);
+        assert_eq!(d.image.reference(), "mirror.corp/tools/net:2");
+        assert!(d.image.has_agent());
+        let d = debug(&["pod/web", "--toolkit", "full"], &env);
+        assert_eq!(
+            d.image.reference(),
+            format!("mirror.corp/dd/full:{}", crate::catalog::VERSION)
+        );
+        // `toolkit: auto` in the file is the default; a flag wins over it.
+        assert!(matches!(
+            debug(&["pod/web"], &env).image,
+            ImageChoice::Auto(_)
+        ));
+        let cp = match parse(&["cp", "pod/web:/x", "."], &env).unwrap().action {
+            Action::Copy(c) => c,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            cp.session.image.reference(),
+            format!("mirror.corp/dd/base:{}", crate::catalog::VERSION)
+        );
+        // The environment variable wins over the whole file.
+        let env = Environment {
+            registry: Some("env.corp/dd".into()),
+            ..env
+        };
+        let d = debug(&["pod/web", "--toolkit", "net"], &env);
+        assert_eq!(
+            d.image.reference(),
+            format!("env.corp/dd/net:{}", crate::catalog::VERSION)
+        );
+    }
+
+    #[test]
+    fn toolkit_auto_is_settled_later_and_images_needs_no_target() {
+        let d = debug(&["pod/web", "--toolkit", "auto", "--", "ls"], &script());
+        assert_eq!(d.image, ImageChoice::Auto(Catalog::default()));
+        assert!(matches!(
+            parse(&["images", "-o", "json"], &script()).unwrap().action,
+            Action::Images {
+                format: Some(OutputFormat::Json),
+                ..
+            }
+        ));
+        match parse(&["info", "deploy/api", "-c", "app"], &script())
+            .unwrap()
+            .action
+        {
+            Action::Info { session, format } => {
+                assert_eq!(session.container.as_deref(), Some("app"));
+                assert!(session.image.has_agent() && session.reuse && format.is_none());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse(&["info"], &script()).is_err(), "info needs a TARGET");
     }
 
     #[test]

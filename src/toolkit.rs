@@ -1,0 +1,427 @@
+//! `--toolkit auto`: the toolkit that fits the target's runtime; and hints when a tool needs a
+//! capability the session's profile does not give.
+//!
+//! Which runtime the target is cannot be known from the API alone: a Go binary in
+//! `distroless/static` looks like any other. So auto is settled in this order, cheapest first
+//! (round trips are what a user waits for; the default session makes four):
+//!
+//! 1. **The pod spec** (+1 GET of the pod, before the session's own reads): an image named
+//!    like a runtime (`java*`, `openjdk`, `eclipse-temurin`, `python*`, `node`, `nodejs*`,
+//!    the distroless `java17`/`python3`/`nodejs22` images) or a command that is `java`,
+//!    `python*` or `node` decides at once.
+//! 2. **A running debug container of ours on the target**: its agent's `info` decides (+1
+//!    exec), and when the toolkit that fits is that container's, the session reuses it.
+//! 3. **A probe**: the `base` container is added as any session adds it (PATCH, WATCH), its
+//!    agent's `info` decides (+1 exec). An unrecognised runtime (`other`) keeps it: the
+//!    session then reuses it (+1 GET), six round trips in all. A recognised one stops the
+//!    probe (+1 exec and a watch) and the session adds the matching toolkit: the price of a
+//!    second container is paid once, and only when it brings the runtime's tools.
+//!
+//! That is why auto is not the built-in default: it costs at least one round trip more than
+//! `base`, and a runtime toolkit is a bigger pull. A config file can make it the default
+//! (`toolkit: auto`, see `config.rs`); `kubectl distroless-debug info` shows the toolkit that
+//! fits without starting a session.
+
+use k8s_openapi::api::core::v1::{Container, Pod};
+use kube::Api;
+use serde_json::Value;
+
+use crate::catalog::{ImageChoice, Toolkit};
+use crate::cluster::Cluster;
+use crate::debug::{Obtained, running_debug_container};
+use crate::error::Error;
+use crate::info::{Read, read_facts};
+use crate::interrupt::Interrupts;
+use crate::options::DebugOptions;
+use crate::printer::Printer;
+use crate::profile::Profile;
+use crate::session::Session;
+use crate::spec::{State, debug_containers_in};
+use crate::target::{fetch_pod, target_in};
+
+/// The toolkit for a runtime the agent reports (`info`'s `runtime`): `other` and unknown
+/// values get base.
+pub fn toolkit_for_runtime(runtime: Option<&str>) -> Toolkit {
+    match runtime {
+        Some("go") => Toolkit::Go,
+        Some("jvm") => Toolkit::Jvm,
+        Some("python") => Toolkit::Python,
+        Some("node") => Toolkit::Node,
+        _ => Toolkit::Base,
+    }
+}
+
+/// A runtime toolkit the container's image name or command gives away, if any.
+pub fn toolkit_from_spec(container: &Container) -> Option<Toolkit> {
+    let image = container.image.as_deref().unwrap_or_default();
+    // The repository's last path component, without tag or digest.
+    let without_digest = image.split('@').next().unwrap_or_default();
+    let last = without_digest.rsplit('/').next().unwrap_or_default();
+    let repository = last
+        .split(':')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let by_image = if [
+        "java",
+        "openjdk",
+        "eclipse-temurin",
+        "amazoncorretto",
+        "azul-zulu",
+    ]
+    .iter()
+    .any(|p| repository.starts_with(p))
+    {
+        Some(Toolkit::Jvm)
+    } else if repository.starts_with("python") || repository.starts_with("pypy") {
+        Some(Toolkit::Python)
+    } else if repository == "node" || repository.starts_with("nodejs") {
+        Some(Toolkit::Node)
+    } else {
+        None
+    };
+    let program = container
+        .command
+        .iter()
+        .flatten()
+        .next()
+        .map(|c| c.rsplit('/').next().unwrap_or_default().to_string());
+    let by_command = match program.as_deref() {
+        Some("java") => Some(Toolkit::Jvm),
+        Some(p) if p.starts_with("python") || p.starts_with("pypy") => Some(Toolkit::Python),
+        Some("node" | "nodejs") => Some(Toolkit::Node),
+        _ => None,
+    };
+    by_command.or(by_image)
+}
+
+/// What settling `--toolkit auto` left for the session.
+// One value per run, moved once.
+#[allow(clippy::large_enum_variant)]
+pub enum Settled {
+    Ready(DebugOptions),
+    /// A signal arrived while the probe was starting; it was stopped again.
+    Interrupted(i32),
+}
+
+/// The session's options with `--toolkit auto` replaced by the toolkit that fits the target
+/// (see the module docs for the order and its cost). Other options pass through untouched.
+pub async fn settle(
+    options: &DebugOptions,
+    cluster: &Cluster,
+    printer: &Printer,
+) -> Result<Settled, Error> {
+    let ImageChoice::Auto(catalog) = &options.image else {
+        return Ok(Settled::Ready(options.clone()));
+    };
+    let with = |toolkit: Toolkit| DebugOptions {
+        image: catalog.image(toolkit),
+        ..options.clone()
+    };
+    // A dry run sends nothing, so it cannot ask the agent: the spec decides, else base.
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
+    let pod = fetch_pod(cluster, &pods, &cluster.namespace, &options.target).await?;
+    let target = target_in(pod, options.container.as_deref())?;
+    let spec_container = target
+        .pod
+        .spec
+        .iter()
+        .flat_map(|s| s.containers.iter())
+        .find(|c| c.name == target.container);
+    if let Some(toolkit) = spec_container.and_then(toolkit_from_spec) {
+        printer.note(&format!(
+            "--toolkit auto: container {}'s image or command is {}: using {}",
+            target.container,
+            runtime_name(toolkit),
+            toolkit.name()
+        ));
+        return Ok(Settled::Ready(with(toolkit)));
+    }
+    if options.dry_run.is_some() {
+        printer.note(&format!(
+            "--toolkit auto: a dry run does not start the agent that reads the runtime of container {}; showing base",
+            target.container
+        ));
+        return Ok(Settled::Ready(with(Toolkit::Base)));
+    }
+
+    let mut interrupts = Interrupts::install().map_err(|source| Error::Terminal { source })?;
+    let running = debug_containers_in(&target.pod)
+        .into_iter()
+        .find(|c| c.state == State::Running && c.target == target.container && c.has_agent);
+    if let Some(existing) = running {
+        let facts = match read_facts(&pods, &existing.pod, &existing.name, &mut interrupts).await? {
+            Read::Facts(facts) => facts,
+            Read::Interrupted(signal) => return Ok(Settled::Interrupted(signal)),
+        };
+        let toolkit = toolkit_for_runtime(facts.get("runtime").and_then(Value::as_str));
+        say_picked(printer, &target.container, &facts, toolkit, &existing.name);
+        return Ok(Settled::Ready(with(toolkit)));
+    }
+
+    // The probe: base, added (or reused) exactly as a session adds it.
+    let probe = DebugOptions {
+        reuse: true,
+        ..with(Toolkit::Base)
+    };
+    let (_, obtained) = running_debug_container(&probe, cluster, &mut interrupts, printer).await?;
+    let (mut session, reused) = match obtained {
+        Obtained::Ready { session, reused } => (session, reused),
+        Obtained::Interrupted(signal) => return Ok(Settled::Interrupted(signal)),
+    };
+    let read = read_facts(&pods, &session.pod, &session.container, &mut interrupts).await;
+    let facts = match read {
+        Ok(Read::Facts(facts)) => facts,
+        Ok(Read::Interrupted(signal)) => {
+            session.teardown(printer, true).await;
+            return Ok(Settled::Interrupted(signal));
+        }
+        Err(error) => {
+            session.teardown(printer, false).await;
+            return Err(error);
+        }
+    };
+    let toolkit = toolkit_for_runtime(facts.get("runtime").and_then(Value::as_str));
+    say_picked(
+        printer,
+        &target.container,
+        &facts,
+        toolkit,
+        &session.container,
+    );
+    if toolkit == Toolkit::Base || reused {
+        // The session continues in this very container (it finds and reuses it), and its
+        // teardown is the one that stops it: this value must not stop it when dropped.
+        hand_over(session);
+        return Ok(Settled::Ready(DebugOptions {
+            reuse: true,
+            ..with(toolkit)
+        }));
+    }
+    session.teardown(printer, false).await;
+    Ok(Settled::Ready(with(toolkit)))
+}
+
+/// Lets the session that follows own the running container: a [`Session`] stops its container
+/// when dropped, and here the next session, which reuses it, is the one to stop it.
+fn hand_over(session: Session) {
+    std::mem::forget(session);
+}
+
+fn runtime_name(toolkit: Toolkit) -> &'static str {
+    match toolkit {
+        Toolkit::Jvm => "a JVM",
+        Toolkit::Python => "Python",
+        Toolkit::Node => "Node.js",
+        Toolkit::Go => "a Go binary",
+        Toolkit::Base | Toolkit::Net | Toolkit::Full => "not a runtime we have tools for",
+    }
+}
+
+fn say_picked(
+    printer: &Printer,
+    container: &str,
+    facts: &serde_json::Map<String, Value>,
+    toolkit: Toolkit,
+    read_in: &str,
+) {
+    let exe = facts.get("exe").and_then(Value::as_str).unwrap_or("?");
+    let runtime = facts.get("runtime").and_then(Value::as_str).unwrap_or("?");
+    printer.note(&format!(
+        "--toolkit auto: container {container} runs {exe} (runtime {runtime}, read in {read_in}): using {}",
+        toolkit.name()
+    ));
+}
+
+/// Tools that need a capability: which one, and the profile that has it.
+struct Need {
+    tool: &'static str,
+    why: &'static str,
+    profile: Profile,
+}
+
+/// When `argv` failed under `profile`: the hint for the first tool in it that needs more than
+/// the profile gives. Added capabilities only count for root (`profile.rs`): a non-root
+/// process keeps none, since containerd sets no ambient capabilities.
+pub fn capability_hint(argv: &[String], profile: Profile) -> Option<String> {
+    let words = command_words(argv);
+    let has = |flag: &str| {
+        words
+            .iter()
+            .any(|w| w == flag || w.starts_with(&format!("{flag}=")))
+    };
+    let attaches = has("-p")
+        || has("--pid")
+        || words.iter().any(|w| {
+            w == "attach"
+                || w.strip_prefix("-p")
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        });
+    let needs = words.iter().find_map(|word| {
+        let name = word.rsplit('/').next().unwrap_or_default();
+        match name {
+            "tcpdump" | "tshark" | "dumpcap" => Some(Need {
+                tool: "tcpdump",
+                why: "captures packets with CAP_NET_RAW (and CAP_NET_ADMIN for promiscuous mode)",
+                profile: Profile::Netadmin,
+            }),
+            "strace" | "ltrace" | "gdb" | "py-spy" | "dlv" if attaches => Some(Need {
+                tool: match name {
+                    "strace" => "strace",
+                    "ltrace" => "ltrace",
+                    "gdb" => "gdb",
+                    "py-spy" => "py-spy",
+                    _ => "dlv",
+                },
+                why: "attaches with ptrace(2): the same uid is not enough where the node's kernel.yama.ptrace_scope is 1 or more (most distributions), which needs CAP_SYS_PTRACE",
+                profile: Profile::Ptrace,
+            }),
+            _ => None,
+        }
+    })?;
+    let enough = match needs.profile {
+        Profile::Netadmin => matches!(profile, Profile::Netadmin | Profile::Sysadmin),
+        _ => matches!(profile, Profile::Ptrace | Profile::Sysadmin),
+    };
+    (!enough).then(|| {
+        format!(
+            "{} {}; the {profile} profile does not give it. Try `--profile {}` (it runs as root with only that added; the namespace must allow privileged, see docs/images.md)",
+            needs.tool, needs.why, needs.profile
+        )
+    })
+}
+
+/// The words of a command line, and of the script of `sh -c SCRIPT` / `bash -c SCRIPT`.
+fn command_words(argv: &[String]) -> Vec<String> {
+    let mut words: Vec<String> = argv.to_vec();
+    if let [shell, flag, script, ..] = argv
+        && matches!(shell.rsplit('/').next(), Some("sh" | "bash" | "ash"))
+        && flag == "-c"
+    {
+        words.extend(
+            script
+                .split(|c: char| c.is_whitespace() || matches!(c, ';' | '|' | '&' | '(' | ')'))
+                .filter(|w| !w.is_empty())
+                .map(String::from),
+        );
+    }
+    words
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container(image: &str, command: &[&str]) -> Container {
+        Container {
+            name: "app".into(),
+            image: Some(image.into()),
+            command: (!command.is_empty()).then(|| command.iter().map(|c| c.to_string()).collect()),
+            ..Container::default()
+        }
+    }
+
+    fn argv(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn the_runtime_the_agent_reports_picks_the_toolkit() {
+        assert_eq!(toolkit_for_runtime(Some("go")), Toolkit::Go);
+        assert_eq!(toolkit_for_runtime(Some("jvm")), Toolkit::Jvm);
+        assert_eq!(toolkit_for_runtime(Some("python")), Toolkit::Python);
+        assert_eq!(toolkit_for_runtime(Some("node")), Toolkit::Node);
+        assert_eq!(toolkit_for_runtime(Some("other")), Toolkit::Base);
+        assert_eq!(toolkit_for_runtime(None), Toolkit::Base);
+    }
+
+    #[test]
+    fn image_names_and_commands_that_give_the_runtime_away() {
+        let cases = [
+            (
+                "gcr.io/distroless/java17-debian12:nonroot",
+                &[][..],
+                Some(Toolkit::Jvm),
+            ),
+            ("eclipse-temurin:21-jre", &[], Some(Toolkit::Jvm)),
+            (
+                "gcr.io/distroless/python3-debian12",
+                &[],
+                Some(Toolkit::Python),
+            ),
+            ("node:22-slim", &[], Some(Toolkit::Node)),
+            (
+                "gcr.io/distroless/nodejs22-debian12@sha256:ab",
+                &[],
+                Some(Toolkit::Node),
+            ),
+            (
+                "registry:5000/acme/api:1.2",
+                &["/usr/bin/java", "-jar"],
+                Some(Toolkit::Jvm),
+            ),
+            (
+                "registry:5000/acme/api:1.2",
+                &["python3.12"],
+                Some(Toolkit::Python),
+            ),
+            // Go binaries look like anything else: only the agent can tell.
+            ("gcr.io/distroless/static-debian12", &["/app/server"], None),
+            ("prom/node-exporter:v1.8", &[], None),
+            ("sandbox.local/distroless-app:nonroot", &[], None),
+        ];
+        for (image, command, expected) in cases {
+            assert_eq!(
+                toolkit_from_spec(&container(image, command)),
+                expected,
+                "{image} {command:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn tcpdump_without_net_raw_suggests_netadmin() {
+        let hint = capability_hint(&argv(&["tcpdump", "-i", "lo"]), Profile::Auto);
+        assert!(
+            hint.as_deref()
+                .is_some_and(|h| h.contains("--profile netadmin") && h.contains("CAP_NET_RAW")),
+            "{hint:?}"
+        );
+        assert!(capability_hint(&argv(&["tcpdump", "-i", "lo"]), Profile::Ptrace).is_some());
+        assert_eq!(
+            capability_hint(&argv(&["tcpdump", "-i", "lo"]), Profile::Netadmin),
+            None
+        );
+        assert_eq!(
+            capability_hint(&argv(&["tcpdump", "-i", "lo"]), Profile::Sysadmin),
+            None
+        );
+    }
+
+    #[test]
+    fn attaching_a_tracer_suggests_ptrace_and_tracing_a_child_does_not() {
+        for words in [
+            &["strace", "-p", "1"][..],
+            &["timeout", "3", "strace", "-f", "-p1"][..],
+            &["gdb", "-p", "1", "-batch"][..],
+            &["py-spy", "dump", "--pid", "1"][..],
+            &["sh", "-c", "timeout 3 ltrace -p 1; echo done"][..],
+        ] {
+            let hint = capability_hint(&argv(words), Profile::Auto);
+            assert!(
+                hint.as_deref()
+                    .is_some_and(|h| h.contains("--profile ptrace")),
+                "{words:?}: {hint:?}"
+            );
+        }
+        assert_eq!(
+            capability_hint(&argv(&["strace", "ls"]), Profile::Auto),
+            None
+        );
+        assert_eq!(
+            capability_hint(&argv(&["strace", "-p", "1"]), Profile::Ptrace),
+            None
+        );
+        assert_eq!(capability_hint(&argv(&["ls", "-p"]), Profile::Auto), None);
+    }
+}
