@@ -41,6 +41,17 @@ pub enum Origin {
     Attached,
 }
 
+/// Why a container is being stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum How {
+    /// The session ended: stop unless another session still uses the container.
+    Normal,
+    /// A signal ended the session.
+    Interrupted,
+    /// `cleanup`: stop it whoever uses it.
+    Forced,
+}
+
 /// What teardown did, for the result and for tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Teardown {
@@ -101,7 +112,12 @@ impl Session {
     /// then left alone, since our own exec may still count as a user of it.
     pub async fn teardown(&mut self, printer: &Printer, interrupted: bool) -> Teardown {
         self.done = true;
-        let outcome = self.stop(printer, interrupted).await;
+        let how = if interrupted {
+            How::Interrupted
+        } else {
+            How::Normal
+        };
+        let outcome = self.stop(printer, how).await;
         match &outcome {
             Teardown::Stopped => printer.note(&format!(
                 "stopped {}. Kubernetes keeps a terminated ephemeral container's entry in the pod spec (it cannot be removed); `kubectl distroless-debug ls` shows it.",
@@ -128,10 +144,11 @@ impl Session {
     /// Stops it without the session's closing notes (for `cleanup`, which reports in a table).
     pub async fn stop_only(&mut self, printer: &Printer) -> Teardown {
         self.done = true;
-        self.stop(printer, false).await
+        self.stop(printer, How::Forced).await
     }
 
-    async fn stop(&self, printer: &Printer, interrupted: bool) -> Teardown {
+    async fn stop(&self, printer: &Printer, how: How) -> Teardown {
+        let interrupted = how == How::Interrupted;
         if self.origin == Origin::Attached {
             return match self
                 .wait_for(TERMINATE_GRACE, |p| {
@@ -186,7 +203,10 @@ impl Session {
                 return Teardown::LeftRunning(format!("could not read pod {} ({e})", self.pod));
             }
         }
-        let command = if self.has_agent && self.origin == Origin::Reused {
+        // Last one out stops it: after a normal end our own session is gone, so any live one
+        // is someone else's (a second session reusing this container). After a signal our
+        // own exec may still be alive in there, so a container we added is stopped outright.
+        let command = if self.has_agent && how == How::Normal {
             stop_if_unused()
         } else {
             stop_command(self.has_agent)

@@ -418,3 +418,51 @@ async fn a_killed_client_leaves_the_agent_to_end_the_container_by_idling_out() {
         .await;
     assert_eq!(c.target_fingerprint("locked", "web").await, before);
 }
+
+/// Spawns a session whose command prints `started` first; returns once it has.
+async fn started_session(c: &TestCluster, command: &str) -> tokio::process::Child {
+    let mut plugin = c.plugin(&["-n", "locked", "pod/web", "--", "sh", "-c", command]);
+    plugin.stdout(std::process::Stdio::piped());
+    let mut child = plugin.spawn().expect("a session starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let first = tokio::time::timeout(LIMIT, lines.next_line())
+        .await
+        .expect("output in time");
+    assert_eq!(first.ok().flatten().as_deref(), Some("started"));
+    child
+}
+
+#[tokio::test]
+async fn the_last_session_out_stops_a_shared_container() {
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    restricted_app(&c).await;
+    let mut creator = started_session(&c, "echo started; sleep 3").await;
+    let mut reuser = started_session(&c, "echo started; sleep 10").await;
+    assert_eq!(
+        c.debug_containers("locked", "web").await.len(),
+        1,
+        "the second reused the first's"
+    );
+
+    let status = tokio::time::timeout(LIMIT, creator.wait())
+        .await
+        .expect("ends")
+        .expect("status");
+    assert_eq!(status.code(), Some(0));
+    let states = c.debug_containers("locked", "web").await;
+    assert_eq!(
+        states[0].1, "running",
+        "still in use by the second session: {states:?}"
+    );
+
+    let status = tokio::time::timeout(LIMIT, reuser.wait())
+        .await
+        .expect("ends")
+        .expect("status");
+    assert_eq!(status.code(), Some(0), "the second session was not cut off");
+    c.wait_all_terminated("locked", "web", Duration::from_secs(20))
+        .await;
+}
