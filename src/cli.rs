@@ -376,7 +376,13 @@ pub struct DebugArgs {
     /// Tool set of the debug image: base (busybox), net, full, jvm, python, go, node, or auto
     /// (the one for the target's runtime, read by the agent; see `images`). Default: the
     /// config file's `toolkit`, else base.
-    #[arg(long, value_enum, value_name = "TOOLKIT", conflicts_with = "image")]
+    #[arg(
+        long,
+        value_enum,
+        value_name = "TOOLKIT",
+        conflicts_with = "image",
+        hide_possible_values = true
+    )]
     pub toolkit: Option<ToolkitArg>,
 
     /// Use any image instead of ours; it needs `sh` and `sleep`, and the target's filesystem is
@@ -386,7 +392,13 @@ pub struct DebugArgs {
 
     /// Security profile of the debug container: auto (run as the target's uid/gid, no
     /// capabilities), restricted, baseline, ptrace, netadmin or sysadmin.
-    #[arg(long, value_enum, value_name = "PROFILE", default_value = "auto")]
+    #[arg(
+        long,
+        value_enum,
+        value_name = "PROFILE",
+        default_value = "auto",
+        hide_possible_values = true
+    )]
     pub profile: ProfileArg,
 
     /// How long to wait for the debug container to start.
@@ -421,7 +433,8 @@ pub struct DebugArgs {
     #[arg(long)]
     pub copy_env: bool,
 
-    /// Pass stdin to the remote (default: on when stdin is a terminal or a pipe).
+    /// Forward stdin to the command (default: when stdin is a pipe or a file; a shell always
+    /// reads it).
     #[arg(short = 'i', long)]
     pub stdin: bool,
 
