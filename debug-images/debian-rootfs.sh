@@ -37,6 +37,9 @@ done
 
 # What maintainer scripts would have done.
 alt() { [[ -e "$rootfs$2" ]] && [[ ! -e "$rootfs$1" ]] && ln -s "$2" "$rootfs$1" || true; }
+# /bin/sh: dash's in a Debian image (it is in bookworm-slim, so the lists do not name it).
+alt /usr/bin/sh /usr/bin/dash
+alt /usr/bin/sh /usr/bin/bash
 alt /usr/bin/vi /usr/bin/vim.tiny
 alt /usr/bin/vim /usr/bin/vim.tiny
 alt /usr/bin/nc /usr/bin/nc.openbsd
