@@ -455,9 +455,11 @@ pub async fn run(
     .await;
     durations.exec = clock.elapsed().as_millis();
     let interrupted = matches!(ended, Ok(Ending::Interrupted(_)));
+    // A lost connection leaves our exec's process alive in the container, like a signal does.
+    let cut_off = interrupted || matches!(ended, Err(Error::Stream { .. }));
 
     let clock = Instant::now();
-    session.teardown(printer, interrupted).await;
+    session.teardown(printer, cut_off).await;
     durations.teardown = clock.elapsed().as_millis();
 
     let ending = ended?;

@@ -466,3 +466,29 @@ async fn the_last_session_out_stops_a_shared_container() {
     c.wait_all_terminated("locked", "web", Duration::from_secs(20))
         .await;
 }
+
+#[tokio::test]
+async fn a_lost_connection_is_reported_and_still_torn_down() {
+    let Some(c) = support::cluster_with(SandboxOptions {
+        faults: kube_sandbox::Faults {
+            drop_exec_after_ms: Some(1500),
+            ..Default::default()
+        },
+        ..SandboxOptions::default()
+    })
+    .await
+    else {
+        return;
+    };
+    restricted_app(&c).await;
+    let before = c.target_fingerprint("locked", "web").await;
+    let run = c
+        .run(&["-n", "locked", "pod/web", "--", "sleep", "30"], LIMIT)
+        .await;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(run.stderr.contains("broke off"), "{run:?}");
+    assert!(run.took < Duration::from_secs(20), "{run:?}");
+    c.wait_all_terminated("locked", "web", Duration::from_secs(20))
+        .await;
+    assert_eq!(c.target_fingerprint("locked", "web").await, before);
+}
