@@ -97,15 +97,18 @@ pub fn hold_command(image: &ImageChoice, ttl: Duration, idle: Duration) -> Vec<S
         .to_vec();
     }
     // Generic mode: a shell loop of short sleeps (an image's `sleep` may not take large
-    // numbers or `infinity`), its pid recorded so `stop` can end exactly it.
+    // numbers or `infinity`), its pid recorded so `stop` can end exactly it. The kubelet
+    // expands `$(NAME)` in a container's command and `$$` is its escape for `$`
+    // (https://kubernetes.io/docs/tasks/inject-data-application/define-interdependent-environment-variables/),
+    // so every `$$` and `$(` meant for the shell is written doubled.
     let rounds = ttl.as_secs().div_ceil(10);
     let wait = if ttl.is_zero() {
         "while :; do sleep 10; done".to_string()
     } else {
-        format!("i=0; while [ \"$i\" -lt {rounds} ]; do sleep 10; i=$((i+1)); done")
+        format!("i=0; while [ \"$i\" -lt {rounds} ]; do sleep 10; i=$$((i+1)); done")
     };
     let script = format!(
-        "mkdir -p /tmp/.distroless-debug && echo $$ > {GENERIC_PID_FILE}; \
+        "mkdir -p /tmp/.distroless-debug && echo $$$$ > {GENERIC_PID_FILE}; \
          ln -sfn /proc/1/root {GENERIC_TARGET_LINK} 2>/dev/null; {wait}"
     );
     vec!["sh".into(), "-c".into(), script]
@@ -609,7 +612,10 @@ mod tests {
         );
         assert_eq!(&command[..2], ["sh", "-c"]);
         assert!(command[2].contains("-lt 10 ]"), "{}", command[2]);
-        assert!(command[2].contains("echo $$ > /tmp/.distroless-debug/pid"));
+        // Regression: a single `$$` reached the shell as `$` after the kubelet's expansion,
+        // so the pid file said "$" and teardown could not stop the container.
+        assert!(command[2].contains("echo $$$$ > /tmp/.distroless-debug/pid"));
+        assert!(command[2].contains("i=$$((i+1))"));
         assert!(command[2].contains("ln -sfn /proc/1/root /tmp/target"));
         let forever = hold_command(
             &ImageChoice::Custom("busybox".into()),

@@ -492,3 +492,33 @@ async fn a_lost_connection_is_reported_and_still_torn_down() {
         .await;
     assert_eq!(c.target_fingerprint("locked", "web").await, before);
 }
+
+#[tokio::test]
+async fn any_image_works_in_generic_mode_with_only_sh_and_sleep() {
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    restricted_app(&c).await;
+    let busybox = "sandbox.local/busybox:latest";
+    let run = c
+        .run(
+            &[
+                "-n",
+                "locked",
+                "pod/web",
+                "--image",
+                busybox,
+                "--",
+                "ls",
+                "/tmp/target/etc",
+            ],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stdout.lines().any(|l| l == "passwd"), "{run:?}");
+    let pod = c.pod_json("locked", "web").await;
+    assert_eq!(pod["spec"]["ephemeralContainers"][0]["command"][0], "sh");
+    c.wait_all_terminated("locked", "web", Duration::from_secs(30))
+        .await;
+}
