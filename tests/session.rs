@@ -522,3 +522,59 @@ async fn any_image_works_in_generic_mode_with_only_sh_and_sleep() {
     c.wait_all_terminated("locked", "web", Duration::from_secs(30))
         .await;
 }
+
+#[tokio::test]
+async fn a_workload_target_resolves_to_its_ready_pod() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    restricted_app(&c).await;
+    // The sandbox runs no controllers: the Deployment is an object whose selector matches the
+    // pod made above (labelled app=web), which is all the plugin reads.
+    let deployment: Deployment = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": "api" },
+        "spec": {
+            "selector": { "matchLabels": { "app": "web" } },
+            "template": {
+                "metadata": { "labels": { "app": "web" } },
+                "spec": { "containers": [{ "name": "app", "image": NONROOT_APP }] }
+            }
+        }
+    }))
+    .expect("a deployment");
+    let deployments: kube::Api<Deployment> = kube::Api::namespaced(c.client.clone(), "locked");
+    deployments
+        .create(&Default::default(), &deployment)
+        .await
+        .expect("create the deployment");
+    let run = c
+        .run(
+            &[
+                "-n",
+                "locked",
+                "deploy/api",
+                "--",
+                "cat",
+                "/target/etc/hostname",
+            ],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(
+        c.debug_containers("locked", "web").await.len(),
+        1,
+        "the session went to pod web"
+    );
+    let missing = c
+        .run(&["-n", "locked", "sts/nope", "--", "true"], LIMIT)
+        .await;
+    assert_eq!(missing.code, Some(1), "{missing:?}");
+    assert!(
+        missing
+            .stderr
+            .contains("sts/nope not found in namespace locked"),
+        "{missing:?}"
+    );
+}
