@@ -191,7 +191,14 @@ pub async fn plan(
     let resolved = resolve(options, cluster, pods, printer).await?;
     let image = options.image.reference();
     let reusable = (options.reuse && options.dry_run.is_none())
-        .then(|| reusable_in(&resolved.target.pod, &resolved.target.container, &image))
+        .then(|| {
+            reusable_in(
+                &resolved.target.pod,
+                &resolved.target.container,
+                &image,
+                options.profile.name(),
+            )
+        })
         .flatten();
     if reusable.is_none() {
         precheck(options, &resolved, &cluster.namespace)?;

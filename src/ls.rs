@@ -169,6 +169,7 @@ mod tests {
             user: "alice".into(),
             reason: String::new(),
             started: started.map(String::from),
+            profile: "auto".into(),
             has_agent: true,
         }
     }

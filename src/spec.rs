@@ -210,6 +210,8 @@ pub struct DebugContainer {
     pub user: String,
     pub reason: String,
     pub started: Option<String>,
+    /// The profile it was made with (empty for containers of older versions).
+    pub profile: String,
     pub has_agent: bool,
 }
 
@@ -273,6 +275,7 @@ pub fn debug_containers_in(pod: &Pod) -> Vec<DebugContainer> {
             user: env_of(c, ENV_USER).unwrap_or_default(),
             reason: env_of(c, ENV_REASON).unwrap_or_default(),
             started: env_of(c, ENV_STARTED),
+            profile: env_of(c, ENV_PROFILE).unwrap_or_default(),
             has_agent: c
                 .command
                 .as_ref()
@@ -282,12 +285,14 @@ pub fn debug_containers_in(pod: &Pod) -> Vec<DebugContainer> {
         .collect()
 }
 
-/// A running debug container of ours on the same target with the same image: a second session
-/// execs into it instead of adding another (no PATCH, no image pull).
-pub fn reusable_in(pod: &Pod, target: &str, image: &str) -> Option<DebugContainer> {
-    debug_containers_in(pod)
-        .into_iter()
-        .find(|c| c.state == State::Running && c.target == target && c.image == image)
+/// A running debug container of ours on the same target with the same image and profile: a
+/// second session execs into it instead of adding another (no PATCH, no image pull). The
+/// profile must match too, or a session asking for `ptrace` would get an `auto` container's
+/// privileges (or the other way round).
+pub fn reusable_in(pod: &Pod, target: &str, image: &str, profile: &str) -> Option<DebugContainer> {
+    debug_containers_in(pod).into_iter().find(|c| {
+        c.state == State::Running && c.target == target && c.image == image && c.profile == profile
+    })
 }
 
 /// Where `--mirror-volumes` mounts the target's volumes in the debug container.
@@ -880,7 +885,11 @@ mod tests {
             ("alice@example.com", "INC-7", State::Unknown)
         );
         assert!(listed[0].has_agent);
-        assert_eq!(reusable_in(&pod, "app", &image), None, "not running yet");
+        assert_eq!(
+            reusable_in(&pod, "app", &image, "auto"),
+            None,
+            "not running yet"
+        );
 
         if let Some(status) = pod.status.as_mut() {
             status.ephemeral_container_statuses = Some(vec![ContainerStatus {
@@ -893,10 +902,23 @@ mod tests {
             }]);
         }
         assert_eq!(
-            reusable_in(&pod, "app", &image).map(|c| c.name),
+            reusable_in(&pod, "app", &image, "auto").map(|c| c.name),
             Some("dbg-ab12c".to_string())
         );
-        assert_eq!(reusable_in(&pod, "sidecar", &image), None, "another target");
-        assert_eq!(reusable_in(&pod, "app", "busybox"), None, "another image");
+        assert_eq!(
+            reusable_in(&pod, "sidecar", &image, "auto"),
+            None,
+            "another target"
+        );
+        assert_eq!(
+            reusable_in(&pod, "app", &image, "ptrace"),
+            None,
+            "another profile"
+        );
+        assert_eq!(
+            reusable_in(&pod, "app", "busybox", "auto"),
+            None,
+            "another image"
+        );
     }
 }
