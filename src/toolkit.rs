@@ -13,9 +13,10 @@
 //!    exec), and when the toolkit that fits is that container's, the session reuses it.
 //! 3. **A probe**: the `base` container is added as any session adds it (PATCH, WATCH), its
 //!    agent's `info` decides (+1 exec). An unrecognised runtime (`other`) keeps it: the
-//!    session then reuses it (+1 GET), six round trips in all. A recognised one stops the
-//!    probe (+1 exec and a watch) and the session adds the matching toolkit: the price of a
-//!    second container is paid once, and only when it brings the runtime's tools.
+//!    session then reuses it (its reads and the exec): seven sequential round trips in all,
+//!    against four. A recognised one stops the probe (GET, exec `stop`, watch) and the
+//!    session adds the matching toolkit (about thirteen): the price of a second container is
+//!    paid only when it brings the runtime's tools. docs/images.md has the table.
 //!
 //! That is why auto is not the built-in default: it costs at least one round trip more than
 //! `base`, and a runtime toolkit is a bigger pull. A config file can make it the default
