@@ -380,6 +380,116 @@ mod tests {
         }
     }
 
+    mod settling {
+        use std::time::Duration;
+
+        use http::{Method, StatusCode};
+
+        use super::super::*;
+        use crate::catalog::Catalog;
+        use crate::fake_apiserver::{FakeApiServer, Reply};
+        use crate::options::{DryRun, Mode};
+        use crate::target::{TargetKind, TargetRef};
+
+        const POD: &str = "/api/v1/namespaces/default/pods/web";
+
+        fn cluster(fake: &FakeApiServer) -> Cluster {
+            Cluster {
+                client: fake.client(),
+                namespace: "default".into(),
+                kubeconfig_user: "u".into(),
+                request_timeout: Some(Duration::from_secs(5)),
+            }
+        }
+
+        fn auto(dry_run: Option<DryRun>) -> DebugOptions {
+            DebugOptions {
+                target: TargetRef {
+                    kind: TargetKind::Pod,
+                    name: "web".into(),
+                },
+                container: None,
+                image: ImageChoice::Auto(Catalog::default()),
+                profile: Profile::Auto,
+                timeout: Duration::from_secs(5),
+                ttl: Duration::from_secs(3600),
+                idle: Duration::from_secs(900),
+                reason: None,
+                reuse: true,
+                mode: Mode::Command {
+                    argv: vec!["true".into()],
+                    stdin: false,
+                    tty: false,
+                },
+                dry_run,
+                format: None,
+                mirror_volumes: false,
+                copy_env: false,
+            }
+        }
+
+        fn pod_with_image(image: &str) -> serde_json::Value {
+            let mut pod = crate::target::tests::running_pod("web", &["app"]);
+            if let Some(spec) = pod.spec.as_mut() {
+                spec.containers[0].image = Some(image.into());
+            }
+            serde_json::to_value(pod).unwrap_or_default()
+        }
+
+        async fn settled(fake: &FakeApiServer, options: &DebugOptions) -> DebugOptions {
+            match settle(options, &cluster(fake), &Printer::plain()).await {
+                Ok(Settled::Ready(options)) => options,
+                Ok(Settled::Interrupted(_)) => panic!("interrupted"),
+                Err(e) => panic!("{e}"),
+            }
+        }
+
+        #[tokio::test]
+        async fn a_jvm_image_decides_with_one_get_and_nothing_written() {
+            let fake = FakeApiServer::default();
+            fake.route(
+                Method::GET,
+                POD,
+                Some(false),
+                Reply::Json(StatusCode::OK, pod_with_image("eclipse-temurin:21-jre")),
+            );
+            let options = settled(&fake, &auto(None)).await;
+            assert_eq!(
+                options.image,
+                Catalog::default().image(Toolkit::Jvm),
+                "the jvm toolkit"
+            );
+            let lines: Vec<String> = fake.log().iter().map(|s| s.line()).collect();
+            assert_eq!(lines, [format!("GET {POD}")]);
+        }
+
+        #[tokio::test]
+        async fn a_dry_run_of_an_unrecognised_target_shows_base_without_a_probe() {
+            let fake = FakeApiServer::default();
+            fake.route(
+                Method::GET,
+                POD,
+                Some(false),
+                Reply::Json(StatusCode::OK, pod_with_image("gcr.io/distroless/static")),
+            );
+            let options = settled(&fake, &auto(Some(DryRun::Client))).await;
+            assert_eq!(options.image, Catalog::default().image(Toolkit::Base));
+            assert!(
+                fake.log().iter().all(|s| s.method == Method::GET),
+                "nothing written"
+            );
+        }
+
+        #[tokio::test]
+        async fn other_choices_pass_through_without_a_request() {
+            let fake = FakeApiServer::default();
+            let mut options = auto(None);
+            options.image = Catalog::default().image(Toolkit::Net);
+            assert_eq!(settled(&fake, &options).await, options);
+            assert!(fake.log().is_empty());
+        }
+    }
+
     #[test]
     fn tcpdump_without_net_raw_suggests_netadmin() {
         let hint = capability_hint(&argv(&["tcpdump", "-i", "lo"]), Profile::Auto);
