@@ -6,19 +6,23 @@
 #   ./install.sh --demo          also build the sandbox cluster and the `base` debug image, start
 #                                the sandbox, create a distroless Pod and debug it once
 #   ./install.sh --prefix DIR    install into DIR/bin
+#   ./install.sh --debug         build with the dev profile instead of release (quicker to build;
+#                                the test suite uses it to share its build)
 #
 # Needs cargo. The demo needs root, runc and busybox-static (installed with apt-get when missing).
 set -euo pipefail
 cd "$(dirname "$0")"
 
 demo=0
+profile=release
 if [ "$(id -u)" = 0 ]; then prefix=/usr/local; else prefix="$HOME/.local"; fi
 while [ $# -gt 0 ]; do
   case "$1" in
     --demo) demo=1 ;;
+    --debug) profile=dev ;;
     --prefix) prefix="$2"; shift ;;
     --prefix=*) prefix="${1#--prefix=}" ;;
-    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "install.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -27,10 +31,12 @@ done
 say() { printf 'install.sh: %s\n' "$*" >&2; }
 command -v cargo >/dev/null || { say "cargo is needed: install Rust (https://rustup.rs) first"; exit 1; }
 
-say "building kubectl-distroless_debug (release)"
-cargo build --locked --release -p kubectl-distroless-debug
+target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
+if [ "$profile" = dev ]; then out=debug; else out=release; fi
+say "building kubectl-distroless_debug ($profile profile)"
+cargo build --locked --profile "$profile" -p kubectl-distroless-debug
 mkdir -p "$prefix/bin"
-install -m 0755 target/release/kubectl-distroless_debug "$prefix/bin/"
+install -m 0755 "$target_dir/$out/kubectl-distroless_debug" "$prefix/bin/"
 say "installed $prefix/bin/kubectl-distroless_debug"
 case ":$PATH:" in *":$prefix/bin:"*) ;; *) say "add $prefix/bin to PATH so kubectl finds the plugin" ;; esac
 "$prefix/bin/kubectl-distroless_debug" --version
@@ -50,9 +56,9 @@ fi
 command -v kubectl >/dev/null || { say "--demo needs kubectl on PATH"; exit 1; }
 
 say "building the sandbox cluster and the static binaries inside its images"
-cargo build --locked --release -p kube-sandbox
-static_dir="$PWD/target/x86_64-unknown-linux-gnu/release"
-RUSTFLAGS="-C target-feature=+crt-static" cargo build --locked --release \
+cargo build --locked --profile "$profile" -p kube-sandbox
+static_dir="$target_dir/x86_64-unknown-linux-gnu/$out"
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --locked --profile "$profile" \
   --target x86_64-unknown-linux-gnu -p distroless-debug-agent -p sandbox-app
 export SANDBOX_STATIC_DIR="$static_dir"
 
@@ -62,15 +68,21 @@ say "building the base debug image into $demo_dir/base"
 debug-images/build-local.sh base "$demo_dir/base" --agent "$static_dir/distroless-debug-agent"
 
 say "starting the sandbox cluster"
-target/release/kube-sandbox up --dir "$demo_dir/cluster" \
+"$target_dir/$out/kube-sandbox" up --dir "$demo_dir/cluster" \
   --image "ghcr.io/kubectl-distroless-debug/base:$version=$demo_dir/base" \
   >"$demo_dir/sandbox.log" 2>&1 &
 sandbox_pid=$!
-stop_sandbox() { kill -TERM "$sandbox_pid" 2>/dev/null || true; wait "$sandbox_pid" 2>/dev/null || true; }
+stop_sandbox() {
+  kill -TERM "$sandbox_pid" 2>/dev/null || true
+  wait "$sandbox_pid" 2>/dev/null || true
+  rm -rf "$demo_dir"
+}
 trap stop_sandbox EXIT
 for _ in $(seq 1 100); do [ -s "$demo_dir/cluster/kubeconfig" ] && break; sleep 0.1; done
 [ -s "$demo_dir/cluster/kubeconfig" ] || { say "the sandbox did not start:"; cat "$demo_dir/sandbox.log" >&2; exit 1; }
 export KUBECONFIG="$demo_dir/cluster/kubeconfig"
+# kubectl caches discovery per host:port; a port reused by a later sandbox must not see it.
+export KUBECACHEDIR="$demo_dir/kubecache"
 
 kubectl apply -f - <<'YAML'
 apiVersion: v1

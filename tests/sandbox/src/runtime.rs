@@ -122,7 +122,12 @@ pub trait Runtime: Send + Sync + 'static {
 
     /// Stop every process of the pod, giving each `grace` after SIGTERM before SIGKILL, then
     /// release its resources (mounts, runc state). Completes when all of it is gone.
-    fn delete_pod(&self, namespace: String, name: String, grace: Duration) -> BoxFuture<'static, ()>;
+    fn delete_pod(
+        &self,
+        namespace: String,
+        name: String,
+        grace: Duration,
+    ) -> BoxFuture<'static, ()>;
 
     /// Run `command` in a running container of the pod (regular or ephemeral), as
     /// `pods/exec` does.
