@@ -133,7 +133,10 @@ impl TestCluster {
             .env("NO_COLOR", "1")
             .env_remove("DISTROLESS_DEBUG_REGISTRY")
             // No config file of the machine's user (a mirror, `toolkit: auto`) leaks in.
-            .env("XDG_CONFIG_HOME", "/nonexistent/kubectl-distroless-debug-tests")
+            .env(
+                "XDG_CONFIG_HOME",
+                "/nonexistent/kubectl-distroless-debug-tests",
+            )
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true);
         command
