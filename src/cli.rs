@@ -25,7 +25,7 @@ Examples:
   kubectl distroless-debug deploy/api -c app        # a ready pod of the deployment, container app
   kubectl distroless-debug pod/web -- ls /target/etc
   kubectl distroless-debug pod/web --dry-run=client -o yaml
-  kubectl distroless-debug -l app=api -- ss -ltn      # every pod of the selector, in parallel
+  kubectl distroless-debug -l app=api -- ss -ltn     # every pod of the selector, in parallel
   kubectl distroless-debug run runbook.yaml -l app=api -o json --out-dir ./incident
   kubectl distroless-debug cp pod/web:/etc/app/config.yaml ./config.yaml
   kubectl distroless-debug snapshot pod/web -o incident.tar.gz

@@ -572,8 +572,7 @@ fn run_options(args: RunArgs, env: &Environment) -> Result<FanoutOptions, UsageE
         },
     };
     let session = SessionFlags {
-        toolkit: args.toolkit.map(Toolkit::from),
-        image: args.image.map(|i| image_reference(&i)).transpose()?,
+        image: flag_image(args.image.as_deref(), args.toolkit, env)?,
         profile: args.profile.map(Profile::from),
         timeout: args
             .timeout
@@ -609,8 +608,7 @@ fn command_fanout(args: DebugArgs, env: &Environment) -> Result<FanoutOptions, U
         ));
     }
     let session = SessionFlags {
-        toolkit: args.toolkit.map(Toolkit::from),
-        image: args.image.map(|i| image_reference(&i)).transpose()?,
+        image: flag_image(args.image.as_deref(), args.toolkit, env)?,
         profile: Some(args.profile.into()),
         timeout: Some(positive("timeout", &args.timeout)?),
         ttl: duration::parse(&args.ttl).map_err(|e| usage(format!("`--ttl`: {e}")))?,
@@ -678,7 +676,22 @@ fn fanout_options(
         format: output,
         out_dir: fanout.out_dir,
         session,
-        registry: env.catalog().registry,
+        catalog: env.catalog(),
+        default_toolkit: env.config.toolkit,
+    })
+}
+
+/// The image `--image` or `--toolkit` asks for, if either is given.
+fn flag_image(
+    image: Option<&str>,
+    toolkit: Option<ToolkitArg>,
+    env: &Environment,
+) -> Result<Option<ImageChoice>, UsageError> {
+    Ok(match (image, toolkit) {
+        (Some(reference), _) => Some(ImageChoice::Custom(image_reference(reference)?)),
+        (None, Some(ToolkitArg::Auto)) => Some(ImageChoice::Auto(env.catalog())),
+        (None, Some(toolkit)) => Some(env.catalog().image(toolkit.into())),
+        (None, None) => None,
     })
 }
 

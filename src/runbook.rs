@@ -58,6 +58,8 @@ pub struct Runbook {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImageSetting {
     Toolkit(Toolkit),
+    /// `toolkit: auto`: per pod, the toolkit that fits its runtime (`toolkit.rs`).
+    Auto,
     Image(String),
 }
 
@@ -395,7 +397,10 @@ fn check(raw: RawRunbook) -> Result<Runbook, Vec<Problem>> {
                 Some(ImageSetting::Image(reference.to_string()))
             }
         }
-        (_, None) => toolkit.map(|t| ImageSetting::Toolkit(Toolkit::from(t))),
+        (_, None) => toolkit.map(|t| match t {
+            ToolkitArg::Auto => ImageSetting::Auto,
+            other => ImageSetting::Toolkit(Toolkit::from(other)),
+        }),
     };
     let profile = raw
         .profile

@@ -87,6 +87,12 @@ fn the_smallest_runbook_leaves_image_profile_and_timeout_to_the_flags() {
 }
 
 #[test]
+fn toolkit_auto_is_settled_per_pod() {
+    let rb = ok("name: x\ntoolkit: auto\nsteps:\n  - name: a\n    run: id\n");
+    assert_eq!(rb.image, Some(ImageSetting::Auto));
+}
+
+#[test]
 fn image_and_profile_are_read() {
     let rb =
         ok("name: x\nimage: busybox:1.36\nprofile: ptrace\nsteps:\n  - name: a\n    run: id\n");

@@ -70,7 +70,7 @@ fn runbook_key(key: &str) -> Value {
             "type": "string"
         }),
         "toolkit" => json!({
-            "description": "Which of our debug images runs the steps (as --toolkit). Flags override it.",
+            "description": "Which of our debug images runs the steps (as --toolkit; auto: per pod, the one that fits its runtime). Flags override it.",
             "enum": names::<ToolkitArg>()
         }),
         "image" => json!({
@@ -228,7 +228,7 @@ mod tests {
         let s = schema();
         assert_eq!(
             s["properties"]["toolkit"]["enum"],
-            json!(["base", "net", "full", "jvm", "python", "go", "node"])
+            json!(["auto", "base", "net", "full", "jvm", "python", "go", "node"])
         );
         assert!(
             s["properties"]["profile"]["enum"]
