@@ -628,7 +628,7 @@ async fn benchmark_fifty_pods_three_steps_against_a_kubectl_loop() {
          `cargo test --release --test runbook -- --ignored --nocapture benchmark`, which rewrites this section.\n\n{table}\n\
          The bash loop is what a runbook does today with stock kubectl: one pod at a time, a kubectl process per call \
          (each loads the kubeconfig and does its own discovery), a polling wait for the container. \
-         Ours runs pods in parallel with one client, watches instead of polling, and needs no extra call to reuse a container.\n{BENCH_END}\n",
+         Ours makes about as many API requests (per pod: the session's reads, the PATCH, the watch, one exec per step, the agent's stop and the wait for Terminated); the difference is that pods overlap (bounded by `--parallel`), one process and one connection pool serve them all, and waits are watches, not polls. Past `--parallel 10` the two CPUs starting runc containers are the limit, not the API.\n{BENCH_END}\n",
         BENCH_STEPS.join("`, `"),
         std::thread::available_parallelism().map_or(0, usize::from),
         jiff::Timestamp::now().strftime("%Y-%m-%d"),
