@@ -190,7 +190,7 @@ pub async fn settle(
         toolkit,
         &session.container,
     );
-    if toolkit == Toolkit::Base || reused {
+    if toolkit == Toolkit::Base {
         // The session continues in this very container (it finds and reuses it), and its
         // teardown is the one that stops it: this value must not stop it when dropped.
         hand_over(session);
@@ -199,12 +199,18 @@ pub async fn settle(
             ..with(toolkit)
         }));
     }
-    session.teardown(printer, false).await;
+    if reused {
+        // Someone else's base container, found running: theirs to stop, not ours.
+        hand_over(session);
+    } else {
+        session.teardown(printer, false).await;
+    }
     Ok(Settled::Ready(with(toolkit)))
 }
 
-/// Lets the session that follows own the running container: a [`Session`] stops its container
-/// when dropped, and here the next session, which reuses it, is the one to stop it.
+/// Leaves the running container to whoever owns it next: a [`Session`] stops its container
+/// when dropped, and here the session that follows (which reuses it) or the other session
+/// that was already using it is the one to stop it.
 fn hand_over(session: Session) {
     std::mem::forget(session);
 }
