@@ -249,8 +249,16 @@ pub async fn streamed_until(
         )));
     };
     let capturing = capture.is_some();
-    let out_task = tokio::spawn(pump(remote_out, capturing.then(Vec::new), false));
-    let err_task = tokio::spawn(pump(remote_err, capturing.then(Vec::new), true));
+    // An aborted exec never closes its output pipes (kube-rs's simplex halves see EOF only on
+    // an explicit shutdown), so after a signal the pumps are told to stop, with what they have.
+    let (stop_pumps, stop) = tokio::sync::watch::channel(false);
+    let out_task = tokio::spawn(pump(
+        remote_out,
+        capturing.then(Vec::new),
+        false,
+        stop.clone(),
+    ));
+    let err_task = tokio::spawn(pump(remote_err, capturing.then(Vec::new), true, stop));
     let in_task = attached.stdin().filter(|_| stdin).map(|mut remote_in| {
         tokio::spawn(async move {
             let mut chunks = terminal::spawn_stdin_reader();
@@ -273,6 +281,7 @@ pub async fn streamed_until(
     }
     if matches!(ending, Ok(Ending::Interrupted(_))) {
         attached.abort();
+        let _ = stop_pumps.send(true);
     }
     let grace = std::time::Duration::from_secs(2);
     let out = tokio::time::timeout(grace, out_task)
@@ -295,15 +304,30 @@ pub async fn streamed_until(
     ending.map_err(ExecError::Session)
 }
 
-/// Copies a remote stream to our stdout/stderr as it arrives, or into a buffer.
+/// Copies a remote stream to our stdout/stderr as it arrives, or into a buffer, until it
+/// ends or `stop` turns true (what is already in the pipe is still read first).
 async fn pump(
     mut from: impl AsyncRead + Unpin,
     mut buffer: Option<Vec<u8>>,
     to_stderr: bool,
+    mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Option<Vec<u8>> {
     let mut buf = vec![0u8; 16 * 1024];
+    let mut stopping = false;
     loop {
-        match from.read(&mut buf).await {
+        let read = tokio::select! {
+            biased;
+            read = from.read(&mut buf) => read,
+            changed = stop.wait_for(|stop| *stop), if !stopping => {
+                // A dropped sender means nobody will ask: read to the end.
+                stopping = true;
+                if changed.is_ok() {
+                    return buffer;
+                }
+                continue;
+            }
+        };
+        match read {
             Ok(0) | Err(_) => return buffer,
             Ok(n) => match buffer.as_mut() {
                 Some(b) => b.extend_from_slice(&buf[..n]),
@@ -325,8 +349,10 @@ pub async fn run_quietly(
         .stderr(true);
     let mut attached = open(remote, command, &params).await?;
     let (out, err, status) = (attached.stdout(), attached.stderr(), attached.take_status());
-    let out_task = out.map(|s| tokio::spawn(pump(s, Some(Vec::new()), false)));
-    let err_task = err.map(|s| tokio::spawn(pump(s, Some(Vec::new()), true)));
+    // Never stopped early: the sender is dropped, which pump reads as "to the end".
+    let (_, never) = tokio::sync::watch::channel(false);
+    let out_task = out.map(|s| tokio::spawn(pump(s, Some(Vec::new()), false, never.clone())));
+    let err_task = err.map(|s| tokio::spawn(pump(s, Some(Vec::new()), true, never)));
     let status = match status {
         Some(s) => s.await,
         None => None,

@@ -343,6 +343,98 @@ async fn a_pod_that_cannot_be_debugged_is_reported_and_exits_5() {
     );
 }
 
+#[tokio::test]
+async fn a_step_past_its_time_limit_and_a_failure_that_stops_the_rest() {
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    c.namespace("limits", None).await;
+    fleet(&c, "limits", "job", 2).await;
+    let dir = scratch("limits");
+    let runbook = write(
+        &dir,
+        "limits.yaml",
+        "name: limits\nsteps:\n  - name: slow\n    run: echo before; sleep 30\n    timeout: 1s\n    allow_failure: true\n  - name: after\n    run: echo after\n  - name: broken\n    run: [no-such-tool]\n  - name: never\n    run: echo never\n",
+    );
+    let out = dir.join("out");
+    let out_arg = out.display().to_string();
+    let run = c
+        .run(
+            &[
+                "run",
+                &runbook,
+                "-n",
+                "limits",
+                "-l",
+                "app=job",
+                "-o",
+                "json",
+                "--out-dir",
+                &out_arg,
+            ],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(
+        run.code,
+        Some(4),
+        "a step that may not fail failed: {run:?}"
+    );
+    assert!(
+        run.took < Duration::from_secs(30),
+        "the slow step was cut at 1s: {run:?}"
+    );
+    let doc = document(&run);
+    for pod in doc["pods"].as_array().cloned().unwrap_or_default() {
+        assert_eq!(pod["status"], "failed", "{pod}");
+        assert_eq!(pod["teardown"], "stopped", "{pod}");
+        let slow = step(&pod, "slow");
+        assert_eq!(slow["status"], "timed_out", "{slow}");
+        assert_eq!(slow["exitCode"], Value::Null);
+        assert_eq!(
+            slow["stdout"], "before\n",
+            "the output before the limit is kept: {slow}"
+        );
+        assert!(
+            slow["reason"].as_str().unwrap_or_default().contains("1s"),
+            "{slow}"
+        );
+        assert_eq!(
+            step(&pod, "after")["stdout"],
+            "after\n",
+            "allowed to fail: the next step runs"
+        );
+        let broken = step(&pod, "broken");
+        assert_eq!(
+            (broken["status"].as_str(), broken["exitCode"].as_i64()),
+            (Some("failed"), Some(127)),
+            "{broken}"
+        );
+        let never = step(&pod, "never");
+        assert_eq!(never["status"], "skipped", "{never}");
+        assert!(
+            never["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("\"broken\" failed"),
+            "{never}"
+        );
+        let name = pod["pod"].as_str().unwrap_or_default();
+        assert_eq!(
+            std::fs::read_to_string(out.join(format!("limits/{name}/slow.out")))
+                .unwrap_or_default(),
+            "before\n"
+        );
+        assert!(
+            !out.join(format!("limits/{name}/never.out")).exists(),
+            "a skipped step writes nothing"
+        );
+    }
+    assert_eq!(doc["summary"]["stepsFailed"], 2);
+    assert_eq!(doc["summary"]["stepsAllowedToFail"], 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Runbooks that cannot run are refused before the cluster hears anything (no node needed).
 #[tokio::test]
 async fn invalid_runbooks_fail_before_any_request() {

@@ -228,7 +228,18 @@ impl Fanout<'_> {
             .steps(index, &mut result, &place, &mut interrupts, deadline)
             .await;
         self.reporter.phase(index, Phase::Stopping);
-        let teardown = session.teardown(&self.quiet, interrupted).await;
+        // A step cut off at its limit (or broken off) may still run in there as a session of
+        // ours: stop the container outright then, as after a signal, rather than take that
+        // step for another user and leave it running.
+        let abandoned = result.steps.iter().any(|s| {
+            matches!(
+                s.status,
+                StepStatus::TimedOut | StepStatus::Interrupted | StepStatus::Error
+            )
+        });
+        let teardown = session
+            .teardown(&self.quiet, interrupted || abandoned)
+            .await;
         let (word, left) = match teardown {
             Teardown::Stopped => ("stopped", None),
             Teardown::InUse => ("in_use", None),
