@@ -467,7 +467,7 @@ pub struct DebugArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ToolkitArg {
-    /// The target's runtime decides (sessions only; elsewhere it means base).
+    /// The target's runtime decides (sessions and `run`; `cp`, `snapshot` and `info` use base).
     Auto,
     Base,
     Net,

@@ -715,8 +715,8 @@ fn positive(flag: &str, text: &str) -> Result<Duration, UsageError> {
 impl From<ToolkitArg> for Toolkit {
     fn from(arg: ToolkitArg) -> Self {
         match arg {
-            // Settled per target only for sessions (`toolkit.rs`); elsewhere the agent of any
-            // toolkit does, so base, the smallest.
+            // Sessions and `run` settle auto per target before this (`toolkit.rs`); `cp`,
+            // `snapshot` and `info` need only the agent: base, the smallest.
             ToolkitArg::Auto | ToolkitArg::Base => Toolkit::Base,
             ToolkitArg::Net => Toolkit::Net,
             ToolkitArg::Full => Toolkit::Full,
