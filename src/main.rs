@@ -133,9 +133,9 @@ async fn run(options: &Options, printer: &Printer) -> Result<ExitStatus, Error> 
                 }
             };
             let status = debug::run(&debug, &cluster, printer).await?;
-            if let (ExitStatus::Remote(_), options::Mode::Command { argv, .. }) =
+            if let (ExitStatus::Remote(code), options::Mode::Command { argv, .. }) =
                 (status, &debug.mode)
-                && let Some(hint) = toolkit::capability_hint(argv, debug.profile)
+                && let Some(hint) = toolkit::capability_hint(argv, debug.profile, code)
             {
                 printer.note(&format!("hint: {hint}"));
             }

@@ -7,8 +7,8 @@
 //!
 //! 1. **The pod spec** (+1 GET of the pod, before the session's own reads): an image named
 //!    like a runtime (`java*`, `openjdk`, `eclipse-temurin`, `python*`, `node`, `nodejs*`,
-//!    the distroless `java17`/`python3`/`nodejs22` images) or a command that is `java`,
-//!    `python*` or `node` decides at once.
+//!    the distroless `java17`/`python3`/`nodejs22` images), a command that is `java`,
+//!    `python*` or `node`, or `-jar` in the args decides at once.
 //! 2. **A running debug container of ours on the target**: its agent's `info` decides (+1
 //!    exec), and when the toolkit that fits is that container's, the session reuses it.
 //! 3. **A probe**: the `base` container is added as any session adds it (PATCH, WATCH), its
@@ -93,7 +93,14 @@ pub fn toolkit_from_spec(container: &Container) -> Option<Toolkit> {
         Some("node" | "nodejs") => Some(Toolkit::Node),
         _ => None,
     };
-    by_command.or(by_image)
+    // Only args (the image's entrypoint is kept): `-jar app.jar` is a JVM's.
+    let by_args = container
+        .args
+        .iter()
+        .flatten()
+        .any(|a| a == "-jar")
+        .then_some(Toolkit::Jvm);
+    by_command.or(by_args).or(by_image)
 }
 
 /// What settling `--toolkit auto` left for the session.
@@ -247,10 +254,14 @@ struct Need {
     profile: Profile,
 }
 
-/// When `argv` failed under `profile`: the hint for the first tool in it that needs more than
-/// the profile gives. Added capabilities only count for root (`profile.rs`): a non-root
-/// process keeps none, since containerd sets no ambient capabilities.
-pub fn capability_hint(argv: &[String], profile: Profile) -> Option<String> {
+/// When `argv` exited `code` (not 0) under `profile`: the hint for the first tool in it that
+/// needs more than the profile gives. Added capabilities only count for root (`profile.rs`):
+/// a non-root process keeps none, since containerd sets no ambient capabilities. `timeout`
+/// ending a tool (124) means it ran until the limit, so it had what it needed.
+pub fn capability_hint(argv: &[String], profile: Profile, code: i32) -> Option<String> {
+    if code == 0 || (code == 124 && argv.first().is_some_and(|a| a.ends_with("timeout"))) {
+        return None;
+    }
     let words = command_words(argv);
     let has = |flag: &str| {
         words
@@ -371,6 +382,11 @@ mod tests {
                 "registry:5000/acme/api:1.2",
                 &["python3.12"],
                 Some(Toolkit::Python),
+            ),
+            (
+                "registry:5000/acme/api:1.2",
+                &["/nodejs/bin/node"],
+                Some(Toolkit::Node),
             ),
             // Go binaries look like anything else: only the agent can tell.
             ("gcr.io/distroless/static-debian12", &["/app/server"], None),
@@ -497,20 +513,27 @@ mod tests {
     }
 
     #[test]
+    fn a_jar_in_the_args_is_a_jvm() {
+        let mut c = container("registry:5000/acme/api:1.2", &[]);
+        c.args = Some(vec!["-jar".into(), "/app/app.jar".into()]);
+        assert_eq!(toolkit_from_spec(&c), Some(Toolkit::Jvm));
+    }
+
+    #[test]
     fn tcpdump_without_net_raw_suggests_netadmin() {
-        let hint = capability_hint(&argv(&["tcpdump", "-i", "lo"]), Profile::Auto);
+        let hint = capability_hint(&argv(&["tcpdump", "-i", "lo"]), Profile::Auto, 1);
         assert!(
             hint.as_deref()
                 .is_some_and(|h| h.contains("--profile netadmin") && h.contains("CAP_NET_RAW")),
             "{hint:?}"
         );
-        assert!(capability_hint(&argv(&["tcpdump", "-i", "lo"]), Profile::Ptrace).is_some());
+        assert!(capability_hint(&argv(&["tcpdump", "-i", "lo"]), Profile::Ptrace, 1).is_some());
         assert_eq!(
-            capability_hint(&argv(&["tcpdump", "-i", "lo"]), Profile::Netadmin),
+            capability_hint(&argv(&["tcpdump", "-i", "lo"]), Profile::Netadmin, 1),
             None
         );
         assert_eq!(
-            capability_hint(&argv(&["tcpdump", "-i", "lo"]), Profile::Sysadmin),
+            capability_hint(&argv(&["tcpdump", "-i", "lo"]), Profile::Sysadmin, 1),
             None
         );
     }
@@ -524,7 +547,7 @@ mod tests {
             &["py-spy", "dump", "--pid", "1"][..],
             &["sh", "-c", "timeout 3 ltrace -p 1; echo done"][..],
         ] {
-            let hint = capability_hint(&argv(words), Profile::Auto);
+            let hint = capability_hint(&argv(words), Profile::Auto, 1);
             assert!(
                 hint.as_deref()
                     .is_some_and(|h| h.contains("--profile ptrace")),
@@ -532,13 +555,20 @@ mod tests {
             );
         }
         assert_eq!(
-            capability_hint(&argv(&["strace", "ls"]), Profile::Auto),
+            capability_hint(&argv(&["strace", "ls"]), Profile::Auto, 1),
             None
         );
         assert_eq!(
-            capability_hint(&argv(&["strace", "-p", "1"]), Profile::Ptrace),
+            capability_hint(&argv(&["strace", "-p", "1"]), Profile::Ptrace, 1),
             None
         );
-        assert_eq!(capability_hint(&argv(&["ls", "-p"]), Profile::Auto), None);
+        assert_eq!(
+            capability_hint(&argv(&["ls", "-p"]), Profile::Auto, 1),
+            None
+        );
+        // It worked until `timeout` ended it; and success needs no hint.
+        let traced = argv(&["timeout", "3", "strace", "-p", "1"]);
+        assert_eq!(capability_hint(&traced, Profile::Auto, 124), None);
+        assert_eq!(capability_hint(&traced, Profile::Auto, 0), None);
     }
 }
