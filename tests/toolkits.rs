@@ -451,6 +451,7 @@ async fn toolkit_auto_picks_go_for_a_go_binary_and_base_otherwise() {
     );
 
     // auto on the Go target: the base probe reads it, go is used for the session.
+    c.sb.clear_requests();
     let r = c
         .run(
             &[
@@ -485,7 +486,14 @@ async fn toolkit_auto_picks_go_for_a_go_binary_and_base_otherwise() {
     );
     c.wait_all_terminated("auto", "goapp", LIMIT).await;
 
+    assert_eq!(
+        writes(&c),
+        (2, 4),
+        "PATCHes (probe, go) and execs (info, stop the probe, the command, stop)"
+    );
+
     // auto on the Rust target: runtime other, so the probe itself is the session's container.
+    c.sb.clear_requests();
     let r = c
         .run(
             &["-n", "auto", "pod/web", "--toolkit", "auto", "--", "true"],
@@ -497,6 +505,11 @@ async fn toolkit_auto_picks_go_for_a_go_binary_and_base_otherwise() {
         r.stderr.contains("(runtime other") && r.stderr.contains("using base"),
         "{r:?}"
     );
+    assert_eq!(
+        writes(&c),
+        (1, 3),
+        "one PATCH (the probe, kept) and execs (info, the command, stop)"
+    );
     let containers = c.debug_containers("auto", "web").await;
     let pod = c.pod_json("auto", "web").await;
     // info added one; auto added one more, the probe, and ran the command in it.
@@ -506,6 +519,21 @@ async fn toolkit_auto_picks_go_for_a_go_binary_and_base_otherwise() {
         base_image_ref().as_str()
     );
     c.wait_all_terminated("auto", "web", LIMIT).await;
+}
+
+/// (PATCHes of ephemeralcontainers, exec requests) the sandbox has seen.
+fn writes(c: &TestCluster) -> (usize, usize) {
+    let requests = c.sb.requests();
+    let count = |method: &str, suffix: &str| {
+        requests
+            .iter()
+            .filter(|q| q.method == method && q.path.ends_with(suffix))
+            .count()
+    };
+    (
+        count("PATCH", "/ephemeralcontainers"),
+        count("GET", "/exec") + count("POST", "/exec"),
+    )
 }
 
 /// A config file in a directory of its own, named by XDG_CONFIG_HOME.
