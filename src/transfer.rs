@@ -101,7 +101,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
 }
 
 /// Runs `command` in the debug container and feeds its stdout to `consume` on a blocking
-/// thread. Whatever `consume` leaves unread is drained, so the exec can finish.
+/// thread. What `consume` leaves unread is drained (up to 1 MiB), so the exec can finish.
 pub async fn from_remote<T: Send + 'static>(
     remote: &Remote<'_>,
     command: Vec<String>,
@@ -133,7 +133,9 @@ pub async fn from_remote<T: Send + 'static>(
     let local = tokio::task::spawn_blocking(move || {
         let mut reader = BufReader::with_capacity(PIPE, reader);
         let result = consume(&mut reader);
-        let _ = io::copy(&mut reader, &mut io::sink());
+        // After the end-of-archive marker only padding is left; a stream that goes on (a
+        // consumer that gave up, a hostile sender) is cut off by dropping it instead.
+        let _ = io::copy(&mut (&mut reader).take(1 << 20), &mut io::sink());
         result
     });
     finish(remote, attached, local, status, stderr, interrupts).await
