@@ -111,7 +111,7 @@ pub enum Command {
 #[command(after_help = "\
 Images come from ghcr.io/kubectl-distroless-debug unless ~/.config/kubectl-distroless-debug/
 config.yaml ($XDG_CONFIG_HOME honoured) says `registry: MIRROR` or `images: {TOOLKIT: REF}`;
-DISTROLESS_DEBUG_REGISTRY wins over the file. See docs/images.md.")]
+DISTROLESS_DEBUG_REGISTRY wins over the file. See docs/toolkits.md.")]
 pub struct ImagesArgs {
     /// Print data (with every package of each image) instead of a table.
     #[arg(short, long, value_enum, value_name = "FORMAT")]

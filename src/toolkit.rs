@@ -16,7 +16,7 @@
 //!    session then reuses it (its reads and the exec): seven sequential round trips in all,
 //!    against four. A recognised one stops the probe (GET, exec `stop`, watch) and the
 //!    session adds the matching toolkit (about thirteen): the price of a second container is
-//!    paid only when it brings the runtime's tools. docs/images.md has the table.
+//!    paid only when it brings the runtime's tools. docs/toolkits.md has the table.
 //!
 //! That is why auto is not the built-in default: it costs at least one round trip more than
 //! `base`, and a runtime toolkit is a bigger pull. A config file can make it the default
@@ -303,7 +303,7 @@ pub fn capability_hint(argv: &[String], profile: Profile, code: i32) -> Option<S
     };
     (!enough).then(|| {
         format!(
-            "{} {}; the {profile} profile does not give it. Try `--profile {}` (it runs as root with only that added; the namespace must allow privileged, see docs/images.md)",
+            "{} {}; the {profile} profile does not give it. Try `--profile {}` (it runs as root with only that added; the namespace must allow privileged, see docs/toolkits.md)",
             needs.tool, needs.why, needs.profile
         )
     })
