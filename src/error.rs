@@ -399,6 +399,9 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         Some(match self {
             Error::NoKubeconfig => "pass --kubeconfig PATH or set KUBECONFIG".to_string(),
+            Error::Kubeconfig { .. } => {
+                "check that the file exists and is a kubeconfig (`kubectl config view` reads the same files); pass --kubeconfig PATH or set KUBECONFIG (several files joined by `:`)".to_string()
+            }
             Error::PodNotFound { namespace, .. } => format!(
                 "check the name and the namespace (`-n`; this looked in {namespace}); `kubectl get pods -n {namespace}` lists them"
             ),
@@ -491,6 +494,17 @@ mod tests {
         kube::Error::Api(Box::new(
             kube::core::Status::failure(message, "Forbidden").with_code(code),
         ))
+    }
+
+    #[test]
+    fn an_unreadable_kubeconfig_says_how_to_point_at_another() {
+        let e = Error::Kubeconfig {
+            path: Some("/nonexistent".into()),
+            source: "No such file or directory (os error 2)".into(),
+        };
+        assert_eq!(e.to_string(), "could not load the kubeconfig /nonexistent");
+        let hint = e.hint().unwrap_or_default();
+        assert!(hint.contains("--kubeconfig PATH or set KUBECONFIG"), "{hint}");
     }
 
     #[test]
