@@ -504,7 +504,10 @@ mod tests {
         };
         assert_eq!(e.to_string(), "could not load the kubeconfig /nonexistent");
         let hint = e.hint().unwrap_or_default();
-        assert!(hint.contains("--kubeconfig PATH or set KUBECONFIG"), "{hint}");
+        assert!(
+            hint.contains("--kubeconfig PATH or set KUBECONFIG"),
+            "{hint}"
+        );
     }
 
     #[test]
