@@ -644,6 +644,11 @@ async fn benchmark_fifty_pods_three_steps_against_a_kubectl_loop() {
         ..kube_sandbox::Faults::default()
     });
 
+    // Other work on the machine slows the runc starts every approach waits for: say how busy.
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into());
     let mut rows: Vec<(String, Duration, usize)> = Vec::new();
     for parallel in ["10", "50"] {
         c.sb.clear_requests();
@@ -715,7 +720,7 @@ async fn benchmark_fifty_pods_three_steps_against_a_kubectl_loop() {
     let section = format!(
         "{BENCH_START}\n## Runbook fan-out: 50 pods × 3 steps\n\n\
          Issue 6's benchmark: the same three steps (`{}`) on 50 pods selected by label, every API request delayed by 25 ms \
-         (sandbox fault injection), on the sandbox cluster with runc pods ({} CPUs). Each approach adds a debug container per pod, \
+         (sandbox fault injection), on the sandbox cluster with runc pods ({} CPUs, load average {} when it started). Each approach adds a debug container per pod, \
          waits for it, runs the steps and stops the container. Measured {} by \
          `cargo test --release --test runbook -- --ignored --nocapture benchmark`, which rewrites this section.\n\n{table}\n\
          The bash loop is what a runbook does today with stock kubectl: one pod at a time, a kubectl process per call \
@@ -723,6 +728,7 @@ async fn benchmark_fifty_pods_three_steps_against_a_kubectl_loop() {
          Ours makes about as many API requests (per pod: the session's reads, the PATCH, the watch, one exec per step, the agent's stop and the wait for Terminated); the difference is that pods overlap (bounded by `--parallel`), one process and one connection pool serve them all, and waits are watches, not polls. Past `--parallel 10` the two CPUs starting runc containers are the limit, not the API.\n{BENCH_END}\n",
         BENCH_STEPS.join("`, `"),
         std::thread::available_parallelism().map_or(0, usize::from),
+        load,
         jiff::Timestamp::now().strftime("%Y-%m-%d"),
     );
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/benchmarks.md");
