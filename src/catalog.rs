@@ -92,6 +92,10 @@ pub enum ImageChoice {
     /// `--toolkit auto`: settled by `toolkit.rs` before the session starts; until then, and
     /// as the probe that reads the target's runtime, it is the catalog's `base`.
     Auto(Catalog),
+    /// The default when neither `--toolkit`, `--image` nor the config file chooses: `base`,
+    /// unless the target container's image or command names its runtime. Settled by
+    /// `toolkit::hinted` from the pod the session reads anyway, so it costs no round trip.
+    Hinted(Catalog),
     Custom(String),
 }
 
@@ -107,7 +111,9 @@ impl ImageChoice {
                 format!("{registry}/{}:{VERSION}", toolkit.name())
             }
             ImageChoice::Configured { reference, .. } => reference.clone(),
-            ImageChoice::Auto(catalog) => catalog.image(Toolkit::Base).reference(),
+            ImageChoice::Auto(catalog) | ImageChoice::Hinted(catalog) => {
+                catalog.image(Toolkit::Base).reference()
+            }
             ImageChoice::Custom(reference) => reference.clone(),
         }
     }

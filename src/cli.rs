@@ -375,7 +375,8 @@ pub struct DebugArgs {
 
     /// Tool set of the debug image: base (busybox), net, full, jvm, python, go, node, or auto
     /// (the one for the target's runtime, read by the agent; see `images`). Default: the
-    /// config file's `toolkit`, else base.
+    /// config file's `toolkit`, else the runtime toolkit the target's image or command names
+    /// (e.g. a `python:3.12` image gets python; free, from the pod already read), else base.
     #[arg(
         long,
         value_enum,

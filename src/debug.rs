@@ -189,6 +189,28 @@ pub async fn plan(
     printer: &Printer,
 ) -> Result<Plan, Error> {
     let resolved = resolve(options, cluster, pods, printer).await?;
+    let spec_hinted;
+    let options = match resolved
+        .target
+        .pod
+        .spec
+        .as_ref()
+        .and_then(|spec| {
+            spec.containers
+                .iter()
+                .find(|c| c.name == resolved.target.container)
+        })
+        .and_then(|container| crate::toolkit::hinted(&options.image, container))
+    {
+        Some(image) => {
+            spec_hinted = DebugOptions {
+                image,
+                ..options.clone()
+            };
+            &spec_hinted
+        }
+        None => options,
+    };
     let image = options.image.reference();
     let reusable = (options.reuse && options.dry_run.is_none())
         .then(|| {

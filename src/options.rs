@@ -329,7 +329,7 @@ fn debug_options(args: DebugArgs, env: &Environment) -> Result<DebugOptions, Usa
                 }
                 (Some(toolkit), _) => catalog.image(toolkit.into()),
                 (None, Some(DefaultToolkit::Toolkit(toolkit))) => catalog.image(toolkit),
-                (None, None) => catalog.image(Toolkit::Base),
+                (None, None) => ImageChoice::Hinted(catalog),
             }
         }
     };

@@ -18,10 +18,12 @@
 //!    session adds the matching toolkit (about thirteen): the price of a second container is
 //!    paid only when it brings the runtime's tools. docs/toolkits.md has the table.
 //!
-//! That is why auto is not the built-in default: it costs at least one round trip more than
-//! `base`, and a runtime toolkit is a bigger pull. A config file can make it the default
-//! (`toolkit: auto`, see `config.rs`); `kubectl distroless-debug info` shows the toolkit that
-//! fits without starting a session.
+//! That is why full auto is not the built-in default: it costs at least one round trip more
+//! than `base`. The default takes step 1 only, and for free ([`hinted`]): the session reads
+//! the pod anyway, so a target whose image or command names its runtime gets that runtime's
+//! toolkit within the four round trips, and any other gets `base`. A config file can make
+//! full auto the default (`toolkit: auto`, see `config.rs`); `kubectl distroless-debug info`
+//! shows the toolkit that fits without starting a session.
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 use kube::Api;
@@ -50,6 +52,17 @@ pub fn toolkit_for_runtime(runtime: Option<&str>) -> Toolkit {
         Some("node") => Toolkit::Node,
         _ => Toolkit::Base,
     }
+}
+
+/// The default image (`ImageChoice::Hinted`) settled from the pod spec alone: the runtime
+/// toolkit the target container's image or command gives away, else base. It needs nothing
+/// but the pod the session has already read, so the default session keeps its four round
+/// trips; `--toolkit auto` goes further (the agent's `info`) at the price of more.
+pub fn hinted(image: &ImageChoice, container: &Container) -> Option<ImageChoice> {
+    let ImageChoice::Hinted(catalog) = image else {
+        return None;
+    };
+    Some(catalog.image(toolkit_from_spec(container).unwrap_or(Toolkit::Base)))
 }
 
 /// A runtime toolkit the container's image name or command gives away, if any.
@@ -341,6 +354,20 @@ mod tests {
 
     fn argv(words: &[&str]) -> Vec<String> {
         words.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn the_default_takes_the_runtime_the_spec_names_and_base_otherwise() {
+        let catalog = crate::catalog::Catalog::default();
+        let default = ImageChoice::Hinted(catalog.clone());
+        let java = container("eclipse-temurin:21-jre", &[]);
+        assert_eq!(hinted(&default, &java), Some(catalog.image(Toolkit::Jvm)));
+        let app = container("sandbox.local/distroless-app:nonroot", &[]);
+        assert_eq!(hinted(&default, &app), Some(catalog.image(Toolkit::Base)));
+        // A toolkit the user (or the config file) chose is never second-guessed.
+        let chosen = catalog.image(Toolkit::Full);
+        assert_eq!(hinted(&chosen, &java), None);
+        assert_eq!(hinted(&ImageChoice::Custom("busybox".into()), &java), None);
     }
 
     #[test]

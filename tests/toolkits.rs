@@ -697,3 +697,65 @@ fn a_broken_config_file_is_refused_with_its_line_and_column() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn the_default_toolkit_follows_a_runtime_the_pod_spec_names_at_no_extra_cost() {
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    // A target whose image is named like a Python runtime (its content is our base image:
+    // only the name matters to the spec hint).
+    c.sb.register_image_dir("docker.io/library/python:3.12-slim", &base_image_dir())
+        .expect("register the python-named target image");
+    c.sb.register_image_dir(&toolkit_ref("python"), &base_image_dir())
+        .expect("register the python toolkit");
+    c.namespace("hinted", None).await;
+    c.running_app(
+        "hinted",
+        "py",
+        "docker.io/library/python:3.12-slim",
+        Some((65532, 65532)),
+    )
+    .await;
+
+    let r = c
+        .run(
+            &["-n", "hinted", "pod/py", "--dry-run=client", "-o", "json"],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let body: Value = serde_json::from_str(&r.stdout).expect("the PATCH body as JSON");
+    assert_eq!(
+        body["spec"]["ephemeralContainers"][0]["image"],
+        toolkit_ref("python").as_str()
+    );
+
+    c.sb.clear_requests();
+    let r = c
+        .run(&["-n", "hinted", "pod/py", "--", "true"], LIMIT)
+        .await;
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(
+        c.debug_containers("hinted", "py").await.len(),
+        1,
+        "one debug container"
+    );
+    // The same requests as any fresh session: one PATCH, and no probe exec beyond the
+    // command and the teardown's stop.
+    assert_eq!(writes(&c), (1, 2), "{:#?}", c.sb.requests());
+    // A distroless target with no runtime in its name keeps base.
+    c.running_app("hinted", "web", NONROOT_APP, Some((65532, 65532)))
+        .await;
+    let r = c
+        .run(
+            &["-n", "hinted", "pod/web", "--dry-run=client", "-o", "json"],
+            LIMIT,
+        )
+        .await;
+    let body: Value = serde_json::from_str(&r.stdout).expect("the PATCH body as JSON");
+    assert_eq!(
+        body["spec"]["ephemeralContainers"][0]["image"],
+        base_image_ref().as_str()
+    );
+}
