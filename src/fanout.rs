@@ -20,7 +20,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::ListParams;
 
-use crate::catalog::{Catalog, ImageChoice, Toolkit};
+use crate::catalog::{Catalog, ImageChoice};
 use crate::cli::OutputFormat;
 use crate::cluster::Cluster;
 use crate::config::DefaultToolkit;
@@ -117,7 +117,7 @@ pub fn prepare(options: &FanoutOptions) -> Result<Prepared, Error> {
             ImageChoice::Auto(catalog.clone())
         }
         (None, None, Some(DefaultToolkit::Toolkit(toolkit))) => catalog.image(toolkit),
-        (None, None, None) => catalog.image(Toolkit::Base),
+        (None, None, None) => ImageChoice::Hinted(catalog.clone()),
     };
     if !image.has_agent()
         && let Some(step) = runbook.needs_agent()

@@ -1,4 +1,5 @@
 use super::*;
+use crate::catalog::Toolkit;
 use crate::runbook::Action;
 use crate::target::TargetKind;
 

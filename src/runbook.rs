@@ -47,7 +47,7 @@ pub const BUILTINS: [(&str, &str); 5] = [
 pub struct Runbook {
     pub name: String,
     pub description: Option<String>,
-    /// `toolkit:` or `image:`; `None` leaves it to the flags (default: the base toolkit).
+    /// `toolkit:` or `image:`; `None` leaves it to the flags (default: per pod, the runtime toolkit its spec names, else base).
     pub image: Option<ImageSetting>,
     pub profile: Option<Profile>,
     /// `timeout:` per pod; `None` leaves it to `--timeout` (default [`DEFAULT_TIMEOUT`]).
