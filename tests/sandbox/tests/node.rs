@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{EphemeralContainer, Pod, PodStatus};
 use kube_sandbox::node::{Node, register_builtin_images};
 use kube_sandbox::runtime::{
-    NodeFaults, ProcessExit, Runtime, StatusSink, StreamOptions, TerminalSize,
+    NodeFaults, Process, ProcessExit, Runtime, StatusSink, StreamOptions, TerminalSize,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -108,6 +108,26 @@ fn fixture(name: &str) -> Fixture {
 }
 
 impl Fixture {
+    /// `exec` in a container of a pod in `default`, as `pods/exec` asks the node.
+    async fn exec(
+        &self,
+        pod: &str,
+        container: &str,
+        argv: &[&str],
+        streams: StreamOptions,
+    ) -> Process {
+        self.node
+            .exec(
+                "default".into(),
+                pod.into(),
+                container.into(),
+                argv.iter().map(|a| a.to_string()).collect(),
+                streams,
+            )
+            .await
+            .unwrap()
+    }
+
     async fn wait_for(&self, pod: &str, what: &str, ok: impl Fn(&PodStatus) -> bool) -> PodStatus {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -289,17 +309,7 @@ async fn distroless_app_runs_as_nonroot_and_has_no_shell() {
         stderr: true,
         tty: false,
     };
-    let p = f
-        .node
-        .exec(
-            "default".into(),
-            "app".into(),
-            "app".into(),
-            vec!["sh".into()],
-            streams,
-        )
-        .await
-        .unwrap();
+    let p = f.exec("app", "app", &["sh"], streams).await;
     assert_eq!(
         p.exit.await.unwrap(),
         ProcessExit::StartFailed(
@@ -364,17 +374,7 @@ async fn exec_with_and_without_tty_in_busybox() {
         stderr: true,
         tty: false,
     };
-    let mut p = f
-        .node
-        .exec(
-            "default".into(),
-            "bb".into(),
-            "bb".into(),
-            vec!["cat".into()],
-            streams,
-        )
-        .await
-        .unwrap();
+    let mut p = f.exec("bb", "bb", &["cat"], streams).await;
     let mut stdin = p.stdin.take().unwrap();
     stdin.write_all(b"hello from stdin\n").await.unwrap();
     drop(stdin);
@@ -388,20 +388,13 @@ async fn exec_with_and_without_tty_in_busybox() {
         tty: false,
     };
     let mut p = f
-        .node
         .exec(
-            "default".into(),
-            "bb".into(),
-            "bb".into(),
-            vec![
-                "sh".into(),
-                "-c".into(),
-                "echo out; echo err >&2; exit 3".into(),
-            ],
+            "bb",
+            "bb",
+            &["sh", "-c", "echo out; echo err >&2; exit 3"],
             streams,
         )
-        .await
-        .unwrap();
+        .await;
     assert_eq!(read_all(p.stdout.take()).await, "out\n");
     assert_eq!(read_all(p.stderr.take()).await, "err\n");
     assert_eq!(p.exit.await.unwrap(), ProcessExit::Code(3));
@@ -413,17 +406,7 @@ async fn exec_with_and_without_tty_in_busybox() {
         stderr: false,
         tty: true,
     };
-    let mut p = f
-        .node
-        .exec(
-            "default".into(),
-            "bb".into(),
-            "bb".into(),
-            vec!["sh".into()],
-            streams,
-        )
-        .await
-        .unwrap();
+    let mut p = f.exec("bb", "bb", &["sh"], streams).await;
     assert!(p.stderr.is_none());
     p.resize
         .as_ref()
@@ -448,17 +431,7 @@ async fn exec_with_and_without_tty_in_busybox() {
         stderr: false,
         tty: true,
     };
-    let mut p = f
-        .node
-        .exec(
-            "default".into(),
-            "bb".into(),
-            "bb".into(),
-            vec!["stty".into(), "size".into()],
-            streams,
-        )
-        .await
-        .unwrap();
+    let mut p = f.exec("bb", "bb", &["stty", "size"], streams).await;
     p.resize
         .as_ref()
         .unwrap()
@@ -471,17 +444,7 @@ async fn exec_with_and_without_tty_in_busybox() {
     assert_eq!(p.exit.await.unwrap(), ProcessExit::Code(0));
 
     // A missing binary with a tty: the same runtime message.
-    let mut p = f
-        .node
-        .exec(
-            "default".into(),
-            "bb".into(),
-            "bb".into(),
-            vec!["nope".into()],
-            streams,
-        )
-        .await
-        .unwrap();
+    let mut p = f.exec("bb", "bb", &["nope"], streams).await;
     assert_eq!(read_all(p.stdout.take()).await, "");
     let exit = p.exit.await.unwrap();
     assert!(
@@ -566,17 +529,7 @@ async fn ephemeral_container_sees_target_and_kernel_enforces_ptrace_rules() {
         stderr: false,
         tty: false,
     };
-    let shell = f
-        .node
-        .exec(
-            "default".into(),
-            "app".into(),
-            "dbg-hold".into(),
-            vec!["sleep".into(), "3600".into()],
-            quiet,
-        )
-        .await
-        .unwrap();
+    let shell = f.exec("app", "dbg-hold", &["sleep", "3600"], quiet).await;
     let held = f
         .wait_for("app", "dbg-hold terminated", done("dbg-hold"))
         .await;
@@ -846,17 +799,7 @@ async fn shared_process_namespace_has_pause_as_pid_1() {
         tty: false,
     };
     let script = "ps -o pid,args; echo $KUBERNETES_SERVICE_HOST; ls /sys/fs/cgroup/memory >/dev/null && echo cgroupfs; touch /sys/fs/cgroup/x 2>&1; touch /x 2>&1; touch /scratch/ok && echo wrote; hostname; cat /etc/hosts | tail -1; wget -qO- http://127.0.0.1:8080/";
-    let mut p = f
-        .node
-        .exec(
-            "default".into(),
-            "shared".into(),
-            "bb".into(),
-            vec!["sh".into(), "-c".into(), script.into()],
-            streams,
-        )
-        .await
-        .unwrap();
+    let mut p = f.exec("shared", "bb", &["sh", "-c", script], streams).await;
     let out = read_all(p.stdout.take()).await;
     assert!(out.lines().any(|l| l.trim() == "1 /pause pause"), "{out}");
     assert!(out.contains("/sandbox-app"), "{out}");
@@ -873,17 +816,7 @@ async fn shared_process_namespace_has_pause_as_pid_1() {
     f.node.run_pod(pod("hostnet", serde_json::json!({"hostNetwork": true,
         "containers": [{"name": "bb", "image": "sandbox.local/busybox:latest", "command": ["sleep", "3600"]}]})));
     f.wait_running("hostnet").await;
-    let mut p = f
-        .node
-        .exec(
-            "default".into(),
-            "hostnet".into(),
-            "bb".into(),
-            vec!["hostname".into()],
-            streams,
-        )
-        .await
-        .unwrap();
+    let mut p = f.exec("hostnet", "bb", &["hostname"], streams).await;
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     assert_eq!(read_all(p.stdout.take()).await.trim(), host.trim());
     f.finish().await;
@@ -1276,16 +1209,8 @@ async fn probes_gate_readiness_and_restart_unhealthy_containers() {
         tty: false,
     };
     let p = f
-        .node
-        .exec(
-            "default".into(),
-            "probed".into(),
-            "gate".into(),
-            vec!["touch".into(), "/tmp/ready".into()],
-            streams,
-        )
-        .await
-        .unwrap();
+        .exec("probed", "gate", &["touch", "/tmp/ready"], streams)
+        .await;
     assert_eq!(p.exit.await.unwrap(), ProcessExit::Code(0));
     f.wait_for("probed", "gate ready", ready("gate")).await;
 
