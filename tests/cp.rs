@@ -14,8 +14,6 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::PostParams;
 use serde_json::json;
 use support::{NONROOT_APP, TestCluster};
 use tar_format::{Entry, Kind, write_end, write_header, write_padding};
@@ -263,31 +261,26 @@ async fn a_read_only_root_filesystem_is_named_with_the_writable_volume() {
         return;
     };
     c.namespace("files", Some("restricted")).await;
-    let pod: Pod = serde_json::from_value(json!({
-        "metadata": { "name": "ro" },
-        "spec": {
-            "securityContext": { "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532 },
-            "volumes": [{ "name": "scratch", "emptyDir": {} }],
-            "containers": [{
-                "name": "app",
-                "image": NONROOT_APP,
-                "volumeMounts": [{ "name": "scratch", "mountPath": "/data" }],
-                "securityContext": {
-                    "readOnlyRootFilesystem": true, "runAsNonRoot": true,
-                    "allowPrivilegeEscalation": false, "capabilities": { "drop": ["ALL"] },
-                    "seccompProfile": { "type": "RuntimeDefault" }
-                }
-            }]
-        }
-    }))
-    .expect("a pod");
-    c.pods("files")
-        .create(&PostParams::default(), &pod)
-        .await
-        .expect("create the pod");
-    c.wait_for("pod ro Running", Duration::from_secs(30), async || {
-        c.pod_json("files", "ro").await["status"]["phase"] == "Running"
-    })
+    c.create_running(
+        "files",
+        json!({
+            "metadata": { "name": "ro" },
+            "spec": {
+                "securityContext": { "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532 },
+                "volumes": [{ "name": "scratch", "emptyDir": {} }],
+                "containers": [{
+                    "name": "app",
+                    "image": NONROOT_APP,
+                    "volumeMounts": [{ "name": "scratch", "mountPath": "/data" }],
+                    "securityContext": {
+                        "readOnlyRootFilesystem": true, "runAsNonRoot": true,
+                        "allowPrivilegeEscalation": false, "capabilities": { "drop": ["ALL"] },
+                        "seccompProfile": { "type": "RuntimeDefault" }
+                    }
+                }]
+            }
+        }),
+    )
     .await;
     let s = Scratch::new("ro");
     std::fs::write(s.path("fix.json"), "{}\n").unwrap();
@@ -417,7 +410,7 @@ async fn mirrored_volumes_and_copied_env_reach_the_debug_container() {
         return;
     };
     c.namespace("files", Some("restricted")).await;
-    let pod: Pod = serde_json::from_value(json!({
+    c.create_running("files", json!({
         "metadata": { "name": "vol" },
         "spec": {
             "securityContext": { "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532 },
@@ -434,16 +427,7 @@ async fn mirrored_volumes_and_copied_env_reach_the_debug_container() {
                 }
             }]
         }
-    }))
-    .expect("a pod");
-    c.pods("files")
-        .create(&PostParams::default(), &pod)
-        .await
-        .expect("create the pod");
-    c.wait_for("pod vol Running", Duration::from_secs(30), async || {
-        c.pod_json("files", "vol").await["status"]["phase"] == "Running"
-    })
-    .await;
+    })).await;
     let put = c
         .run(
             &[

@@ -12,8 +12,6 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::PostParams;
 use serde_json::{Value, json};
 use support::{NONROOT_APP, TestCluster};
 use tar_format::{Kind, Reader};
@@ -89,31 +87,26 @@ impl Drop for Scratch {
 /// The distroless app as 65532 with an emptyDir volume at /data holding one file.
 async fn app_with_volume(c: &TestCluster) {
     c.namespace("snap", Some("restricted")).await;
-    let pod: Pod = serde_json::from_value(json!({
-        "metadata": { "name": "web" },
-        "spec": {
-            "securityContext": { "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532 },
-            "volumes": [{ "name": "scratch", "emptyDir": {} }],
-            "containers": [{
-                "name": "app",
-                "image": NONROOT_APP,
-                "volumeMounts": [{ "name": "scratch", "mountPath": "/data" }],
-                "securityContext": {
-                    "runAsNonRoot": true, "allowPrivilegeEscalation": false,
-                    "capabilities": { "drop": ["ALL"] },
-                    "seccompProfile": { "type": "RuntimeDefault" }
-                }
-            }]
-        }
-    }))
-    .expect("a pod");
-    c.pods("snap")
-        .create(&PostParams::default(), &pod)
-        .await
-        .expect("create the pod");
-    c.wait_for("pod web Running", Duration::from_secs(30), async || {
-        c.pod_json("snap", "web").await["status"]["phase"] == "Running"
-    })
+    c.create_running(
+        "snap",
+        json!({
+            "metadata": { "name": "web" },
+            "spec": {
+                "securityContext": { "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532 },
+                "volumes": [{ "name": "scratch", "emptyDir": {} }],
+                "containers": [{
+                    "name": "app",
+                    "image": NONROOT_APP,
+                    "volumeMounts": [{ "name": "scratch", "mountPath": "/data" }],
+                    "securityContext": {
+                        "runAsNonRoot": true, "allowPrivilegeEscalation": false,
+                        "capabilities": { "drop": ["ALL"] },
+                        "seccompProfile": { "type": "RuntimeDefault" }
+                    }
+                }]
+            }
+        }),
+    )
     .await;
     let put = c
         .run(

@@ -187,6 +187,22 @@ impl TestCluster {
             .expect("create the pod");
     }
 
+    /// Creates `pod` (a Pod manifest as JSON) in `namespace` and waits until it runs.
+    pub async fn create_running(&self, namespace: &str, pod: Value) {
+        let pod: Pod = serde_json::from_value(pod).expect("a pod");
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        self.pods(namespace)
+            .create(&PostParams::default(), &pod)
+            .await
+            .expect("create the pod");
+        self.wait_for(
+            &format!("pod {name} Running"),
+            Duration::from_secs(30),
+            async || self.pod_json(namespace, &name).await["status"]["phase"] == "Running",
+        )
+        .await;
+    }
+
     pub async fn running_app(
         &self,
         namespace: &str,
