@@ -63,6 +63,9 @@ pub struct Durations {
     pub wait: u128,
     pub exec: u128,
     pub teardown: u128,
+    /// The agent reading the target's ids when the API does not say them (probe.rs); 0
+    /// when it did not run.
+    pub probe: u128,
 }
 
 /// Step 1: the reads, all at once.
@@ -177,9 +180,11 @@ fn identity_notes(options: &DebugOptions, resolved: &Resolved, printer: &Printer
 pub struct Plan {
     pub target: Target,
     pub identity: Identity,
+    /// The namespace's enforced Pod Security level, when it could be read.
+    pub enforced: Option<PsaLevel>,
     pub image: String,
     reusable: Option<DebugContainer>,
-    container: EphemeralContainer,
+    pub container: EphemeralContainer,
 }
 
 pub async fn plan(
@@ -224,7 +229,14 @@ pub async fn plan(
         .flatten();
     if reusable.is_none() {
         precheck(options, &resolved, &cluster.namespace)?;
-        identity_notes(options, &resolved, printer);
+        if crate::probe::needed(options, &resolved.identity) {
+            printer.progress(&format!(
+                "the API does not say which uid/gid container {} runs as (no runAsUser/runAsGroup, and the node does not report containerStatuses[].user): the agent reads them once the debug container runs",
+                resolved.target.container
+            ));
+        } else {
+            identity_notes(options, &resolved, printer);
+        }
     }
     let facts = SessionFacts {
         user: resolved.user.clone(),
@@ -242,6 +254,7 @@ pub async fn plan(
     Ok(Plan {
         target: resolved.target,
         identity: resolved.identity,
+        enforced: resolved.enforced,
         image,
         reusable,
         container,
@@ -297,7 +310,8 @@ pub enum Obtained {
 }
 
 /// Steps 4–5: exec into the running container of ours the plan found, or add the planned
-/// one and wait until it runs (Ctrl-C while waiting stops it again).
+/// one and wait until it runs (Ctrl-C while waiting stops it again); when the API did not
+/// say the target's ids, the agent reads them and the container may be replaced (probe.rs).
 pub async fn obtain(
     options: &DebugOptions,
     cluster: &Cluster,
@@ -308,7 +322,6 @@ pub async fn obtain(
     durations: &mut Durations,
 ) -> Result<Obtained, Error> {
     let pod_name = plan.target.pod_name();
-    let image = &plan.image;
     let container = &plan.container;
     if let Some(existing) = &plan.reusable {
         printer.note(&format!(
@@ -339,13 +352,66 @@ pub async fn obtain(
             reused: true,
         });
     }
+    let session = match add_and_wait(
+        options, cluster, pods, plan, container, interrupts, printer, durations,
+    )
+    .await?
+    {
+        Added::Ready(session) => session,
+        Added::Interrupted(signal) => return Ok(Obtained::Interrupted(signal)),
+    };
+    if !crate::probe::needed(options, &plan.identity) {
+        return Ok(Obtained::Ready {
+            session,
+            reused: false,
+        });
+    }
+    Ok(
+        match crate::probe::settle(
+            options, cluster, pods, plan, session, interrupts, printer, durations,
+        )
+        .await?
+        {
+            crate::probe::Probed::Ready(session) => Obtained::Ready {
+                session,
+                reused: false,
+            },
+            crate::probe::Probed::Interrupted(signal) => Obtained::Interrupted(signal),
+        },
+    )
+}
+
+/// How adding a container ended.
+// One value per run, moved once.
+#[allow(clippy::large_enum_variant)]
+pub enum Added {
+    Ready(Session),
+    /// A signal arrived while waiting; the container was already stopped again.
+    Interrupted(i32),
+}
+
+/// Steps 4–5 for a fresh container: the PATCH, then the WATCH until it runs (Ctrl-C while
+/// waiting, or a failure to start, stops it again).
+#[allow(clippy::too_many_arguments)]
+pub async fn add_and_wait(
+    options: &DebugOptions,
+    cluster: &Cluster,
+    pods: &Api<Pod>,
+    plan: &Plan,
+    container: &EphemeralContainer,
+    interrupts: &mut Interrupts,
+    printer: &Printer,
+    durations: &mut Durations,
+) -> Result<Added, Error> {
+    let pod_name = plan.target.pod_name();
+    let image = &plan.image;
     let clock = Instant::now();
     printer.progress(&format!(
         "adding {} ({image}) to pod {pod_name}, targeting {}",
         container.name, plan.target.container
     ));
     let updated = add_debug_container(cluster, pods, pod_name, container, false).await?;
-    durations.inject = clock.elapsed().as_millis();
+    durations.inject += clock.elapsed().as_millis();
     let mut session = Session::new(
         cluster,
         &cluster.namespace,
@@ -371,18 +437,15 @@ pub async fn obtain(
         signal = interrupts.recv() => {
             printer.note("interrupted while waiting for the debug container; stopping it");
             session.teardown(printer, true).await;
-            return Ok(Obtained::Interrupted(signal));
+            return Ok(Added::Interrupted(signal));
         }
     };
-    durations.wait = clock.elapsed().as_millis();
+    durations.wait += clock.elapsed().as_millis();
     if let Err(error) = waited {
         session.teardown(printer, false).await;
         return Err(error);
     }
-    Ok(Obtained::Ready {
-        session,
-        reused: false,
-    })
+    Ok(Added::Ready(session))
 }
 
 /// Steps 1–5 for commands that need only a running debug container of ours on the target
@@ -630,4 +693,4 @@ async fn server_dry_run(
 
 #[cfg(test)]
 #[path = "debug_tests.rs"]
-mod tests;
+pub(crate) mod tests;

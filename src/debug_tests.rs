@@ -32,7 +32,7 @@ fn cluster(fake: &FakeApiServer) -> Cluster {
     }
 }
 
-fn options(profile: Profile, reuse: bool) -> DebugOptions {
+pub(crate) fn options(profile: Profile, reuse: bool) -> DebugOptions {
     DebugOptions {
         target: TargetRef {
             kind: TargetKind::Pod,

@@ -5,8 +5,9 @@
 //! kernel/ptrace.c) wants both to match. So we look, in order: the container's
 //! securityContext, the pod's securityContext, and what the kubelet reports in
 //! `status.containerStatuses[].user.linux` (Kubernetes 1.33+, the image's USER resolved).
-//! When none says, we do not guess 1000: the identity is `Unknown`, the profile runs the debug
-//! container as its image's user, and the session says how to make it readable.
+//! When none says, we do not guess 1000: the debug container starts as its image's user, and
+//! once it runs the agent reads the target's ids (probe.rs), replacing the container with one
+//! running as them when that is what it takes to read `/target`.
 
 use std::fmt;
 
@@ -19,6 +20,8 @@ pub enum Source {
     PodSecurityContext,
     /// `status.containerStatuses[].user.linux`, reported by the kubelet.
     ContainerStatus,
+    /// Read by our agent from `/proc/<pid>/status` in a running debug container (probe.rs).
+    Agent,
 }
 
 impl fmt::Display for Source {
@@ -27,6 +30,7 @@ impl fmt::Display for Source {
             Source::ContainerSecurityContext => "the container's securityContext",
             Source::PodSecurityContext => "the pod's securityContext",
             Source::ContainerStatus => "the kubelet's containerStatuses[].user",
+            Source::Agent => "the agent, from the target's /proc/<pid>/status",
         })
     }
 }

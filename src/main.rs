@@ -32,6 +32,7 @@ mod manifest;
 mod options;
 mod pack;
 mod printer;
+mod probe;
 mod profile;
 mod progress;
 mod results;

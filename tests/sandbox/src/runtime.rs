@@ -172,6 +172,9 @@ pub struct NodeFaults {
     pub pull_delay: Duration,
     /// Image references whose pull fails (ErrImagePull, then ImagePullBackOff).
     pub fail_pulls: Vec<String>,
+    /// Leave `status.containerStatuses[].user` out, as kubelets before 1.33 (or with the
+    /// SupplementalGroupsPolicy gate off) do.
+    pub hide_container_user: bool,
 }
 
 /// Shared handle type the API server keeps.

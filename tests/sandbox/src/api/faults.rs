@@ -31,6 +31,7 @@ pub struct ErrorBurst {
 /// drop_exec_after_ms: 500
 /// pull_delay_ms: 3000
 /// fail_pulls: [sandbox.local/missing:1]
+/// hide_container_user: true
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -46,6 +47,10 @@ pub struct Faults {
     pub pull_delay_ms: u64,
     /// Image references whose pull fails.
     pub fail_pulls: Vec<String>,
+    /// The node does not report `status.containerStatuses[].user` (kubelets before 1.33, or
+    /// with the SupplementalGroupsPolicy gate off): the uid of a container whose spec does
+    /// not set one is then unknown to clients.
+    pub hide_container_user: bool,
 }
 
 impl Faults {
@@ -60,6 +65,7 @@ impl Faults {
         NodeFaults {
             pull_delay: Duration::from_millis(self.pull_delay_ms),
             fail_pulls: self.fail_pulls.clone(),
+            hide_container_user: self.hide_container_user,
         }
     }
 }

@@ -129,6 +129,11 @@ impl Node {
                 }
                 Ok(instance) => {
                     let started_at = instance.started_at;
+                    let hide_user = self
+                        .faults
+                        .read()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .hide_container_user;
                     let container_id = format!("runc://{}", instance.id);
                     self.with_record(&p, &name, kind, |r| {
                         if runs > 0 {
@@ -143,7 +148,7 @@ impl Node {
                         r.status.container_id = Some(container_id.clone());
                         r.status.image = image.reference.clone();
                         r.status.image_id = image.image_id();
-                        r.status.user = Some(user_of(&instance.process.identity));
+                        r.status.user = (!hide_user).then(|| user_of(&instance.process.identity));
                         r.instance = Some(instance.clone());
                     });
                     self.event(
