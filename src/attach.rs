@@ -1,11 +1,14 @@
-//! Attach mode: an interactive session for users who may attach but not exec.
+//! Attach mode: a session for users who may attach but not exec.
 //!
-//! Some clusters grant `create pods/attach` without `create pods/exec`. There the shell cannot
-//! be exec'd into a holding container, so the debug container is created with the shell as
-//! its main process (`stdin`, `stdinOnce`, `tty`, agent `shell`) and we attach to it; it ends
-//! when the shell exits or our attach closes its stdin, so teardown only watches it end. We
-//! learn that exec is forbidden from a SelfSubjectAccessReview sent in parallel with the
-//! session's first reads, so the check costs no round trip and no container is wasted.
+//! Some clusters grant `create pods/attach` without `create pods/exec`. There nothing can be
+//! exec'd into a holding container, so the debug container is created with the work as its
+//! main process and we attach to it: the shell (`stdin`, `stdinOnce`, `tty`, agent `shell`),
+//! or the command, behind a gate that holds it until we are attached so that none of its
+//! output is lost (`spec::attach_command`). It ends when the shell or the command exits, or
+//! when our attach closes its stdin, so teardown only watches it end, and the command's exit
+//! code is read from the terminated container. We learn that exec is forbidden from a
+//! SelfSubjectAccessReview sent in parallel with the session's first reads, so the check costs
+//! no round trip and no container is wasted.
 
 use k8s_openapi::api::core::v1::{EphemeralContainer, Pod};
 use kube::Api;
@@ -13,14 +16,14 @@ use kube::Api;
 use crate::access::allowed;
 use crate::cluster::Cluster;
 use crate::error::{CREATE_EXEC, Error, Permission};
-use crate::exec::{self, Ending, ExecError, Remote};
+use crate::exec::{self, Captured, Ending, ExecError, Remote};
 use crate::exit::ExitStatus;
 use crate::inject::add_debug_container;
 use crate::interrupt::Interrupts;
-use crate::options::DebugOptions;
+use crate::options::{DebugOptions, Mode};
 use crate::printer::Printer;
 use crate::session::{Origin, Session};
-use crate::spec::attach_mode;
+use crate::spec::{attach_command, attach_mode, run_command, shell_command};
 use crate::wait::{Waiting, wait_until_running};
 
 pub const CREATE_ATTACH: Permission = Permission {
@@ -35,7 +38,9 @@ pub async fn exec_is_forbidden(cluster: &Cluster) -> bool {
     allowed(cluster, &cluster.namespace, CREATE_EXEC).await == Some(false)
 }
 
-/// An interactive session in attach mode, from the PATCH to the container's end.
+/// A session in attach mode, from the PATCH to the container's end: its exit status and the
+/// name of the container it added.
+#[allow(clippy::too_many_arguments)]
 pub async fn run_attached(
     options: &DebugOptions,
     cluster: &Cluster,
@@ -43,8 +48,9 @@ pub async fn run_attached(
     pod: &str,
     planned: &EphemeralContainer,
     interrupts: &mut Interrupts,
+    captured: Option<&mut Captured>,
     printer: &Printer,
-) -> Result<ExitStatus, Error> {
+) -> Result<(ExitStatus, String), Error> {
     let namespace = &cluster.namespace;
     if allowed(cluster, namespace, CREATE_ATTACH).await == Some(false) {
         let message = format!(
@@ -60,10 +66,40 @@ pub async fn run_attached(
             )),
         });
     }
+    let image = &options.image;
+    // (the container, whether it has a tty, whether our stdin goes to it)
+    let (container, tty, stdin) = match &options.mode {
+        Mode::Interactive => (attach_mode(planned.clone(), image), true, true),
+        Mode::Command {
+            argv, tty: true, ..
+        } => {
+            let mut container = attach_mode(planned.clone(), image);
+            container.command = Some(run_command(image, argv));
+            (container, true, true)
+        }
+        Mode::Command {
+            argv,
+            stdin,
+            tty: false,
+        } => (
+            attach_command(planned.clone(), run_command(image, argv)),
+            false,
+            *stdin,
+        ),
+        Mode::PipedShell => (
+            attach_command(planned.clone(), shell_command(image)),
+            false,
+            true,
+        ),
+    };
     printer.note(&format!(
-        "`{CREATE_EXEC}` is not allowed for you in {namespace}, `{CREATE_ATTACH}` is: the debug container runs the shell as its main process (attach mode) and ends with this session."
+        "`{CREATE_EXEC}` is not allowed for you in {namespace}, `{CREATE_ATTACH}` is: the debug container runs the {} as its main process (attach mode) and ends with this session.",
+        if matches!(options.mode, Mode::Interactive | Mode::PipedShell) {
+            "shell"
+        } else {
+            "command"
+        }
     ));
-    let container = attach_mode(planned.clone(), &options.image);
     let updated = add_debug_container(cluster, pods, pod, &container, false).await?;
     let mut session = Session::new(
         cluster,
@@ -74,7 +110,7 @@ pub async fn run_attached(
         Origin::Attached,
         options.idle,
     );
-    let image = options.image.reference();
+    let image = image.reference();
     let what = Waiting {
         pod,
         container: &container.name,
@@ -85,44 +121,53 @@ pub async fn run_attached(
         waited = wait_until_running(cluster, pods, &what, &version, options.timeout, printer) => waited,
         signal = interrupts.recv() => {
             session.teardown(printer, true).await;
-            return Ok(ExitStatus::Interrupted(signal));
+            return Ok((ExitStatus::Interrupted(signal), container.name));
         }
     };
     if let Err(error) = waited {
         session.teardown(printer, false).await;
         return Err(error);
     }
-    // What the shell printed before we attached is gone, as with `kubectl attach`.
-    printer.note("If you don't see a command prompt, press Enter.");
     let remote = Remote {
         pods,
         pod,
         container: &container.name,
     };
-    let ended = exec::interactive_attach(&remote, interrupts).await;
-    session
-        .teardown(printer, matches!(ended, Ok(Ending::Interrupted(_))))
-        .await;
-    match ended {
-        Ok(Ending::Interrupted(signal)) => Ok(ExitStatus::Interrupted(signal)),
+    let ended = if tty {
+        // What the shell printed before we attached is gone, as with `kubectl attach`.
+        printer.note("If you don't see a command prompt, press Enter.");
+        exec::interactive_attach(&remote, interrupts).await
+    } else {
+        exec::streamed_attach(&remote, stdin, captured, interrupts).await
+    };
+    let interrupted = matches!(ended, Ok(Ending::Interrupted(_)));
+    if interrupted && !tty && !stdin {
+        printer.note(&format!(
+            "{}: without `{CREATE_EXEC}` the command cannot be signalled; it runs to its end, and the container with it",
+            container.name
+        ));
+    }
+    session.teardown(printer, interrupted).await;
+    let status = match ended {
+        Ok(Ending::Interrupted(signal)) => ExitStatus::Interrupted(signal),
         Ok(Ending::Exited(code)) => {
             // The container's own exit code is the shell's; the attach frame may lack it.
-            let code = match session.exit_code().await {
-                Some(code) => code,
-                None if code >= 0 => code,
-                None => return Ok(ExitStatus::Failure),
-            };
-            Ok(if code == 0 {
-                ExitStatus::Success
-            } else {
-                ExitStatus::Remote(code)
-            })
+            match session.exit_code().await {
+                Some(0) => ExitStatus::Success,
+                Some(code) => ExitStatus::Remote(code),
+                None if code == 0 => ExitStatus::Success,
+                None if code > 0 => ExitStatus::Remote(code),
+                None => ExitStatus::Failure,
+            }
         }
-        Err(ExecError::Session(error)) => Err(error),
-        Err(ExecError::Open(source)) => Err(Error::Exec {
-            pod: pod.to_string(),
-            container: container.name.clone(),
-            source,
-        }),
-    }
+        Err(ExecError::Session(error)) => return Err(error),
+        Err(ExecError::Open(source)) => {
+            return Err(Error::Exec {
+                pod: pod.to_string(),
+                container: container.name.clone(),
+                source,
+            });
+        }
+    };
+    Ok((status, container.name))
 }

@@ -2,7 +2,7 @@
 //!
 //! Round trips are the latency a user feels at 3 a.m., so they are designed, not incidental:
 //! a fresh session makes at most four sequential ones before the shell runs: (1) GET pod, GET
-//! namespace and SelfSubjectReview in parallel, (2) the PATCH, (3) the WATCH from the PATCH's
+//! namespace, SelfSubjectReview and the SelfSubjectAccessReview for exec in parallel, (2) the PATCH, (3) the WATCH from the PATCH's
 //! resourceVersion, (4) the exec. A reused session makes (1) and (4). No LIST, no discovery.
 
 use std::time::Instant;
@@ -54,6 +54,34 @@ pub struct SessionResult {
     pub stdout: String,
     pub stderr: String,
     pub durations_ms: Durations,
+}
+
+impl SessionResult {
+    /// The result without its ending (`exit_code: None`, not interrupted).
+    fn new(
+        cluster: &Cluster,
+        plan: &Plan,
+        debug_container: String,
+        reused: bool,
+        captured: Captured,
+        durations: Durations,
+    ) -> SessionResult {
+        SessionResult {
+            api_version: "distroless-debug/v1",
+            kind: "SessionResult",
+            namespace: cluster.namespace.clone(),
+            pod: plan.target.pod_name().to_string(),
+            container: plan.target.container.clone(),
+            debug_container,
+            image: plan.image.clone(),
+            reused,
+            exit_code: None,
+            interrupted: false,
+            stdout: String::from_utf8_lossy(&captured.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&captured.stderr).into_owned(),
+            durations_ms: durations,
+        }
+    }
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -480,15 +508,15 @@ pub async fn run(
     let mut durations = Durations::default();
     let clock = Instant::now();
     let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
-    // An interactive session also asks whether it may exec, in the same round trip as the
-    // reads, to know before the PATCH whether it needs attach mode (see attach.rs).
-    let interactive = matches!(options.mode, Mode::Interactive) && options.dry_run.is_none();
+    // A session also asks whether it may exec, in the same round trip as the reads, to know
+    // before the PATCH whether it needs attach mode (see attach.rs): a holding container
+    // nobody may exec into could not even be stopped.
+    let ask = options.dry_run.is_none();
     let (planned, exec_forbidden) = tokio::join!(plan(options, cluster, &pods, printer), async {
-        interactive && attach::exec_is_forbidden(cluster).await
+        ask && attach::exec_is_forbidden(cluster).await
     });
     let plan = planned?;
     let pod_name = plan.target.pod_name().to_string();
-    let image = plan.image.clone();
     durations.resolve = clock.elapsed().as_millis();
 
     match options.dry_run {
@@ -508,16 +536,35 @@ pub async fn run(
 
     let mut interrupts = Interrupts::install().map_err(|source| Error::Terminal { source })?;
     if exec_forbidden {
-        return attach::run_attached(
+        let mut captured = options.format.map(|_| Captured::default());
+        let clock = Instant::now();
+        let (status, container) = attach::run_attached(
             options,
             cluster,
             &pods,
             &pod_name,
             &plan.container,
             &mut interrupts,
+            captured.as_mut(),
             printer,
         )
-        .await;
+        .await?;
+        durations.exec = clock.elapsed().as_millis();
+        if let (Some(format), Some(captured)) = (options.format, captured) {
+            let (exit_code, interrupted) = match status {
+                ExitStatus::Success => (Some(0), false),
+                ExitStatus::Remote(code) => (Some(code), false),
+                ExitStatus::Interrupted(_) => (None, true),
+                _ => (None, false),
+            };
+            let result = SessionResult {
+                exit_code,
+                interrupted,
+                ..SessionResult::new(cluster, &plan, container, false, captured, durations)
+            };
+            printer.data(format, &result)?;
+        }
+        return Ok(status);
     }
     let (mut session, reused) = match obtain(
         options,
@@ -557,22 +604,19 @@ pub async fn run(
     let ending = ended?;
     if let (Some(format), Some(captured)) = (options.format, captured) {
         let result = SessionResult {
-            api_version: "distroless-debug/v1",
-            kind: "SessionResult",
-            namespace: cluster.namespace.clone(),
-            pod: pod_name,
-            container: plan.target.container.clone(),
-            debug_container: session.container.clone(),
-            image,
-            reused,
             exit_code: match ending {
                 Ending::Exited(code) => Some(code),
                 Ending::Interrupted(_) => None,
             },
             interrupted,
-            stdout: String::from_utf8_lossy(&captured.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&captured.stderr).into_owned(),
-            durations_ms: durations,
+            ..SessionResult::new(
+                cluster,
+                &plan,
+                session.container.clone(),
+                reused,
+                captured,
+                durations,
+            )
         };
         printer.data(format, &result)?;
     }

@@ -22,6 +22,7 @@ const POD: &str = "/api/v1/namespaces/default/pods/web";
 const PODS: &str = "/api/v1/namespaces/default/pods";
 const NAMESPACE: &str = "/api/v1/namespaces/default";
 const REVIEW: &str = "/apis/authentication.k8s.io/v1/selfsubjectreviews";
+const ACCESS_REVIEW: &str = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
 
 fn cluster(fake: &FakeApiServer) -> Cluster {
     Cluster {
@@ -152,6 +153,17 @@ fn reads(fake: &FakeApiServer, pod: &Pod, enforce: &str) {
         REVIEW,
         None,
         Reply::Json(StatusCode::CREATED, review()),
+    )
+    // May we exec? (Else the session runs in attach mode.)
+    .route(
+        Method::POST,
+        ACCESS_REVIEW,
+        None,
+        Reply::Json(
+            StatusCode::CREATED,
+            json!({"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
+                   "spec": {}, "status": {"allowed": true}}),
+        ),
     );
 }
 
@@ -229,47 +241,48 @@ async fn a_fresh_session_makes_four_sequential_round_trips_and_no_list() {
 
     let log = fake.log();
     let lines: Vec<String> = log.iter().map(Seen::line).collect();
-    // Round trip 1: the three reads, in parallel.
-    let mut first: Vec<&str> = lines[..3].iter().map(String::as_str).collect();
+    // Round trip 1: the four reads, in parallel.
+    let mut first: Vec<&str> = lines[..4].iter().map(String::as_str).collect();
     first.sort();
     assert_eq!(
         first,
         [
             format!("GET {NAMESPACE}"),
             format!("GET {POD}"),
-            format!("POST {REVIEW}")
+            format!("POST {REVIEW}"),
+            format!("POST {ACCESS_REVIEW}"),
         ]
     );
     assert_eq!(
-        log[..3].iter().map(|s| s.in_flight).max(),
-        Some(3),
+        log[..4].iter().map(|s| s.in_flight).max(),
+        Some(4),
         "the reads overlap: {log:?}"
     );
     // Round trips 2-4: PATCH, WATCH from its resourceVersion, exec.
-    assert_eq!(lines[3], format!("PATCH {POD}/ephemeralcontainers"));
+    assert_eq!(lines[4], format!("PATCH {POD}/ephemeralcontainers"));
     assert_eq!(
-        log[3].content_type,
+        log[4].content_type,
         "application/strategic-merge-patch+json"
     );
-    assert!(log[4].is_watch() && log[4].path == PODS, "{:?}", log[4]);
+    assert!(log[5].is_watch() && log[5].path == PODS, "{:?}", log[5]);
     assert_eq!(
-        log[4].query_param("resourceVersion").as_deref(),
+        log[5].query_param("resourceVersion").as_deref(),
         Some("123")
     );
     assert_eq!(
-        log[4].query_param("fieldSelector").as_deref(),
+        log[5].query_param("fieldSelector").as_deref(),
         Some("metadata.name=web")
     );
-    assert_eq!(lines[5], format!("GET {POD}/exec"));
+    assert_eq!(lines[6], format!("GET {POD}/exec"));
     assert!(
-        log[5]
+        log[6]
             .query
             .contains("command=distroless-debug-agent&command=run&command=--&command=true"),
         "{}",
-        log[5].query
+        log[6].query
     );
     // Nothing else before the shell: no LIST, no discovery.
-    assert!(!log[..6].iter().any(is_list), "{lines:?}");
+    assert!(!log[..7].iter().any(is_list), "{lines:?}");
     assert!(!log.iter().any(is_discovery), "{lines:?}");
 }
 
@@ -304,8 +317,8 @@ async fn a_second_session_reuses_the_running_container_without_a_patch() {
         "no PATCH: {log:?}"
     );
     let exec = log.iter().position(|s| s.path.ends_with("/exec"));
-    assert_eq!(exec, Some(3), "the reads, then the exec: {log:?}");
-    assert!(log[3].query.contains("container=dbg-first"));
+    assert_eq!(exec, Some(4), "the reads, then the exec: {log:?}");
+    assert!(log[4].query.contains("container=dbg-first"));
 }
 
 #[tokio::test]

@@ -237,9 +237,62 @@ pub async fn streamed_until(
         .stdin(stdin)
         .stdout(true)
         .stderr(true);
-    let mut attached = open(remote, command, &params)
+    let attached = open(remote, command, &params)
         .await
         .map_err(ExecError::Open)?;
+    let input = if stdin { Input::Forward } else { Input::None };
+    drive_streamed(remote, attached, input, capture, interrupted).await
+}
+
+/// The line an attach-mode command waits for before it starts (see `spec::attach_command`):
+/// sent once our attach is connected, so no output is written before anyone reads it.
+pub const ATTACH_GATE: &[u8] = b"\n";
+
+/// [`streamed`] for an attach-mode container whose main process is the command behind the
+/// gate: attaches, opens the gate, then forwards our stdin if `stdin` and closes it. As with
+/// [`interactive_attach`], the caller reads the exit code from the ended container.
+pub async fn streamed_attach(
+    remote: &Remote<'_>,
+    stdin: bool,
+    capture: Option<&mut Captured>,
+    interrupts: &mut Interrupts,
+) -> Result<Ending, ExecError> {
+    let params = AttachParams::default()
+        .container(remote.container)
+        .stdin(true)
+        .stdout(true)
+        .stderr(true);
+    let attached = remote
+        .pods
+        .attach(remote.pod, &params)
+        .await
+        .map_err(ExecError::Open)?;
+    let input = Input::Gate { forward: stdin };
+    match drive_streamed(remote, attached, input, capture, interrupts.recv()).await {
+        // No exit code in the frame: the caller reads it from the terminated container.
+        Err(ExecError::Session(Error::Stream { .. })) => Ok(Ending::Exited(-1)),
+        other => other,
+    }
+}
+
+/// What the remote process's stdin gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Input {
+    /// Nothing: no stdin stream.
+    None,
+    /// Our stdin, then EOF.
+    Forward,
+    /// [`ATTACH_GATE`] first, then our stdin if `forward`, then EOF.
+    Gate { forward: bool },
+}
+
+async fn drive_streamed(
+    remote: &Remote<'_>,
+    mut attached: AttachedProcess,
+    input: Input,
+    capture: Option<&mut Captured>,
+    interrupted: impl std::future::Future<Output = i32>,
+) -> Result<Ending, ExecError> {
     let (Some(remote_out), Some(remote_err), Some(status)) =
         (attached.stdout(), attached.stderr(), attached.take_status())
     else {
@@ -259,18 +312,28 @@ pub async fn streamed_until(
         stop.clone(),
     ));
     let err_task = tokio::spawn(pump(remote_err, capturing.then(Vec::new), true, stop));
-    let in_task = attached.stdin().filter(|_| stdin).map(|mut remote_in| {
-        tokio::spawn(async move {
-            let mut chunks = terminal::spawn_stdin_reader();
-            while let Some(chunk) = chunks.recv().await {
-                if remote_in.write_all(&chunk).await.is_err() {
+    let in_task = attached
+        .stdin()
+        .filter(|_| input != Input::None)
+        .map(|mut remote_in| {
+            tokio::spawn(async move {
+                if let Input::Gate { .. } = input
+                    && remote_in.write_all(ATTACH_GATE).await.is_err()
+                {
                     return;
                 }
-            }
-            // EOF on our stdin becomes EOF on the remote's (a v5 close frame).
-            let _ = remote_in.shutdown().await;
-        })
-    });
+                if input != (Input::Gate { forward: false }) {
+                    let mut chunks = terminal::spawn_stdin_reader();
+                    while let Some(chunk) = chunks.recv().await {
+                        if remote_in.write_all(&chunk).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                // EOF on our stdin becomes EOF on the remote's (a v5 close frame).
+                let _ = remote_in.shutdown().await;
+            })
+        });
 
     let ending = tokio::select! {
         status = status => exit_code_of(status.as_ref()).map(Ending::Exited).map_err(|m| stream_error(remote, m)),

@@ -21,6 +21,8 @@ use crate::target::TargetRef;
 #[derive(Debug, Clone, Default)]
 pub struct Environment {
     pub stdin_is_terminal: bool,
+    /// Stdin is a character device other than a terminal (`</dev/null`): nothing to forward.
+    pub stdin_is_null: bool,
     pub stdout_is_terminal: bool,
     pub stderr_is_terminal: bool,
     /// `NO_COLOR` is set (to anything non-empty): https://no-color.org
@@ -37,6 +39,10 @@ impl Environment {
         let non_empty = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
         Environment {
             stdin_is_terminal: std::io::stdin().is_terminal(),
+            stdin_is_null: !std::io::stdin().is_terminal()
+                && rustix::fs::fstat(std::io::stdin()).is_ok_and(|st| {
+                    rustix::fs::FileType::from_raw_mode(st.st_mode).is_char_device()
+                }),
             stdout_is_terminal: std::io::stdout().is_terminal(),
             stderr_is_terminal: std::io::stderr().is_terminal(),
             no_color: non_empty("NO_COLOR").is_some(),
@@ -358,10 +364,11 @@ fn debug_options(args: DebugArgs, env: &Environment) -> Result<DebugOptions, Usa
         }
         Mode::Command {
             argv: args.command.clone(),
-            // kubectl forwards stdin only with -i; we also forward a pipe, which is what
-            // `cat script | ... -- sh` means, but never a terminal unless asked (`-i`),
-            // so a command does not wait on the keyboard.
-            stdin: args.stdin || args.tty || !env.stdin_is_terminal,
+            // kubectl forwards stdin only with -i; we also forward a pipe or a file, which is
+            // what `cat script | ... -- sh` means, but never a terminal unless asked (`-i`),
+            // so a command does not wait on the keyboard, and not `/dev/null`, which has
+            // nothing to give (and in attach mode would end the command's input at once).
+            stdin: args.stdin || args.tty || !(env.stdin_is_terminal || env.stdin_is_null),
             tty: args.tty,
         }
     } else if args.tty && !env.stdin_is_terminal {
@@ -786,6 +793,20 @@ mod tests {
     #[test]
     fn no_terminal_and_no_command_reads_a_script_from_stdin() {
         assert_eq!(debug(&["web"], &script()).mode, Mode::PipedShell);
+    }
+
+    #[test]
+    fn dev_null_is_not_forwarded_unless_asked() {
+        let null = Environment {
+            stdin_is_null: true,
+            ..script()
+        };
+        let stdin_of = |args: &[&str]| match debug(args, &null).mode {
+            Mode::Command { stdin, .. } => stdin,
+            other => panic!("{other:?}"),
+        };
+        assert!(!stdin_of(&["pod/web", "--", "ls"]));
+        assert!(stdin_of(&["pod/web", "-i", "--", "ls"]));
     }
 
     #[test]

@@ -131,6 +131,12 @@ impl Session {
                 "{} never started, so there is nothing to stop; its entry stays in the pod spec (Kubernetes cannot remove ephemeral containers).",
                 self.container
             )),
+            Teardown::LeftRunning(why) if self.origin == Origin::Attached => {
+                printer.warn(&format!(
+                    "{} is still running: {why}. It ends when its shell or command does.",
+                    self.container
+                ))
+            }
             Teardown::LeftRunning(why) => printer.warn(&format!(
                 "{} is still running: {why}. It stops by itself after {} without a session; `kubectl distroless-debug cleanup -n {}` stops it now.",
                 self.container,
@@ -162,7 +168,7 @@ impl Session {
                 Some(Progress::Failed { .. }) => Teardown::NeverStarted,
                 Some(_) => Teardown::Stopped,
                 None => Teardown::LeftRunning(
-                    "its shell did not end when the attach closed its stdin".to_string(),
+                    "its shell or command did not end when the attach closed its stdin".to_string(),
                 ),
             };
         }

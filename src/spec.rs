@@ -125,6 +125,30 @@ pub fn attach_mode(mut container: EphemeralContainer, image: &ImageChoice) -> Ep
     container
 }
 
+/// The attach-mode container for a command without a tty: its main process waits for one
+/// line on stdin (the plugin sends it once attached, see `exec::ATTACH_GATE`), so no output
+/// is lost before the attach, then becomes the command, which gets the rest of stdin. The exit
+/// code is the command's. Without exec nothing can signal it, so a command interrupted
+/// locally runs to its end (a shell reading stdin ends when the attach closes it). No `$(`
+/// and no `$$` in the script: the kubelet would expand them.
+pub fn attach_command(
+    mut container: EphemeralContainer,
+    command: Vec<String>,
+) -> EphemeralContainer {
+    let mut gated = vec![
+        "sh".to_string(),
+        "-c".into(),
+        "read -r _ || exit 1; exec \"$@\"".into(),
+        "sh".into(),
+    ];
+    gated.extend(command);
+    container.command = Some(gated);
+    container.stdin = Some(true);
+    container.stdin_once = Some(true);
+    container.tty = Some(false);
+    container
+}
+
 /// What to exec for a shell, a command, and for ending the container.
 pub fn shell_command(image: &ImageChoice) -> Vec<String> {
     if image.has_agent() {
@@ -606,6 +630,39 @@ mod tests {
         );
         let generic = attach_mode(c, &ImageChoice::Custom("busybox".into()));
         assert_eq!(generic.command, Some(vec!["sh".to_string()]));
+    }
+
+    #[test]
+    fn attach_command_gates_the_command_until_the_attach_is_there() {
+        let c = ephemeral_container_for(
+            &options(base(), Profile::Auto, None),
+            "app",
+            &Identity::known(65532, 65532),
+            &facts(),
+            "ab12c",
+        );
+        let argv = vec!["ls".to_string(), "/target".to_string()];
+        let gated = attach_command(c.clone(), run_command(&base(), &argv));
+        let command = gated.command.expect("a command");
+        assert_eq!(
+            command,
+            [
+                "sh",
+                "-c",
+                "read -r _ || exit 1; exec \"$@\"",
+                "sh",
+                "distroless-debug-agent",
+                "run",
+                "--",
+                "ls",
+                "/target"
+            ]
+        );
+        assert_eq!(
+            (gated.stdin, gated.stdin_once, gated.tty),
+            (Some(true), Some(true), Some(false))
+        );
+        assert_eq!(gated.security_context, c.security_context);
     }
 
     #[test]

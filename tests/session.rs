@@ -169,7 +169,7 @@ async fn a_fresh_session_makes_four_sequential_round_trips_and_a_reused_one_two(
             )
         })
         .collect();
-    let mut reads: Vec<&str> = before_exec.iter().take(3).map(String::as_str).collect();
+    let mut reads: Vec<&str> = before_exec.iter().take(4).map(String::as_str).collect();
     reads.sort();
     assert_eq!(
         reads,
@@ -177,11 +177,13 @@ async fn a_fresh_session_makes_four_sequential_round_trips_and_a_reused_one_two(
             "GET /api/v1/namespaces/locked",
             "GET /api/v1/namespaces/locked/pods/web",
             "POST /apis/authentication.k8s.io/v1/selfsubjectreviews",
+            // May we exec? Else attach mode, decided before the PATCH.
+            "POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
         ],
         "{before_exec:#?}"
     );
     assert_eq!(
-        &before_exec[3..],
+        &before_exec[4..],
         [
             "PATCH /api/v1/namespaces/locked/pods/web/ephemeralcontainers",
             "GET /api/v1/namespaces/locked/pods?watch"
@@ -222,7 +224,7 @@ async fn a_fresh_session_makes_four_sequential_round_trips_and_a_reused_one_two(
         .collect();
     assert_eq!(
         before_exec.len(),
-        3,
+        4,
         "only the reads before the exec: {before_exec:#?}"
     );
     assert!(

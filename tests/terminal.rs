@@ -208,26 +208,13 @@ async fn an_interactive_session_in_a_real_terminal() {
         .await;
 }
 
-const ATTACH_ONLY: &str = r#"
-users:
-  - name: carol
-    token: carol-token
-    rules:
-      - verbs: [get, list, watch]
-        resources: [pods]
-      - verbs: [patch]
-        resources: [pods/ephemeralcontainers]
-      - verbs: [create, get]
-        resources: [pods/attach]
-"#;
-
 #[tokio::test(flavor = "multi_thread")]
 async fn without_exec_an_interactive_session_attaches_to_a_shell_container() {
     if !tmux_available() {
         return;
     }
     let Some(c) = support::cluster_with(kube_sandbox::SandboxOptions {
-        rbac: Some(ATTACH_ONLY.into()),
+        rbac: Some(support::ATTACH_ONLY.into()),
         ..Default::default()
     })
     .await

@@ -24,6 +24,20 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const NONROOT_APP: &str = "sandbox.local/distroless-app:nonroot";
 pub const ROOT_APP: &str = "sandbox.local/distroless-app:root";
 
+/// RBAC of a user `carol` (token `carol-token`) who may attach to pods but not exec into them.
+pub const ATTACH_ONLY: &str = r#"
+users:
+  - name: carol
+    token: carol-token
+    rules:
+      - verbs: [get, list, watch]
+        resources: [pods]
+      - verbs: [patch]
+        resources: [pods/ephemeralcontainers]
+      - verbs: [create, get]
+        resources: [pods/attach]
+"#;
+
 pub fn base_image_ref() -> String {
     format!("ghcr.io/kubectl-distroless-debug/base:{VERSION}")
 }
