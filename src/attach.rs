@@ -82,12 +82,12 @@ pub async fn run_attached(
             stdin,
             tty: false,
         } => (
-            attach_command(planned.clone(), run_command(image, argv)),
+            attach_command(planned.clone(), run_command(image, argv), *stdin),
             false,
             *stdin,
         ),
         Mode::PipedShell => (
-            attach_command(planned.clone(), shell_command(image)),
+            attach_command(planned.clone(), shell_command(image), true),
             false,
             true,
         ),
@@ -141,9 +141,9 @@ pub async fn run_attached(
         exec::streamed_attach(&remote, stdin, captured, interrupts).await
     };
     let interrupted = matches!(ended, Ok(Ending::Interrupted(_)));
-    if interrupted && !tty && !stdin {
+    if interrupted && !tty && stdin {
         printer.note(&format!(
-            "{}: without `{CREATE_EXEC}` the command cannot be signalled; it runs to its end, and the container with it",
+            "{}: without `{CREATE_EXEC}` a command reading stdin cannot be signalled; its stdin is closed, and it runs to its end",
             container.name
         ));
     }

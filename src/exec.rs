@@ -249,7 +249,8 @@ pub async fn streamed_until(
 pub const ATTACH_GATE: &[u8] = b"\n";
 
 /// [`streamed`] for an attach-mode container whose main process is the command behind the
-/// gate: attaches, opens the gate, then forwards our stdin if `stdin` and closes it. As with
+/// gate: attaches, opens the gate, then forwards our stdin if `stdin` (else keeps the remote's
+/// open: its closing, when our attach ends early, is what stops the command). As with
 /// [`interactive_attach`], the caller reads the exit code from the ended container.
 pub async fn streamed_attach(
     remote: &Remote<'_>,
@@ -282,7 +283,8 @@ enum Input {
     None,
     /// Our stdin, then EOF.
     Forward,
-    /// [`ATTACH_GATE`] first, then our stdin if `forward`, then EOF.
+    /// [`ATTACH_GATE`] first, then our stdin and EOF if `forward`, else nothing more and
+    /// the stream held open until the end.
     Gate { forward: bool },
 }
 
@@ -322,12 +324,14 @@ async fn drive_streamed(
                 {
                     return;
                 }
-                if input != (Input::Gate { forward: false }) {
-                    let mut chunks = terminal::spawn_stdin_reader();
-                    while let Some(chunk) = chunks.recv().await {
-                        if remote_in.write_all(&chunk).await.is_err() {
-                            return;
-                        }
+                if input == (Input::Gate { forward: false }) {
+                    // Held open: its end tells the command that we are gone.
+                    std::future::pending::<()>().await;
+                }
+                let mut chunks = terminal::spawn_stdin_reader();
+                while let Some(chunk) = chunks.recv().await {
+                    if remote_in.write_all(&chunk).await.is_err() {
+                        return;
                     }
                 }
                 // EOF on our stdin becomes EOF on the remote's (a v5 close frame).

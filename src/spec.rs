@@ -127,20 +127,29 @@ pub fn attach_mode(mut container: EphemeralContainer, image: &ImageChoice) -> Ep
 
 /// The attach-mode container for a command without a tty: its main process waits for one
 /// line on stdin (the plugin sends it once attached, see `exec::ATTACH_GATE`), so no output
-/// is lost before the attach, then becomes the command, which gets the rest of stdin. The exit
-/// code is the command's. Without exec nothing can signal it, so a command interrupted
-/// locally runs to its end (a shell reading stdin ends when the attach closes it). No `$(`
+/// is lost before the attach, then runs the command. The exit code is the command's.
+///
+/// Without exec nothing can signal the command, so unless it gets our stdin (`forward_stdin`)
+/// the script runs it with `/dev/null` as input and watches stdin itself: stdin closing means
+/// our attach ended (a signal, a lost connection), and the watcher sends SIGTERM to the
+/// container's process group (`kill 0`; the runtime makes a container's main process a
+/// session leader, so the group is this container's processes, never the target's). Stdin is
+/// handed to the watcher through fd 3, since an asynchronous list's own stdin is `/dev/null`.
+/// A forwarded stdin ends with its input instead, so such a command runs to its end. No `$(`
 /// and no `$$` in the script: the kubelet would expand them.
 pub fn attach_command(
     mut container: EphemeralContainer,
     command: Vec<String>,
+    forward_stdin: bool,
 ) -> EphemeralContainer {
-    let mut gated = vec![
-        "sh".to_string(),
-        "-c".into(),
-        "read -r _ || exit 1; exec \"$@\"".into(),
-        "sh".into(),
-    ];
+    let script = if forward_stdin {
+        "read -r _ || exit 1; exec \"$@\""
+    } else {
+        "read -r _ || exit 1; exec 3<&0; \"$@\" </dev/null 3<&- & p=$!; \
+         { while read -r _; do :; done; kill 0; } <&3 & w=$!; exec 3<&-; \
+         wait $p; c=$?; kill $w 2>/dev/null; exit $c"
+    };
+    let mut gated = vec!["sh".to_string(), "-c".into(), script.into(), "sh".into()];
     gated.extend(command);
     container.command = Some(gated);
     container.stdin = Some(true);
@@ -633,7 +642,7 @@ mod tests {
     }
 
     #[test]
-    fn attach_command_gates_the_command_until_the_attach_is_there() {
+    fn attach_command_gates_the_command_and_watches_stdin_unless_it_is_forwarded() {
         let c = ephemeral_container_for(
             &options(base(), Profile::Auto, None),
             "app",
@@ -642,27 +651,30 @@ mod tests {
             "ab12c",
         );
         let argv = vec!["ls".to_string(), "/target".to_string()];
-        let gated = attach_command(c.clone(), run_command(&base(), &argv));
-        let command = gated.command.expect("a command");
+        let watched = attach_command(c.clone(), run_command(&base(), &argv), false);
+        let command = watched.command.expect("a command");
+        assert_eq!(&command[..2], ["sh", "-c"]);
+        let script = &command[2];
+        assert!(
+            script.starts_with("read -r _ || exit 1; exec 3<&0;"),
+            "{script}"
+        );
+        assert!(script.contains("\"$@\" </dev/null 3<&- &"), "{script}");
+        assert!(script.contains("kill 0; } <&3 &"), "{script}");
+        assert!(!script.contains("$(") && !script.contains("$$"), "{script}");
         assert_eq!(
-            command,
-            [
-                "sh",
-                "-c",
-                "read -r _ || exit 1; exec \"$@\"",
-                "sh",
-                "distroless-debug-agent",
-                "run",
-                "--",
-                "ls",
-                "/target"
-            ]
+            &command[3..],
+            ["sh", "distroless-debug-agent", "run", "--", "ls", "/target"]
         );
         assert_eq!(
-            (gated.stdin, gated.stdin_once, gated.tty),
+            (watched.stdin, watched.stdin_once, watched.tty),
             (Some(true), Some(true), Some(false))
         );
-        assert_eq!(gated.security_context, c.security_context);
+        assert_eq!(watched.security_context, c.security_context);
+        let forwarded = attach_command(c, vec!["sh".into()], true);
+        let command = forwarded.command.expect("a command");
+        assert_eq!(command[2], "read -r _ || exit 1; exec \"$@\"");
+        assert_eq!(&command[3..], ["sh", "sh"]);
     }
 
     #[test]

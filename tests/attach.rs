@@ -123,11 +123,12 @@ async fn piped_stdin_reaches_the_command_and_json_carries_the_result() {
 }
 
 #[tokio::test]
-async fn a_signal_ends_the_session_and_the_command_runs_to_its_end() {
+async fn a_signal_stops_the_command_and_its_container_without_exec() {
     let Some((c, carol)) = attach_only().await else {
         return;
     };
     let before = c.target_fingerprint("locked", "web").await;
+    // A script whose last command is not exec'd: its child must be stopped too.
     let mut command = c.plugin_with_kubeconfig(
         &carol,
         &[
@@ -137,7 +138,7 @@ async fn a_signal_ends_the_session_and_the_command_runs_to_its_end() {
             "--",
             "sh",
             "-c",
-            "echo up; sleep 4",
+            "echo up; sleep 300; echo never",
         ],
     );
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -157,13 +158,12 @@ async fn a_signal_ends_the_session_and_the_command_runs_to_its_end() {
         .expect("status");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(128 + libc::SIGTERM), "{stderr}");
-    // Without exec nothing can signal the command: teardown says so and sees it end.
-    assert!(
-        stderr.contains("cannot be signalled; it runs to its end"),
-        "{stderr}"
-    );
     assert!(stderr.contains("stopped dbg-"), "{stderr}");
+    assert!(!stderr.contains("still running"), "{stderr}");
     c.wait_all_terminated("locked", "web", Duration::from_secs(20))
         .await;
+    let pod = c.pod_json("locked", "web").await;
+    let ended = &pod["status"]["ephemeralContainerStatuses"][0]["state"]["terminated"];
+    assert_eq!(ended["exitCode"], 128 + libc::SIGTERM, "{ended}");
     assert_eq!(c.target_fingerprint("locked", "web").await, before);
 }
