@@ -143,15 +143,11 @@ async fn a_signal_stops_the_command_and_its_container_without_exec() {
     );
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = command.spawn().expect("starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
-    let up = tokio::time::timeout(LIMIT, lines.next_line())
-        .await
-        .expect("output in time");
-    assert_eq!(up.ok().flatten().as_deref(), Some("up"));
-    let pid = child.id().expect("running") as i32;
-    // SAFETY: kill(2) on our own child, not yet reaped.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    assert_eq!(
+        support::first_line(&mut child, LIMIT).await.as_deref(),
+        Some("up")
+    );
+    support::send(&child, libc::SIGTERM);
     let output = tokio::time::timeout(Duration::from_secs(40), child.wait_with_output())
         .await
         .expect("ends")

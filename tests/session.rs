@@ -145,12 +145,10 @@ async fn a_fresh_session_makes_four_sequential_round_trips_and_a_reused_one_two(
     first.stdout(std::process::Stdio::piped());
     c.sb.clear_requests();
     let mut first = first.spawn().expect("the first session starts");
-    let stdout = first.stdout.take().expect("stdout");
-    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
-    let started = tokio::time::timeout(LIMIT, lines.next_line())
-        .await
-        .expect("output in time");
-    assert_eq!(started.ok().flatten().as_deref(), Some("started"));
+    assert_eq!(
+        support::first_line(&mut first, LIMIT).await.as_deref(),
+        Some("started")
+    );
     let fresh: Vec<_> = c.sb.requests();
 
     let before_exec: Vec<String> = fresh
@@ -233,11 +231,7 @@ async fn a_fresh_session_makes_four_sequential_round_trips_and_a_reused_one_two(
     );
     assert_eq!(c.debug_containers("locked", "web").await.len(), 1);
 
-    let status = tokio::time::timeout(LIMIT, first.wait())
-        .await
-        .expect("the first session ends")
-        .expect("status");
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(support::exit_code(&mut first, LIMIT).await, Some(0));
     c.wait_all_terminated("locked", "web", Duration::from_secs(20))
         .await;
 }
@@ -329,22 +323,14 @@ async fn interrupted_during_the_session(signal: i32) {
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    send(&child, signal);
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("ends after the signal")
-        .expect("status");
-    assert_eq!(status.code(), Some(128 + signal));
+    support::send(&child, signal);
+    assert_eq!(
+        support::exit_code(&mut child, Duration::from_secs(30)).await,
+        Some(128 + signal)
+    );
     c.wait_all_terminated("locked", "web", Duration::from_secs(20))
         .await;
     assert_eq!(c.target_fingerprint("locked", "web").await, before);
-}
-
-fn send(child: &tokio::process::Child, signal: i32) {
-    let pid = child.id().expect("a running child") as i32;
-    // SAFETY: kill(2) on our own child's pid, which we have not reaped yet.
-    let rc = unsafe { libc::kill(pid, signal) };
-    assert_eq!(rc, 0, "kill {pid} {signal}");
 }
 
 #[tokio::test]
@@ -384,12 +370,11 @@ async fn ctrl_c_while_waiting_for_the_container_tears_down() {
         "running",
         "still pulling"
     );
-    send(&child, libc::SIGINT);
-    let status = tokio::time::timeout(Duration::from_secs(40), child.wait())
-        .await
-        .expect("ends")
-        .expect("status");
-    assert_eq!(status.code(), Some(130));
+    support::send(&child, libc::SIGINT);
+    assert_eq!(
+        support::exit_code(&mut child, Duration::from_secs(40)).await,
+        Some(130)
+    );
     c.wait_all_terminated("locked", "web", Duration::from_secs(20))
         .await;
 }
@@ -414,7 +399,7 @@ async fn a_killed_client_leaves_the_agent_to_end_the_container_by_idling_out() {
             .any(|(_, s)| s == "running")
     })
     .await;
-    send(&child, libc::SIGKILL);
+    support::send(&child, libc::SIGKILL);
     let _ = child.wait().await;
     c.wait_all_terminated("locked", "web", Duration::from_secs(30))
         .await;
@@ -426,12 +411,10 @@ async fn started_session(c: &TestCluster, command: &str) -> tokio::process::Chil
     let mut plugin = c.plugin(&["-n", "locked", "pod/web", "--", "sh", "-c", command]);
     plugin.stdout(std::process::Stdio::piped());
     let mut child = plugin.spawn().expect("a session starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
-    let first = tokio::time::timeout(LIMIT, lines.next_line())
-        .await
-        .expect("output in time");
-    assert_eq!(first.ok().flatten().as_deref(), Some("started"));
+    assert_eq!(
+        support::first_line(&mut child, LIMIT).await.as_deref(),
+        Some("started")
+    );
     child
 }
 
@@ -449,22 +432,18 @@ async fn the_last_session_out_stops_a_shared_container() {
         "the second reused the first's"
     );
 
-    let status = tokio::time::timeout(LIMIT, creator.wait())
-        .await
-        .expect("ends")
-        .expect("status");
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(support::exit_code(&mut creator, LIMIT).await, Some(0));
     let states = c.debug_containers("locked", "web").await;
     assert_eq!(
         states[0].1, "running",
         "still in use by the second session: {states:?}"
     );
 
-    let status = tokio::time::timeout(LIMIT, reuser.wait())
-        .await
-        .expect("ends")
-        .expect("status");
-    assert_eq!(status.code(), Some(0), "the second session was not cut off");
+    assert_eq!(
+        support::exit_code(&mut reuser, LIMIT).await,
+        Some(0),
+        "the second session was not cut off"
+    );
     c.wait_all_terminated("locked", "web", Duration::from_secs(20))
         .await;
 }

@@ -380,3 +380,32 @@ async fn proxied(
         .map_err(std::io::Error::other)?;
     Ok(response.map(http_body_util::combinators::BoxBody::new))
 }
+
+/// Sends `signal` to `child`, which must still be running (not reaped).
+pub fn send(child: &tokio::process::Child, signal: i32) {
+    let pid = child.id().expect("a running child") as i32;
+    // SAFETY: kill(2) on our own child's pid, which we have not reaped yet.
+    let rc = unsafe { libc::kill(pid, signal) };
+    assert_eq!(rc, 0, "kill {pid} {signal}");
+}
+
+/// The first line `child` writes to its (piped) stdout, within `limit`; the rest of its
+/// stdout is dropped.
+pub async fn first_line(child: &mut tokio::process::Child, limit: Duration) -> Option<String> {
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    tokio::time::timeout(limit, lines.next_line())
+        .await
+        .expect("a first line in time")
+        .ok()
+        .flatten()
+}
+
+/// `child`'s exit code (None: killed by a signal), once it ends within `limit`.
+pub async fn exit_code(child: &mut tokio::process::Child, limit: Duration) -> Option<i32> {
+    tokio::time::timeout(limit, child.wait())
+        .await
+        .expect("the plugin ends in time")
+        .expect("its status")
+        .code()
+}
