@@ -10,6 +10,7 @@
 //! not started; the process waits for every teardown before it exits.
 
 mod pod;
+mod reads;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,6 +36,7 @@ use crate::results::{self, OutDir, PodResult, RunResult};
 use crate::runbook::{self, ImageSetting, Runbook};
 use crate::target::{TargetRef, workload_pods};
 use pod::Fanout;
+use reads::SharedReads;
 
 /// `--parallel` when not given.
 pub const DEFAULT_PARALLEL: usize = 10;
@@ -263,6 +265,7 @@ pub async fn run(
     let fanout = Fanout {
         prepared,
         cluster,
+        reads: SharedReads::default(),
         reporter: &reporter,
         out_dir: out_dir.as_ref(),
         cancelled: &cancelled,

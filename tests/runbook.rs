@@ -67,6 +67,31 @@ async fn fleet(c: &TestCluster, namespace: &str, name: &str, count: usize) -> Ve
     names
 }
 
+const SELF_SUBJECT_REVIEWS: &str = "/apis/authentication.k8s.io/v1/selfsubjectreviews";
+
+/// Requests in the cluster's log with this method and exactly this path.
+fn count(c: &TestCluster, method: &str, path: &str) -> usize {
+    c.sb.requests()
+        .iter()
+        .filter(|r| r.method == method && r.path == path)
+        .count()
+}
+
+/// `count` pods `NAME-i` labelled app=NAME, not waited for (without a node they stay Pending).
+async fn pending_fleet(c: &TestCluster, namespace: &str, name: &str, count: usize) {
+    for i in 1..=count {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": { "name": format!("{name}-{i}"), "labels": { "app": name } },
+            "spec": { "containers": [{ "name": "app", "image": NONROOT_APP }] }
+        }))
+        .expect("a pod");
+        c.pods(namespace)
+            .create(&PostParams::default(), &pod)
+            .await
+            .expect("create a pod");
+    }
+}
+
 fn document(run: &Run) -> Value {
     serde_json::from_str(&run.stdout)
         .unwrap_or_else(|e| panic!("not one JSON document ({e}): {run:?}"))
@@ -213,6 +238,9 @@ async fn twenty_pods_by_label_five_at_a_time() {
             .filter(|r| r.method == "PATCH" && r.path.ends_with("/ephemeralcontainers"))
             .count();
     assert_eq!(patches, 20);
+    // Who we are and the namespace's Pod Security level are the same for all 20: read once.
+    assert_eq!(count(&c, "POST", SELF_SUBJECT_REVIEWS), 1);
+    assert_eq!(count(&c, "GET", "/api/v1/namespaces/fleet"), 1);
     for name in &names {
         let containers = c.debug_containers("fleet", name).await;
         assert_eq!(containers.len(), 1, "{name}: {containers:?}");
@@ -613,6 +641,54 @@ async fn ctrl_c_during_a_fan_out_stops_every_debug_container_and_no_target() {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every pod's plan needs who we are (SelfSubjectReview) and its namespace's Pod Security
+/// level (GET namespace); they were read again for every pod of a fan-out. (No node: the pods
+/// stay Pending and cannot be debugged, but each is planned, which is where the reads are.)
+#[tokio::test]
+async fn a_fan_out_reads_who_we_are_once_and_each_namespace_once() {
+    let Some(c) = support::cluster_with(SandboxOptions::api_only()).await else {
+        return;
+    };
+    c.namespace("once", None).await;
+    c.namespace("twice", Some("baseline")).await;
+    pending_fleet(&c, "once", "web", 6).await;
+    pending_fleet(&c, "twice", "web", 3).await;
+
+    c.sb.clear_requests();
+    let run = c
+        .run(
+            &["-n", "once", "-l", "app=web", "-o", "json", "--", "true"],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(
+        run.code,
+        Some(5),
+        "Pending pods cannot be debugged: {run:?}"
+    );
+    assert_eq!(document(&run)["summary"]["podsNotDebugged"], 6);
+    assert_eq!(
+        count(&c, "POST", SELF_SUBJECT_REVIEWS),
+        1,
+        "{:?}",
+        c.sb.requests()
+    );
+    assert_eq!(count(&c, "GET", "/api/v1/namespaces/once"), 1);
+    let pod_reads = (1..=6)
+        .map(|i| count(&c, "GET", &format!("/api/v1/namespaces/once/pods/web-{i}")))
+        .sum::<usize>();
+    assert_eq!(pod_reads, 6, "each pod is still read itself");
+
+    c.sb.clear_requests();
+    let run = c
+        .run(&["-A", "-l", "app=web", "-o", "json", "--", "true"], LIMIT)
+        .await;
+    assert_eq!(document(&run)["summary"]["pods"], 9, "{run:?}");
+    assert_eq!(count(&c, "POST", SELF_SUBJECT_REVIEWS), 1);
+    assert_eq!(count(&c, "GET", "/api/v1/namespaces/once"), 1);
+    assert_eq!(count(&c, "GET", "/api/v1/namespaces/twice"), 1);
 }
 
 const BENCH_STEPS: [&str; 3] = ["hostname", "cat /proc/1/status", "ps"];

@@ -16,9 +16,10 @@ use kube::Api;
 use serde_json::Value;
 
 use super::Prepared;
+use super::reads::SharedReads;
 use crate::catalog::ImageChoice;
 use crate::cluster::Cluster;
-use crate::debug::{Durations, Obtained, obtain, plan};
+use crate::debug::{Durations, Obtained, obtain, plan_with};
 use crate::duration::Human;
 use crate::error::{Error, describe};
 use crate::exec::{Captured, Ending, ExecError, Remote, streamed_until};
@@ -56,6 +57,8 @@ fn one_line(error: &Error) -> String {
 pub struct Fanout<'a> {
     pub prepared: &'a Prepared,
     pub cluster: &'a Cluster,
+    /// What every pod's plan reads that does not depend on the pod, read once per run.
+    pub reads: SharedReads,
     pub reporter: &'a Reporter,
     pub out_dir: Option<&'a OutDir>,
     /// Set on the first Ctrl-C: pods not started stay so, steps not started are skipped.
@@ -171,7 +174,8 @@ impl Fanout<'_> {
             }
         };
         result.image = options.image.reference();
-        let planned = match plan(&options, &cluster, &pods, &self.quiet).await {
+        let known = self.reads.surroundings(&cluster, &self.quiet);
+        let planned = match plan_with(&options, &cluster, &pods, known, &self.quiet).await {
             Ok(p) => p,
             Err(e) => {
                 return self.finish(index, result, PodStatus::Error, Some(one_line(&e)), started);
