@@ -64,9 +64,8 @@ pub struct KubeFlags {
     #[arg(short, long, global = true, value_name = "NAMESPACE")]
     pub namespace: Option<String>,
 
-    /// The kubeconfig context to use.
-    #[arg(long, global = true, value_name = "NAME")]
-    pub context: Option<String>,
+    #[command(flatten)]
+    pub context: ContextArgs,
 
     /// Path to a kubeconfig file (default: $KUBECONFIG, which may list several files, else
     /// ~/.kube/config).
@@ -80,6 +79,17 @@ pub struct KubeFlags {
     /// How long to wait for each single API request (e.g. 10s, 1m; 0 = no limit).
     #[arg(long, global = true, value_name = "DURATION")]
     pub request_timeout: Option<String>,
+}
+
+/// `--context`, accepted before a subcommand (in [`KubeFlags`]) and after it (flattened into
+/// each subcommand's flags). Not a global flag: clap keeps only the last level's values of a
+/// global flag, and `--context a run RUNBOOK --context b` must mean both contexts.
+#[derive(Debug, Args, Default, Clone)]
+pub struct ContextArgs {
+    /// The kubeconfig context to use. `run` and `-l SELECTOR -- COMMAND` take several
+    /// (`--context a,b`, or the flag repeated): the same targets in each of their clusters.
+    #[arg(long, value_name = "NAME", value_delimiter = ',')]
+    pub context: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -113,6 +123,9 @@ Images come from ghcr.io/kubectl-distroless-debug unless ~/.config/kubectl-distr
 config.yaml ($XDG_CONFIG_HOME honoured) says `registry: MIRROR` or `images: {TOOLKIT: REF}`;
 DISTROLESS_DEBUG_REGISTRY wins over the file. See docs/toolkits.md.")]
 pub struct ImagesArgs {
+    #[command(flatten)]
+    pub context: ContextArgs,
+
     /// Print data (with every package of each image) instead of a table.
     #[arg(short, long, value_enum, value_name = "FORMAT")]
     pub output: Option<OutputFormat>,
@@ -127,6 +140,9 @@ Examples:
   kubectl distroless-debug info pod/web
   kubectl distroless-debug info deploy/api -c app -o json | jq .listening")]
 pub struct InfoArgs {
+    #[command(flatten)]
+    pub context: ContextArgs,
+
     /// What to look at: pod/NAME, NAME, deploy/NAME, sts/NAME, ds/NAME, rs/NAME or job/NAME.
     #[arg(value_name = "TARGET")]
     pub target: String,
@@ -154,6 +170,9 @@ Examples:
 #[derive(Debug, Args)]
 #[command(after_help = RUN_HELP)]
 pub struct RunArgs {
+    #[command(flatten)]
+    pub context: ContextArgs,
+
     /// The runbook file. With --builtin there is none: every argument is a TARGET.
     #[arg(value_name = "RUNBOOK")]
     pub runbook: Option<String>,
@@ -238,6 +257,9 @@ pub struct FanoutArgs {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
+    #[command(flatten)]
+    pub context: ContextArgs,
+
     /// Look in every namespace.
     #[arg(short = 'A', long)]
     pub all_namespaces: bool,
@@ -249,6 +271,9 @@ pub struct ListArgs {
 
 #[derive(Debug, Args)]
 pub struct CleanupArgs {
+    #[command(flatten)]
+    pub context: ContextArgs,
+
     /// Look in every namespace.
     #[arg(short = 'A', long)]
     pub all_namespaces: bool,
@@ -270,6 +295,9 @@ Examples:
   kubectl distroless-debug cp pod/web:/var/log ./logs -c app
   kubectl distroless-debug cp ./fix.json pod/web:/tmp/")]
 pub struct CpArgs {
+    #[command(flatten)]
+    pub context: ContextArgs,
+
     /// What to copy: pod/NAME:/path (any TARGET form works, e.g. deploy/api:/path) or a
     /// local path.
     #[arg(value_name = "SOURCE")]
@@ -297,6 +325,9 @@ Examples:
   kubectl distroless-debug snapshot pod/web -o etc.tar --include '/etc/**'
   kubectl distroless-debug snapshot deploy/api -o app.tar.gz --no-volumes --exclude '*.log'")]
 pub struct SnapshotArgs {
+    #[command(flatten)]
+    pub context: ContextArgs,
+
     /// What to snapshot: pod/NAME, NAME, deploy/NAME, sts/NAME, ds/NAME, rs/NAME or job/NAME.
     #[arg(value_name = "TARGET")]
     pub target: String,

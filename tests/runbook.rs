@@ -92,6 +92,13 @@ async fn pending_fleet(c: &TestCluster, namespace: &str, name: &str, count: usiz
     }
 }
 
+fn lines(run: &Run) -> Vec<Value> {
+    run.stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
 fn document(run: &Run) -> Value {
     serde_json::from_str(&run.stdout)
         .unwrap_or_else(|e| panic!("not one JSON document ({e}): {run:?}"))
@@ -689,6 +696,292 @@ async fn a_fan_out_reads_who_we_are_once_and_each_namespace_once() {
     assert_eq!(count(&c, "POST", SELF_SUBJECT_REVIEWS), 1);
     assert_eq!(count(&c, "GET", "/api/v1/namespaces/once"), 1);
     assert_eq!(count(&c, "GET", "/api/v1/namespaces/twice"), 1);
+}
+
+/// `--context a,b`: the same namespace and pod names in two clusters are two pods in the
+/// document, the lines and `--out-dir`; a context whose cluster does not answer is reported
+/// and the other's pods are still debugged (exit 5); without `--context` the current context
+/// is named.
+#[tokio::test]
+async fn two_clusters_by_context_keep_same_named_pods_apart() {
+    let Some(east) = support::cluster().await else {
+        return;
+    };
+    let Some(west) = support::cluster().await else {
+        return;
+    };
+    for c in [&east, &west] {
+        c.namespace("shop", Some("restricted")).await;
+    }
+    tokio::join!(
+        fleet(&east, "shop", "web", 2),
+        fleet(&west, "shop", "web", 2)
+    );
+    let dir = scratch("contexts");
+    let kubeconfig = dir.join("kubeconfig");
+    support::write_kubeconfig(
+        &kubeconfig,
+        &[("east", Some(&east)), ("west", Some(&west)), ("down", None)],
+    );
+    let runbook = write(
+        &dir,
+        "contexts.yaml",
+        "name: contexts\nsteps:\n  - name: hello\n    run: echo hello\n  - name: config\n    collect: /etc/app/current/config.yaml\n",
+    );
+    let out = dir.join("out");
+    let out_arg = out.display().to_string();
+    east.sb.clear_requests();
+    west.sb.clear_requests();
+    let run = support::run_command(
+        east.plugin_with_kubeconfig(
+            &kubeconfig,
+            &[
+                "run",
+                &runbook,
+                "--context",
+                "east,west",
+                "-n",
+                "shop",
+                "-l",
+                "app=web",
+                "-o",
+                "json",
+                "--out-dir",
+                &out_arg,
+            ],
+        ),
+        LIMIT,
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let doc = document(&run);
+    let pods = doc["pods"].as_array().cloned().unwrap_or_default();
+    let listed: Vec<(&str, &str, &str)> = pods
+        .iter()
+        .filter_map(|p| {
+            Some((
+                p["context"].as_str()?,
+                p["namespace"].as_str()?,
+                p["pod"].as_str()?,
+            ))
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("east", "shop", "web-1"),
+            ("east", "shop", "web-2"),
+            ("west", "shop", "web-1"),
+            ("west", "shop", "web-2"),
+        ]
+    );
+    for pod in &pods {
+        assert_eq!(
+            (pod["status"].as_str(), pod["teardown"].as_str()),
+            (Some("ok"), Some("stopped")),
+            "{pod}"
+        );
+        let at = format!(
+            "{}/shop/{}",
+            pod["context"].as_str().unwrap_or_default(),
+            pod["pod"].as_str().unwrap_or_default()
+        );
+        let hello = step(pod, "hello");
+        assert_eq!(hello["stdout"], "hello\n");
+        assert_eq!(
+            hello["files"],
+            json!([format!("{at}/hello.out"), format!("{at}/hello.err")])
+        );
+        assert_eq!(
+            std::fs::read_to_string(out.join(format!("{at}/hello.out"))).unwrap_or_default(),
+            "hello\n"
+        );
+        let collected = format!("{at}/config/config.yaml");
+        assert_eq!(step(pod, "config")["collected"], json!([collected]));
+        assert_eq!(
+            std::fs::read(out.join(&collected)).unwrap_or_default(),
+            APP_CONFIG.as_bytes()
+        );
+    }
+    assert_eq!(
+        doc["contexts"],
+        json!([
+            {"context": "east", "namespace": "shop", "status": "ok", "error": null, "pods": 2},
+            {"context": "west", "namespace": "shop", "status": "ok", "error": null, "pods": 2},
+        ])
+    );
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap_or_default())
+            .unwrap_or_default();
+    assert_eq!(summary["pods"], doc["pods"]);
+    assert_eq!(summary["contexts"], doc["contexts"]);
+    for c in [&east, &west] {
+        let patches =
+            c.sb.requests()
+                .iter()
+                .filter(|r| r.method == "PATCH" && r.path.ends_with("/ephemeralcontainers"))
+                .count();
+        assert_eq!(patches, 2, "each cluster's own pods, once each");
+        assert_eq!(count(c, "POST", SELF_SUBJECT_REVIEWS), 1);
+        assert_eq!(count(c, "GET", "/api/v1/namespaces/shop"), 1);
+        for name in ["web-1", "web-2"] {
+            let containers = c.debug_containers("shop", name).await;
+            assert_eq!(containers.len(), 1, "{name}: {containers:?}");
+            assert_eq!(containers[0].1, "terminated");
+        }
+    }
+
+    // A cluster that does not answer: the other's pods are debugged, the run exits 5.
+    let run = support::run_command(
+        east.plugin_with_kubeconfig(
+            &kubeconfig,
+            &[
+                "--context",
+                "down",
+                "-n",
+                "shop",
+                "-l",
+                "app=web",
+                "-o",
+                "jsonl",
+                "--context",
+                "west",
+                "--",
+                "echo",
+                "hi",
+            ],
+        ),
+        LIMIT,
+    )
+    .await;
+    assert_eq!(run.code, Some(5), "{run:?}");
+    let all = lines(&run);
+    let down: Vec<&Value> = all
+        .iter()
+        .filter(|l| l["kind"] == "ContextResult")
+        .collect();
+    assert_eq!(down.len(), 1, "{all:?}");
+    assert_eq!(
+        (down[0]["context"].as_str(), down[0]["status"].as_str()),
+        (Some("down"), Some("error"))
+    );
+    assert!(
+        down[0]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("of context down"),
+        "{down:?}"
+    );
+    let steps: Vec<(&str, &str, &str)> = all
+        .iter()
+        .filter(|l| l["kind"] == "StepResult")
+        .filter_map(|l| {
+            Some((
+                l["context"].as_str()?,
+                l["pod"].as_str()?,
+                l["stdout"].as_str()?,
+            ))
+        })
+        .collect();
+    assert_eq!(steps.len(), 2, "{all:?}");
+    assert!(
+        steps
+            .iter()
+            .all(|(context, _, stdout)| *context == "west" && *stdout == "hi\n")
+    );
+    let last = all.last().cloned().unwrap_or_default();
+    assert_eq!(last["kind"], "RunSummary");
+    assert_eq!(last["exitCode"], 5);
+    assert_eq!(
+        (
+            last["summary"]["podsOk"].as_u64(),
+            last["summary"]["contextsFailed"].as_u64()
+        ),
+        (Some(2), Some(1))
+    );
+    assert!(run.stderr.contains("context down"), "{}", run.stderr);
+
+    // No --context: one cluster, the current context's name in the results, the one-cluster
+    // layout of --out-dir.
+    let out = dir.join("out-one");
+    let out_arg = out.display().to_string();
+    let run = support::run_command(
+        east.plugin_with_kubeconfig(
+            &kubeconfig,
+            &[
+                "-n",
+                "shop",
+                "-l",
+                "app=web",
+                "-o",
+                "json",
+                "--out-dir",
+                &out_arg,
+                "--",
+                "echo",
+                "east",
+            ],
+        ),
+        LIMIT,
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let doc = document(&run);
+    assert!(
+        doc["pods"]
+            .as_array()
+            .is_some_and(|p| p.len() == 2 && p.iter().all(|p| p["context"] == "east")),
+        "{doc}"
+    );
+    assert_eq!(doc["contexts"][0]["context"], "east");
+    assert_eq!(
+        std::fs::read_to_string(out.join("shop/web-1/command.out")).unwrap_or_default(),
+        "east\n"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A context the kubeconfig does not have is named, with the ones it has, before the first
+/// cluster hears anything (no node needed).
+#[tokio::test]
+async fn an_unknown_context_is_a_usage_error_before_any_request() {
+    let Some(a) = support::cluster_with(SandboxOptions::api_only()).await else {
+        return;
+    };
+    let Some(b) = support::cluster_with(SandboxOptions::api_only()).await else {
+        return;
+    };
+    let dir = scratch("unknown-context");
+    let kubeconfig = dir.join("kubeconfig");
+    support::write_kubeconfig(&kubeconfig, &[("a", Some(&a)), ("b", Some(&b))]);
+    for args in [
+        &[
+            "run",
+            "--builtin",
+            "processes",
+            "-l",
+            "app=web",
+            "--context",
+            "a,b,nope",
+        ][..],
+        &["--context", "nope", "-l", "app=web", "--", "ls"],
+        &["--context", "nope", "pod/web", "--", "ls"],
+    ] {
+        let run = support::run_command(a.plugin_with_kubeconfig(&kubeconfig, args), LIMIT).await;
+        assert_eq!(run.code, Some(2), "{args:?}: {run:?}");
+        assert!(
+            run.stderr.contains(&format!(
+                "the kubeconfig {} has no context \"nope\" (its contexts: a, b); nothing was sent to any cluster",
+                kubeconfig.display()
+            )),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert!(run.stdout.is_empty());
+        assert_eq!(a.sb.requests().len(), 0, "{:?}", a.sb.requests());
+        assert_eq!(b.sb.requests().len(), 0, "{:?}", b.sb.requests());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 const BENCH_STEPS: [&str; 3] = ["hostname", "cat /proc/1/status", "ps"];

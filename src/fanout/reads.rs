@@ -1,5 +1,5 @@
 //! The reads every pod's plan needs that do not depend on the pod, made once per run: who we
-//! are (SelfSubjectReview) and the Pod Security level each namespace enforces
+//! are in each cluster (SelfSubjectReview) and the Pod Security level each namespace enforces
 //! (a GET of the namespace). A session makes both beside its GET of the pod; fifty pods of one
 //! namespace would make them fifty times for one answer. Here the first pod to need one makes
 //! it and the others wait for that answer beside their own GET of the pod, so no pod waits a
@@ -18,11 +18,13 @@ use crate::profile::PsaLevel;
 /// One answer per key, read by whoever asks first.
 type Cells<K, T> = Mutex<HashMap<K, Arc<OnceCell<T>>>>;
 
+/// A cluster by its context's name (unique within a run).
+type Context = Option<String>;
+
 #[derive(Default)]
 pub struct SharedReads {
-    user: OnceCell<String>,
-    /// By namespace.
-    levels: Cells<String, Option<PsaLevel>>,
+    users: Cells<Context, String>,
+    levels: Cells<(Context, String), Option<PsaLevel>>,
 }
 
 /// The cell for `key`, made on first use.
@@ -33,11 +35,18 @@ fn cell<K: std::hash::Hash + Eq, T>(cells: &Cells<K, T>, key: K) -> Arc<OnceCell
 }
 
 impl SharedReads {
-    /// The surroundings of a pod in `cluster.namespace`.
-    pub async fn surroundings(&self, cluster: &Cluster, printer: &Printer) -> Surroundings {
-        let level = cell(&self.levels, cluster.namespace.clone());
+    /// The surroundings of a pod in `cluster.namespace`, in the cluster `context` names.
+    pub async fn surroundings(
+        &self,
+        context: Option<&str>,
+        cluster: &Cluster,
+        printer: &Printer,
+    ) -> Surroundings {
+        let context = context.map(str::to_string);
+        let user = cell(&self.users, context.clone());
+        let level = cell(&self.levels, (context, cluster.namespace.clone()));
         let (user, enforced) = tokio::join!(
-            self.user.get_or_init(|| cluster.user_name()),
+            user.get_or_init(|| cluster.user_name()),
             level.get_or_init(|| enforced_level(cluster, printer)),
         );
         Surroundings {
