@@ -17,7 +17,8 @@ Exit codes:
   130      interrupted by Ctrl-C (129 SIGHUP, 143 SIGTERM); the debug container is stopped first
   N        with `-- COMMAND`, the remote command's own exit code (127: command not found)
   4        `run` and `-l ... -- COMMAND`: a step that was not allowed to fail failed on some pod
-  5        `run` and `-l ... -- COMMAND`: some pod could not be debugged at all (wins over 4)";
+  5        `run` and `-l ... -- COMMAND`: some pod could not be debugged at all, or with several
+           --context, some context's pods could not be chosen (wins over 4)";
 
 const EXAMPLES_HELP: &str = "\
 Examples:
@@ -27,6 +28,7 @@ Examples:
   kubectl distroless-debug pod/web --dry-run=client -o yaml
   kubectl distroless-debug -l app=api -- ss -ltn     # every pod of the selector, in parallel
   kubectl distroless-debug run runbook.yaml -l app=api -o json --out-dir ./incident
+  kubectl distroless-debug --context eu,us -l app=api -- ss -ltn  # the same in two clusters
   kubectl distroless-debug cp pod/web:/etc/app/config.yaml ./config.yaml
   kubectl distroless-debug snapshot pod/web -o incident.tar.gz
   kubectl distroless-debug ls -A
@@ -165,7 +167,11 @@ Built-in runbooks (--builtin NAME): network, processes, jvm, python, go.
 Examples:
   kubectl distroless-debug run checks.yaml -l app=api --parallel 5 -o json
   kubectl distroless-debug run --builtin network deploy/api sts/db
-  kubectl distroless-debug run --builtin jvm -A -l tier=backend -o jsonl --out-dir ./dumps";
+  kubectl distroless-debug run --builtin jvm -A -l tier=backend -o jsonl --out-dir ./dumps
+  kubectl distroless-debug run --builtin network -l app=api --context prod-eu,prod-us -o json
+
+With several contexts each one's pods are chosen in its own cluster (and namespace, unless
+-n), all of them share --parallel, and results carry each pod's `context`.";
 
 #[derive(Debug, Args)]
 #[command(after_help = RUN_HELP)]
@@ -249,8 +255,9 @@ pub struct FanoutArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub parallel: Option<u16>,
 
-    /// Write each step's output to DIR/<namespace>/<pod>/<step>.{out,err}, collected files
-    /// next to them, and DIR/summary.json.
+    /// Write each step's output to DIR/<namespace>/<pod>/<step>.{out,err} (under
+    /// DIR/<context>/ with several contexts), collected files next to them, and
+    /// DIR/summary.json.
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
 }
