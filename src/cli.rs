@@ -17,7 +17,8 @@ Exit codes:
   130      interrupted by Ctrl-C (129 SIGHUP, 143 SIGTERM); the debug container is stopped first
   N        with `-- COMMAND`, the remote command's own exit code (127: command not found)
   4        `run` and `-l ... -- COMMAND`: a step that was not allowed to fail failed on some pod
-  5        `run` and `-l ... -- COMMAND`: some pod could not be debugged at all (wins over 4)";
+  5        `run` and `-l ... -- COMMAND`: some pod could not be debugged at all, or with several
+           --context, some context's pods could not be chosen (wins over 4)";
 
 const EXAMPLES_HELP: &str = "\
 Examples:
@@ -27,6 +28,7 @@ Examples:
   kubectl distroless-debug pod/web --dry-run=client -o yaml
   kubectl distroless-debug -l app=api -- ss -ltn     # every pod of the selector, in parallel
   kubectl distroless-debug run runbook.yaml -l app=api -o json --out-dir ./incident
+  kubectl distroless-debug --context eu,us -l app=api -- ss -ltn  # the same in two clusters
   kubectl distroless-debug cp pod/web:/etc/app/config.yaml ./config.yaml
   kubectl distroless-debug snapshot pod/web -o incident.tar.gz
   kubectl distroless-debug ls -A
@@ -64,9 +66,8 @@ pub struct KubeFlags {
     #[arg(short, long, global = true, value_name = "NAMESPACE")]
     pub namespace: Option<String>,
 
-    /// The kubeconfig context to use.
-    #[arg(long, global = true, value_name = "NAME")]
-    pub context: Option<String>,
+    #[command(flatten)]
+    pub context: ContextArgs,
 
     /// Path to a kubeconfig file (default: $KUBECONFIG, which may list several files, else
     /// ~/.kube/config).
@@ -80,6 +81,17 @@ pub struct KubeFlags {
     /// How long to wait for each single API request (e.g. 10s, 1m; 0 = no limit).
     #[arg(long, global = true, value_name = "DURATION")]
     pub request_timeout: Option<String>,
+}
+
+/// `--context`, accepted before a subcommand (in [`KubeFlags`]) and after it (flattened into
+/// each subcommand's flags). Not a global flag: clap keeps only the last level's values of a
+/// global flag, and `--context a run RUNBOOK --context b` must mean both contexts.
+#[derive(Debug, Args, Default, Clone)]
+pub struct ContextArgs {
+    /// The kubeconfig context to use. `run` and `-l SELECTOR -- COMMAND` take several
+    /// (`--context a,b`, or the flag repeated): the same targets in each of their clusters.
+    #[arg(long, value_name = "NAME", value_delimiter = ',')]
+    pub context: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -113,6 +125,9 @@ Images come from ghcr.io/kubectl-distroless-debug unless ~/.config/kubectl-distr
 config.yaml ($XDG_CONFIG_HOME honoured) says `registry: MIRROR` or `images: {TOOLKIT: REF}`;
 DISTROLESS_DEBUG_REGISTRY wins over the file. See docs/toolkits.md.")]
 pub struct ImagesArgs {
+    #[command(flatten)]
+    pub context: ContextArgs,
+
     /// Print data (with every package of each image) instead of a table.
     #[arg(short, long, value_enum, value_name = "FORMAT")]
     pub output: Option<OutputFormat>,
@@ -127,6 +142,9 @@ Examples:
   kubectl distroless-debug info pod/web
   kubectl distroless-debug info deploy/api -c app -o json | jq .listening")]
 pub struct InfoArgs {
+    #[command(flatten)]
+    pub context: ContextArgs,
+
     /// What to look at: pod/NAME, NAME, deploy/NAME, sts/NAME, ds/NAME, rs/NAME or job/NAME.
     #[arg(value_name = "TARGET")]
     pub target: String,
@@ -149,11 +167,18 @@ Built-in runbooks (--builtin NAME): network, processes, jvm, python, go.
 Examples:
   kubectl distroless-debug run checks.yaml -l app=api --parallel 5 -o json
   kubectl distroless-debug run --builtin network deploy/api sts/db
-  kubectl distroless-debug run --builtin jvm -A -l tier=backend -o jsonl --out-dir ./dumps";
+  kubectl distroless-debug run --builtin jvm -A -l tier=backend -o jsonl --out-dir ./dumps
+  kubectl distroless-debug run --builtin network -l app=api --context prod-eu,prod-us -o json
+
+With several contexts each one's pods are chosen in its own cluster (and namespace, unless
+-n), all of them share --parallel, and results carry each pod's `context`.";
 
 #[derive(Debug, Args)]
 #[command(after_help = RUN_HELP)]
 pub struct RunArgs {
+    #[command(flatten)]
+    pub context: ContextArgs,
+
     /// The runbook file. With --builtin there is none: every argument is a TARGET.
     #[arg(value_name = "RUNBOOK")]
     pub runbook: Option<String>,
@@ -230,14 +255,18 @@ pub struct FanoutArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub parallel: Option<u16>,
 
-    /// Write each step's output to DIR/<namespace>/<pod>/<step>.{out,err}, collected files
-    /// next to them, and DIR/summary.json.
+    /// Write each step's output to DIR/<namespace>/<pod>/<step>.{out,err} (under
+    /// DIR/<context>/ with several contexts), collected files next to them, and
+    /// DIR/summary.json.
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
+    #[command(flatten)]
+    pub context: ContextArgs,
+
     /// Look in every namespace.
     #[arg(short = 'A', long)]
     pub all_namespaces: bool,
@@ -249,6 +278,9 @@ pub struct ListArgs {
 
 #[derive(Debug, Args)]
 pub struct CleanupArgs {
+    #[command(flatten)]
+    pub context: ContextArgs,
+
     /// Look in every namespace.
     #[arg(short = 'A', long)]
     pub all_namespaces: bool,
@@ -270,6 +302,9 @@ Examples:
   kubectl distroless-debug cp pod/web:/var/log ./logs -c app
   kubectl distroless-debug cp ./fix.json pod/web:/tmp/")]
 pub struct CpArgs {
+    #[command(flatten)]
+    pub context: ContextArgs,
+
     /// What to copy: pod/NAME:/path (any TARGET form works, e.g. deploy/api:/path) or a
     /// local path.
     #[arg(value_name = "SOURCE")]
@@ -297,6 +332,9 @@ Examples:
   kubectl distroless-debug snapshot pod/web -o etc.tar --include '/etc/**'
   kubectl distroless-debug snapshot deploy/api -o app.tar.gz --no-volumes --exclude '*.log'")]
 pub struct SnapshotArgs {
+    #[command(flatten)]
+    pub context: ContextArgs,
+
     /// What to snapshot: pod/NAME, NAME, deploy/NAME, sts/NAME, ds/NAME, rs/NAME or job/NAME.
     #[arg(value_name = "TARGET")]
     pub target: String,

@@ -1,9 +1,10 @@
 //! The connection to the cluster, built the way kubectl builds it.
 //!
 //! `--kubeconfig PATH`, else `$KUBECONFIG` (several files merged, first wins, as kubectl does),
-//! else `~/.kube/config`, else the in-cluster service account; `--context` picks the context,
-//! `--as` impersonates, `-n` overrides the context's namespace. `--request-timeout` bounds each
-//! single request, not watches or exec streams (a long shell must not be cut off).
+//! else `~/.kube/config`, else the in-cluster service account; `--context` picks the context
+//! (a fan-out takes several: a [`Connection`] each), `--as` impersonates, `-n` overrides the
+//! context's namespace. `--request-timeout` bounds each single request, not watches or exec
+//! streams (a long shell must not be cut off).
 
 use std::future::Future;
 use std::time::Duration;
@@ -27,8 +28,30 @@ pub struct Cluster {
     pub request_timeout: Option<Duration>,
 }
 
+/// One cluster of a run, and the kubeconfig context that named it.
+#[derive(Clone)]
+pub struct Connection {
+    /// `--context`, else the kubeconfig's current context; `None` in-cluster (no kubeconfig).
+    pub context: Option<String>,
+    pub cluster: Cluster,
+}
+
 impl Cluster {
+    /// The one cluster of a command that works in one (`Options::from_cli` refuses several
+    /// contexts for those).
     pub async fn connect(options: &KubeOptions) -> Result<Cluster, Error> {
+        let connections = Cluster::connect_each(options).await?;
+        connections
+            .into_iter()
+            .next()
+            .map(|connection| connection.cluster)
+            .ok_or(Error::NoKubeconfig)
+    }
+
+    /// A client per context named (one for the current context when none is): never empty.
+    /// Every name is checked against the kubeconfig before any client exists, so a typo in
+    /// the last of three contexts is reported before the first cluster hears anything.
+    pub async fn connect_each(options: &KubeOptions) -> Result<Vec<Connection>, Error> {
         let (kubeconfig, path) = match &options.kubeconfig {
             Some(path) => (
                 Some(Kubeconfig::read_from(path).map_err(|e| Error::Kubeconfig {
@@ -48,26 +71,59 @@ impl Cluster {
                 }
             }
         };
-        let kube_options = KubeConfigOptions {
-            context: options.context.clone(),
-            ..KubeConfigOptions::default()
-        };
-        let (mut config, user) = match kubeconfig {
-            Some(kubeconfig) => {
-                let user = user_of(&kubeconfig, options.context.as_deref());
-                let config = Config::from_custom_kubeconfig(kubeconfig, &kube_options)
-                    .await
-                    .map_err(|e| Error::Kubeconfig {
-                        path,
-                        source: Box::new(e),
-                    })?;
-                (config, user)
+        let Some(kubeconfig) = kubeconfig else {
+            if let Some(context) = options.contexts.first() {
+                return Err(Error::UnknownContext {
+                    context: context.clone(),
+                    path,
+                    known: Vec::new(),
+                });
             }
-            None => match Config::incluster() {
-                Ok(config) => (config, "serviceaccount".to_string()),
-                Err(_) => return Err(Error::NoKubeconfig),
-            },
+            let config = Config::incluster().map_err(|_| Error::NoKubeconfig)?;
+            let cluster = Cluster::with(config, "serviceaccount".to_string(), options)?;
+            return Ok(vec![Connection {
+                context: None,
+                cluster,
+            }]);
         };
+        let known: Vec<String> = kubeconfig.contexts.iter().map(|c| c.name.clone()).collect();
+        if let Some(unknown) = options.contexts.iter().find(|c| !known.contains(c)) {
+            return Err(Error::UnknownContext {
+                context: unknown.clone(),
+                path,
+                known,
+            });
+        }
+        let named: Vec<Option<&str>> = if options.contexts.is_empty() {
+            vec![None]
+        } else {
+            options.contexts.iter().map(|c| Some(c.as_str())).collect()
+        };
+        let mut connections = Vec::with_capacity(named.len());
+        for context in named {
+            let kube_options = KubeConfigOptions {
+                context: context.map(str::to_string),
+                ..KubeConfigOptions::default()
+            };
+            let user = user_of(&kubeconfig, context);
+            let config = Config::from_custom_kubeconfig(kubeconfig.clone(), &kube_options)
+                .await
+                .map_err(|e| Error::Kubeconfig {
+                    path: path.clone(),
+                    source: Box::new(e),
+                })?;
+            connections.push(Connection {
+                context: context
+                    .map(str::to_string)
+                    .or_else(|| kubeconfig.current_context.clone()),
+                cluster: Cluster::with(config, user, options)?,
+            });
+        }
+        Ok(connections)
+    }
+
+    /// The client for `config`, with the flags that apply to every cluster of the run.
+    fn with(mut config: Config, user: String, options: &KubeOptions) -> Result<Cluster, Error> {
         if let Some(as_user) = &options.as_user {
             config.auth_info.impersonate = Some(as_user.clone());
         }
@@ -187,7 +243,7 @@ users:
 
         let options = KubeOptions {
             kubeconfig: Some(path.clone()),
-            context: Some("prod".into()),
+            contexts: vec!["prod".into()],
             as_user: Some("bob".into()),
             namespace: Some("web".into()),
             ..KubeOptions::default()
@@ -196,6 +252,58 @@ users:
         assert_eq!(
             (cluster.namespace.as_str(), cluster.kubeconfig_user.as_str()),
             ("web", "bob")
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_client_per_context_each_with_its_own_namespace_and_user() {
+        let dir = std::env::temp_dir().join(format!("dd-contexts-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("config");
+        std::fs::write(&path, TWO_CONTEXTS).expect("write kubeconfig");
+        let with = |contexts: &[&str]| KubeOptions {
+            kubeconfig: Some(path.clone()),
+            contexts: contexts.iter().map(|c| c.to_string()).collect(),
+            ..KubeOptions::default()
+        };
+        let seen = |connections: Vec<Connection>| -> Vec<(Option<String>, String, String)> {
+            connections
+                .into_iter()
+                .map(|c| (c.context, c.cluster.namespace, c.cluster.kubeconfig_user))
+                .collect()
+        };
+        let connections = Cluster::connect_each(&with(&["prod", "dev"]))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            seen(connections),
+            [
+                (Some("prod".into()), "default".into(), "oncall".into()),
+                (Some("dev".into()), "team".into(), "alice".into())
+            ]
+        );
+        // None named: the current context, by its name (results always carry one).
+        let connections = Cluster::connect_each(&with(&[]))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            seen(connections),
+            [(Some("dev".into()), "team".into(), "alice".into())]
+        );
+        // A typo anywhere in the list is found before any client exists.
+        let error = Cluster::connect_each(&with(&["dev", "prdo"])).await.err();
+        let text = error.as_ref().map(ToString::to_string).unwrap_or_default();
+        assert_eq!(
+            text,
+            format!(
+                "`--context prdo`: the kubeconfig {} has no context \"prdo\" (its contexts: dev, prod); nothing was sent to any cluster",
+                path.display()
+            )
+        );
+        assert_eq!(
+            error.map(|e| e.exit_status()),
+            Some(crate::exit::ExitStatus::Usage)
         );
         let _ = std::fs::remove_dir_all(&dir);
     }

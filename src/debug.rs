@@ -104,17 +104,52 @@ struct Resolved {
     user: String,
 }
 
+/// The reads of step 1 that do not depend on the pod: who we are (SelfSubjectReview) and the
+/// Pod Security level the namespace enforces. A session makes them beside its GET of the pod;
+/// a fan-out makes them once per cluster and namespace and hands them to every pod's plan.
+#[derive(Debug, Clone)]
+pub struct Surroundings {
+    pub user: String,
+    pub enforced: Option<PsaLevel>,
+}
+
+/// Both reads of [`Surroundings`], at once.
+pub async fn surroundings(cluster: &Cluster, printer: &Printer) -> Surroundings {
+    let (user, enforced) = tokio::join!(cluster.user_name(), enforced_level(cluster, printer));
+    Surroundings { user, enforced }
+}
+
+/// The namespace's `pod-security.kubernetes.io/enforce` level; `None` when it has none or
+/// cannot be read (admission still decides then).
+pub async fn enforced_level(cluster: &Cluster, printer: &Printer) -> Option<PsaLevel> {
+    let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
+    match cluster.bounded(namespaces.get(&cluster.namespace)).await {
+        Ok(ns) => ns
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(PSA_ENFORCE_LABEL))
+            .and_then(|v| PsaLevel::from_label(v)),
+        Err(e) => {
+            printer.progress(&format!(
+                "could not read namespace {} ({}); the Pod Security precheck is skipped, admission still decides",
+                cluster.namespace,
+                status_code(&e).map_or_else(|| e.to_string(), |c| format!("HTTP {c}"))
+            ));
+            None
+        }
+    }
+}
+
 async fn resolve(
     options: &DebugOptions,
     cluster: &Cluster,
     pods: &Api<Pod>,
-    printer: &Printer,
+    known: impl Future<Output = Surroundings>,
 ) -> Result<Resolved, Error> {
-    let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
-    let (pod, namespace, user) = tokio::join!(
+    let (pod, Surroundings { user, enforced }) = tokio::join!(
         fetch_pod(cluster, pods, &cluster.namespace, &options.target),
-        cluster.bounded(namespaces.get(&cluster.namespace)),
-        cluster.user_name(),
+        known,
     );
     let pod = match pod {
         Err(Error::ReadPod {
@@ -134,22 +169,6 @@ async fn resolve(
     };
     let target = target_in(pod, options.container.as_deref())?;
     let identity = identity_of(&target.pod, &target.container);
-    let enforced = match namespace {
-        Ok(ns) => ns
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(PSA_ENFORCE_LABEL))
-            .and_then(|v| PsaLevel::from_label(v)),
-        Err(e) => {
-            printer.progress(&format!(
-                "could not read namespace {} ({}); the Pod Security precheck is skipped, admission still decides",
-                cluster.namespace,
-                status_code(&e).map_or_else(|| e.to_string(), |c| format!("HTTP {c}"))
-            ));
-            None
-        }
-    };
     Ok(Resolved {
         target,
         identity,
@@ -221,7 +240,26 @@ pub async fn plan(
     pods: &Api<Pod>,
     printer: &Printer,
 ) -> Result<Plan, Error> {
-    let resolved = resolve(options, cluster, pods, printer).await?;
+    plan_with(
+        options,
+        cluster,
+        pods,
+        surroundings(cluster, printer),
+        printer,
+    )
+    .await
+}
+
+/// [`plan`] with the pod-independent reads supplied by the caller (a fan-out's, made once);
+/// they are awaited beside the GET of the pod, so they never add a round trip.
+pub async fn plan_with(
+    options: &DebugOptions,
+    cluster: &Cluster,
+    pods: &Api<Pod>,
+    known: impl Future<Output = Surroundings>,
+    printer: &Printer,
+) -> Result<Plan, Error> {
+    let resolved = resolve(options, cluster, pods, known).await?;
     let spec_hinted;
     let options = match resolved
         .target

@@ -73,6 +73,18 @@ pub enum Error {
     )]
     NoKubeconfig,
 
+    #[error(
+        "`--context {context}`: the kubeconfig{} has no context {context:?}{}; nothing was sent to any cluster",
+        .path.as_deref().map(|p| format!(" {p}")).unwrap_or_default(),
+        if .known.is_empty() { String::new() } else { format!(" (its contexts: {})", .known.join(", ")) }
+    )]
+    UnknownContext {
+        context: String,
+        path: Option<String>,
+        /// Every context the kubeconfig has, in its order.
+        known: Vec<String>,
+    },
+
     #[error("could not set up a client for the cluster")]
     Client {
         #[source]
@@ -390,7 +402,7 @@ impl Error {
     pub fn exit_status(&self) -> ExitStatus {
         match self {
             // A runbook that cannot run is a command line that cannot work: nothing was sent.
-            Error::Usage(_) | Error::Runbook(_) => ExitStatus::Usage,
+            Error::Usage(_) | Error::Runbook(_) | Error::UnknownContext { .. } => ExitStatus::Usage,
             _ => ExitStatus::Failure,
         }
     }
@@ -399,6 +411,12 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         Some(match self {
             Error::NoKubeconfig => "pass --kubeconfig PATH or set KUBECONFIG".to_string(),
+            Error::UnknownContext { known, .. } if known.is_empty() => {
+                "no kubeconfig was found to name contexts: pass --kubeconfig PATH or set KUBECONFIG".to_string()
+            }
+            Error::UnknownContext { .. } => {
+                "`kubectl config get-contexts` lists them; a context from another file needs --kubeconfig PATH or KUBECONFIG (several files joined by `:`)".to_string()
+            }
             Error::Kubeconfig { .. } => {
                 "check that the file exists and is a kubeconfig (`kubectl config view` reads the same files); pass --kubeconfig PATH or set KUBECONFIG (several files joined by `:`)".to_string()
             }

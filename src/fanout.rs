@@ -8,8 +8,15 @@
 //! that is not allowed skipping the rest), and the results. Ctrl-C reaches every pod at once:
 //! each has its own signal stream, ends its step, and tears down; pods not started yet are
 //! not started; the process waits for every teardown before it exits.
+//!
+//! With several contexts (`--context a,b`) each cluster's pods are chosen in that cluster (its
+//! own namespace unless `-n`), all of them share the one `--parallel` bound, and a cluster
+//! whose pods cannot be chosen (it does not answer, a TARGET is not there) is reported as a
+//! failed context while the others go on. With one cluster that failure ends the run, as it
+//! always has.
 
 mod pod;
+mod reads;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,19 +29,21 @@ use kube::api::ListParams;
 
 use crate::catalog::{Catalog, ImageChoice};
 use crate::cli::OutputFormat;
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, Connection};
 use crate::config::DefaultToolkit;
 use crate::error::Error;
 use crate::exit::ExitStatus;
 use crate::interrupt::Interrupts;
 use crate::options::{OutputOptions, UsageError};
+use crate::out_dir::OutDir;
 use crate::printer::Printer;
 use crate::profile::Profile;
 use crate::progress::{Board, Format, Reporter};
-use crate::results::{self, OutDir, PodResult, RunResult};
+use crate::results::{self, ContextResult, ContextStatus, PodAddress, PodResult, RunResult};
 use crate::runbook::{self, ImageSetting, Runbook};
 use crate::target::{TargetRef, workload_pods};
-use pod::Fanout;
+use pod::{Fanout, one_line};
+use reads::SharedReads;
 
 /// `--parallel` when not given.
 pub const DEFAULT_PARALLEL: usize = 10;
@@ -158,26 +167,31 @@ pub fn prepare(options: &FanoutOptions) -> Result<Prepared, Error> {
     })
 }
 
-/// Which namespaces and labels the pods came from, for messages.
-fn scope(options: &FanoutOptions, cluster: &Cluster) -> String {
+/// Which namespaces and labels the pods came from, for messages; `context` is named when the
+/// run has several.
+fn scope(options: &FanoutOptions, cluster: &Cluster, context: Option<&str>) -> String {
     let namespace = if options.all_namespaces {
         "in any namespace".to_string()
     } else {
         format!("in namespace {}", cluster.namespace)
     };
-    match &options.selector {
+    let scope = match &options.selector {
         Some(selector) => format!("matching {selector} {namespace}"),
         None => namespace,
+    };
+    match context {
+        Some(context) => format!("{scope} of context {context}"),
+        None => scope,
     }
 }
 
-/// The pods the targets and the selector name, each once, sorted; finished pods (their phase
-/// Succeeded or Failed) and pods being deleted are left out with a note.
+/// The pods the targets and the selector name in one cluster, each once, sorted; finished
+/// pods (their phase Succeeded or Failed) and pods being deleted are left out, and counted.
 async fn select_pods(
     options: &FanoutOptions,
     cluster: &Cluster,
-    printer: &Printer,
-) -> Result<Vec<Pod>, Error> {
+    context: Option<&str>,
+) -> Result<(Vec<Pod>, usize), Error> {
     let here: Api<Pod> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
     let mut found = Vec::new();
     if let Some(selector) = &options.selector {
@@ -190,7 +204,7 @@ async fn select_pods(
             .bounded(api.list(&ListParams::default().labels(selector)))
             .await
             .map_err(|source| Error::List {
-                scope: scope(options, cluster),
+                scope: scope(options, cluster, context),
                 source,
             })?;
         found.extend(list.items);
@@ -218,38 +232,118 @@ async fn select_pods(
         let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
         !matches!(phase, Some("Succeeded" | "Failed")) && p.metadata.deletion_timestamp.is_none()
     });
-    if found.len() < before {
-        printer.note(&format!(
-            "left out {} pod(s) that have finished or are being deleted",
-            before - found.len()
-        ));
+    let left_out = before - found.len();
+    Ok((found, left_out))
+}
+
+/// The context to name in messages: only when the run has several.
+fn named(connection: &Connection, several: bool) -> Option<&str> {
+    several.then_some(connection.context.as_deref()).flatten()
+}
+
+/// The pods of every cluster, each with its connection, sorted by context, namespace and
+/// name; and each cluster's outcome. With one cluster, failing to choose its pods is the
+/// run's error.
+async fn select_everywhere<'c>(
+    options: &FanoutOptions,
+    connections: &'c [Connection],
+    printer: &Printer,
+) -> Result<(Vec<(&'c Connection, Pod)>, Vec<ContextResult>), Error> {
+    let several = connections.len() > 1;
+    let selected = futures::future::join_all(
+        connections
+            .iter()
+            .map(|c| select_pods(options, &c.cluster, named(c, several))),
+    )
+    .await;
+    let mut pods = Vec::new();
+    let mut contexts = Vec::new();
+    for (connection, selected) in connections.iter().zip(selected) {
+        let mut outcome = ContextResult {
+            context: connection.context.clone(),
+            namespace: (!options.all_namespaces).then(|| connection.cluster.namespace.clone()),
+            status: ContextStatus::Ok,
+            error: None,
+            pods: 0,
+        };
+        let in_context = match named(connection, several) {
+            Some(context) => format!(" in context {context}"),
+            None => String::new(),
+        };
+        match selected {
+            Ok((found, left_out)) => {
+                if left_out > 0 {
+                    printer.note(&format!(
+                        "left out {left_out} pod(s){in_context} that have finished or are being deleted"
+                    ));
+                }
+                if found.is_empty() && several {
+                    printer.note(&format!(
+                        "no pods {}",
+                        scope(options, &connection.cluster, named(connection, several))
+                    ));
+                }
+                outcome.pods = found.len();
+                pods.extend(found.into_iter().map(|pod| (connection, pod)));
+            }
+            Err(error) if !several => return Err(error),
+            Err(error) => {
+                let error = one_line(&error);
+                printer.warn(&format!(
+                    "context {}: its pods could not be chosen (the other contexts go on): {error}",
+                    connection.context.as_deref().unwrap_or("in-cluster"),
+                ));
+                outcome.status = ContextStatus::Error;
+                outcome.error = Some(error);
+            }
+        }
+        contexts.push(outcome);
     }
-    Ok(found)
+    let address = |(connection, pod): &(&Connection, Pod)| {
+        (
+            connection.context.clone(),
+            pod.metadata.namespace.clone().unwrap_or_default(),
+            pod.metadata.name.clone().unwrap_or_default(),
+        )
+    };
+    pods.sort_by_cached_key(address);
+    Ok((pods, contexts))
 }
 
 pub async fn run(
     prepared: &Prepared,
-    cluster: &Cluster,
+    connections: &[Connection],
     printer: &Printer,
 ) -> Result<ExitStatus, Error> {
     let options = &prepared.options;
+    let several = connections.len() > 1;
     let out_dir = match &options.out_dir {
-        Some(path) => Some(OutDir::create(path).map_err(|source| Error::OutDir {
-            path: path.clone(),
-            source,
-        })?),
+        Some(path) => Some(
+            OutDir::create(path, several).map_err(|source| Error::OutDir {
+                path: path.clone(),
+                source,
+            })?,
+        ),
         None => None,
     };
     let started_at = jiff::Timestamp::now();
     let clock = Instant::now();
     let mut interrupts = Interrupts::install().map_err(|source| Error::Terminal { source })?;
-    let pods = select_pods(options, cluster, printer).await?;
-    if pods.is_empty() {
+    let (pods, contexts) = select_everywhere(options, connections, printer).await?;
+    let failed_contexts = contexts.iter().any(|c| c.status == ContextStatus::Error);
+    if pods.is_empty() && !failed_contexts {
+        let scopes: Vec<String> = connections
+            .iter()
+            .map(|c| scope(options, &c.cluster, named(c, several)))
+            .collect();
         return Err(Error::NoPodsSelected {
-            scope: scope(options, cluster),
+            scope: scopes.join("; "),
         });
     }
-    let names: Vec<String> = pods.iter().map(pod_name).collect();
+    let names: Vec<String> = pods
+        .iter()
+        .map(|(connection, pod)| pod_name(connection.context.as_deref(), pod, several))
+        .collect();
     let title = match &options.source {
         Source::Command(_) => "command".to_string(),
         _ => format!("run {}", prepared.runbook.name),
@@ -258,11 +352,15 @@ pub async fn run(
         Format::of(options.format),
         *printer,
         Board::new(&title, prepared.runbook.steps.len(), &names, clock),
+        several,
     );
+    for failed in contexts.iter().filter(|c| c.status == ContextStatus::Error) {
+        reporter.context_failed(failed);
+    }
     let cancelled = AtomicBool::new(false);
     let fanout = Fanout {
         prepared,
-        cluster,
+        reads: SharedReads::default(),
         reporter: &reporter,
         out_dir: out_dir.as_ref(),
         cancelled: &cancelled,
@@ -273,8 +371,9 @@ pub async fn run(
             progress: false,
         }),
     };
+    // One bound over the pods of every cluster.
     let work = futures::stream::iter(pods.into_iter().enumerate())
-        .map(|(index, pod)| fanout.pod(index, pod))
+        .map(|(index, (connection, pod))| fanout.pod(index, connection, pod))
         .buffer_unordered(options.parallel.max(1))
         .collect::<Vec<PodResult>>();
     tokio::pin!(work);
@@ -301,6 +400,7 @@ pub async fn run(
         elapsed,
         interrupted,
         pods,
+        contexts,
     );
     match Format::of(options.format) {
         Format::Document(format) => printer.data(format, &result)?,
@@ -314,17 +414,38 @@ pub async fn run(
         })?;
     }
     printer.note(&closing_note(&result, options.out_dir.as_deref()));
-    Ok(results::exit_status(&result.pods, interrupted))
+    Ok(results::exit_status(
+        &result.pods,
+        &result.contexts,
+        interrupted,
+    ))
 }
 
 fn closing_note(result: &RunResult, out_dir: Option<&Path>) -> String {
     let s = &result.summary;
+    let contexts = if s.contexts > 1 {
+        format!(" in {} contexts", s.contexts)
+    } else {
+        String::new()
+    };
     let mut note = format!(
-        "{}: {} pod(s): {} ok, {} failed, {} not debugged",
+        "{}: {} pod(s){contexts}: {} ok, {} failed, {} not debugged",
         result.runbook, s.pods, s.pods_ok, s.pods_failed, s.pods_not_debugged
     );
     if s.pods_interrupted > 0 {
         note.push_str(&format!(", {} interrupted", s.pods_interrupted));
+    }
+    let failed: Vec<&str> = result
+        .contexts
+        .iter()
+        .filter(|c| c.status == ContextStatus::Error)
+        .map(|c| c.context.as_deref().unwrap_or("in-cluster"))
+        .collect();
+    if !failed.is_empty() {
+        note.push_str(&format!(
+            ", and the pods of context {} could not be chosen",
+            failed.join(", ")
+        ));
     }
     note.push_str(&format!(
         "; {} step(s): {} ok, {} failed, {} allowed to fail, {} skipped; {}",
@@ -345,11 +466,15 @@ fn closing_note(result: &RunResult, out_dir: Option<&Path>) -> String {
     note
 }
 
-fn pod_name(pod: &Pod) -> String {
-    format!(
-        "{}/{}",
-        pod.metadata.namespace.as_deref().unwrap_or_default(),
-        pod.metadata.name.as_deref().unwrap_or_default()
+/// A pod as the live view names it.
+fn pod_name(context: Option<&str>, pod: &Pod, several: bool) -> String {
+    results::shown(
+        PodAddress {
+            context,
+            namespace: pod.metadata.namespace.as_deref().unwrap_or_default(),
+            pod: pod.metadata.name.as_deref().unwrap_or_default(),
+        },
+        several,
     )
 }
 

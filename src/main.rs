@@ -30,6 +30,7 @@ mod interrupt;
 mod ls;
 mod manifest;
 mod options;
+mod out_dir;
 mod pack;
 mod printer;
 mod probe;
@@ -121,10 +122,11 @@ async fn run(options: &Options, printer: &Printer) -> Result<ExitStatus, Error> 
         } => return images::run(catalog, from, *format, printer),
         _ => None,
     };
-    let cluster = Cluster::connect(&options.kube).await?;
     if let Some(prepared) = &prepared {
-        return fanout::run(prepared, &cluster, printer).await;
+        let connections = Cluster::connect_each(&options.kube).await?;
+        return fanout::run(prepared, &connections, printer).await;
     }
+    let cluster = Cluster::connect(&options.kube).await?;
     match &options.action {
         Action::Debug(debug) => {
             let debug = match toolkit::settle(debug, &cluster, printer).await? {

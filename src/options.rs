@@ -71,7 +71,9 @@ fn usage(message: impl Into<String>) -> UsageError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KubeOptions {
     pub namespace: Option<String>,
-    pub context: Option<String>,
+    /// `--context`, each once, in the order given; empty: the kubeconfig's current context.
+    /// Several only for a fan-out (`Options::from_cli` refuses them elsewhere).
+    pub contexts: Vec<String>,
     pub kubeconfig: Option<PathBuf>,
     pub as_user: Option<String>,
     pub request_timeout: Option<Duration>,
@@ -207,7 +209,7 @@ pub struct DebugOptions {
 
 impl Options {
     pub fn from_cli(cli: Cli, env: &Environment) -> Result<Options, UsageError> {
-        let kube = kube_options(&cli.kube)?;
+        let kube = kube_options(&cli.kube, &contexts_typed(&cli))?;
         let output = OutputOptions {
             quiet: cli.quiet,
             color: env.stderr_is_terminal && !env.no_color,
@@ -263,6 +265,14 @@ impl Options {
                 "`-n` and `-A` contradict each other: use one of them",
             ));
         }
+        if kube.contexts.len() > 1
+            && let Some(command) = one_cluster_command(&action)
+        {
+            return Err(usage(format!(
+                "`--context {}`: {command} works in one cluster; several contexts are for `run` and `-l SELECTOR -- COMMAND`: give one context",
+                kube.contexts.join(",")
+            )));
+        }
         Ok(Options {
             kube,
             output,
@@ -271,7 +281,41 @@ impl Options {
     }
 }
 
-fn kube_options(flags: &KubeFlags) -> Result<KubeOptions, UsageError> {
+/// What to call a command that works in one cluster, for the message refusing several
+/// contexts; `None` for those that take several (and `images`, which needs no cluster).
+fn one_cluster_command(action: &Action) -> Option<&'static str> {
+    match action {
+        Action::Debug(_) => Some("a session (`TARGET`)"),
+        Action::List { .. } => Some("`ls`"),
+        Action::Cleanup { .. } => Some("`cleanup`"),
+        Action::Copy(_) => Some("`cp`"),
+        Action::Snapshot(_) => Some("`snapshot`"),
+        Action::Info { .. } => Some("`info`"),
+        Action::Run(_) | Action::Images { .. } => None,
+    }
+}
+
+/// Every `--context` value, before the subcommand and after it, in the order typed.
+fn contexts_typed(cli: &Cli) -> Vec<String> {
+    let after = match &cli.command {
+        None => None,
+        Some(Command::Ls(args)) => Some(&args.context),
+        Some(Command::Cleanup(args)) => Some(&args.context),
+        Some(Command::Cp(args)) => Some(&args.context),
+        Some(Command::Snapshot(args)) => Some(&args.context),
+        Some(Command::Run(args)) => Some(&args.context),
+        Some(Command::Images(args)) => Some(&args.context),
+        Some(Command::Info(args)) => Some(&args.context),
+    };
+    let before = &cli.kube.context.context;
+    before
+        .iter()
+        .chain(after.into_iter().flat_map(|a| &a.context))
+        .cloned()
+        .collect()
+}
+
+fn kube_options(flags: &KubeFlags, typed: &[String]) -> Result<KubeOptions, UsageError> {
     if let Some(namespace) = &flags.namespace
         && !crate::target::is_dns_label(namespace)
     {
@@ -287,9 +331,21 @@ fn kube_options(flags: &KubeFlags) -> Result<KubeOptions, UsageError> {
             (!d.is_zero()).then_some(d)
         }
     };
+    let mut contexts: Vec<String> = Vec::new();
+    for context in typed {
+        if context.trim().is_empty() {
+            return Err(usage(
+                "`--context` needs a context name (`kubectl config get-contexts` lists them); several are separated by commas, without spaces",
+            ));
+        }
+        // `--context a,a` means the cluster once: each pod is debugged once.
+        if !contexts.contains(context) {
+            contexts.push(context.clone());
+        }
+    }
     Ok(KubeOptions {
         namespace: flags.namespace.clone(),
-        context: flags.context.clone(),
+        contexts,
         kubeconfig: flags.kubeconfig.clone(),
         as_user: flags.as_user.clone(),
         request_timeout,
@@ -1185,6 +1241,90 @@ mod tests {
     }
 
     #[test]
+    fn a_fan_out_takes_several_contexts_each_once_in_the_order_given() {
+        let contexts = |args: &[&str]| {
+            parse(args, &script())
+                .map(|o| o.kube.contexts)
+                .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+        };
+        assert_eq!(
+            contexts(&["run", "rb.yaml", "-l", "app=web", "--context", "a,b"]),
+            ["a", "b"]
+        );
+        assert_eq!(
+            contexts(&[
+                "--context",
+                "b",
+                "--context",
+                "a",
+                "-l",
+                "app=web",
+                "--",
+                "ls"
+            ]),
+            ["b", "a"]
+        );
+        // Before and after the subcommand both count (a global flag would keep only one).
+        assert_eq!(
+            contexts(&[
+                "--context",
+                "a",
+                "run",
+                "rb.yaml",
+                "pod/web",
+                "--context",
+                "b,c"
+            ]),
+            ["a", "b", "c"]
+        );
+        assert_eq!(
+            contexts(&["run", "rb.yaml", "-l", "a=b", "--context", "a,b,a"]),
+            ["a", "b"]
+        );
+        assert!(contexts(&["run", "rb.yaml", "-l", "a=b"]).is_empty());
+        // One context is fine anywhere, before or after the subcommand.
+        assert_eq!(
+            contexts(&["cp", "pod/web:/x", ".", "--context", "prod"]),
+            ["prod"]
+        );
+        assert_eq!(contexts(&["--context", "prod", "pod/web"]), ["prod"]);
+        assert!(
+            refusal(
+                &["run", "rb.yaml", "-l", "a=b", "--context", "a,,b"],
+                &script()
+            )
+            .contains("`--context` needs a context name")
+        );
+    }
+
+    #[test]
+    fn single_cluster_commands_refuse_several_contexts_and_say_which_take_them() {
+        for (args, command) in [
+            (&["--context", "a,b", "pod/web"][..], "a session (`TARGET`)"),
+            (&["ls", "--context", "a,b"], "`ls`"),
+            (
+                &["--context", "a", "cleanup", "--context", "b"],
+                "`cleanup`",
+            ),
+            (&["cp", "pod/web:/x", ".", "--context", "a,b"], "`cp`"),
+            (
+                &["snapshot", "web", "-o", "x.tar", "--context", "a,b"],
+                "`snapshot`",
+            ),
+            (&["info", "web", "--context", "a,b"], "`info`"),
+        ] {
+            let message = refusal(args, &script());
+            assert_eq!(
+                message,
+                format!(
+                    "`--context a,b`: {command} works in one cluster; several contexts are for `run` and `-l SELECTOR -- COMMAND`: give one context"
+                ),
+                "{args:?}"
+            );
+        }
+    }
+
+    #[test]
     fn standard_kubectl_flags() {
         let o = parse(
             &[
@@ -1205,7 +1345,7 @@ mod tests {
             o.kube,
             KubeOptions {
                 namespace: None,
-                context: Some("prod".into()),
+                contexts: vec!["prod".into()],
                 kubeconfig: Some("/k".into()),
                 as_user: Some("alice".into()),
                 request_timeout: Some(Duration::from_secs(5)),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::cli::OutputFormat;
 use crate::printer::Printer;
-use crate::results::{self, PodResult, PodStatus, StepResult};
+use crate::results::{self, ContextResult, PodResult, PodStatus, StepResult};
 
 /// Where one pod is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +46,8 @@ pub struct Board {
 }
 
 impl Board {
-    /// `pods` are `namespace/name`, in the order the fan-out numbers them.
+    /// `pods` are `namespace/name` (after `[context] ` with several contexts), in the order the
+    /// fan-out numbers them.
     pub fn new(title: &str, steps: usize, pods: &[String], now: Instant) -> Board {
         Board {
             title: title.to_string(),
@@ -170,14 +171,17 @@ pub struct Reporter {
     format: Format,
     printer: Printer,
     screen: Mutex<Screen>,
+    /// The run has several contexts: text blocks say which.
+    with_context: bool,
 }
 
 impl Reporter {
-    pub fn new(format: Format, printer: Printer, board: Board) -> Reporter {
+    pub fn new(format: Format, printer: Printer, board: Board, with_context: bool) -> Reporter {
         Reporter {
             format,
             printer,
             screen: Mutex::new(Screen { board, drawn: 0 }),
+            with_context,
         }
     }
 
@@ -202,7 +206,16 @@ impl Reporter {
         self.phase(index, Phase::Done(pod.status));
         match self.format {
             Format::Lines => self.emit(&results::pod_line(pod)),
-            Format::Text => self.emit(&results::text_block(pod)),
+            Format::Text => self.emit(&results::text_block(pod, self.with_context)),
+            Format::Document(_) => {}
+        }
+    }
+
+    /// A context whose pods could not be chosen (it has no pods to report).
+    pub fn context_failed(&self, context: &ContextResult) {
+        match self.format {
+            Format::Lines => self.emit(&results::context_line(context)),
+            Format::Text => self.emit(&results::context_block(context)),
             Format::Document(_) => {}
         }
     }

@@ -1,14 +1,14 @@
 //! What a fan-out found, in the shapes scripts read: one `-o json` document, `-o jsonl` lines
-//! as steps finish, a `--out-dir` tree, a text block per pod for people, and the exit code.
+//! as steps finish, a text block per pod for people, and the exit code (the `--out-dir` tree
+//! is `out_dir.rs`).
 //!
 //! The JSON is versioned (`apiVersion: distroless-debug/v1`) and only ever gains fields; every
 //! field is always present (null when it does not apply) so `jq` filters do not need `?`.
+//! Pods are told apart by context, namespace and name ([`PodAddress`]): with `--context a,b`
+//! the same namespace/name may be two pods.
 //! Output captured from a step is kept whole in memory and in `--out-dir`; the JSON carries at
 //! most [`OUTPUT_LIMIT`] bytes of each stream, with a note saying how much was cut and where
 //! the rest is.
-
-use std::io::Write;
-use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -147,6 +147,9 @@ pub enum PodStatus {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PodResult {
+    /// The kubeconfig context the pod was reached through (`--context`, else the current
+    /// one); null only in-cluster, without a kubeconfig.
+    pub context: Option<String>,
     pub namespace: String,
     pub pod: String,
     /// The target container.
@@ -167,6 +170,14 @@ pub struct PodResult {
 }
 
 impl PodResult {
+    pub fn address(&self) -> PodAddress<'_> {
+        PodAddress {
+            context: self.context.as_deref(),
+            namespace: &self.namespace,
+            pod: &self.pod,
+        }
+    }
+
     /// The status its steps add up to.
     pub fn status_from_steps(steps: &[StepResult]) -> PodStatus {
         if steps.iter().any(|s| s.status == StepStatus::Interrupted) {
@@ -177,6 +188,37 @@ impl PodResult {
             PodStatus::Ok
         }
     }
+}
+
+/// Which pod: context, namespace and name, all three needed to tell two pods apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PodAddress<'a> {
+    pub context: Option<&'a str>,
+    pub namespace: &'a str,
+    pub pod: &'a str,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContextStatus {
+    /// Its pods were chosen (perhaps none matched).
+    Ok,
+    /// Its pods could not be chosen: the cluster did not answer, a TARGET is not there...
+    Error,
+}
+
+/// One cluster of the run: whether its pods could be chosen, and how many were.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContextResult {
+    /// As in [`PodResult::context`].
+    pub context: Option<String>,
+    /// Where its pods were looked for: `-n`, else the context's namespace; null with `-A`.
+    pub namespace: Option<String>,
+    pub status: ContextStatus,
+    /// Why its pods could not be chosen.
+    pub error: Option<String>,
+    pub pods: usize,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -192,12 +234,21 @@ pub struct Summary {
     pub steps_failed: usize,
     pub steps_allowed_to_fail: usize,
     pub steps_skipped: usize,
+    pub contexts: usize,
+    /// Contexts whose pods could not be chosen (with several contexts; one alone that fails
+    /// fails the run instead).
+    pub contexts_failed: usize,
 }
 
 impl Summary {
-    pub fn of(pods: &[PodResult]) -> Summary {
+    pub fn of(pods: &[PodResult], contexts: &[ContextResult]) -> Summary {
         let mut s = Summary {
             pods: pods.len(),
+            contexts: contexts.len(),
+            contexts_failed: contexts
+                .iter()
+                .filter(|c| c.status == ContextStatus::Error)
+                .count(),
             ..Summary::default()
         };
         for pod in pods {
@@ -222,13 +273,20 @@ impl Summary {
     }
 }
 
-/// How a fan-out ends as a process: interrupted beats a pod that could not be debugged, which
-/// beats a failed step, which beats success (docs/exit-codes.md).
-pub fn exit_status(pods: &[PodResult], interrupted: Option<i32>) -> ExitStatus {
+/// How a fan-out ends as a process: interrupted beats a pod that could not be debugged (or a
+/// context whose pods could not even be chosen), which beats a failed step, which beats
+/// success (docs/exit-codes.md).
+pub fn exit_status(
+    pods: &[PodResult],
+    contexts: &[ContextResult],
+    interrupted: Option<i32>,
+) -> ExitStatus {
     if let Some(signal) = interrupted {
         return ExitStatus::Interrupted(signal);
     }
-    if pods.iter().any(|p| p.status == PodStatus::Error) {
+    if pods.iter().any(|p| p.status == PodStatus::Error)
+        || contexts.iter().any(|c| c.status == ContextStatus::Error)
+    {
         ExitStatus::PodNotDebugged
     } else if pods.iter().any(|p| p.status != PodStatus::Ok) {
         ExitStatus::StepFailed
@@ -249,6 +307,8 @@ pub struct RunResult {
     pub interrupted: bool,
     pub exit_code: u8,
     pub summary: Summary,
+    /// Every cluster of the run, in the order of `--context` (one without it).
+    pub contexts: Vec<ContextResult>,
     pub pods: Vec<PodResult>,
 }
 
@@ -259,8 +319,11 @@ impl RunResult {
         duration_ms: u64,
         interrupted: Option<i32>,
         mut pods: Vec<PodResult>,
+        contexts: Vec<ContextResult>,
     ) -> RunResult {
-        pods.sort_by(|a, b| (&a.namespace, &a.pod).cmp(&(&b.namespace, &b.pod)));
+        pods.sort_by(|a, b| {
+            (&a.context, &a.namespace, &a.pod).cmp(&(&b.context, &b.namespace, &b.pod))
+        });
         RunResult {
             api_version: API_VERSION,
             kind: "RunbookResult",
@@ -268,8 +331,9 @@ impl RunResult {
             started_at: started_at.to_string(),
             duration_ms,
             interrupted: interrupted.is_some(),
-            exit_code: exit_status(&pods, interrupted).code(),
-            summary: Summary::of(&pods),
+            exit_code: exit_status(&pods, &contexts, interrupted).code(),
+            summary: Summary::of(&pods, &contexts),
+            contexts,
             pods,
         }
     }
@@ -281,6 +345,7 @@ impl RunResult {
 pub struct StepLine<'a> {
     pub api_version: &'static str,
     pub kind: &'static str,
+    pub context: Option<&'a str>,
     pub namespace: &'a str,
     pub pod: &'a str,
     pub container: Option<&'a str>,
@@ -296,6 +361,7 @@ pub struct StepLine<'a> {
 pub struct PodLine<'a> {
     pub api_version: &'static str,
     pub kind: &'static str,
+    pub context: Option<&'a str>,
     pub namespace: &'a str,
     pub pod: &'a str,
     pub container: Option<&'a str>,
@@ -321,12 +387,25 @@ pub struct SummaryLine<'a> {
     pub interrupted: bool,
     pub exit_code: u8,
     pub summary: &'a Summary,
+    pub contexts: &'a [ContextResult],
+}
+
+/// `-o jsonl`: a context whose pods could not be chosen, as soon as that is known (it has no
+/// pod lines).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContextLine<'a> {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    #[serde(flatten)]
+    pub context: &'a ContextResult,
 }
 
 pub fn step_line(pod: &PodResult, step: &StepResult) -> String {
     json_line(&StepLine {
         api_version: API_VERSION,
         kind: "StepResult",
+        context: pod.context.as_deref(),
         namespace: &pod.namespace,
         pod: &pod.pod,
         container: pod.container.as_deref(),
@@ -339,6 +418,7 @@ pub fn pod_line(pod: &PodResult) -> String {
     json_line(&PodLine {
         api_version: API_VERSION,
         kind: "PodResult",
+        context: pod.context.as_deref(),
         namespace: &pod.namespace,
         pod: &pod.pod,
         container: pod.container.as_deref(),
@@ -363,6 +443,15 @@ pub fn summary_line(result: &RunResult) -> String {
         interrupted: result.interrupted,
         exit_code: result.exit_code,
         summary: &result.summary,
+        contexts: &result.contexts,
+    })
+}
+
+pub fn context_line(context: &ContextResult) -> String {
+    json_line(&ContextLine {
+        api_version: API_VERSION,
+        kind: "ContextResult",
+        context,
     })
 }
 
@@ -373,9 +462,27 @@ fn json_line<T: Serialize>(value: &T) -> String {
     line
 }
 
+/// How a pod is named to people: `namespace/pod`, after `[context] ` when the run has
+/// several.
+pub fn shown(at: PodAddress<'_>, with_context: bool) -> String {
+    match (with_context, at.context) {
+        (true, Some(context)) => format!("[{context}] {}/{}", at.namespace, at.pod),
+        _ => format!("{}/{}", at.namespace, at.pod),
+    }
+}
+
+/// The text a person reads for a context whose pods could not be chosen.
+pub fn context_block(context: &ContextResult) -> String {
+    format!(
+        "== [{}]\n   could not be debugged: {}\n",
+        context.context.as_deref().unwrap_or("in-cluster"),
+        context.error.as_deref().unwrap_or("unknown error")
+    )
+}
+
 /// The text a person reads for one pod (no `-o`): a header, then each step with its output.
-pub fn text_block(pod: &PodResult) -> String {
-    let mut out = format!("== {}/{}", pod.namespace, pod.pod);
+pub fn text_block(pod: &PodResult, with_context: bool) -> String {
+    let mut out = format!("== {}", shown(pod.address(), with_context));
     if let Some(container) = &pod.container {
         out.push_str(&format!(" (container {container}"));
         if let Some(debug) = &pod.debug_container {
@@ -429,93 +536,6 @@ pub fn human_ms(ms: u64) -> String {
         format!("{ms}ms")
     } else {
         format!("{:.1}s", ms as f64 / 1000.0)
-    }
-}
-
-/// `--out-dir`: `DIR/<namespace>/<pod>/<step>.{out,err}`, collected files under
-/// `DIR/<namespace>/<pod>/<step>/`, and `DIR/summary.json`.
-#[derive(Debug, Clone)]
-pub struct OutDir {
-    pub root: PathBuf,
-}
-
-/// A name from the API server as one path component: pod and namespace names are DNS names,
-/// but a server's answer is not trusted to turn into `..` or a path.
-fn component(name: &str) -> String {
-    let safe: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    match safe.as_str() {
-        "" | "." | ".." => format!("_{safe}"),
-        _ => safe,
-    }
-}
-
-impl OutDir {
-    pub fn create(root: &Path) -> std::io::Result<OutDir> {
-        std::fs::create_dir_all(root)?;
-        Ok(OutDir {
-            root: root.to_path_buf(),
-        })
-    }
-
-    /// `<namespace>/<pod>`, relative to the root.
-    pub fn pod_dir(namespace: &str, pod: &str) -> PathBuf {
-        Path::new(&component(namespace)).join(component(pod))
-    }
-
-    /// Writes a step's stdout (none for `collect:`, whose stdout is the archive) and stderr;
-    /// their paths relative to the root.
-    pub fn write_step(
-        &self,
-        namespace: &str,
-        pod: &str,
-        step: &str,
-        stdout: Option<&[u8]>,
-        stderr: &[u8],
-    ) -> std::io::Result<(Option<String>, String)> {
-        let dir = Self::pod_dir(namespace, pod);
-        std::fs::create_dir_all(self.root.join(&dir))?;
-        let out = match stdout {
-            Some(bytes) => {
-                let out = dir.join(format!("{}.out", component(step)));
-                std::fs::write(self.root.join(&out), bytes)?;
-                Some(out.display().to_string())
-            }
-            None => None,
-        };
-        let err = dir.join(format!("{}.err", component(step)));
-        std::fs::write(self.root.join(&err), stderr)?;
-        Ok((out, err.display().to_string()))
-    }
-
-    /// The directory a `collect:` step writes into (created), relative and absolute.
-    pub fn collect_dir(
-        &self,
-        namespace: &str,
-        pod: &str,
-        step: &str,
-    ) -> std::io::Result<(PathBuf, PathBuf)> {
-        let relative = Self::pod_dir(namespace, pod).join(component(step));
-        let absolute = self.root.join(&relative);
-        std::fs::create_dir_all(&absolute)?;
-        Ok((relative, absolute))
-    }
-
-    pub fn write_summary(&self, result: &RunResult) -> std::io::Result<PathBuf> {
-        let path = self.root.join("summary.json");
-        let mut file = std::fs::File::create(&path)?;
-        let text = serde_json::to_string_pretty(result).map_err(std::io::Error::other)?;
-        file.write_all(text.as_bytes())?;
-        file.write_all(b"\n")?;
-        Ok(path)
     }
 }
 

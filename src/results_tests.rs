@@ -11,6 +11,7 @@ fn step(name: &str, status: StepStatus, exit_code: Option<i32>, allow_failure: b
 
 fn pod(name: &str, steps: Vec<StepResult>) -> PodResult {
     PodResult {
+        context: Some("kind-a".into()),
         namespace: "ns".into(),
         pod: name.into(),
         container: Some("app".into()),
@@ -46,8 +47,8 @@ fn an_allowed_failure_keeps_the_run_green() {
         ],
     )];
     assert_eq!(pods[0].status, PodStatus::Ok);
-    assert_eq!(exit_status(&pods, None), ExitStatus::Success);
-    let summary = Summary::of(&pods);
+    assert_eq!(exit_status(&pods, &[], None), ExitStatus::Success);
+    let summary = Summary::of(&pods, &[]);
     assert_eq!(
         (
             summary.steps_ok,
@@ -65,18 +66,21 @@ fn exit_codes_rank_interrupted_then_not_debugged_then_failed_steps() {
     let ok = pod("b", vec![step("x", StepStatus::Ok, Some(0), false)]);
     assert_eq!(failed.status, PodStatus::Failed);
     assert_eq!(timed_out.status, PodStatus::Failed);
-    assert_eq!(exit_status(std::slice::from_ref(&ok), None).code(), 0);
-    assert_eq!(exit_status(&[ok.clone(), failed.clone()], None).code(), 4);
-    assert_eq!(exit_status(&[timed_out], None).code(), 4);
+    assert_eq!(exit_status(std::slice::from_ref(&ok), &[], None).code(), 0);
     assert_eq!(
-        exit_status(&[failed.clone(), not_debugged("c")], None).code(),
+        exit_status(&[ok.clone(), failed.clone()], &[], None).code(),
+        4
+    );
+    assert_eq!(exit_status(&[timed_out], &[], None).code(), 4);
+    assert_eq!(
+        exit_status(&[failed.clone(), not_debugged("c")], &[], None).code(),
         5
     );
     assert_eq!(
-        exit_status(&[failed, not_debugged("c")], Some(libc::SIGINT)).code(),
+        exit_status(&[failed, not_debugged("c")], &[], Some(libc::SIGINT)).code(),
         130
     );
-    assert_eq!(exit_status(&[], None).code(), 0);
+    assert_eq!(exit_status(&[], &[], None).code(), 0);
 }
 
 #[test]
@@ -89,7 +93,7 @@ fn skipped_steps_do_not_fail_a_pod() {
         ],
     );
     assert_eq!(p.status, PodStatus::Ok);
-    assert_eq!(Summary::of(&[p]).steps_skipped, 1);
+    assert_eq!(Summary::of(&[p], &[]).steps_skipped, 1);
 }
 
 #[test]
@@ -107,6 +111,7 @@ fn the_document_has_every_field_always() {
         1234,
         None,
         vec![pod("b", vec![]), pod("a", vec![three]), not_debugged("c")],
+        vec![reached("kind-a", 3)],
     );
     let json = serde_json::to_value(&result).unwrap_or_default();
     assert_eq!(json["apiVersion"], "distroless-debug/v1");
@@ -126,6 +131,7 @@ fn the_document_has_every_field_always() {
         .unwrap_or_default();
     pod_keys.sort_unstable();
     let mut expected = [
+        "context",
         "namespace",
         "pod",
         "container",
@@ -156,7 +162,12 @@ fn the_document_has_every_field_always() {
     assert_eq!(
         json["summary"],
         json!({"pods": 3, "podsOk": 2, "podsFailed": 0, "podsNotDebugged": 1, "podsInterrupted": 0,
-               "steps": 1, "stepsOk": 0, "stepsFailed": 0, "stepsAllowedToFail": 1, "stepsSkipped": 0})
+               "steps": 1, "stepsOk": 0, "stepsFailed": 0, "stepsAllowedToFail": 1, "stepsSkipped": 0,
+               "contexts": 1, "contextsFailed": 0})
+    );
+    assert_eq!(
+        json["contexts"],
+        json!([{"context": "kind-a", "namespace": "ns", "status": "ok", "error": null, "pods": 3}])
     );
 }
 
@@ -168,12 +179,14 @@ fn jsonl_lines_are_one_object_each_with_their_kind() {
     let v: Value = serde_json::from_str(&line).unwrap_or_default();
     assert_eq!(v["kind"], "StepResult");
     assert_eq!(v["pod"], "a");
+    assert_eq!(v["context"], "kind-a");
     assert_eq!(v["debugContainer"], "dbg-abcde");
     assert_eq!(v["step"], "x");
     assert_eq!(v["exitCode"], 0);
 
     let v: Value = serde_json::from_str(&pod_line(&p)).unwrap_or_default();
     assert_eq!(v["kind"], "PodResult");
+    assert_eq!(v["context"], "kind-a");
     assert_eq!(v["status"], "ok");
     assert!(v.get("steps").is_none());
 
@@ -183,6 +196,7 @@ fn jsonl_lines_are_one_object_each_with_their_kind() {
         1,
         Some(libc::SIGINT),
         vec![p],
+        vec![reached("kind-a", 1)],
     );
     let v: Value = serde_json::from_str(&summary_line(&result)).unwrap_or_default();
     assert_eq!(v["kind"], "RunSummary");
@@ -217,55 +231,114 @@ fn a_cut_never_splits_a_character() {
 }
 
 #[test]
-fn out_dir_paths_cannot_escape() {
-    assert_eq!(OutDir::pod_dir("ns", "web-1"), Path::new("ns/web-1"));
-    assert_eq!(OutDir::pod_dir("..", "a/b"), Path::new("_../a_b"));
-    assert_eq!(component(""), "_");
-}
-
-#[test]
-fn out_dir_holds_step_files_and_the_summary() {
-    let dir = std::env::temp_dir().join(format!("dd-results-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let out = OutDir::create(&dir).unwrap_or_else(|e| panic!("{e}"));
-    let (o, e) = out
-        .write_step("ns", "web-1", "sockets", Some(b"LISTEN 0.0.0.0:80\n"), b"")
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        (o.as_deref(), e.as_str()),
-        (Some("ns/web-1/sockets.out"), "ns/web-1/sockets.err")
-    );
-    assert_eq!(
-        std::fs::read(dir.join("ns/web-1/sockets.out")).unwrap_or_default(),
-        b"LISTEN 0.0.0.0:80\n"
-    );
-    let (relative, absolute) = out
-        .collect_dir("ns", "web-1", "config")
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(relative, Path::new("ns/web-1/config"));
-    assert!(absolute.is_dir());
-    let result = RunResult::new("rb", jiff::Timestamp::UNIX_EPOCH, 1, None, vec![]);
-    let path = out.write_summary(&result).unwrap_or_else(|e| panic!("{e}"));
-    let v: Value =
-        serde_json::from_slice(&std::fs::read(path).unwrap_or_default()).unwrap_or_default();
-    assert_eq!(v["kind"], "RunbookResult");
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-#[test]
 fn the_text_block_shows_each_step_and_its_output() {
     let mut three = step("three", StepStatus::Failed, Some(3), true);
     three.set_output(b"a\nb\n", b"oops\n", None);
-    let text = text_block(&pod(
+    let web = pod(
         "web-1",
         vec![step("ok", StepStatus::Ok, Some(0), false), three],
-    ));
+    );
     assert_eq!(
-        text,
+        text_block(&web, false),
         "== ns/web-1 (container app, debug container dbg-abcde)\n\
          -- ok: ok, 0ms\n\
          -- three: exit 3 (allowed to fail), 0ms\n   a\n   b\n   stderr| oops\n"
     );
-    let text = text_block(&not_debugged("c"));
+    // With several contexts the header says which cluster.
+    assert!(
+        text_block(&web, true)
+            .starts_with("== [kind-a] ns/web-1 (container app, debug container dbg-abcde)\n")
+    );
+    let text = text_block(&not_debugged("c"), false);
     assert!(text.contains("could not be debugged: pod web-1 is Pending"));
+    let text = context_block(&unreached("kind-b"));
+    assert_eq!(
+        text,
+        "== [kind-b]\n   could not be debugged: could not list pods: connection refused\n"
+    );
+}
+
+fn unreached(context: &str) -> ContextResult {
+    ContextResult {
+        context: Some(context.into()),
+        namespace: Some("ns".into()),
+        status: ContextStatus::Error,
+        error: Some("could not list pods: connection refused".into()),
+        pods: 0,
+    }
+}
+
+fn reached(context: &str, pods: usize) -> ContextResult {
+    ContextResult {
+        context: Some(context.into()),
+        namespace: Some("ns".into()),
+        status: ContextStatus::Ok,
+        error: None,
+        pods,
+    }
+}
+
+#[test]
+fn the_same_pod_name_in_two_contexts_is_two_pods_and_a_failed_context_exits_5() {
+    let in_b = PodResult {
+        context: Some("kind-b".into()),
+        ..pod("web", vec![])
+    };
+    let in_a = pod("web", vec![]);
+    let contexts = vec![reached("kind-a", 1), reached("kind-b", 1)];
+    let result = RunResult::new(
+        "rb",
+        jiff::Timestamp::UNIX_EPOCH,
+        1,
+        None,
+        vec![in_b.clone(), in_a.clone()],
+        contexts,
+    );
+    let json = serde_json::to_value(&result).unwrap_or_default();
+    let order: Vec<(&str, &str)> = json["pods"]
+        .as_array()
+        .map(|p| {
+            p.iter()
+                .filter_map(|p| Some((p["context"].as_str()?, p["pod"].as_str()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(order, [("kind-a", "web"), ("kind-b", "web")]);
+    assert_eq!(json["exitCode"], 0);
+    assert_eq!(
+        (
+            json["summary"]["contexts"].as_u64(),
+            json["summary"]["contextsFailed"].as_u64()
+        ),
+        (Some(2), Some(0))
+    );
+
+    // A context whose pods could not be chosen: the others' results stand, the run exits 5.
+    let result = RunResult::new(
+        "rb",
+        jiff::Timestamp::UNIX_EPOCH,
+        1,
+        None,
+        vec![in_a],
+        vec![reached("kind-a", 1), unreached("kind-b")],
+    );
+    assert_eq!(result.exit_code, 5);
+    assert_eq!(result.summary.contexts_failed, 1);
+    let json = serde_json::to_value(&result).unwrap_or_default();
+    assert_eq!(
+        json["contexts"][1],
+        json!({"context": "kind-b", "namespace": "ns", "status": "error",
+               "error": "could not list pods: connection refused", "pods": 0})
+    );
+    let v: Value = serde_json::from_str(&context_line(&unreached("kind-b"))).unwrap_or_default();
+    assert_eq!(
+        (
+            v["kind"].as_str(),
+            v["context"].as_str(),
+            v["status"].as_str()
+        ),
+        (Some("ContextResult"), Some("kind-b"), Some("error"))
+    );
+    let v: Value = serde_json::from_str(&summary_line(&result)).unwrap_or_default();
+    assert_eq!(v["contexts"][1]["status"], "error");
 }

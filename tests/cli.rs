@@ -39,8 +39,16 @@ fn help_reads_as_the_kubectl_plugin_and_documents_exit_codes() {
 
 #[test]
 fn usage_errors_exit_2_and_speak_in_flags() {
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 7] = [
         (&["pod/Web"], "not a valid name"),
+        (
+            &["cp", "pod/web:/x", ".", "--context", "a,b"],
+            "`cp` works in one cluster; several contexts are for `run` and `-l SELECTOR -- COMMAND`",
+        ),
+        (
+            &["--context", "a", "ls", "--context", "b"],
+            "`ls` works in one cluster",
+        ),
         (&["cronjob/x"], "is not a kind we can debug"),
         (&["pod/web", "--timeout", "10"], "`--timeout`"),
         (&["pod/web", "-t"], "`-t` needs a terminal on stdin"),

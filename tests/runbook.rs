@@ -67,6 +67,38 @@ async fn fleet(c: &TestCluster, namespace: &str, name: &str, count: usize) -> Ve
     names
 }
 
+const SELF_SUBJECT_REVIEWS: &str = "/apis/authentication.k8s.io/v1/selfsubjectreviews";
+
+/// Requests in the cluster's log with this method and exactly this path.
+fn count(c: &TestCluster, method: &str, path: &str) -> usize {
+    c.sb.requests()
+        .iter()
+        .filter(|r| r.method == method && r.path == path)
+        .count()
+}
+
+/// `count` pods `NAME-i` labelled app=NAME, not waited for (without a node they stay Pending).
+async fn pending_fleet(c: &TestCluster, namespace: &str, name: &str, count: usize) {
+    for i in 1..=count {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": { "name": format!("{name}-{i}"), "labels": { "app": name } },
+            "spec": { "containers": [{ "name": "app", "image": NONROOT_APP }] }
+        }))
+        .expect("a pod");
+        c.pods(namespace)
+            .create(&PostParams::default(), &pod)
+            .await
+            .expect("create a pod");
+    }
+}
+
+fn lines(run: &Run) -> Vec<Value> {
+    run.stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
 fn document(run: &Run) -> Value {
     serde_json::from_str(&run.stdout)
         .unwrap_or_else(|e| panic!("not one JSON document ({e}): {run:?}"))
@@ -213,6 +245,9 @@ async fn twenty_pods_by_label_five_at_a_time() {
             .filter(|r| r.method == "PATCH" && r.path.ends_with("/ephemeralcontainers"))
             .count();
     assert_eq!(patches, 20);
+    // Who we are and the namespace's Pod Security level are the same for all 20: read once.
+    assert_eq!(count(&c, "POST", SELF_SUBJECT_REVIEWS), 1);
+    assert_eq!(count(&c, "GET", "/api/v1/namespaces/fleet"), 1);
     for name in &names {
         let containers = c.debug_containers("fleet", name).await;
         assert_eq!(containers.len(), 1, "{name}: {containers:?}");
@@ -615,6 +650,340 @@ async fn ctrl_c_during_a_fan_out_stops_every_debug_container_and_no_target() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Every pod's plan needs who we are (SelfSubjectReview) and its namespace's Pod Security
+/// level (GET namespace); they were read again for every pod of a fan-out. (No node: the pods
+/// stay Pending and cannot be debugged, but each is planned, which is where the reads are.)
+#[tokio::test]
+async fn a_fan_out_reads_who_we_are_once_and_each_namespace_once() {
+    let Some(c) = support::cluster_with(SandboxOptions::api_only()).await else {
+        return;
+    };
+    c.namespace("once", None).await;
+    c.namespace("twice", Some("baseline")).await;
+    pending_fleet(&c, "once", "web", 6).await;
+    pending_fleet(&c, "twice", "web", 3).await;
+
+    c.sb.clear_requests();
+    let run = c
+        .run(
+            &["-n", "once", "-l", "app=web", "-o", "json", "--", "true"],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(
+        run.code,
+        Some(5),
+        "Pending pods cannot be debugged: {run:?}"
+    );
+    assert_eq!(document(&run)["summary"]["podsNotDebugged"], 6);
+    assert_eq!(
+        count(&c, "POST", SELF_SUBJECT_REVIEWS),
+        1,
+        "{:?}",
+        c.sb.requests()
+    );
+    assert_eq!(count(&c, "GET", "/api/v1/namespaces/once"), 1);
+    let pod_reads = (1..=6)
+        .map(|i| count(&c, "GET", &format!("/api/v1/namespaces/once/pods/web-{i}")))
+        .sum::<usize>();
+    assert_eq!(pod_reads, 6, "each pod is still read itself");
+
+    c.sb.clear_requests();
+    let run = c
+        .run(&["-A", "-l", "app=web", "-o", "json", "--", "true"], LIMIT)
+        .await;
+    assert_eq!(document(&run)["summary"]["pods"], 9, "{run:?}");
+    assert_eq!(count(&c, "POST", SELF_SUBJECT_REVIEWS), 1);
+    assert_eq!(count(&c, "GET", "/api/v1/namespaces/once"), 1);
+    assert_eq!(count(&c, "GET", "/api/v1/namespaces/twice"), 1);
+}
+
+/// `--context a,b`: the same namespace and pod names in two clusters are two pods in the
+/// document, the lines and `--out-dir`; a context whose cluster does not answer is reported
+/// and the other's pods are still debugged (exit 5); without `--context` the current context
+/// is named.
+#[tokio::test]
+async fn two_clusters_by_context_keep_same_named_pods_apart() {
+    let Some(east) = support::cluster().await else {
+        return;
+    };
+    let Some(west) = support::cluster().await else {
+        return;
+    };
+    for c in [&east, &west] {
+        c.namespace("shop", Some("restricted")).await;
+    }
+    tokio::join!(
+        fleet(&east, "shop", "web", 2),
+        fleet(&west, "shop", "web", 2)
+    );
+    let dir = scratch("contexts");
+    let kubeconfig = dir.join("kubeconfig");
+    support::write_kubeconfig(
+        &kubeconfig,
+        &[("east", Some(&east)), ("west", Some(&west)), ("down", None)],
+    );
+    let runbook = write(
+        &dir,
+        "contexts.yaml",
+        "name: contexts\nsteps:\n  - name: hello\n    run: echo hello\n  - name: config\n    collect: /etc/app/current/config.yaml\n",
+    );
+    let out = dir.join("out");
+    let out_arg = out.display().to_string();
+    east.sb.clear_requests();
+    west.sb.clear_requests();
+    let run = support::run_command(
+        east.plugin_with_kubeconfig(
+            &kubeconfig,
+            &[
+                "run",
+                &runbook,
+                "--context",
+                "east,west",
+                "-n",
+                "shop",
+                "-l",
+                "app=web",
+                "-o",
+                "json",
+                "--out-dir",
+                &out_arg,
+            ],
+        ),
+        LIMIT,
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let doc = document(&run);
+    let pods = doc["pods"].as_array().cloned().unwrap_or_default();
+    let listed: Vec<(&str, &str, &str)> = pods
+        .iter()
+        .filter_map(|p| {
+            Some((
+                p["context"].as_str()?,
+                p["namespace"].as_str()?,
+                p["pod"].as_str()?,
+            ))
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("east", "shop", "web-1"),
+            ("east", "shop", "web-2"),
+            ("west", "shop", "web-1"),
+            ("west", "shop", "web-2"),
+        ]
+    );
+    for pod in &pods {
+        assert_eq!(
+            (pod["status"].as_str(), pod["teardown"].as_str()),
+            (Some("ok"), Some("stopped")),
+            "{pod}"
+        );
+        let at = format!(
+            "{}/shop/{}",
+            pod["context"].as_str().unwrap_or_default(),
+            pod["pod"].as_str().unwrap_or_default()
+        );
+        let hello = step(pod, "hello");
+        assert_eq!(hello["stdout"], "hello\n");
+        assert_eq!(
+            hello["files"],
+            json!([format!("{at}/hello.out"), format!("{at}/hello.err")])
+        );
+        assert_eq!(
+            std::fs::read_to_string(out.join(format!("{at}/hello.out"))).unwrap_or_default(),
+            "hello\n"
+        );
+        let collected = format!("{at}/config/config.yaml");
+        assert_eq!(step(pod, "config")["collected"], json!([collected]));
+        assert_eq!(
+            std::fs::read(out.join(&collected)).unwrap_or_default(),
+            APP_CONFIG.as_bytes()
+        );
+    }
+    assert_eq!(
+        doc["contexts"],
+        json!([
+            {"context": "east", "namespace": "shop", "status": "ok", "error": null, "pods": 2},
+            {"context": "west", "namespace": "shop", "status": "ok", "error": null, "pods": 2},
+        ])
+    );
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap_or_default())
+            .unwrap_or_default();
+    assert_eq!(summary["pods"], doc["pods"]);
+    assert_eq!(summary["contexts"], doc["contexts"]);
+    for c in [&east, &west] {
+        let patches =
+            c.sb.requests()
+                .iter()
+                .filter(|r| r.method == "PATCH" && r.path.ends_with("/ephemeralcontainers"))
+                .count();
+        assert_eq!(patches, 2, "each cluster's own pods, once each");
+        assert_eq!(count(c, "POST", SELF_SUBJECT_REVIEWS), 1);
+        assert_eq!(count(c, "GET", "/api/v1/namespaces/shop"), 1);
+        for name in ["web-1", "web-2"] {
+            let containers = c.debug_containers("shop", name).await;
+            assert_eq!(containers.len(), 1, "{name}: {containers:?}");
+            assert_eq!(containers[0].1, "terminated");
+        }
+    }
+
+    // A cluster that does not answer: the other's pods are debugged, the run exits 5.
+    let run = support::run_command(
+        east.plugin_with_kubeconfig(
+            &kubeconfig,
+            &[
+                "--context",
+                "down",
+                "-n",
+                "shop",
+                "-l",
+                "app=web",
+                "-o",
+                "jsonl",
+                "--context",
+                "west",
+                "--",
+                "echo",
+                "hi",
+            ],
+        ),
+        LIMIT,
+    )
+    .await;
+    assert_eq!(run.code, Some(5), "{run:?}");
+    let all = lines(&run);
+    let down: Vec<&Value> = all
+        .iter()
+        .filter(|l| l["kind"] == "ContextResult")
+        .collect();
+    assert_eq!(down.len(), 1, "{all:?}");
+    assert_eq!(
+        (down[0]["context"].as_str(), down[0]["status"].as_str()),
+        (Some("down"), Some("error"))
+    );
+    assert!(
+        down[0]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("of context down"),
+        "{down:?}"
+    );
+    let steps: Vec<(&str, &str, &str)> = all
+        .iter()
+        .filter(|l| l["kind"] == "StepResult")
+        .filter_map(|l| {
+            Some((
+                l["context"].as_str()?,
+                l["pod"].as_str()?,
+                l["stdout"].as_str()?,
+            ))
+        })
+        .collect();
+    assert_eq!(steps.len(), 2, "{all:?}");
+    assert!(
+        steps
+            .iter()
+            .all(|(context, _, stdout)| *context == "west" && *stdout == "hi\n")
+    );
+    let last = all.last().cloned().unwrap_or_default();
+    assert_eq!(last["kind"], "RunSummary");
+    assert_eq!(last["exitCode"], 5);
+    assert_eq!(
+        (
+            last["summary"]["podsOk"].as_u64(),
+            last["summary"]["contextsFailed"].as_u64()
+        ),
+        (Some(2), Some(1))
+    );
+    assert!(run.stderr.contains("context down"), "{}", run.stderr);
+
+    // No --context: one cluster, the current context's name in the results, the one-cluster
+    // layout of --out-dir.
+    let out = dir.join("out-one");
+    let out_arg = out.display().to_string();
+    let run = support::run_command(
+        east.plugin_with_kubeconfig(
+            &kubeconfig,
+            &[
+                "-n",
+                "shop",
+                "-l",
+                "app=web",
+                "-o",
+                "json",
+                "--out-dir",
+                &out_arg,
+                "--",
+                "echo",
+                "east",
+            ],
+        ),
+        LIMIT,
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let doc = document(&run);
+    assert!(
+        doc["pods"]
+            .as_array()
+            .is_some_and(|p| p.len() == 2 && p.iter().all(|p| p["context"] == "east")),
+        "{doc}"
+    );
+    assert_eq!(doc["contexts"][0]["context"], "east");
+    assert_eq!(
+        std::fs::read_to_string(out.join("shop/web-1/command.out")).unwrap_or_default(),
+        "east\n"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A context the kubeconfig does not have is named, with the ones it has, before the first
+/// cluster hears anything (no node needed).
+#[tokio::test]
+async fn an_unknown_context_is_a_usage_error_before_any_request() {
+    let Some(a) = support::cluster_with(SandboxOptions::api_only()).await else {
+        return;
+    };
+    let Some(b) = support::cluster_with(SandboxOptions::api_only()).await else {
+        return;
+    };
+    let dir = scratch("unknown-context");
+    let kubeconfig = dir.join("kubeconfig");
+    support::write_kubeconfig(&kubeconfig, &[("a", Some(&a)), ("b", Some(&b))]);
+    for args in [
+        &[
+            "run",
+            "--builtin",
+            "processes",
+            "-l",
+            "app=web",
+            "--context",
+            "a,b,nope",
+        ][..],
+        &["--context", "nope", "-l", "app=web", "--", "ls"],
+        &["--context", "nope", "pod/web", "--", "ls"],
+    ] {
+        let run = support::run_command(a.plugin_with_kubeconfig(&kubeconfig, args), LIMIT).await;
+        assert_eq!(run.code, Some(2), "{args:?}: {run:?}");
+        assert!(
+            run.stderr.contains(&format!(
+                "the kubeconfig {} has no context \"nope\" (its contexts: a, b); nothing was sent to any cluster",
+                kubeconfig.display()
+            )),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert!(run.stdout.is_empty());
+        assert_eq!(a.sb.requests().len(), 0, "{:?}", a.sb.requests());
+        assert_eq!(b.sb.requests().len(), 0, "{:?}", b.sb.requests());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 const BENCH_STEPS: [&str; 3] = ["hostname", "cat /proc/1/status", "ps"];
 const BENCH_START: &str = "<!-- runbook-fanout:start -->";
 const BENCH_END: &str = "<!-- runbook-fanout:end -->";
@@ -725,7 +1094,7 @@ async fn benchmark_fifty_pods_three_steps_against_a_kubectl_loop() {
          `cargo test --release --test runbook -- --ignored --nocapture benchmark`, which rewrites this section.\n\n{table}\n\
          The bash loop is what a runbook does today with stock kubectl: one pod at a time, a kubectl process per call \
          (each loads the kubeconfig and does its own discovery), a polling wait for the container. \
-         Ours makes about as many API requests (per pod: the session's reads, the PATCH, the watch, one exec per step, the agent's stop and the wait for Terminated); the difference is that pods overlap (bounded by `--parallel`), one process and one connection pool serve them all, and waits are watches, not polls. Past `--parallel 10` the two CPUs starting runc containers are the limit, not the API.\n{BENCH_END}\n",
+         Ours makes somewhat fewer API requests (per pod: a GET of it, the PATCH, the watch, one exec per step, the agent's stop and the wait for Terminated; who we are and the namespace's Pod Security level once per run, not per pod), but the difference in time is elsewhere: pods overlap (bounded by `--parallel`), one process and one connection pool serve them all, and waits are watches, not polls. Past `--parallel 10` the two CPUs starting runc containers are the limit, not the API.\n{BENCH_END}\n",
         BENCH_STEPS.join("`, `"),
         std::thread::available_parallelism().map_or(0, usize::from),
         load,

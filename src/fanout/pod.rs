@@ -16,9 +16,10 @@ use kube::Api;
 use serde_json::Value;
 
 use super::Prepared;
+use super::reads::SharedReads;
 use crate::catalog::ImageChoice;
-use crate::cluster::Cluster;
-use crate::debug::{Durations, Obtained, obtain, plan};
+use crate::cluster::{Cluster, Connection};
+use crate::debug::{Durations, Obtained, obtain, plan_with};
 use crate::duration::Human;
 use crate::error::{Error, describe};
 use crate::exec::{Captured, Ending, ExecError, Remote, streamed_until};
@@ -26,9 +27,10 @@ use crate::extract::{Destination, extract};
 use crate::info::{Read, read_facts};
 use crate::interrupt::Interrupts;
 use crate::options::{DebugOptions, Mode};
+use crate::out_dir::OutDir;
 use crate::printer::{Printer, causes};
 use crate::progress::{Phase, Reporter};
-use crate::results::{OutDir, PodResult, PodStatus, StepResult, StepStatus};
+use crate::results::{PodAddress, PodResult, PodStatus, StepResult, StepStatus};
 use crate::runbook::{Action, Step};
 use crate::session::Teardown;
 use crate::spec::{AGENT, run_command};
@@ -44,7 +46,7 @@ const TIME_LIMIT: i32 = libc::SIGALRM;
 const COLLECTED_LISTED: usize = 1000;
 
 /// The whole error chain in one line, for a result's `error` or `reason`.
-fn one_line(error: &Error) -> String {
+pub(super) fn one_line(error: &Error) -> String {
     let mut text = error.to_string();
     for cause in causes(error) {
         text.push_str(": ");
@@ -55,7 +57,8 @@ fn one_line(error: &Error) -> String {
 
 pub struct Fanout<'a> {
     pub prepared: &'a Prepared,
-    pub cluster: &'a Cluster,
+    /// What every pod's plan reads that does not depend on the pod, read once per run.
+    pub reads: SharedReads,
     pub reporter: &'a Reporter,
     pub out_dir: Option<&'a OutDir>,
     /// Set on the first Ctrl-C: pods not started stay so, steps not started are skipped.
@@ -66,8 +69,7 @@ pub struct Fanout<'a> {
 
 /// Where a pod's steps run.
 struct Place<'a> {
-    namespace: &'a str,
-    pod: &'a str,
+    at: PodAddress<'a>,
     remote: Remote<'a>,
     image: &'a ImageChoice,
 }
@@ -107,12 +109,15 @@ impl Fanout<'_> {
         }
     }
 
-    /// One pod, start to teardown; never fails: what went wrong is in the result.
-    pub async fn pod(&self, index: usize, pod: Pod) -> PodResult {
+    /// One pod of the cluster `connection` names, start to teardown; never fails: what went
+    /// wrong is in the result.
+    pub async fn pod(&self, index: usize, connection: &Connection, pod: Pod) -> PodResult {
         let started = Instant::now();
         let namespace = pod.metadata.namespace.clone().unwrap_or_default();
         let name = pod.metadata.name.clone().unwrap_or_default();
+        let context = connection.context.as_deref();
         let mut result = PodResult {
+            context: connection.context.clone(),
             namespace: namespace.clone(),
             pod: name.clone(),
             container: None,
@@ -151,7 +156,7 @@ impl Fanout<'_> {
         };
         let cluster = Cluster {
             namespace: namespace.clone(),
-            ..self.cluster.clone()
+            ..connection.cluster.clone()
         };
         let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &namespace);
         // `--toolkit auto`: the toolkit that fits this pod's runtime, as a session settles it.
@@ -171,7 +176,8 @@ impl Fanout<'_> {
             }
         };
         result.image = options.image.reference();
-        let planned = match plan(&options, &cluster, &pods, &self.quiet).await {
+        let known = self.reads.surroundings(context, &cluster, &self.quiet);
+        let planned = match plan_with(&options, &cluster, &pods, known, &self.quiet).await {
             Ok(p) => p,
             Err(e) => {
                 return self.finish(index, result, PodStatus::Error, Some(one_line(&e)), started);
@@ -214,8 +220,11 @@ impl Fanout<'_> {
             ImageChoice::Custom(String::new())
         };
         let place = Place {
-            namespace: &namespace,
-            pod: &name,
+            at: PodAddress {
+                context,
+                namespace: &namespace,
+                pod: &name,
+            },
             remote: Remote {
                 pods: &pods,
                 pod: &session.pod,
@@ -462,19 +471,17 @@ impl Fanout<'_> {
         stderr: &[u8],
     ) {
         let files = match self.out_dir {
-            Some(out) => {
-                match out.write_step(place.namespace, place.pod, &r.step, stdout, stderr) {
-                    Ok(files) => Some(files),
-                    Err(e) => {
-                        let note = format!("could not write its output under --out-dir: {e}");
-                        r.reason = Some(match r.reason.take() {
-                            Some(reason) => format!("{reason}; {note}"),
-                            None => note,
-                        });
-                        None
-                    }
+            Some(out) => match out.write_step(place.at, &r.step, stdout, stderr) {
+                Ok(files) => Some(files),
+                Err(e) => {
+                    let note = format!("could not write its output under --out-dir: {e}");
+                    r.reason = Some(match r.reason.take() {
+                        Some(reason) => format!("{reason}; {note}"),
+                        None => note,
+                    });
+                    None
                 }
-            }
+            },
             None => None,
         };
         r.set_output(
@@ -515,7 +522,7 @@ impl Fanout<'_> {
         };
         let source_name = path.rsplit('/').next().unwrap_or_default();
         let destination = out
-            .collect_dir(place.namespace, place.pod, &step.name)
+            .collect_dir(place.at, &step.name)
             .and_then(|(_, dir)| Destination::resolve(&dir, source_name.as_bytes()));
         let destination = match destination {
             Ok(d) => d,

@@ -303,6 +303,43 @@ impl TestCluster {
     }
 }
 
+/// A kubeconfig with one context per `(name, cluster)`, the first the current one, each
+/// context with its own cluster entry and token user, namespace `default`. `None` stands for a
+/// cluster that does not answer: nothing listens on its port. CAs go in files next to `path`.
+pub fn write_kubeconfig(path: &Path, contexts: &[(&str, Option<&TestCluster>)]) {
+    let (mut clusters, mut users, mut named) = (String::new(), String::new(), String::new());
+    for (name, cluster) in contexts {
+        let (server, tls, token) = match cluster {
+            Some(c) => {
+                let ca = path.with_extension(format!("{name}.ca.pem"));
+                std::fs::write(&ca, c.sb.ca_pem()).expect("write the CA");
+                (
+                    c.sb.server_url().to_string(),
+                    format!("certificate-authority: {}", ca.display()),
+                    c.sb.token().to_string(),
+                )
+            }
+            None => (
+                "https://127.0.0.1:1".to_string(),
+                "insecure-skip-tls-verify: true".to_string(),
+                "unused".to_string(),
+            ),
+        };
+        clusters.push_str(&format!(
+            "- name: {name}\n  cluster:\n    server: {server}\n    {tls}\n"
+        ));
+        users.push_str(&format!("- name: {name}\n  user:\n    token: {token}\n"));
+        named.push_str(&format!(
+            "- name: {name}\n  context:\n    cluster: {name}\n    user: {name}\n    namespace: default\n"
+        ));
+    }
+    let current = contexts.first().map(|(name, _)| *name).unwrap_or_default();
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n{clusters}users:\n{users}contexts:\n{named}current-context: {current}\n"
+    );
+    std::fs::write(path, text).expect("write the kubeconfig");
+}
+
 pub async fn wait_for(what: &str, limit: Duration, check: &mut impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
