@@ -541,3 +541,27 @@ pub enum OutputFormat {
     /// One JSON object per line (with -l or `run`: one per step as it finishes).
     Jsonl,
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// `--context` is flattened into each subcommand rather than global (see [`ContextArgs`]):
+    /// a subcommand added without it would refuse `sub --context x`.
+    #[test]
+    fn every_subcommand_takes_context_after_its_name() {
+        let cli = Cli::command();
+        let mut seen = 0;
+        for sub in cli.get_subcommands() {
+            seen += 1;
+            assert!(
+                sub.get_arguments().any(|a| a.get_long() == Some("context")),
+                "`{} --context` is refused: flatten ContextArgs into its flags",
+                sub.get_name()
+            );
+        }
+        assert!(seen >= 6, "{seen} subcommands");
+    }
+}
