@@ -2,13 +2,18 @@
 //! a progress meter: the plumbing under `cp` and `snapshot`.
 //!
 //! The exec's stdout (or stdin) is bridged to a blocking thread, where the extractor, the
-//! packer or the snapshot writer do plain `Read`/`Write` file work; nothing is buffered
-//! beyond the pipes (1 MiB each way), so a copy of any size runs in constant memory.
+//! packer or the snapshot writer do plain file work; what is buffered is bounded (the 1 MiB
+//! pipes, and a download's chunks in flight), so a copy of any size runs in constant memory.
 //! kube-rs's exec pipes default to 1 KiB, which caps a download at a few MiB/s; the larger
-//! pipe is what lets the websocket frames flow. The remote's stderr is kept (bounded) for the
-//! messages: the agent names what it skipped or why it failed there.
+//! pipe is what lets the websocket frames flow.
+//!
+//! A download arrives in websocket frames of 32 KiB (what a kubelet sends). They are gathered
+//! on the runtime into chunks of 256 KiB and handed to the blocking thread whole, so that
+//! thread wakes once per chunk instead of once per frame, and the extractor writes each chunk
+//! to disk from where it lies ([`BufRead`]) with no copy in between. The remote's stderr is
+//! kept (bounded) for the messages: the agent names what it skipped or why it failed there.
 
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufRead, BufWriter, Read, Write};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,13 +21,22 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use kube::api::{AttachParams, AttachedProcess};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::sync::mpsc;
 use tokio_util::io::SyncIoBridge;
 
 use crate::exec::{ExecError, Remote, exit_code_of};
 use crate::interrupt::Interrupts;
 
 const PIPE: usize = 1 << 20;
+/// A download's unit of hand-over to the blocking thread.
+const CHUNK: usize = 256 * 1024;
+/// Chunks on their way to the blocking thread (a disk slower than the network holds the
+/// stream back once they are full).
+const CHUNKS_IN_FLIGHT: usize = 8;
+/// A chunk not yet full is handed over once the stream has been quiet this long (a remote
+/// that pauses, the last bytes before the end).
+const QUIET: Duration = Duration::from_millis(2);
 /// The remote's stderr kept for messages; the rest is dropped (the agent is terse).
 const STDERR_LIMIT: usize = 64 * 1024;
 const GRACE: Duration = Duration::from_secs(10);
@@ -64,20 +78,6 @@ struct Counted<S> {
     counter: Counter,
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        let n = buf.filled().len() - before;
-        self.counter.add(n);
-        polled
-    }
-}
-
 impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
@@ -107,7 +107,7 @@ pub async fn from_remote<T: Send + 'static>(
     command: Vec<String>,
     counter: &Counter,
     interrupts: &mut Interrupts,
-    consume: impl FnOnce(&mut dyn Read) -> T + Send + 'static,
+    consume: impl FnOnce(&mut dyn BufRead) -> T + Send + 'static,
 ) -> Result<Transferred<T>, ExecError> {
     let params = AttachParams::default()
         .container(remote.container)
@@ -126,12 +126,15 @@ pub async fn from_remote<T: Send + 'static>(
         return Err(ExecError::Session(stream_error(remote, "no stdout")));
     };
     let stderr = tokio::spawn(collect(stderr));
-    let reader = SyncIoBridge::new(Counted {
-        inner: stdout,
-        counter: counter.clone(),
-    });
+    let (chunks, received) = mpsc::channel(CHUNKS_IN_FLIGHT);
+    let (spent, reusable) = std::sync::mpsc::channel();
+    tokio::spawn(gather(stdout, counter.clone(), chunks, reusable));
     let local = tokio::task::spawn_blocking(move || {
-        let mut reader = BufReader::with_capacity(PIPE, reader);
+        let mut reader = Received {
+            chunks: received,
+            spent,
+            current: Chunk::default(),
+        };
         let result = consume(&mut reader);
         // After the end-of-archive marker only padding is left; a stream that goes on (a
         // consumer that gave up, a hostile sender) is cut off by dropping it instead.
@@ -139,6 +142,103 @@ pub async fn from_remote<T: Send + 'static>(
         result
     });
     finish(remote, attached, local, status, stderr, interrupts).await
+}
+
+/// Received bytes: `bytes[at..len]` are still to be read.
+#[derive(Default)]
+struct Chunk {
+    bytes: Vec<u8>,
+    len: usize,
+    at: usize,
+}
+
+/// Reads the exec's stdout on the runtime into chunks for [`Received`]: a chunk goes when it
+/// is full, when the stream is quiet for [`QUIET`], or at its end. Ends early when the
+/// reader is gone, dropping the stream as a dropped reader of it would.
+async fn gather(
+    mut stdout: impl AsyncRead + Unpin,
+    counter: Counter,
+    chunks: mpsc::Sender<io::Result<Chunk>>,
+    reusable: std::sync::mpsc::Receiver<Vec<u8>>,
+) {
+    loop {
+        let mut bytes = reusable.try_recv().unwrap_or_else(|_| vec![0u8; CHUNK]);
+        let mut len = 0;
+        let mut ended = false;
+        while len < CHUNK {
+            let started = len > 0;
+            let read = stdout.read(&mut bytes[len..]);
+            let quiet = async move {
+                if !started {
+                    std::future::pending().await
+                } else {
+                    tokio::time::sleep(QUIET).await
+                }
+            };
+            tokio::select! {
+                read = read => match read {
+                    Ok(0) => {
+                        ended = true;
+                        break;
+                    }
+                    Ok(n) => {
+                        counter.add(n);
+                        len += n;
+                    }
+                    Err(e) => {
+                        let _ = chunks.send(Err(e)).await;
+                        return;
+                    }
+                },
+                () = quiet => break,
+                () = chunks.closed() => return,
+            }
+        }
+        if len > 0 && chunks.send(Ok(Chunk { bytes, len, at: 0 })).await.is_err() {
+            return;
+        }
+        if ended {
+            return;
+        }
+    }
+}
+
+/// The blocking thread's side of [`gather`]: chunks read where they lie; spent ones go back
+/// to be filled again.
+struct Received {
+    chunks: mpsc::Receiver<io::Result<Chunk>>,
+    spent: std::sync::mpsc::Sender<Vec<u8>>,
+    current: Chunk,
+}
+
+impl BufRead for Received {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        while self.current.at == self.current.len {
+            let next = match self.chunks.blocking_recv() {
+                Some(next) => next?,
+                None => return Ok(&[]),
+            };
+            let done = std::mem::replace(&mut self.current, next);
+            if !done.bytes.is_empty() {
+                let _ = self.spent.send(done.bytes);
+            }
+        }
+        Ok(&self.current.bytes[self.current.at..self.current.len])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.current.at = (self.current.at + n).min(self.current.len);
+    }
+}
+
+impl Read for Received {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(buf.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
 }
 
 /// Runs `command` in the debug container with `produce` writing its stdin on a blocking
