@@ -117,7 +117,18 @@ pub fn extract_main(flags: UntarFlags) -> Status {
         }
     };
     let warn = |message: String| eprintln!("distroless-debug-agent untar: {message}");
-    match extract::extract(dest, io::stdin().lock(), warn) {
+    // Not std's stdin: its 8 KiB buffer would cut an upload into 8 KiB reads and writes.
+    let input = match io::stdin().as_fd().try_clone_to_owned() {
+        Ok(fd) => io::BufReader::with_capacity(1 << 20, std::fs::File::from(fd)),
+        Err(e) => {
+            eprintln!(
+                "distroless-debug-agent untar: reading the archive: {}",
+                archive::describe(&e)
+            );
+            return Status::Failure;
+        }
+    };
+    match extract::extract(dest, input, warn) {
         Ok(_) => Status::Success,
         Err(e) => {
             eprintln!("distroless-debug-agent untar: {e}");
