@@ -39,6 +39,7 @@ mod runbook;
 mod session;
 mod snapshot;
 mod spec;
+mod stdin_exec;
 mod target;
 mod terminal;
 mod toolkit;

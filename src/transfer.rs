@@ -13,20 +13,18 @@
 //! to disk from where it lies ([`BufRead`]) with no copy in between. The remote's stderr is
 //! kept (bounded) for the messages: the agent names what it skipped or why it failed there.
 
-use std::io::{self, BufRead, BufWriter, Read, Write};
-use std::pin::Pin;
+use std::io::{self, BufRead, Read, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use kube::api::{AttachParams, AttachedProcess};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
-use tokio_util::io::SyncIoBridge;
 
 use crate::exec::{ExecError, Remote, exit_code_of};
 use crate::interrupt::Interrupts;
+use crate::stdin_exec::StdinExec;
 
 const PIPE: usize = 1 << 20;
 /// A download's unit of hand-over to the blocking thread.
@@ -78,25 +76,15 @@ struct Counted<S> {
     counter: Counter,
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = &polled {
-            self.counter.add(*n);
-        }
-        polled
+impl<W: Write> Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.counter.add(n);
+        Ok(n)
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }
 
@@ -250,53 +238,53 @@ pub async fn to_remote<T: Send + 'static>(
     interrupts: &mut Interrupts,
     produce: impl FnOnce(&mut dyn Write) -> T + Send + 'static,
 ) -> Result<Transferred<T>, ExecError> {
-    let params = AttachParams::default()
-        .container(remote.container)
-        .stdin(true)
-        .stdout(true)
-        .stderr(true)
-        .max_stdin_buf_size(PIPE);
-    let mut attached = remote
-        .pods
-        .exec(remote.pod, command, &params)
+    let exec = StdinExec::open(remote, command)
         .await
         .map_err(ExecError::Open)?;
-    let (Some(stdin), stdout, stderr, Some(status)) = (
-        attached.stdin(),
-        attached.stdout(),
-        attached.stderr(),
-        attached.take_status(),
-    ) else {
-        return Err(ExecError::Session(stream_error(remote, "no stdin")));
-    };
-    // untar prints nothing on stdout; read it anyway so a chatty remote cannot stall.
-    let stdout = tokio::spawn(collect(stdout));
-    let stderr = tokio::spawn(async move {
-        let mut text = collect(stderr).await;
-        if let Ok(out) = stdout.await {
-            text.push_str(&out);
-        }
-        text
-    });
-    let writer = SyncIoBridge::new(Counted {
-        inner: stdin,
+    let connection = exec.output.abort_handle();
+    let status = async { exec.status.await.ok() };
+    let mut writer = Counted {
+        inner: exec.stdin,
         counter: counter.clone(),
-    });
+    };
     let local = tokio::task::spawn_blocking(move || {
-        let mut writer = BufWriter::with_capacity(PIPE, writer);
         let result = produce(&mut writer);
-        // EOF for the remote: flush, then shut the pipe (a v5 close frame follows).
-        if let Ok(mut bridge) = writer.into_inner() {
-            let _ = bridge.shutdown();
-        }
+        // EOF for the remote: the last frame, then the end of stdin (a v5 close frame).
+        let _ = writer.inner.finish();
         result
     });
-    finish(remote, attached, local, status, stderr, interrupts).await
+    finish(remote, connection, local, status, exec.output, interrupts).await
+}
+
+/// What [`finish`] does with an exec's connection: cut it off, or wait until it closes.
+trait ExecConnection {
+    fn abort(&self);
+    fn join(self) -> impl Future<Output = ()>;
+}
+
+impl ExecConnection for AttachedProcess {
+    fn abort(&self) {
+        AttachedProcess::abort(self);
+    }
+
+    async fn join(self) {
+        let _ = AttachedProcess::join(self).await;
+    }
+}
+
+/// An upload's [`StdinExec`]: its message loop ends with the exec, and its output is awaited
+/// on its own.
+impl ExecConnection for tokio::task::AbortHandle {
+    fn abort(&self) {
+        tokio::task::AbortHandle::abort(self);
+    }
+
+    async fn join(self) {}
 }
 
 async fn finish<T>(
     remote: &Remote<'_>,
-    attached: AttachedProcess,
+    attached: impl ExecConnection,
     local: tokio::task::JoinHandle<T>,
     status: impl Future<Output = Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Status>>,
     stderr: tokio::task::JoinHandle<String>,
