@@ -16,6 +16,7 @@ mod debug;
 mod duration;
 mod error;
 mod exec;
+mod exec_stream;
 mod exit;
 mod extract;
 #[cfg(test)]
@@ -39,7 +40,6 @@ mod runbook;
 mod session;
 mod snapshot;
 mod spec;
-mod stdin_exec;
 mod target;
 mod terminal;
 mod toolkit;

@@ -1,16 +1,10 @@
 //! Byte streams between the agent in the debug container and a local reader or writer, with
 //! a progress meter: the plumbing under `cp` and `snapshot`.
 //!
-//! The exec's stdout (or stdin) is bridged to a blocking thread, where the extractor, the
-//! packer or the snapshot writer do plain file work; what is buffered is bounded (the 1 MiB
-//! pipes, and a download's chunks in flight), so a copy of any size runs in constant memory.
-//! kube-rs's exec pipes default to 1 KiB, which caps a download at a few MiB/s; the larger
-//! pipe is what lets the websocket frames flow.
-//!
-//! A download arrives in websocket frames of 32 KiB (what a kubelet sends). They are gathered
-//! on the runtime into chunks of 256 KiB and handed to the blocking thread whole, so that
-//! thread wakes once per chunk instead of once per frame, and the extractor writes each chunk
-//! to disk from where it lies ([`BufRead`]) with no copy in between. The remote's stderr is
+//! The exec (our own connection, see `exec_stream.rs`) is bridged to a blocking thread, where
+//! the extractor, the packer or the snapshot writer do plain file work: a download's chunks
+//! are read where they lie ([`BufRead`]), an upload is written into stdin frames. What is
+//! buffered is bounded, so a copy of any size runs in constant memory. The remote's stderr is
 //! kept (bounded) for the messages: the agent names what it skipped or why it failed there.
 
 use std::io::{self, BufRead, Read, Write};
@@ -18,25 +12,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use kube::api::{AttachParams, AttachedProcess};
-use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::sync::mpsc;
-
 use crate::exec::{ExecError, Remote, exit_code_of};
+use crate::exec_stream::{self, Ending};
 use crate::interrupt::Interrupts;
-use crate::stdin_exec::StdinExec;
 
-const PIPE: usize = 1 << 20;
-/// A download's unit of hand-over to the blocking thread.
-const CHUNK: usize = 256 * 1024;
-/// Chunks on their way to the blocking thread (a disk slower than the network holds the
-/// stream back once they are full).
-const CHUNKS_IN_FLIGHT: usize = 8;
-/// A chunk not yet full is handed over once the stream has been quiet this long (a remote
-/// that pauses, the last bytes before the end).
-const QUIET: Duration = Duration::from_millis(2);
-/// The remote's stderr kept for messages; the rest is dropped (the agent is terse).
-const STDERR_LIMIT: usize = 64 * 1024;
 const GRACE: Duration = Duration::from_secs(10);
 
 /// How the remote side ended, once the local side is done.
@@ -76,6 +55,27 @@ struct Counted<S> {
     counter: Counter,
 }
 
+impl<R: BufRead> BufRead for Counted<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.inner.consume(n);
+        self.counter.add(n);
+    }
+}
+
+impl<R: BufRead> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(buf.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
 impl<W: Write> Write for Counted<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
@@ -97,136 +97,21 @@ pub async fn from_remote<T: Send + 'static>(
     interrupts: &mut Interrupts,
     consume: impl FnOnce(&mut dyn BufRead) -> T + Send + 'static,
 ) -> Result<Transferred<T>, ExecError> {
-    let params = AttachParams::default()
-        .container(remote.container)
-        .stdin(false)
-        .stdout(true)
-        .stderr(true)
-        .max_stdout_buf_size(PIPE);
-    let mut attached = remote
-        .pods
-        .exec(remote.pod, command, &params)
+    let (stdout, ending) = exec_stream::download(remote, command)
         .await
         .map_err(ExecError::Open)?;
-    let (Some(stdout), stderr, Some(status)) =
-        (attached.stdout(), attached.stderr(), attached.take_status())
-    else {
-        return Err(ExecError::Session(stream_error(remote, "no stdout")));
+    let mut reader = Counted {
+        inner: stdout,
+        counter: counter.clone(),
     };
-    let stderr = tokio::spawn(collect(stderr));
-    let (chunks, received) = mpsc::channel(CHUNKS_IN_FLIGHT);
-    let (spent, reusable) = std::sync::mpsc::channel();
-    tokio::spawn(gather(stdout, counter.clone(), chunks, reusable));
     let local = tokio::task::spawn_blocking(move || {
-        let mut reader = Received {
-            chunks: received,
-            spent,
-            current: Chunk::default(),
-        };
         let result = consume(&mut reader);
         // After the end-of-archive marker only padding is left; a stream that goes on (a
         // consumer that gave up, a hostile sender) is cut off by dropping it instead.
         let _ = io::copy(&mut (&mut reader).take(1 << 20), &mut io::sink());
         result
     });
-    finish(remote, attached, local, status, stderr, interrupts).await
-}
-
-/// Received bytes: `bytes[at..len]` are still to be read.
-#[derive(Default)]
-struct Chunk {
-    bytes: Vec<u8>,
-    len: usize,
-    at: usize,
-}
-
-/// Reads the exec's stdout on the runtime into chunks for [`Received`]: a chunk goes when it
-/// is full, when the stream is quiet for [`QUIET`], or at its end. Ends early when the
-/// reader is gone, dropping the stream as a dropped reader of it would.
-async fn gather(
-    mut stdout: impl AsyncRead + Unpin,
-    counter: Counter,
-    chunks: mpsc::Sender<io::Result<Chunk>>,
-    reusable: std::sync::mpsc::Receiver<Vec<u8>>,
-) {
-    loop {
-        let mut bytes = reusable.try_recv().unwrap_or_else(|_| vec![0u8; CHUNK]);
-        let mut len = 0;
-        let mut ended = false;
-        while len < CHUNK {
-            let started = len > 0;
-            let read = stdout.read(&mut bytes[len..]);
-            let quiet = async move {
-                if !started {
-                    std::future::pending().await
-                } else {
-                    tokio::time::sleep(QUIET).await
-                }
-            };
-            tokio::select! {
-                read = read => match read {
-                    Ok(0) => {
-                        ended = true;
-                        break;
-                    }
-                    Ok(n) => {
-                        counter.add(n);
-                        len += n;
-                    }
-                    Err(e) => {
-                        let _ = chunks.send(Err(e)).await;
-                        return;
-                    }
-                },
-                () = quiet => break,
-                () = chunks.closed() => return,
-            }
-        }
-        if len > 0 && chunks.send(Ok(Chunk { bytes, len, at: 0 })).await.is_err() {
-            return;
-        }
-        if ended {
-            return;
-        }
-    }
-}
-
-/// The blocking thread's side of [`gather`]: chunks read where they lie; spent ones go back
-/// to be filled again.
-struct Received {
-    chunks: mpsc::Receiver<io::Result<Chunk>>,
-    spent: std::sync::mpsc::Sender<Vec<u8>>,
-    current: Chunk,
-}
-
-impl BufRead for Received {
-    fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        while self.current.at == self.current.len {
-            let next = match self.chunks.blocking_recv() {
-                Some(next) => next?,
-                None => return Ok(&[]),
-            };
-            let done = std::mem::replace(&mut self.current, next);
-            if !done.bytes.is_empty() {
-                let _ = self.spent.send(done.bytes);
-            }
-        }
-        Ok(&self.current.bytes[self.current.at..self.current.len])
-    }
-
-    fn consume(&mut self, n: usize) {
-        self.current.at = (self.current.at + n).min(self.current.len);
-    }
-}
-
-impl Read for Received {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let available = self.fill_buf()?;
-        let n = available.len().min(buf.len());
-        buf[..n].copy_from_slice(&available[..n]);
-        self.consume(n);
-        Ok(n)
-    }
+    finish(remote, ending, local, interrupts).await
 }
 
 /// Runs `command` in the debug container with `produce` writing its stdin on a blocking
@@ -238,13 +123,11 @@ pub async fn to_remote<T: Send + 'static>(
     interrupts: &mut Interrupts,
     produce: impl FnOnce(&mut dyn Write) -> T + Send + 'static,
 ) -> Result<Transferred<T>, ExecError> {
-    let exec = StdinExec::open(remote, command)
+    let (stdin, ending) = exec_stream::upload(remote, command)
         .await
         .map_err(ExecError::Open)?;
-    let connection = exec.output.abort_handle();
-    let status = async { exec.status.await.ok() };
     let mut writer = Counted {
-        inner: exec.stdin,
+        inner: stdin,
         counter: counter.clone(),
     };
     let local = tokio::task::spawn_blocking(move || {
@@ -253,54 +136,27 @@ pub async fn to_remote<T: Send + 'static>(
         let _ = writer.inner.finish();
         result
     });
-    finish(remote, connection, local, status, exec.output, interrupts).await
-}
-
-/// What [`finish`] does with an exec's connection: cut it off, or wait until it closes.
-trait ExecConnection {
-    fn abort(&self);
-    fn join(self) -> impl Future<Output = ()>;
-}
-
-impl ExecConnection for AttachedProcess {
-    fn abort(&self) {
-        AttachedProcess::abort(self);
-    }
-
-    async fn join(self) {
-        let _ = AttachedProcess::join(self).await;
-    }
-}
-
-/// An upload's [`StdinExec`]: its message loop ends with the exec, and its output is awaited
-/// on its own.
-impl ExecConnection for tokio::task::AbortHandle {
-    fn abort(&self) {
-        tokio::task::AbortHandle::abort(self);
-    }
-
-    async fn join(self) {}
+    finish(remote, ending, local, interrupts).await
 }
 
 async fn finish<T>(
     remote: &Remote<'_>,
-    attached: impl ExecConnection,
+    ending: Ending,
     local: tokio::task::JoinHandle<T>,
-    status: impl Future<Output = Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Status>>,
-    stderr: tokio::task::JoinHandle<String>,
     interrupts: &mut Interrupts,
 ) -> Result<Transferred<T>, ExecError> {
+    let connection = ending.output.abort_handle();
     let local = tokio::select! {
         local = local => local,
         signal = interrupts.recv() => {
-            attached.abort();
+            connection.abort();
             return Ok(Transferred::Interrupted(signal));
         }
     };
     let local = match local {
         Ok(local) => local,
         Err(e) => {
-            attached.abort();
+            connection.abort();
             return Err(ExecError::Session(stream_error(
                 remote,
                 format!("the local side of the copy failed: {e}"),
@@ -308,16 +164,18 @@ async fn finish<T>(
         }
     };
     // The local side is done (or gave up): the remote ends now, or is cut off.
-    let status = tokio::time::timeout(GRACE, status).await.ok().flatten();
+    let status = tokio::time::timeout(GRACE, ending.status)
+        .await
+        .ok()
+        .and_then(Result::ok);
     if status.is_none() {
-        attached.abort();
+        connection.abort();
     }
-    let stderr = tokio::time::timeout(GRACE, stderr)
+    let stderr = tokio::time::timeout(GRACE, ending.output)
         .await
         .ok()
         .and_then(Result::ok)
         .unwrap_or_default();
-    let _ = tokio::time::timeout(GRACE, attached.join()).await;
     Ok(Transferred::Done {
         local,
         remote: RemoteEnd {
@@ -325,24 +183,6 @@ async fn finish<T>(
             stderr,
         },
     })
-}
-
-async fn collect(stream: Option<impl AsyncRead + Unpin>) -> String {
-    let Some(mut stream) = stream else {
-        return String::new();
-    };
-    let mut kept = Vec::new();
-    let mut buf = vec![0u8; 8192];
-    loop {
-        match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                let room = STDERR_LIMIT.saturating_sub(kept.len());
-                kept.extend_from_slice(&buf[..n.min(room)]);
-            }
-        }
-    }
-    String::from_utf8_lossy(&kept).into_owned()
 }
 
 fn stream_error(remote: &Remote<'_>, message: impl Into<String>) -> crate::error::Error {

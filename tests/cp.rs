@@ -276,6 +276,48 @@ async fn an_upload_the_agent_refuses_at_once_ends_with_its_reason_not_a_hang() {
     assert!(run.stderr.contains("Permission denied"), "{run:?}");
 }
 
+/// The connection is cut mid-download, without a close frame or a status: kube-rs's stdout
+/// pipe then never reached its end and the plugin waited forever.
+#[tokio::test]
+async fn a_download_cut_off_mid_stream_fails_with_the_broken_stream_not_a_hang() {
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    restricted_app(&c).await;
+    let made = c
+        .run(
+            &[
+                "-n",
+                "files",
+                "pod/web",
+                "--",
+                "sh",
+                "-c",
+                "head -c 67108864 /dev/urandom > /target/tmp/big",
+            ],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(made.code, Some(0), "{made:?}");
+    c.sb.set_faults(kube_sandbox::Faults {
+        drop_exec_after_ms: Some(100),
+        ..Default::default()
+    });
+    let s = Scratch::new("cut");
+    let argv = ["-n", "files", "cp", "pod/web:/tmp/big", &s.arg("big")];
+    let run = c.run(&argv, Duration::from_secs(30)).await;
+    c.sb.set_faults(kube_sandbox::Faults::default());
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.stderr.contains("copying /tmp/big from pod web to"),
+        "{run:?}"
+    );
+    assert!(
+        run.stderr.contains("the archive stream is broken"),
+        "{run:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_read_only_root_filesystem_is_named_with_the_writable_volume() {
     let Some(c) = support::cluster().await else {
