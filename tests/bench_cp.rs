@@ -3,9 +3,10 @@
 //! (`kubectl exec <debug container> -- cat /proc/1/root/...`), both through the same running
 //! debug container, so neither pays for adding one. Every copy is checked by sha256. Rounds
 //! alternate which tool goes first, so load that comes and goes hits both alike; each round
-//! also fetches a 1 KiB file with both, whose time is each tool's fixed cost. Prints MiB/s
-//! (medians) and the load average; run it with `tests/bench_cp.sh` (release build) and put
-//! the numbers in docs/benchmarks.md.
+//! also fetches a 1 KiB file with both, whose time is each tool's fixed cost, and sends a
+//! 256 MiB file into the target with both (`kubectl exec -i ... -- sh -c 'cat > ...'`).
+//! Prints MiB/s (medians) and the load average; run it with `tests/bench_cp.sh` (release
+//! build) and put the numbers in docs/benchmarks.md.
 
 mod support;
 
@@ -119,6 +120,59 @@ async fn fetch(
     took
 }
 
+/// Sends `local` into the target's `/tmp/NAME` with `tool`, through the running debug
+/// `container`, and checks the bytes there; the whole command's time.
+async fn send(
+    c: &support::TestCluster,
+    tool: Tool,
+    container: &str,
+    local: &PathBuf,
+    name: &str,
+    sha: &str,
+) -> Duration {
+    let started = Instant::now();
+    match tool {
+        Tool::Ours => {
+            let run = c
+                .run(
+                    &[
+                        "-n",
+                        "bench",
+                        "cp",
+                        &local.display().to_string(),
+                        &format!("pod/web:/tmp/{name}"),
+                    ],
+                    LIMIT,
+                )
+                .await;
+            assert_eq!(run.code, Some(0), "{run:?}");
+        }
+        Tool::Kubectl => {
+            let mut kubectl = c.sb.kubectl();
+            kubectl
+                .args(["-n", "bench", "exec", "-i", "web", "-c", container, "--"])
+                .args(["sh", "-c", &format!("cat > /proc/1/root/tmp/{name}")])
+                .stdin(std::fs::File::open(local).unwrap());
+            let status = tokio::process::Command::from(kubectl)
+                .status()
+                .await
+                .expect("kubectl runs");
+            assert!(status.success(), "kubectl exec -i cat: {status:?}");
+        }
+    }
+    let took = started.elapsed();
+    let mut check = c.sb.kubectl();
+    check.args(["-n", "bench", "exec", "web", "-c", container, "--"]);
+    check.args(["sha256sum", &format!("/proc/1/root/tmp/{name}")]);
+    let out = tokio::process::Command::from(check)
+        .output()
+        .await
+        .expect("kubectl runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.split_whitespace().next(), Some(sha), "byte for byte");
+    took
+}
+
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -190,8 +244,16 @@ async fn copy_256_mib_out_of_the_target_ours_beside_kubectl_exec_cat() {
     std::fs::create_dir_all(&dir).unwrap();
     let bytes = SIZE_MIB << 20;
     let load = load_average();
+    let upload = dir.join("upload");
+    std::io::copy(
+        &mut std::io::Read::take(std::fs::File::open("/dev/urandom").unwrap(), bytes),
+        &mut std::fs::File::create(&upload).unwrap(),
+    )
+    .unwrap();
+    let upload_sha = sha256_file(&upload);
     let mut big = [Vec::new(), Vec::new()];
     let mut small = [Vec::new(), Vec::new()];
+    let mut up = [Vec::new(), Vec::new()];
     for round in 0..ROUNDS {
         // Alternate who goes first, so load that comes and goes hits both alike.
         let order = if round % 2 == 0 {
@@ -205,13 +267,19 @@ async fn copy_256_mib_out_of_the_target_ours_beside_kubectl_exec_cat() {
             big[i].push(fetch(&c, tool, &container, "big", &out, big_sha).await);
             small[i].push(fetch(&c, tool, &container, "small", &out, small_sha).await);
         }
+        for tool in order {
+            let name = format!("up-{}", tool as usize);
+            up[tool as usize].push(send(&c, tool, &container, &upload, &name, &upload_sha).await);
+        }
         println!(
-            "BENCH round {}: ours {:.1} MiB/s ({:.2} s), kubectl {:.1} MiB/s ({:.2} s)",
+            "BENCH round {}: out: ours {:.1} MiB/s ({:.2} s), kubectl {:.1} MiB/s ({:.2} s); in: ours {:.1} MiB/s, kubectl {:.1} MiB/s",
             round + 1,
             mib_per_s(bytes, big[0][round]),
             big[0][round].as_secs_f64(),
             mib_per_s(bytes, big[1][round]),
             big[1][round].as_secs_f64(),
+            mib_per_s(bytes, up[0][round]),
+            mib_per_s(bytes, up[1][round]),
         );
     }
     let _ = holder.kill().await;
@@ -226,6 +294,13 @@ async fn copy_256_mib_out_of_the_target_ours_beside_kubectl_exec_cat() {
         fixed(1) * 1000.0,
         streaming(0),
         streaming(1),
+    );
+    let up_rate = |i: usize| median(up[i].iter().map(|t| mib_per_s(bytes, *t)).collect());
+    println!(
+        "BENCH cp {SIZE_MIB} MiB into the target, median of {ROUNDS}: ours {:.1} MiB/s, kubectl exec -i sh -c 'cat > ...' {:.1} MiB/s (ratio {:.2})",
+        up_rate(0),
+        up_rate(1),
+        up_rate(0) / up_rate(1),
     );
     let (ours, theirs) = (rate(0), rate(1));
     println!(
