@@ -18,7 +18,7 @@
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -140,8 +140,9 @@ enum Top {
 
 /// Extracts `input` below `dest`. `prefix` is the archive name of the copied path (the
 /// remote path without its leading `/`; empty for `/`): every entry must be it or below it.
+/// File data is written from `input`'s own buffer, where it lies, in the pieces it holds.
 pub fn extract(
-    input: impl Read,
+    input: impl BufRead,
     prefix: &[u8],
     dest: &Destination,
     warn: &mut dyn FnMut(String),
@@ -155,7 +156,6 @@ pub fn extract(
     let mut top: Option<Top> = None;
     let mut dirs: Vec<PendingDir> = Vec::new();
     let mut refused_links: Vec<Vec<Vec<u8>>> = Vec::new();
-    let mut buf = vec![0u8; 256 * 1024];
 
     while let Some(entry) = reader.next_entry().map_err(ExtractError::Archive)? {
         let shown = String::from_utf8_lossy(&entry.name).into_owned();
@@ -201,14 +201,7 @@ pub fn extract(
                             return Err(refuse("a file cannot replace a directory".into()));
                         };
                         let path = dest.path.clone();
-                        write_file(
-                            dest.parent.as_fd(),
-                            name,
-                            &entry,
-                            &mut reader,
-                            &mut buf,
-                            &path,
-                        )?;
+                        write_file(dest.parent.as_fd(), name, &entry, &mut reader, &path)?;
                         stats.files += 1;
                         stats.bytes += entry.size;
                         top = Some(Top::File);
@@ -267,7 +260,7 @@ pub fn extract(
                 stats.directories += 1;
             }
             Kind::File => {
-                write_file(parent.as_fd(), last, &entry, &mut reader, &mut buf, &local)?;
+                write_file(parent.as_fd(), last, &entry, &mut reader, &local)?;
                 stats.files += 1;
                 stats.bytes += entry.size;
             }
@@ -401,8 +394,7 @@ fn write_file(
     parent: BorrowedFd<'_>,
     name: &[u8],
     entry: &Entry,
-    reader: &mut Reader<impl Read>,
-    buf: &mut [u8],
+    reader: &mut Reader<impl BufRead>,
     local: &Path,
 ) -> Result<(), ExtractError> {
     let write_err = |error: io::Error| ExtractError::Write {
@@ -420,13 +412,15 @@ fn write_file(
     let mut file = File::from(fd);
     let mut data = reader.data();
     loop {
-        let n = match data.read(buf) {
-            Ok(0) => break,
-            Ok(n) => n,
+        let piece = match data.fill_buf() {
+            Ok([]) => break,
+            Ok(piece) => piece,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(ExtractError::Archive(e)),
         };
-        file.write_all(&buf[..n]).map_err(write_err)?;
+        file.write_all(piece).map_err(write_err)?;
+        let n = piece.len();
+        data.consume(n);
     }
     // Set-id bits are dropped: a downloaded binary must not become set-id locally.
     rustix::fs::fchmod(&file, Mode::from_raw_mode(entry.mode & 0o777))

@@ -16,6 +16,7 @@ mod debug;
 mod duration;
 mod error;
 mod exec;
+mod exec_stream;
 mod exit;
 mod extract;
 #[cfg(test)]

@@ -1,30 +1,21 @@
 //! Byte streams between the agent in the debug container and a local reader or writer, with
 //! a progress meter: the plumbing under `cp` and `snapshot`.
 //!
-//! The exec's stdout (or stdin) is bridged to a blocking thread, where the extractor, the
-//! packer or the snapshot writer do plain `Read`/`Write` file work; nothing is buffered
-//! beyond the pipes (1 MiB each way), so a copy of any size runs in constant memory.
-//! kube-rs's exec pipes default to 1 KiB, which caps a download at a few MiB/s; the larger
-//! pipe is what lets the websocket frames flow. The remote's stderr is kept (bounded) for the
-//! messages: the agent names what it skipped or why it failed there.
+//! The exec (our own connection, see `exec_stream.rs`) is bridged to a blocking thread, where
+//! the extractor, the packer or the snapshot writer do plain file work: a download's chunks
+//! are read where they lie ([`BufRead`]), an upload is written into stdin frames. What is
+//! buffered is bounded, so a copy of any size runs in constant memory. The remote's stderr is
+//! kept (bounded) for the messages: the agent names what it skipped or why it failed there.
 
-use std::io::{self, BufReader, BufWriter, Read, Write};
-use std::pin::Pin;
+use std::io::{self, BufRead, Read, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use kube::api::{AttachParams, AttachedProcess};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
-use tokio_util::io::SyncIoBridge;
-
 use crate::exec::{ExecError, Remote, exit_code_of};
+use crate::exec_stream::{self, Ending};
 use crate::interrupt::Interrupts;
 
-const PIPE: usize = 1 << 20;
-/// The remote's stderr kept for messages; the rest is dropped (the agent is terse).
-const STDERR_LIMIT: usize = 64 * 1024;
 const GRACE: Duration = Duration::from_secs(10);
 
 /// How the remote side ended, once the local side is done.
@@ -64,39 +55,36 @@ struct Counted<S> {
     counter: Counter,
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        let n = buf.filled().len() - before;
+impl<R: BufRead> BufRead for Counted<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.inner.consume(n);
         self.counter.add(n);
-        polled
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = &polled {
-            self.counter.add(*n);
-        }
-        polled
+impl<R: BufRead> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(buf.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<W: Write> Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.counter.add(n);
+        Ok(n)
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }
 
@@ -107,38 +95,23 @@ pub async fn from_remote<T: Send + 'static>(
     command: Vec<String>,
     counter: &Counter,
     interrupts: &mut Interrupts,
-    consume: impl FnOnce(&mut dyn Read) -> T + Send + 'static,
+    consume: impl FnOnce(&mut dyn BufRead) -> T + Send + 'static,
 ) -> Result<Transferred<T>, ExecError> {
-    let params = AttachParams::default()
-        .container(remote.container)
-        .stdin(false)
-        .stdout(true)
-        .stderr(true)
-        .max_stdout_buf_size(PIPE);
-    let mut attached = remote
-        .pods
-        .exec(remote.pod, command, &params)
+    let (stdout, ending) = exec_stream::download(remote, command)
         .await
         .map_err(ExecError::Open)?;
-    let (Some(stdout), stderr, Some(status)) =
-        (attached.stdout(), attached.stderr(), attached.take_status())
-    else {
-        return Err(ExecError::Session(stream_error(remote, "no stdout")));
-    };
-    let stderr = tokio::spawn(collect(stderr));
-    let reader = SyncIoBridge::new(Counted {
+    let mut reader = Counted {
         inner: stdout,
         counter: counter.clone(),
-    });
+    };
     let local = tokio::task::spawn_blocking(move || {
-        let mut reader = BufReader::with_capacity(PIPE, reader);
         let result = consume(&mut reader);
         // After the end-of-archive marker only padding is left; a stream that goes on (a
         // consumer that gave up, a hostile sender) is cut off by dropping it instead.
         let _ = io::copy(&mut (&mut reader).take(1 << 20), &mut io::sink());
         result
     });
-    finish(remote, attached, local, status, stderr, interrupts).await
+    finish(remote, ending, local, interrupts).await
 }
 
 /// Runs `command` in the debug container with `produce` writing its stdin on a blocking
@@ -150,69 +123,52 @@ pub async fn to_remote<T: Send + 'static>(
     interrupts: &mut Interrupts,
     produce: impl FnOnce(&mut dyn Write) -> T + Send + 'static,
 ) -> Result<Transferred<T>, ExecError> {
-    let params = AttachParams::default()
-        .container(remote.container)
-        .stdin(true)
-        .stdout(true)
-        .stderr(true)
-        .max_stdin_buf_size(PIPE);
-    let mut attached = remote
-        .pods
-        .exec(remote.pod, command, &params)
+    let (stdin, ending) = exec_stream::upload(remote, command)
         .await
         .map_err(ExecError::Open)?;
-    let (Some(stdin), stdout, stderr, Some(status)) = (
-        attached.stdin(),
-        attached.stdout(),
-        attached.stderr(),
-        attached.take_status(),
-    ) else {
-        return Err(ExecError::Session(stream_error(remote, "no stdin")));
-    };
-    // untar prints nothing on stdout; read it anyway so a chatty remote cannot stall.
-    let stdout = tokio::spawn(collect(stdout));
-    let stderr = tokio::spawn(async move {
-        let mut text = collect(stderr).await;
-        if let Ok(out) = stdout.await {
-            text.push_str(&out);
-        }
-        text
-    });
-    let writer = SyncIoBridge::new(Counted {
+    let mut writer = Counted {
         inner: stdin,
         counter: counter.clone(),
-    });
+    };
     let local = tokio::task::spawn_blocking(move || {
-        let mut writer = BufWriter::with_capacity(PIPE, writer);
         let result = produce(&mut writer);
-        // EOF for the remote: flush, then shut the pipe (a v5 close frame follows).
-        if let Ok(mut bridge) = writer.into_inner() {
-            let _ = bridge.shutdown();
-        }
+        // EOF for the remote: the last frame, then the end of stdin (a v5 close frame).
+        let _ = writer.inner.finish();
         result
     });
-    finish(remote, attached, local, status, stderr, interrupts).await
+    finish(remote, ending, local, interrupts).await
+}
+
+/// Cuts the exec's connection off when dropped: a transfer whose future is dropped before
+/// its end (a runbook step past its time limit) stops streaming into a copy nobody waits
+/// for, as dropping kube-rs's `AttachedProcess` did. At the end it finds the loop done.
+struct CutOff(tokio::task::AbortHandle);
+
+impl Drop for CutOff {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 async fn finish<T>(
     remote: &Remote<'_>,
-    attached: AttachedProcess,
+    ending: Ending,
     local: tokio::task::JoinHandle<T>,
-    status: impl Future<Output = Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Status>>,
-    stderr: tokio::task::JoinHandle<String>,
     interrupts: &mut Interrupts,
 ) -> Result<Transferred<T>, ExecError> {
+    let connection = ending.output.abort_handle();
+    let _cut_off = CutOff(connection.clone());
     let local = tokio::select! {
         local = local => local,
         signal = interrupts.recv() => {
-            attached.abort();
+            connection.abort();
             return Ok(Transferred::Interrupted(signal));
         }
     };
     let local = match local {
         Ok(local) => local,
         Err(e) => {
-            attached.abort();
+            connection.abort();
             return Err(ExecError::Session(stream_error(
                 remote,
                 format!("the local side of the copy failed: {e}"),
@@ -220,16 +176,18 @@ async fn finish<T>(
         }
     };
     // The local side is done (or gave up): the remote ends now, or is cut off.
-    let status = tokio::time::timeout(GRACE, status).await.ok().flatten();
+    let status = tokio::time::timeout(GRACE, ending.status)
+        .await
+        .ok()
+        .and_then(Result::ok);
     if status.is_none() {
-        attached.abort();
+        connection.abort();
     }
-    let stderr = tokio::time::timeout(GRACE, stderr)
+    let stderr = tokio::time::timeout(GRACE, ending.output)
         .await
         .ok()
         .and_then(Result::ok)
         .unwrap_or_default();
-    let _ = tokio::time::timeout(GRACE, attached.join()).await;
     Ok(Transferred::Done {
         local,
         remote: RemoteEnd {
@@ -237,24 +195,6 @@ async fn finish<T>(
             stderr,
         },
     })
-}
-
-async fn collect(stream: Option<impl AsyncRead + Unpin>) -> String {
-    let Some(mut stream) = stream else {
-        return String::new();
-    };
-    let mut kept = Vec::new();
-    let mut buf = vec![0u8; 8192];
-    loop {
-        match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                let room = STDERR_LIMIT.saturating_sub(kept.len());
-                kept.extend_from_slice(&buf[..n.min(room)]);
-            }
-        }
-    }
-    String::from_utf8_lossy(&kept).into_owned()
 }
 
 fn stream_error(remote: &Remote<'_>, message: impl Into<String>) -> crate::error::Error {

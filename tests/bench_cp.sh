@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Benchmark: a 256 MiB file out of a distroless target, our `cp` beside `kubectl exec ... cat`,
-# against the sandbox cluster (needs root and runc), release build. Prints the BENCH line;
+# Benchmark: a 256 MiB file out of (and into) a distroless target, our `cp` beside `kubectl exec`,
+# against the sandbox cluster (needs root and runc), release build. Prints the BENCH lines;
 # the numbers go into docs/benchmarks.md by hand, with the machine they were taken on.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -255,6 +255,69 @@ async fn a_tree_round_trips_with_modes_and_symlinks_and_uploads_write_as_the_tar
     assert!(run.stderr.contains("uid 65532"), "{run:?}");
 }
 
+/// The agent refuses the first entry and exits while most of a large upload is still on its
+/// way: kube-rs's stdin pipe then stopped being read and the plugin waited forever.
+#[tokio::test]
+async fn an_upload_the_agent_refuses_at_once_ends_with_its_reason_not_a_hang() {
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    restricted_app(&c).await;
+    let s = Scratch::new("refused");
+    std::fs::write(s.path("big"), vec![0x5a; 64 << 20]).unwrap();
+    let argv = ["-n", "files", "cp", &s.arg("big"), "pod/web:/etc/"];
+    let run = c.run(&argv, Duration::from_secs(30)).await;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("could not write /etc/big in container app of pod web"),
+        "{run:?}"
+    );
+    assert!(run.stderr.contains("Permission denied"), "{run:?}");
+}
+
+/// The connection is cut mid-download, without a close frame or a status: kube-rs's stdout
+/// pipe then never reached its end and the plugin waited forever.
+#[tokio::test]
+async fn a_download_cut_off_mid_stream_fails_with_the_broken_stream_not_a_hang() {
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    restricted_app(&c).await;
+    let made = c
+        .run(
+            &[
+                "-n",
+                "files",
+                "pod/web",
+                "--",
+                "sh",
+                "-c",
+                "head -c 67108864 /dev/urandom > /target/tmp/big",
+            ],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(made.code, Some(0), "{made:?}");
+    c.sb.set_faults(kube_sandbox::Faults {
+        drop_exec_after_ms: Some(100),
+        ..Default::default()
+    });
+    let s = Scratch::new("cut");
+    let argv = ["-n", "files", "cp", "pod/web:/tmp/big", &s.arg("big")];
+    let run = c.run(&argv, Duration::from_secs(30)).await;
+    c.sb.set_faults(kube_sandbox::Faults::default());
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.stderr.contains("copying /tmp/big from pod web to"),
+        "{run:?}"
+    );
+    assert!(
+        run.stderr.contains("the archive stream is broken"),
+        "{run:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_read_only_root_filesystem_is_named_with_the_writable_volume() {
     let Some(c) = support::cluster().await else {

@@ -470,6 +470,54 @@ async fn a_step_past_its_time_limit_and_a_failure_that_stops_the_rest() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A `collect` past its time limit stops writing: its transfer is cut off, not left streaming
+/// the rest of the file into the output directory while later steps run.
+#[tokio::test]
+async fn a_collect_past_its_time_limit_writes_no_more() {
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    c.namespace("cut", None).await;
+    fleet(&c, "cut", "big", 1).await;
+    let dir = scratch("cut");
+    let size: u64 = 128 << 20;
+    let runbook = write(
+        &dir,
+        "cut.yaml",
+        &format!(
+            "name: cut\nsteps:\n  - name: make\n    run: [\"sh\", \"-c\", \"head -c {size} /dev/zero > /target/tmp/big\"]\n  - name: grab\n    collect: /tmp/big\n    timeout: 100ms\n    allow_failure: true\n  - name: after\n    run: sleep 5\n"
+        ),
+    );
+    let out = dir.join("out");
+    let out_arg = out.display().to_string();
+    let run = c
+        .run(
+            &[
+                "run",
+                &runbook,
+                "pod/big-1",
+                "-n",
+                "cut",
+                "-o",
+                "json",
+                "--out-dir",
+                &out_arg,
+            ],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let doc = document(&run);
+    let pod = &doc["pods"][0];
+    assert_eq!(step(pod, "grab")["status"], "timed_out", "{pod}");
+    let copied = std::fs::metadata(out.join("cut/big-1/grab/big")).map_or(0, |m| m.len());
+    assert!(
+        copied < size,
+        "{copied} bytes: the copy went on after its time limit"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Runbooks that cannot run are refused before the cluster hears anything (no node needed).
 #[tokio::test]
 async fn invalid_runbooks_fail_before_any_request() {

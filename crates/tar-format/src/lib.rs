@@ -7,7 +7,7 @@
 //! debug container (`tar`, `untar`), the plugin reads it (`cp` downloads, `snapshot`) and
 //! writes it (`cp` uploads). Streaming only: nothing is held in memory beyond one header.
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 
 pub const BLOCK: usize = 512;
 
@@ -364,6 +364,32 @@ impl<R: Read> Read for DataReader<'_, R> {
     }
 }
 
+/// Over a buffered input, the data can be taken where it lies (`fill_buf`/`consume`) instead
+/// of being copied out first: a download writes from the received chunks straight to disk.
+impl<R: BufRead> BufRead for DataReader<'_, R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        let unread = self.reader.unread;
+        if unread == 0 {
+            return Ok(&[]);
+        }
+        let buf = self.reader.inner.fill_buf()?;
+        if buf.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "archive ends inside a file",
+            ));
+        }
+        let max = buf.len().min(usize::try_from(unread).unwrap_or(usize::MAX));
+        Ok(&buf[..max])
+    }
+
+    fn consume(&mut self, n: usize) {
+        let n = n.min(usize::try_from(self.reader.unread).unwrap_or(usize::MAX));
+        self.reader.inner.consume(n);
+        self.reader.unread -= n as u64;
+    }
+}
+
 fn padding_of(size: u64) -> u64 {
     (BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64
 }
@@ -547,6 +573,42 @@ mod tests {
         let bytes = archive(&entries);
         assert_eq!(bytes.len() % BLOCK, 0);
         assert_eq!(read_all(&bytes), entries);
+    }
+
+    #[test]
+    fn data_taken_where_it_lies_stops_at_the_entry_and_at_a_cut() {
+        let entries = vec![
+            (entry("a", Kind::File, 700), vec![1u8; 700]),
+            (entry("b", Kind::File, 5), b"hello".to_vec()),
+        ];
+        let bytes = archive(&entries);
+        // A 100-byte buffer: the slices straddle headers, data and padding.
+        let mut reader = Reader::new(io::BufReader::with_capacity(100, &bytes[..]));
+        let mut got = Vec::new();
+        while let Some(e) = reader.next_entry().unwrap() {
+            let mut data = Vec::new();
+            let mut taking = reader.data();
+            loop {
+                let slice = taking.fill_buf().unwrap();
+                if slice.is_empty() {
+                    break;
+                }
+                let n = slice.len().min(64);
+                data.extend_from_slice(&slice[..n]);
+                taking.consume(n);
+            }
+            got.push((e, data));
+        }
+        assert_eq!(got, entries);
+
+        let mut cut = Reader::new(&bytes[..BLOCK + 300]);
+        cut.next_entry().unwrap();
+        let mut taking = cut.data();
+        let n = taking.fill_buf().unwrap().len();
+        assert_eq!(n, 300);
+        taking.consume(n);
+        let err = taking.fill_buf().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
     }
 
     #[test]

@@ -311,3 +311,23 @@ pub fn read_only_fs(fd: BorrowedFd<'_>) -> io::Result<bool> {
     check(unsafe { libc::fstatvfs(fd.as_raw_fd(), &mut st) })?;
     Ok(st.f_flag & libc::ST_RDONLY != 0)
 }
+
+/// `sendfile(2)` of up to `count` bytes from `file` (at and advancing its own offset) to
+/// `out`: the kernel moves page-cache pages into a pipe or socket without a copy through us.
+pub fn sendfile(out: BorrowedFd<'_>, file: BorrowedFd<'_>, count: usize) -> io::Result<usize> {
+    // SAFETY: both descriptors are open for the duration of the call; a null offset pointer
+    // means "use and update the file's own offset", so no memory of ours is touched.
+    let n = unsafe {
+        libc::sendfile(
+            out.as_raw_fd(),
+            file.as_raw_fd(),
+            std::ptr::null_mut(),
+            count,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}

@@ -5,11 +5,15 @@
 //! directory descriptors only (`openat`/`fstatat` with `O_NOFOLLOW`): symlinks inside a
 //! directory are archived as symlinks, never followed, so nothing outside the root can be
 //! reached by a link planted in it.
+//!
+//! File data goes out by `sendfile(2)` when the output takes it (stdout as a pipe or socket,
+//! which is what an exec gives us): the kernel moves the page-cache pages into the pipe, so a
+//! large download costs the agent no copy through userspace, as `cat` costs busybox none.
 
 use std::collections::HashMap;
 use std::ffi::CStr;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use super::format::{self, Entry, Kind};
@@ -27,7 +31,81 @@ pub struct Stats {
     pub unreadable: u64,
 }
 
-pub struct Archiver<'r, W: Write> {
+/// Where an archive goes: headers and padding are written; file data may be handed over
+/// with [`Sink::send_file`] instead.
+pub trait Sink: Write {
+    /// Moves up to `count` bytes of `file`, from its current offset, to the output after all
+    /// that was written before. `None`: this output cannot, so the data is copied instead.
+    fn send_file(&mut self, _file: &File, _count: usize) -> Option<io::Result<usize>> {
+        None
+    }
+}
+
+impl Sink for Vec<u8> {}
+
+impl<S: Sink + ?Sized> Sink for &mut S {
+    fn send_file(&mut self, file: &File, count: usize) -> Option<io::Result<usize>> {
+        (**self).send_file(file, count)
+    }
+}
+
+/// A descriptor as an archive's output (the agent's stdout): headers through a 1 MiB buffer
+/// (not std's line-buffered stdout, which would split every write at its last newline), file
+/// data by `sendfile(2)` until the kernel says this descriptor cannot take it.
+pub struct FdSink {
+    out: BufWriter<File>,
+    sendfile: bool,
+}
+
+impl FdSink {
+    pub fn new(fd: OwnedFd) -> FdSink {
+        FdSink {
+            out: BufWriter::with_capacity(1 << 20, File::from(fd)),
+            sendfile: true,
+        }
+    }
+}
+
+impl Write for FdSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.out.write(buf)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.out.write_all(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+impl Sink for FdSink {
+    fn send_file(&mut self, file: &File, count: usize) -> Option<io::Result<usize>> {
+        if !self.sendfile {
+            return None;
+        }
+        if let Err(e) = self.out.flush() {
+            return Some(Err(e));
+        }
+        match sys::sendfile(self.out.get_ref().as_fd(), file.as_fd(), count) {
+            // The output (a tty, a file opened for appending) or the file's filesystem does
+            // not do it: copy from now on.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)
+                ) =>
+            {
+                self.sendfile = false;
+                None
+            }
+            other => Some(other),
+        }
+    }
+}
+
+pub struct Archiver<'r, W: Sink> {
     root: &'r Root,
     out: W,
     excludes: Vec<Vec<u8>>,
@@ -49,7 +127,7 @@ enum Object {
     Other,
 }
 
-impl<'r, W: Write> Archiver<'r, W> {
+impl<'r, W: Sink> Archiver<'r, W> {
     pub fn new(
         root: &'r Root,
         out: W,
@@ -210,11 +288,30 @@ impl<'r, W: Write> Archiver<'r, W> {
     fn copy_data(&mut self, mut file: File, size: u64, shown: &str) -> Result<(), OutputError> {
         let mut left = size;
         let mut failure = None;
+        // Any error of sendfile (the file's or the output's) is left to the copy below to
+        // meet again and report as it always does.
+        let mut direct = true;
         while left > 0 {
             let want = self
                 .buf
                 .len()
                 .min(usize::try_from(left).unwrap_or(usize::MAX));
+            if direct {
+                match self.out.send_file(&file, want) {
+                    Some(Ok(0)) => {
+                        failure = Some(format!(
+                            "{shown}: file shrank while archived; padded with zeros"
+                        ));
+                        break;
+                    }
+                    Some(Ok(n)) => {
+                        left -= n as u64;
+                        continue;
+                    }
+                    Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Some(Err(_)) | None => direct = false,
+                }
+            }
             match file.read(&mut self.buf[..want]) {
                 Ok(0) => {
                     failure = Some(format!(

@@ -9,7 +9,7 @@
 
 use std::ffi::CString;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, BufRead, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, SystemTime};
 
@@ -59,7 +59,7 @@ struct PendingDir {
 
 pub fn extract(
     dest: OwnedFd,
-    input: impl Read,
+    input: impl BufRead,
     mut warn: impl FnMut(String),
 ) -> Result<Stats, ExtractError> {
     let mut reader = Reader::new(input);
@@ -125,14 +125,13 @@ pub fn extract(
                 )
                 .map_err(write_err)?;
                 let mut file = File::from(fd);
-                let copied = io::copy(&mut reader.data(), &mut file).map_err(|e| {
+                stats.bytes += copy_data(&mut reader, &mut file).map_err(|e| {
                     if e.kind() == io::ErrorKind::UnexpectedEof {
                         ExtractError::Archive(e)
                     } else {
                         write_err(e)
                     }
                 })?;
-                stats.bytes += copied;
                 // chown before chmod: chown clears set-id bits.
                 let _ = std::os::unix::fs::fchown(
                     &file,
@@ -265,6 +264,25 @@ fn open_dirs(dest: BorrowedFd<'_>, parts: &[Vec<u8>], create: bool) -> Result<Ow
 
 /// Makes room for a new file, symlink or link: an existing non-directory is replaced (as
 /// tar does), a directory is an error.
+/// The current entry's data into `file`, written from the input's buffer as it lies (in
+/// pieces as large as the pipe delivers, not std's 8 KiB copy buffer).
+fn copy_data(reader: &mut Reader<impl BufRead>, file: &mut File) -> io::Result<u64> {
+    let mut data = reader.data();
+    let mut copied = 0;
+    loop {
+        let piece = match data.fill_buf() {
+            Ok([]) => return Ok(copied),
+            Ok(piece) => piece,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        file.write_all(piece)?;
+        let n = piece.len();
+        data.consume(n);
+        copied += n as u64;
+    }
+}
+
 fn remove_non_dir(parent: BorrowedFd<'_>, name: &CString) -> io::Result<()> {
     match sys::fstatat(parent, name, libc::AT_SYMLINK_NOFOLLOW) {
         Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => {

@@ -16,7 +16,8 @@ pub use tar_format as format;
 #[cfg(test)]
 mod tests;
 
-use std::io::{self, BufWriter};
+use std::io;
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
@@ -53,8 +54,17 @@ pub fn archive_main(flags: TarFlags) -> Status {
         .iter()
         .map(|e| e.as_os_str().as_bytes().to_vec())
         .collect();
-    let stdout = io::stdout().lock();
-    let out = BufWriter::with_capacity(1 << 20, stdout);
+    // A duplicate of fd 1: the archive bypasses std's line-buffered stdout entirely.
+    let out = match io::stdout().as_fd().try_clone_to_owned() {
+        Ok(fd) => archive::FdSink::new(fd),
+        Err(e) => {
+            eprintln!(
+                "distroless-debug-agent tar: writing the archive: {}",
+                archive::describe(&e)
+            );
+            return Status::Failure;
+        }
+    };
     let warn = |message: String| eprintln!("distroless-debug-agent tar: {message}");
     let mut archiver = archive::Archiver::new(&root, out, &excludes, warn);
     for path in &flags.paths {
@@ -107,7 +117,18 @@ pub fn extract_main(flags: UntarFlags) -> Status {
         }
     };
     let warn = |message: String| eprintln!("distroless-debug-agent untar: {message}");
-    match extract::extract(dest, io::stdin().lock(), warn) {
+    // Not std's stdin: its 8 KiB buffer would cut an upload into 8 KiB reads and writes.
+    let input = match io::stdin().as_fd().try_clone_to_owned() {
+        Ok(fd) => io::BufReader::with_capacity(1 << 20, std::fs::File::from(fd)),
+        Err(e) => {
+            eprintln!(
+                "distroless-debug-agent untar: reading the archive: {}",
+                archive::describe(&e)
+            );
+            return Status::Failure;
+        }
+    };
+    match extract::extract(dest, input, warn) {
         Ok(_) => Status::Success,
         Err(e) => {
             eprintln!("distroless-debug-agent untar: {e}");

@@ -6,7 +6,7 @@ use std::io::Cursor;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
-use super::archive::{Archiver, Stats};
+use super::archive::{Archiver, FdSink, Stats};
 use super::extract::{self, ExtractError};
 use super::format::{self, Entry, Kind};
 use super::resolve::{Resolver, Root, tests::tree};
@@ -81,6 +81,67 @@ fn command_line_paths_follow_the_targets_symlinks_inside_the_root() {
         );
         assert_eq!(stats.entries, 3);
     }
+    fs::remove_dir_all(base).unwrap();
+}
+
+/// A tree with file sizes around the 512-byte block and over the 1 MiB copy buffer, and a
+/// hard link, archived through `sink`.
+fn tar_through(root: &Root, sink: FdSink) {
+    let mut archiver = Archiver::new(root, sink, &[], |_| {});
+    archiver.add_path(b"/").unwrap();
+    archiver.finish().unwrap();
+}
+
+fn sized_tree(name: &str) -> PathBuf {
+    let base = tree(name);
+    let root = base.join("root");
+    for (file, size) in [
+        ("empty", 0),
+        ("block", 512),
+        ("odd", 513),
+        ("big", 3 << 20 | 7),
+    ] {
+        let data: Vec<u8> = (0..size)
+            .map(|i: u32| (i.wrapping_mul(7) % 251) as u8)
+            .collect();
+        fs::write(root.join(file), data).unwrap();
+    }
+    fs::hard_link(root.join("odd"), root.join("odd-again")).unwrap();
+    base
+}
+
+#[test]
+fn file_data_sent_into_a_pipe_by_sendfile_is_the_archive_a_copy_makes() {
+    let base = sized_tree("tar-sendfile");
+    let root = Root::open(&base.join("root")).unwrap();
+    let (copied, _, _) = tar_of(&root, &["/"]);
+    let (mut reader, writer) = std::io::pipe().unwrap();
+    let reading = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        std::io::Read::read_to_end(&mut reader, &mut all).unwrap();
+        all
+    });
+    tar_through(&root, FdSink::new(writer.into()));
+    let sent = reading.join().unwrap();
+    assert!(copied.len() > 3 << 20);
+    assert!(sent == copied, "the same archive, byte for byte");
+    fs::remove_dir_all(base).unwrap();
+}
+
+#[test]
+fn an_output_sendfile_refuses_gets_the_data_copied() {
+    // sendfile(2) refuses a file opened for appending (EINVAL).
+    let base = sized_tree("tar-append");
+    let root = Root::open(&base.join("root")).unwrap();
+    let (copied, _, _) = tar_of(&root, &["/"]);
+    let out = base.join("out.tar");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&out)
+        .unwrap();
+    tar_through(&root, FdSink::new(file.into()));
+    assert!(fs::read(&out).unwrap() == copied, "the same archive");
     fs::remove_dir_all(base).unwrap();
 }
 
