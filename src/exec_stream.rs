@@ -277,11 +277,7 @@ impl BufRead for Received {
 
 impl Read for Received {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let available = self.fill_buf()?;
-        let n = available.len().min(buf.len());
-        buf[..n].copy_from_slice(&available[..n]);
-        self.consume(n);
-        Ok(n)
+        crate::transfer::read_from_buffer(self, buf)
     }
 }
 

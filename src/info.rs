@@ -20,6 +20,7 @@ use crate::exit::ExitStatus;
 use crate::interrupt::Interrupts;
 use crate::options::DebugOptions;
 use crate::printer::Printer;
+use crate::session::Session;
 use crate::spec::AGENT;
 use crate::toolkit::toolkit_for_runtime;
 
@@ -28,6 +29,27 @@ pub enum Read {
     /// The agent's JSON object (docs/agent.md, `info -o json`).
     Facts(Map<String, Value>),
     Interrupted(i32),
+}
+
+/// [`read_facts`] in a debug container this run uses: on a signal or an error, the session
+/// is torn down before returning (so the caller only returns).
+pub async fn read_facts_or_stop(
+    pods: &Api<Pod>,
+    session: &mut Session,
+    interrupts: &mut Interrupts,
+    printer: &Printer,
+) -> Result<Read, Error> {
+    let read = read_facts(pods, &session.pod, &session.container, interrupts).await;
+    match &read {
+        Ok(Read::Facts(_)) => {}
+        Ok(Read::Interrupted(_)) => {
+            session.teardown(printer, true).await;
+        }
+        Err(_) => {
+            session.teardown(printer, false).await;
+        }
+    }
+    read
 }
 
 /// Runs the agent's `info -o json` in `container` of `pod`.

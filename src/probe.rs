@@ -29,7 +29,7 @@ use crate::cluster::Cluster;
 use crate::debug::{Added, Durations, Plan, add_and_wait};
 use crate::error::Error;
 use crate::identity::{Identity, Source};
-use crate::info::{Read, read_facts};
+use crate::info::{Read, read_facts_or_stop};
 use crate::interrupt::Interrupts;
 use crate::options::DebugOptions;
 use crate::printer::Printer;
@@ -160,17 +160,9 @@ pub async fn settle(
 ) -> Result<Probed, Error> {
     let clock = Instant::now();
     let target = &plan.target.container;
-    let read = read_facts(pods, &session.pod, &session.container, interrupts).await;
-    let facts = match read {
-        Ok(Read::Facts(facts)) => facts,
-        Ok(Read::Interrupted(signal)) => {
-            session.teardown(printer, true).await;
-            return Ok(Probed::Interrupted(signal));
-        }
-        Err(error) => {
-            session.teardown(printer, false).await;
-            return Err(error);
-        }
+    let facts = match read_facts_or_stop(pods, &mut session, interrupts, printer).await? {
+        Read::Facts(facts) => facts,
+        Read::Interrupted(signal) => return Ok(Probed::Interrupted(signal)),
     };
     durations.probe = clock.elapsed().as_millis();
     let pod_sc = plan

@@ -33,7 +33,7 @@ use crate::catalog::{ImageChoice, Toolkit};
 use crate::cluster::Cluster;
 use crate::debug::{Obtained, running_debug_container};
 use crate::error::Error;
-use crate::info::{Read, read_facts};
+use crate::info::{Read, read_facts, read_facts_or_stop};
 use crate::interrupt::Interrupts;
 use crate::options::DebugOptions;
 use crate::printer::Printer;
@@ -190,17 +190,9 @@ pub async fn settle(
         Obtained::Ready { session, reused } => (session, reused),
         Obtained::Interrupted(signal) => return Ok(Settled::Interrupted(signal)),
     };
-    let read = read_facts(&pods, &session.pod, &session.container, &mut interrupts).await;
-    let facts = match read {
-        Ok(Read::Facts(facts)) => facts,
-        Ok(Read::Interrupted(signal)) => {
-            session.teardown(printer, true).await;
-            return Ok(Settled::Interrupted(signal));
-        }
-        Err(error) => {
-            session.teardown(printer, false).await;
-            return Err(error);
-        }
+    let facts = match read_facts_or_stop(&pods, &mut session, &mut interrupts, printer).await? {
+        Read::Facts(facts) => facts,
+        Read::Interrupted(signal) => return Ok(Settled::Interrupted(signal)),
     };
     let toolkit = toolkit_for_runtime(facts.get("runtime").and_then(Value::as_str));
     say_picked(
