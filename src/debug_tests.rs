@@ -167,6 +167,19 @@ fn reads(fake: &FakeApiServer, pod: &Pod, enforce: &str) {
     );
 }
 
+/// The distroless pod with a running `base` debug container of ours named `name`.
+fn with_running_base(name: &str) -> Pod {
+    let mut existing = ours(name);
+    existing.image = Some(
+        ImageChoice::Toolkit {
+            toolkit: Toolkit::Base,
+            registry: None,
+        }
+        .reference(),
+    );
+    with_debug_container(distroless_pod(), existing, true, "100")
+}
+
 fn is_list(seen: &Seen) -> bool {
     seen.method == Method::GET
         && !seen.is_watch()
@@ -289,18 +302,7 @@ async fn a_fresh_session_makes_four_sequential_round_trips_and_no_list() {
 #[tokio::test]
 async fn a_second_session_reuses_the_running_container_without_a_patch() {
     let fake = FakeApiServer::default();
-    let image = ImageChoice::Toolkit {
-        toolkit: Toolkit::Base,
-        registry: None,
-    }
-    .reference();
-    let mut existing = ours("dbg-first");
-    existing.image = Some(image);
-    reads(
-        &fake,
-        &with_debug_container(distroless_pod(), existing, true, "100"),
-        "restricted",
-    );
+    reads(&fake, &with_running_base("dbg-first"), "restricted");
     let result = run(
         &options(Profile::Auto, true),
         &cluster(&fake),
@@ -324,18 +326,7 @@ async fn a_second_session_reuses_the_running_container_without_a_patch() {
 #[tokio::test]
 async fn new_adds_a_container_even_when_one_could_be_reused() {
     let fake = FakeApiServer::default();
-    let image = ImageChoice::Toolkit {
-        toolkit: Toolkit::Base,
-        registry: None,
-    }
-    .reference();
-    let mut existing = ours("dbg-first");
-    existing.image = Some(image);
-    reads(
-        &fake,
-        &with_debug_container(distroless_pod(), existing, true, "100"),
-        "restricted",
-    );
+    reads(&fake, &with_running_base("dbg-first"), "restricted");
     // The PATCH is refused, which is enough to see that it was sent.
     fake.route(
         Method::PATCH,

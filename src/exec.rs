@@ -90,20 +90,12 @@ pub async fn interactive(
     interrupts: &mut Interrupts,
 ) -> Result<Ending, ExecError> {
     let params = AttachParams::interactive_tty().container(remote.container);
-    let mut attached = open(remote, command, &params)
+    let attached = open(remote, command, &params)
         .await
         .map_err(ExecError::Open)?;
-    let raw = RawMode::enable().map_err(|source| ExecError::Session(Error::Terminal { source }))?;
-    let ending = drive_terminal(remote, &mut attached, interrupts).await;
-    drop(raw);
-    // A session cut off by a signal is aborted, not joined: its remote side is torn down next.
-    match &ending {
-        Ok(Ending::Interrupted(_)) => attached.abort(),
-        _ => {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), attached.join()).await;
-        }
-    }
-    ending.map_err(ExecError::Session)
+    in_raw_terminal(remote, attached, interrupts)
+        .await
+        .map_err(ExecError::Session)
 }
 
 /// [`interactive`] for an attach-mode container: attaches to its main process (the shell)
@@ -114,12 +106,26 @@ pub async fn interactive_attach(
     interrupts: &mut Interrupts,
 ) -> Result<Ending, ExecError> {
     let params = AttachParams::interactive_tty().container(remote.container);
-    let mut attached = remote
+    let attached = remote
         .pods
         .attach(remote.pod, &params)
         .await
         .map_err(ExecError::Open)?;
-    let raw = RawMode::enable().map_err(|source| ExecError::Session(Error::Terminal { source }))?;
+    match in_raw_terminal(remote, attached, interrupts).await {
+        // No exit code in the frame: the caller reads it from the terminated container.
+        Err(Error::Stream { .. }) => Ok(Ending::Exited(-1)),
+        other => other.map_err(ExecError::Session),
+    }
+}
+
+/// Drives an opened tty stream with the local terminal raw, then ends it: a session cut off by
+/// a signal is aborted, not joined, since its remote side is torn down next.
+async fn in_raw_terminal(
+    remote: &Remote<'_>,
+    mut attached: AttachedProcess,
+    interrupts: &mut Interrupts,
+) -> Result<Ending, Error> {
+    let raw = RawMode::enable().map_err(|source| Error::Terminal { source })?;
     let ending = drive_terminal(remote, &mut attached, interrupts).await;
     drop(raw);
     match &ending {
@@ -128,11 +134,7 @@ pub async fn interactive_attach(
             let _ = tokio::time::timeout(std::time::Duration::from_secs(2), attached.join()).await;
         }
     }
-    match ending {
-        // No exit code in the frame: the caller reads it from the terminated container.
-        Err(Error::Stream { .. }) => Ok(Ending::Exited(-1)),
-        other => other.map_err(ExecError::Session),
-    }
+    ending
 }
 
 async fn drive_terminal(

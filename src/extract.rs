@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags, Timespec, Timestamps};
-use tar_format::{Entry, Kind, Reader};
+use tar_format::{Entry, Kind, Reader, UnsafeName};
 
 /// Where the copied path lands, decided from DEST before the first byte arrives, as `cp -r`
 /// decides: into an existing directory under the source's own name, else as DEST itself.
@@ -550,21 +550,14 @@ pub fn link_plan(parent: &[Vec<u8>], target: &[u8], prefix: &[Vec<u8>]) -> LinkP
 
 /// Splits an archive name into components, refusing absolute names, `..` and NUL bytes.
 pub fn components(name: &[u8]) -> Result<Vec<Vec<u8>>, String> {
-    if name.first() == Some(&b'/') {
-        return Err("it is an absolute name".into());
-    }
-    if name.contains(&0) {
-        return Err("its name contains a NUL byte".into());
-    }
-    let mut parts = Vec::new();
-    for part in name.split(|&b| b == b'/') {
-        match part {
-            b"" | b"." => {}
-            b".." => return Err("its name contains `..`".into()),
-            _ => parts.push(part.to_vec()),
+    tar_format::name_components(name).map_err(|unsafe_name| {
+        match unsafe_name {
+            UnsafeName::Absolute => "it is an absolute name",
+            UnsafeName::Nul => "its name contains a NUL byte",
+            UnsafeName::Parent => "its name contains `..`",
         }
-    }
-    Ok(parts)
+        .to_string()
+    })
 }
 
 enum Walk {

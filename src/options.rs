@@ -423,7 +423,8 @@ fn debug_options(args: DebugArgs, env: &Environment) -> Result<DebugOptions, Usa
             // kubectl forwards stdin only with -i; we also forward a pipe or a file, which is
             // what `cat script | ... -- sh` means, but never a terminal unless asked (`-i`),
             // so a command does not wait on the keyboard, and not `/dev/null`, which has
-            // nothing to give (and in attach mode would end the command's input at once).
+            // nothing to give (and in attach mode would make the command's input end at once,
+            // so that it could no longer be stopped through it: see `spec::attach_command`).
             stdin: args.stdin || args.tty || !(env.stdin_is_terminal || env.stdin_is_null),
             tty: args.tty,
         }

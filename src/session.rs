@@ -36,8 +36,9 @@ pub enum Origin {
     Created,
     /// We exec'd into a running one: we stop it only if nobody else uses it.
     Reused,
-    /// We added it in attach mode (exec forbidden): its main process is the shell, which
-    /// ends when our attach closes its stdin; teardown only waits for that.
+    /// We added it in attach mode (exec forbidden): its main process is the shell or the
+    /// command, which ends when our attach closes its stdin (or by itself); teardown only
+    /// waits for that.
     Attached,
 }
 

@@ -123,8 +123,9 @@ async fn a_debug_container_that_cannot_read_the_target_is_replaced_by_one_runnin
     let stdout = result["stdout"].as_str().unwrap_or_default();
     assert_eq!(stdout.lines().next(), Some("0"), "{result}");
     assert!(stdout.lines().any(|l| l == "passwd"), "{result}");
+    // The agent's reading took time, and the result says how much.
     assert!(
-        result["durationsMs"]["probe"].as_u64().is_some(),
+        result["durationsMs"]["probe"].as_u64().unwrap_or(0) > 0,
         "{result}"
     );
 

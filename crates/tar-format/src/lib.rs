@@ -11,6 +11,36 @@ use std::io::{self, BufRead, Read, Write};
 
 pub const BLOCK: usize = 512;
 
+/// Why an archive name cannot be written below a destination as it stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnsafeName {
+    Absolute,
+    /// A `..` component.
+    Parent,
+    /// A NUL byte, which no path can hold.
+    Nul,
+}
+
+/// The components of an archive name (`.` and empty ones dropped), for an extractor that walks
+/// them one by one below its destination; absolute names, `..` and NUL bytes are refused.
+pub fn name_components(name: &[u8]) -> Result<Vec<Vec<u8>>, UnsafeName> {
+    if name.first() == Some(&b'/') {
+        return Err(UnsafeName::Absolute);
+    }
+    if name.contains(&0) {
+        return Err(UnsafeName::Nul);
+    }
+    let mut parts = Vec::new();
+    for part in name.split(|&b| b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => return Err(UnsafeName::Parent),
+            _ => parts.push(part.to_vec()),
+        }
+    }
+    Ok(parts)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     File,
@@ -509,6 +539,22 @@ fn invalid(message: &str) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_split_below_the_destination_or_are_refused() {
+        assert_eq!(
+            name_components(b"./etc//app/./config.yaml"),
+            Ok(vec![
+                b"etc".to_vec(),
+                b"app".to_vec(),
+                b"config.yaml".to_vec()
+            ])
+        );
+        assert_eq!(name_components(b"."), Ok(vec![]));
+        assert_eq!(name_components(b"/etc/passwd"), Err(UnsafeName::Absolute));
+        assert_eq!(name_components(b"a/../../b"), Err(UnsafeName::Parent));
+        assert_eq!(name_components(b"a\0b"), Err(UnsafeName::Nul));
+    }
 
     fn entry(name: &str, kind: Kind, size: u64) -> Entry {
         Entry {

@@ -240,6 +240,27 @@ async fn read_all(r: Option<kube_sandbox::runtime::BoxRead>) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Sends a terminal size on the process's resize channel.
+fn resize(p: &Process, width: u16, height: u16) {
+    p.resize
+        .as_ref()
+        .expect("a tty process has a resize channel")
+        .send(TerminalSize { width, height })
+        .expect("the resize is taken");
+}
+
+/// Resizes the terminal of a shell reading its stdin, then runs `script` in it: its output.
+async fn resized_then(p: &mut Process, width: u16, height: u16, script: &[u8]) -> String {
+    resize(p, width, height);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut stdin = p.stdin.take().expect("stdin");
+    stdin
+        .write_all(script)
+        .await
+        .expect("the script is written");
+    read_all(p.stdout.take()).await
+}
+
 fn uid_line(pid: i32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap()
@@ -408,18 +429,7 @@ async fn exec_with_and_without_tty_in_busybox() {
     };
     let mut p = f.exec("bb", "bb", &["sh"], streams).await;
     assert!(p.stderr.is_none());
-    p.resize
-        .as_ref()
-        .unwrap()
-        .send(TerminalSize {
-            width: 123,
-            height: 45,
-        })
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut stdin = p.stdin.take().unwrap();
-    stdin.write_all(b"stty size; tty; exit 7\n").await.unwrap();
-    let out = read_all(p.stdout.take()).await;
+    let out = resized_then(&mut p, 123, 45, b"stty size; tty; exit 7\n").await;
     assert!(out.contains("45 123"), "{out:?}");
     assert!(out.contains("/dev/pts/"), "{out:?}");
     assert_eq!(p.exit.await.unwrap(), ProcessExit::Code(7));
@@ -432,14 +442,7 @@ async fn exec_with_and_without_tty_in_busybox() {
         tty: true,
     };
     let mut p = f.exec("bb", "bb", &["stty", "size"], streams).await;
-    p.resize
-        .as_ref()
-        .unwrap()
-        .send(TerminalSize {
-            width: 91,
-            height: 19,
-        })
-        .unwrap();
+    resize(&p, 91, 19);
     assert_eq!(read_all(p.stdout.take()).await.trim(), "19 91");
     assert_eq!(p.exit.await.unwrap(), ProcessExit::Code(0));
 
@@ -755,18 +758,7 @@ async fn attach_reaches_main_process_stdin_and_pty() {
         .attach("default".into(), "att".into(), "term".into(), tty)
         .await
         .unwrap();
-    p.resize
-        .as_ref()
-        .unwrap()
-        .send(TerminalSize {
-            width: 100,
-            height: 30,
-        })
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut stdin = p.stdin.take().unwrap();
-    stdin.write_all(b"stty size; exit 4\n").await.unwrap();
-    let out = read_all(p.stdout.take()).await;
+    let out = resized_then(&mut p, 100, 30, b"stty size; exit 4\n").await;
     assert!(out.contains("30 100"), "{out:?}");
     assert_eq!(p.exit.await.unwrap(), ProcessExit::Code(4));
     f.finish().await;

@@ -14,7 +14,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, SystemTime};
 
 use super::archive::describe;
-use super::format::{Kind, Reader};
+use super::format::{Kind, Reader, UnsafeName};
 use super::resolve::cstring;
 use crate::sys;
 
@@ -202,20 +202,16 @@ pub fn extract(
     Ok(stats)
 }
 
-/// Splits an archive name into components, refusing absolute names and `..`.
+/// Splits an archive name into components, refusing absolute names, `..` and NUL bytes.
 pub fn safe_components(name: &[u8]) -> Result<Vec<Vec<u8>>, String> {
-    if name.first() == Some(&b'/') {
-        return Err("absolute name".into());
-    }
-    let mut parts = Vec::new();
-    for part in name.split(|&b| b == b'/') {
-        match part {
-            b"" | b"." => {}
-            b".." => return Err("`..` in the name".into()),
-            _ => parts.push(part.to_vec()),
+    super::format::name_components(name).map_err(|unsafe_name| {
+        match unsafe_name {
+            UnsafeName::Absolute => "absolute name",
+            UnsafeName::Parent => "`..` in the name",
+            UnsafeName::Nul => "NUL byte in the name",
         }
-    }
-    Ok(parts)
+        .to_string()
+    })
 }
 
 enum Walk {
