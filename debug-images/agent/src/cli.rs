@@ -12,8 +12,9 @@ use std::time::Duration;
 use crate::duration;
 use crate::help::{
     HOLD_HELP, INFO_HELP, MAIN_HELP, RUN_HELP, SHELL_HELP, STAT_HELP, STOP_HELP, TAR_HELP,
-    UNTAR_HELP,
+    TARGET_HELP, UNTAR_HELP,
 };
+use crate::target::cgroup::ContainerId;
 
 /// What the agent was asked to do.
 #[derive(Debug, PartialEq, Eq)]
@@ -22,34 +23,64 @@ pub enum Command {
     Version,
     Hold(HoldFlags),
     Stop,
-    Run(Vec<OsString>),
+    Run(RunFlags),
     Shell(ShellFlags),
     Info(InfoFlags),
+    Target(TargetVerbFlags),
     Tar(TarFlags),
     Untar(UntarFlags),
     Stat(StatFlags),
+}
+
+/// `--target-pid N` and `--target-id ID`, accepted by every verb that works on the target.
+/// The environment (`DISTROLESS_DEBUG_TARGET_PID`, `DISTROLESS_DEBUG_TARGET_ID`) is merged
+/// later, in [`crate::target::request`].
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TargetFlags {
+    pub pid: Option<i32>,
+    pub id: Option<ContainerId>,
+}
+
+impl TargetFlags {
+    fn is_empty(&self) -> bool {
+        self.pid.is_none() && self.id.is_none()
+    }
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct HoldFlags {
     pub ttl: Option<Duration>,
     pub idle: Option<Duration>,
+    pub target: TargetFlags,
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct RunFlags {
+    pub target: TargetFlags,
+    pub argv: Vec<OsString>,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct ShellFlags {
-    pub pid: Option<i32>,
+    pub target: TargetFlags,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct InfoFlags {
-    pub pid: Option<i32>,
+    pub target: TargetFlags,
+    pub json: bool,
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct TargetVerbFlags {
+    pub target: TargetFlags,
     pub json: bool,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct TarFlags {
     pub root: Option<PathBuf>,
+    pub target: TargetFlags,
     pub excludes: Vec<PathBuf>,
     pub paths: Vec<PathBuf>,
 }
@@ -57,12 +88,14 @@ pub struct TarFlags {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct StatFlags {
     pub root: Option<PathBuf>,
+    pub target: TargetFlags,
     pub paths: Vec<PathBuf>,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct UntarFlags {
     pub root: Option<PathBuf>,
+    pub target: TargetFlags,
     pub dest: PathBuf,
 }
 
@@ -120,6 +153,7 @@ pub fn parse(args: &[OsString]) -> Result<Command, UsageError> {
         "run" => parse_run(rest),
         "shell" => parse_shell(rest),
         "info" => parse_info(rest),
+        "target" => parse_target(rest),
         "tar" => parse_tar(rest),
         "untar" => parse_untar(rest),
         "stat" => parse_stat(rest),
@@ -144,6 +178,7 @@ fn help_of(verb: &str) -> Option<&'static str> {
         "shell" => SHELL_HELP,
         "stop" => STOP_HELP,
         "info" => INFO_HELP,
+        "target" => TARGET_HELP,
         "tar" => TAR_HELP,
         "untar" => UNTAR_HELP,
         "stat" => STAT_HELP,
@@ -158,6 +193,9 @@ fn parse_hold(args: &[OsString]) -> Result<Command, UsageError> {
         match arg {
             Arg::Flag("--ttl", v) => hold.ttl = Some(flags.duration("--ttl", v)?),
             Arg::Flag("--idle", v) => hold.idle = Some(flags.duration("--idle", v)?),
+            Arg::Flag(name @ ("--target-pid" | "--target-id"), v) => {
+                flags.target(&mut hold.target, name, v)?
+            }
             other => return Err(flags.unexpected(other)),
         }
     }
@@ -165,27 +203,41 @@ fn parse_hold(args: &[OsString]) -> Result<Command, UsageError> {
 }
 
 fn parse_run(args: &[OsString]) -> Result<Command, UsageError> {
-    // Everything from the first non-flag word on is the command: `run ls -l` works as
-    // `run -- ls -l`, and the command's own flags are never taken for ours.
-    match args.first().and_then(|a| a.to_str()) {
-        Some("--help" | "-h") => Ok(Command::Help(RUN_HELP)),
-        Some("--") => non_empty_command(&args[1..]),
-        Some(flag) if flag.starts_with('-') => Err(UsageError {
-            message: format!("unknown flag {flag:?} (put the command after --)"),
-            verb: Some("run"),
-        }),
-        _ => non_empty_command(args),
+    // Our flags come first; everything from the first other word on is the command: `run ls
+    // -l` works as `run -- ls -l`, and the command's own flags are never taken for ours.
+    let mut flags = Flags::new("run", args);
+    let mut target = TargetFlags::default();
+    loop {
+        let at = flags.index;
+        match args.get(at).and_then(|a| a.to_str()) {
+            Some("--help" | "-h") => return Ok(Command::Help(RUN_HELP)),
+            Some("--") => return non_empty_command(target, &args[at + 1..]),
+            Some(flag) if flag.starts_with('-') && flag != "-" => match flags.next()? {
+                Some(Arg::Flag(name @ ("--target-pid" | "--target-id"), v)) => {
+                    flags.target(&mut target, name, v)?
+                }
+                _ => {
+                    return Err(
+                        flags.error(&format!("unknown flag {flag:?} (put the command after --)"))
+                    );
+                }
+            },
+            _ => return non_empty_command(target, &args[at..]),
+        }
     }
 }
 
-fn non_empty_command(argv: &[OsString]) -> Result<Command, UsageError> {
+fn non_empty_command(target: TargetFlags, argv: &[OsString]) -> Result<Command, UsageError> {
     if argv.is_empty() {
         return Err(UsageError {
             message: "run needs a command".into(),
             verb: Some("run"),
         });
     }
-    Ok(Command::Run(argv.to_vec()))
+    Ok(Command::Run(RunFlags {
+        target,
+        argv: argv.to_vec(),
+    }))
 }
 
 fn parse_shell(args: &[OsString]) -> Result<Command, UsageError> {
@@ -193,7 +245,10 @@ fn parse_shell(args: &[OsString]) -> Result<Command, UsageError> {
     let mut shell = ShellFlags::default();
     while let Some(arg) = flags.next()? {
         match arg {
-            Arg::Flag("--pid", v) => shell.pid = Some(flags.pid(v)?),
+            // `--pid` is the older spelling of `--target-pid`.
+            Arg::Flag(name @ ("--target-pid" | "--target-id" | "--pid"), v) => {
+                flags.target(&mut shell.target, name, v)?
+            }
             other => return Err(flags.unexpected(other)),
         }
     }
@@ -205,18 +260,29 @@ fn parse_info(args: &[OsString]) -> Result<Command, UsageError> {
     let mut info = InfoFlags::default();
     while let Some(arg) = flags.next()? {
         match arg {
-            Arg::Flag("--pid", v) => info.pid = Some(flags.pid(v)?),
-            Arg::Flag("-o" | "--output", v) => {
-                info.json = match flags.value("--output", v)?.to_str() {
-                    Some("json") => true,
-                    Some("text") => false,
-                    _ => return Err(flags.error("--output must be json or text")),
-                }
+            Arg::Flag(name @ ("--target-pid" | "--target-id" | "--pid"), v) => {
+                flags.target(&mut info.target, name, v)?
             }
+            Arg::Flag("-o" | "--output", v) => info.json = flags.json(v)?,
             other => return Err(flags.unexpected(other)),
         }
     }
     flags.finish_without_positionals(Command::Info(info))
+}
+
+fn parse_target(args: &[OsString]) -> Result<Command, UsageError> {
+    let mut flags = Flags::new("target", args);
+    let mut target = TargetVerbFlags::default();
+    while let Some(arg) = flags.next()? {
+        match arg {
+            Arg::Flag(name @ ("--target-pid" | "--target-id"), v) => {
+                flags.target(&mut target.target, name, v)?
+            }
+            Arg::Flag("-o" | "--output", v) => target.json = flags.json(v)?,
+            other => return Err(flags.unexpected(other)),
+        }
+    }
+    flags.finish_without_positionals(Command::Target(target))
 }
 
 fn parse_tar(args: &[OsString]) -> Result<Command, UsageError> {
@@ -225,6 +291,9 @@ fn parse_tar(args: &[OsString]) -> Result<Command, UsageError> {
     while let Some(arg) = flags.next()? {
         match arg {
             Arg::Flag("--root", v) => tar.root = Some(flags.value("--root", v)?.into()),
+            Arg::Flag(name @ ("--target-pid" | "--target-id"), v) => {
+                flags.target(&mut tar.target, name, v)?
+            }
             Arg::Flag("--exclude", v) => tar.excludes.push(flags.value("--exclude", v)?.into()),
             Arg::Positional(p) => tar.paths.push(p.into()),
             other => return Err(flags.unexpected(other)),
@@ -233,22 +302,28 @@ fn parse_tar(args: &[OsString]) -> Result<Command, UsageError> {
     if tar.paths.is_empty() {
         return Err(flags.error("tar needs at least one PATH"));
     }
+    flags.root_or_target(&tar.root, &tar.target)?;
     Ok(Command::Tar(tar))
 }
 
 fn parse_untar(args: &[OsString]) -> Result<Command, UsageError> {
     let mut flags = Flags::new("untar", args);
     let mut root = None;
+    let mut target = TargetFlags::default();
     let mut dests = Vec::new();
     while let Some(arg) = flags.next()? {
         match arg {
             Arg::Flag("--root", v) => root = Some(flags.value("--root", v)?.into()),
+            Arg::Flag(name @ ("--target-pid" | "--target-id"), v) => {
+                flags.target(&mut target, name, v)?
+            }
             Arg::Positional(p) => dests.push(PathBuf::from(p)),
             other => return Err(flags.unexpected(other)),
         }
     }
+    flags.root_or_target(&root, &target)?;
     match <[PathBuf; 1]>::try_from(dests) {
-        Ok([dest]) => Ok(Command::Untar(UntarFlags { root, dest })),
+        Ok([dest]) => Ok(Command::Untar(UntarFlags { root, target, dest })),
         Err(_) => Err(flags.error("untar needs exactly one DEST")),
     }
 }
@@ -259,6 +334,9 @@ fn parse_stat(args: &[OsString]) -> Result<Command, UsageError> {
     while let Some(arg) = flags.next()? {
         match arg {
             Arg::Flag("--root", v) => stat.root = Some(flags.value("--root", v)?.into()),
+            Arg::Flag(name @ ("--target-pid" | "--target-id"), v) => {
+                flags.target(&mut stat.target, name, v)?
+            }
             Arg::Positional(p) => stat.paths.push(p.into()),
             other => return Err(flags.unexpected(other)),
         }
@@ -266,6 +344,7 @@ fn parse_stat(args: &[OsString]) -> Result<Command, UsageError> {
     if stat.paths.is_empty() {
         return Err(flags.error("stat needs at least one PATH"));
     }
+    flags.root_or_target(&stat.root, &stat.target)?;
     Ok(Command::Stat(stat))
 }
 
@@ -351,12 +430,55 @@ impl<'a> Flags<'a> {
         duration::parse(&v.to_string_lossy()).map_err(|e| self.error(&format!("{name}: {e}")))
     }
 
-    fn pid(&mut self, inline: Option<&'a OsStr>) -> Result<i32, UsageError> {
-        let v = self.value("--pid", inline)?;
+    fn pid(&mut self, name: &str, inline: Option<&'a OsStr>) -> Result<i32, UsageError> {
+        let v = self.value(name, inline)?;
         match v.to_str().and_then(|s| s.parse::<i32>().ok()) {
             Some(pid) if pid > 0 => Ok(pid),
-            _ => Err(self.error(&format!("--pid: {v:?} is not a process id"))),
+            _ => Err(self.error(&format!("{name}: {v:?} is not a process id"))),
         }
+    }
+
+    /// `--target-pid N` (also spelled `--pid`) or `--target-id ID` into `target`.
+    fn target(
+        &mut self,
+        target: &mut TargetFlags,
+        name: &str,
+        inline: Option<&'a OsStr>,
+    ) -> Result<(), UsageError> {
+        if name == "--target-id" {
+            let v = self.value(name, inline)?;
+            let id = v
+                .to_str()
+                .ok_or_else(|| format!("{v:?} is not a container ID"))
+                .and_then(ContainerId::parse)
+                .map_err(|e| self.error(&format!("--target-id: {e}")))?;
+            target.id = Some(id);
+        } else {
+            target.pid = Some(self.pid(name, inline)?);
+        }
+        Ok(())
+    }
+
+    fn json(&mut self, inline: Option<&'a OsStr>) -> Result<bool, UsageError> {
+        match self.value("--output", inline)?.to_str() {
+            Some("json") => Ok(true),
+            Some("text") => Ok(false),
+            _ => Err(self.error("--output must be json or text")),
+        }
+    }
+
+    /// `--root DIR` names the directory itself: a target to find makes no sense beside it.
+    fn root_or_target(
+        &self,
+        root: &Option<PathBuf>,
+        target: &TargetFlags,
+    ) -> Result<(), UsageError> {
+        if root.is_some() && !target.is_empty() {
+            return Err(self.error(
+                "--root names the directory itself: leave out --target-pid and --target-id",
+            ));
+        }
+        Ok(())
     }
 
     fn error(&self, message: &str) -> UsageError {
@@ -398,6 +520,7 @@ mod tests {
         let expected = Command::Hold(HoldFlags {
             ttl: Some(Duration::from_secs(5400)),
             idle: Some(Duration::from_secs(120)),
+            target: TargetFlags::default(),
         });
         assert_eq!(
             parse_words(&["hold", "--ttl", "1h30m", "--idle", "2m"]),
@@ -406,6 +529,7 @@ mod tests {
         let expected = Command::Hold(HoldFlags {
             ttl: Some(Duration::from_secs(5400)),
             idle: Some(Duration::from_secs(120)),
+            target: TargetFlags::default(),
         });
         assert_eq!(
             parse_words(&["hold", "--ttl=1h30m", "--idle=2m"]),
@@ -427,7 +551,9 @@ mod tests {
 
     #[test]
     fn every_verb_has_help() {
-        for verb in ["hold", "run", "shell", "stop", "info", "tar", "untar"] {
+        for verb in [
+            "hold", "run", "shell", "stop", "info", "target", "tar", "untar", "stat",
+        ] {
             let help = help_of(verb).unwrap();
             assert_eq!(parse_words(&[verb, "--help"]), Ok(Command::Help(help)));
             assert_eq!(parse_words(&["help", verb]), Ok(Command::Help(help)));
@@ -438,13 +564,21 @@ mod tests {
 
     #[test]
     fn run_takes_the_command_verbatim() {
+        let run = |words: &[&str]| {
+            Ok(Command::Run(RunFlags {
+                target: TargetFlags::default(),
+                argv: argv(words),
+            }))
+        };
         assert_eq!(
             parse_words(&["run", "--", "ls", "-l", "--help"]),
-            Ok(Command::Run(argv(&["ls", "-l", "--help"])))
+            run(&["ls", "-l", "--help"])
         );
+        assert_eq!(parse_words(&["run", "ls", "-l"]), run(&["ls", "-l"]));
         assert_eq!(
-            parse_words(&["run", "ls", "-l"]),
-            Ok(Command::Run(argv(&["ls", "-l"])))
+            parse_words(&["run", "ls", "--target-pid", "3"]),
+            run(&["ls", "--target-pid", "3"]),
+            "flags after the command are the command's"
         );
         assert!(parse_words(&["run"]).is_err());
         assert!(parse_words(&["run", "--"]).is_err());
@@ -453,30 +587,124 @@ mod tests {
 
     #[test]
     fn info_output_and_pid() {
+        let info = |pid, json| {
+            Ok(Command::Info(InfoFlags {
+                target: TargetFlags { pid, id: None },
+                json,
+            }))
+        };
+        assert_eq!(
+            parse_words(&["info", "-o", "json", "--target-pid", "42"]),
+            info(Some(42), true)
+        );
         assert_eq!(
             parse_words(&["info", "-o", "json", "--pid", "42"]),
-            Ok(Command::Info(InfoFlags {
-                pid: Some(42),
-                json: true
-            }))
+            info(Some(42), true),
+            "--pid is the older spelling"
         );
-        assert_eq!(
-            parse_words(&["info", "-ojson"]),
-            Ok(Command::Info(InfoFlags {
-                pid: None,
-                json: true
-            }))
-        );
-        assert_eq!(
-            parse_words(&["info", "--output=text"]),
-            Ok(Command::Info(InfoFlags {
-                pid: None,
-                json: false
-            }))
-        );
+        assert_eq!(parse_words(&["info", "-ojson"]), info(None, true));
+        assert_eq!(parse_words(&["info", "--output=text"]), info(None, false));
         assert!(parse_words(&["info", "-o", "yaml"]).is_err());
         assert!(parse_words(&["info", "--pid", "0"]).is_err());
-        assert!(parse_words(&["info", "--pid", "x"]).is_err());
+        assert!(parse_words(&["info", "--target-pid", "x"]).is_err());
+    }
+
+    const ID: &str = "3f2a0c1b9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a";
+
+    fn by_id() -> TargetFlags {
+        TargetFlags {
+            pid: None,
+            id: Some(ContainerId::parse(ID).unwrap()),
+        }
+    }
+
+    #[test]
+    fn every_target_verb_takes_the_target_flags() {
+        let with_id = format!("--target-id=containerd://{ID}");
+        assert_eq!(
+            parse_words(&["hold", &with_id]),
+            Ok(Command::Hold(HoldFlags {
+                target: by_id(),
+                ..HoldFlags::default()
+            }))
+        );
+        assert_eq!(
+            parse_words(&["run", "--target-id", ID, "--", "ls"]),
+            Ok(Command::Run(RunFlags {
+                target: by_id(),
+                argv: argv(&["ls"])
+            }))
+        );
+        assert_eq!(
+            parse_words(&["run", "--target-pid=7", "ls", "-l"]),
+            Ok(Command::Run(RunFlags {
+                target: TargetFlags {
+                    pid: Some(7),
+                    id: None
+                },
+                argv: argv(&["ls", "-l"])
+            }))
+        );
+        assert_eq!(
+            parse_words(&["shell", "--target-id", &format!("cri-o://{ID}")]),
+            Ok(Command::Shell(ShellFlags { target: by_id() }))
+        );
+        assert_eq!(
+            parse_words(&["target", "--target-id", ID, "-o", "json"]),
+            Ok(Command::Target(TargetVerbFlags {
+                target: by_id(),
+                json: true
+            }))
+        );
+        assert_eq!(
+            parse_words(&["tar", "--target-id", ID, "/etc"]),
+            Ok(Command::Tar(TarFlags {
+                target: by_id(),
+                paths: vec!["/etc".into()],
+                ..TarFlags::default()
+            }))
+        );
+        assert_eq!(
+            parse_words(&["untar", "--target-id", ID, "/tmp"]),
+            Ok(Command::Untar(UntarFlags {
+                target: by_id(),
+                dest: "/tmp".into(),
+                root: None
+            }))
+        );
+        assert_eq!(
+            parse_words(&["stat", "--target-pid", "9", "/etc"]),
+            Ok(Command::Stat(StatFlags {
+                target: TargetFlags {
+                    pid: Some(9),
+                    id: None
+                },
+                paths: vec!["/etc".into()],
+                root: None
+            }))
+        );
+    }
+
+    #[test]
+    fn bad_target_flags_are_usage_errors() {
+        for words in [
+            &["target", "--target-id"][..],
+            &["target", "--target-id", "containerd://"],
+            &["target", "--target-id", "a/b"],
+            &["target", "--target-pid", "-3"],
+            &["target", "extra"],
+            &["run", "--target-pid", "0", "ls"],
+            &["run", "--target-id"],
+            &["run", "--target-pid", "3"],
+            &["tar", "--root", "/r", "--target-pid", "3", "/etc"],
+            &["untar", "--root", "/r", "--target-id", ID, "/tmp"],
+            &["stat", "--target-pid", "3", "--root", "/r", "/etc"],
+        ] {
+            let err = parse_words(words).unwrap_err();
+            assert!(!err.to_string().is_empty(), "{words:?}");
+        }
+        let err = parse_words(&["tar", "--root", "/r", "--target-pid", "3", "/etc"]).unwrap_err();
+        assert!(err.to_string().contains("--root"), "{err}");
     }
 
     #[test]
@@ -485,6 +713,7 @@ mod tests {
             parse_words(&["tar", "--root", "/r", "/etc", "--", "--odd-name"]),
             Ok(Command::Tar(TarFlags {
                 root: Some("/r".into()),
+                target: TargetFlags::default(),
                 excludes: Vec::new(),
                 paths: vec!["/etc".into(), "--odd-name".into()],
             }))
@@ -494,6 +723,7 @@ mod tests {
             parse_words(&["untar", "/tmp/x"]),
             Ok(Command::Untar(UntarFlags {
                 root: None,
+                target: TargetFlags::default(),
                 dest: "/tmp/x".into()
             }))
         );

@@ -12,6 +12,9 @@ pub enum Status {
     Failure,
     /// 2: bad command line.
     Usage,
+    /// 3: which process is the target cannot be told exactly (see target.rs); the reason
+    /// and the candidates are on stderr (`target -o json`: on stdout).
+    NotIdentified,
     /// 126: `run`/`shell`: the command exists but could not be executed.
     NotExecutable,
     /// 127: `run`/`shell`: the command was not found.
@@ -24,6 +27,7 @@ impl From<Status> for ExitCode {
             Status::Success => 0,
             Status::Failure => 1,
             Status::Usage => 2,
+            Status::NotIdentified => 3,
             Status::NotExecutable => 126,
             Status::NotFound => 127,
         })

@@ -4,12 +4,13 @@
 
 use std::time::{Duration, Instant};
 
-use crate::cli::HoldFlags;
+use crate::cli::{HoldFlags, TargetFlags};
 use crate::duration::{self, Human};
 use crate::exit::Status;
 use crate::procs;
 use crate::state::StateDir;
 use crate::sys::{self, SignalSet};
+use crate::target;
 
 pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
 pub const DEFAULT_IDLE: Duration = Duration::from_secs(15 * 60);
@@ -73,8 +74,13 @@ pub fn main(flags: HoldFlags) -> Status {
             return Status::Usage;
         }
     };
+    // A bad DISTROLESS_DEBUG_TARGET_* is a bad command line, as a bad ttl is.
+    if let Err(e) = target::request(&flags.target, |var| std::env::var(var).ok()) {
+        eprintln!("distroless-debug-agent hold: {e}");
+        return Status::Usage;
+    }
     let state = StateDir::from_env();
-    match hold(&options, &state) {
+    match hold(&options, &flags.target, &state) {
         Ok(reason) => {
             eprintln!("distroless-debug-agent hold: exiting: {reason}");
             Status::Success
@@ -86,7 +92,25 @@ pub fn main(flags: HoldFlags) -> Status {
     }
 }
 
-fn hold(options: &Options, state: &StateDir) -> std::io::Result<Reason> {
+/// Resolves the target once at start, so `/target` leads to it before the first session,
+/// and logs it. A target that cannot be identified is logged and does not end `hold`: the
+/// plugin still has to exec `target -o json` to show the candidates.
+fn announce_target(flags: &TargetFlags) {
+    match target::identify(flags) {
+        Ok(t) => eprintln!(
+            "distroless-debug-agent hold: target: pid {}, container {}, found by {}, root {}",
+            t.pid,
+            t.container_id.as_deref().unwrap_or("unknown"),
+            t.method.as_str(),
+            t.root
+        ),
+        Err(failure) => {
+            failure.report("hold");
+        }
+    }
+}
+
+fn hold(options: &Options, target: &TargetFlags, state: &StateDir) -> std::io::Result<Reason> {
     let signals = SignalSet::block(&[libc::SIGTERM, libc::SIGINT, libc::SIGCHLD])?;
     state.ensure()?;
     let _ = std::fs::remove_file(state.stop_request_path());
@@ -99,6 +123,7 @@ fn hold(options: &Options, state: &StateDir) -> std::io::Result<Reason> {
         limit(options.ttl),
         limit(options.idle)
     );
+    announce_target(target);
 
     let started = Instant::now();
     let mut last_session = started;
@@ -181,6 +206,7 @@ mod tests {
         let flags = HoldFlags {
             ttl: Some(Duration::from_secs(60)),
             idle: Some(Duration::ZERO),
+            target: TargetFlags::default(),
         };
         assert_eq!(
             options(&flags, &env),

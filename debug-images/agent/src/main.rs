@@ -16,6 +16,7 @@ mod state;
 mod stop;
 mod sys;
 mod tar;
+mod target;
 
 use std::process::ExitCode;
 
@@ -45,9 +46,10 @@ fn run(command: Command) -> exit::Status {
         }
         Command::Hold(flags) => hold::main(flags),
         Command::Stop => stop::main(),
-        Command::Run(argv) => session::run(argv),
+        Command::Run(flags) => session::run(flags),
         Command::Shell(flags) => session::shell(flags),
         Command::Info(flags) => info::main(flags),
+        Command::Target(flags) => target::main(flags),
         Command::Tar(flags) => tar::archive_main(flags),
         Command::Untar(flags) => tar::extract_main(flags),
         Command::Stat(flags) => tar::stat::main(flags),

@@ -7,7 +7,6 @@
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
 
 /// Every pid visible in /proc, ascending.
 pub fn all_pids() -> Vec<i32> {
@@ -22,24 +21,36 @@ pub fn all_pids() -> Vec<i32> {
     pids
 }
 
-/// The parent pid and state letter from `/proc/<pid>/stat`.
-pub fn stat(pid: i32) -> Option<(i32, char)> {
+/// What the agent needs from `/proc/<pid>/stat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    pub ppid: i32,
+    /// `R`, `S`, `Z`...: the state letter.
+    pub state: char,
+    /// When the process started, in clock ticks after boot (field 22, `starttime`).
+    pub start: u64,
+}
+
+pub fn stat(pid: i32) -> Option<Stat> {
     let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     parse_stat(&text)
 }
 
 /// `pid (comm) S ppid ...`; comm may contain spaces and parentheses, so split at the last `)`.
-pub fn parse_stat(text: &str) -> Option<(i32, char)> {
+pub fn parse_stat(text: &str) -> Option<Stat> {
     let rest = &text[text.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let ppid = fields.next()?.parse().ok()?;
-    Some((ppid, state))
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Some(Stat {
+        state: fields.first()?.chars().next()?,
+        ppid: fields.get(1)?.parse().ok()?,
+        // Field 22 of the whole line is the 20th after the comm (state is field 3).
+        start: fields.get(19).and_then(|f| f.parse().ok()).unwrap_or(0),
+    })
 }
 
 /// Gone: no such process, or a zombie waiting for its parent.
 pub fn is_gone(pid: i32) -> bool {
-    !matches!(stat(pid), Some((_, state)) if state != 'Z' && state != 'X')
+    !matches!(stat(pid), Some(s) if s.state != 'Z' && s.state != 'X')
 }
 
 /// The process's root is the agent's own root (see the module note).
@@ -67,39 +78,10 @@ pub fn split_nul(raw: &[u8]) -> Vec<String> {
 }
 
 /// The process is a pod sandbox's pause process (PID 1 when the pod shares its namespace).
-fn is_pause(pid: i32) -> bool {
+pub fn is_pause(pid: i32) -> bool {
     cmdline(pid)
         .and_then(|argv| argv.into_iter().next())
         .is_some_and(|argv0| argv0 == "/pause" || argv0.rsplit('/').next() == Some("pause"))
-}
-
-/// The target process: `DISTROLESS_DEBUG_TARGET_PID` when set; else PID 1 (the target's
-/// main process under `targetContainerName`); else, when PID 1 is the pause process of a
-/// pod that shares its process namespace, the first process of another container.
-pub fn target_pid() -> i32 {
-    if let Some(pid) = std::env::var("DISTROLESS_DEBUG_TARGET_PID")
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .filter(|&pid: &i32| pid > 0)
-    {
-        return pid;
-    }
-    if !is_pause(1) {
-        return 1;
-    }
-    all_pids()
-        .into_iter()
-        .find(|&pid| pid != 1 && !is_pause(pid) && !is_ours(pid) && !is_gone(pid))
-        .unwrap_or(1)
-}
-
-/// Where the target's filesystem is visible: `/target` for PID 1 when the image has it.
-pub fn root_view_of(pid: i32) -> PathBuf {
-    if pid == 1 && fs::metadata("/target").is_ok_and(|m| m.is_dir()) {
-        PathBuf::from("/target")
-    } else {
-        PathBuf::from(format!("/proc/{pid}/root"))
-    }
 }
 
 #[cfg(test)]
@@ -108,8 +90,24 @@ mod tests {
 
     #[test]
     fn stat_with_awkward_comm() {
-        assert_eq!(parse_stat("42 (my (odd) name) S 7 42 42 0"), Some((7, 'S')));
-        assert_eq!(parse_stat("1 (init) Z 0 1 1"), Some((0, 'Z')));
+        let line = "42 (my (odd) name) S 7 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 \
+                    31337 1234 56 18446744073709551615";
+        assert_eq!(
+            parse_stat(line),
+            Some(Stat {
+                ppid: 7,
+                state: 'S',
+                start: 31337
+            })
+        );
+        assert_eq!(
+            parse_stat("1 (init) Z 0 1 1"),
+            Some(Stat {
+                ppid: 0,
+                state: 'Z',
+                start: 0
+            })
+        );
         assert_eq!(parse_stat("garbage"), None);
     }
 

@@ -11,11 +11,12 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::cli::ShellFlags;
+use crate::cli::{RunFlags, ShellFlags};
 use crate::exit::Status;
 use crate::procs;
 use crate::state::StateDir;
 use crate::sys;
+use crate::target::{self, Method, Resolved};
 
 /// Directories every debug shell and command should find tools in, in this order.
 pub const STANDARD_PATH: [&str; 6] = [
@@ -27,7 +28,12 @@ pub const STANDARD_PATH: [&str; 6] = [
     "/bin",
 ];
 
-pub fn run(argv: Vec<OsString>) -> Status {
+pub fn run(flags: RunFlags) -> Status {
+    let target = match target::identify(&flags.target) {
+        Ok(target) => target,
+        Err(failure) => return failure.report("run"),
+    };
+    let argv = flags.argv;
     register(&format!("run {}", shell_words(&argv)));
     let path = path_with_standard_dirs(std::env::var_os("PATH"));
     let Some(program) = find_program(&argv[0], &path) else {
@@ -35,7 +41,15 @@ pub fn run(argv: Vec<OsString>) -> Status {
     };
     let mut command = Command::new(&program);
     command.arg0(&argv[0]).args(&argv[1..]).env("PATH", path);
+    set_target_env(&mut command, &target);
     exec_failed(&argv[0], command.exec())
+}
+
+/// `TARGET_PID` and `TARGET_ROOT` for the session's commands.
+fn set_target_env(command: &mut Command, target: &Resolved) {
+    command
+        .env("TARGET_PID", target.pid.to_string())
+        .env("TARGET_ROOT", &target.root);
 }
 
 /// The file to execute for `name`, searched in `path` as a shell does: a name with a slash
@@ -71,9 +85,12 @@ pub fn find_program(name: &OsStr, path: &OsStr) -> Option<PathBuf> {
 }
 
 pub fn shell(flags: ShellFlags) -> Status {
+    let target = match target::identify(&flags.target) {
+        Ok(target) => target,
+        Err(failure) => return failure.report("shell"),
+    };
     register("shell");
-    let target = flags.pid.unwrap_or_else(procs::target_pid);
-    eprintln!("{}", target_line(target));
+    eprintln!("{}", target_line(&target));
 
     let shell = choose_shell(std::env::var_os("SHELL"));
     let mut command = Command::new(&shell);
@@ -81,9 +98,8 @@ pub fn shell(flags: ShellFlags) -> Status {
         .current_dir("/")
         .env("PATH", path_with_standard_dirs(std::env::var_os("PATH")))
         .env("PS1", "dbg:\\w\\$ ")
-        .env("SHELL", &shell)
-        .env("TARGET_PID", target.to_string())
-        .env("TARGET_ROOT", procs::root_view_of(target));
+        .env("SHELL", &shell);
+    set_target_env(&mut command, &target);
     if !home_is_usable(std::env::var_os("HOME").as_deref()) {
         command.env("HOME", "/tmp");
     }
@@ -170,8 +186,10 @@ fn home_is_usable(home: Option<&OsStr>) -> bool {
     CString::new(home.as_bytes()).is_ok_and(|c| sys::access(&c, libc::W_OK))
 }
 
-/// `target: pid 1 (/app/server) uid 65532 — its filesystem is at /target`
-fn target_line(pid: i32) -> String {
+/// `target: pid 12 (/app/server) uid 65532, container 3f2a… (by cgroup) — its filesystem is
+/// at /target`
+fn target_line(target: &Resolved) -> String {
+    let pid = target.pid;
     let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
         .map(|p| p.display().to_string())
         .or_else(|_| {
@@ -184,9 +202,15 @@ fn target_line(pid: i32) -> String {
         .ok()
         .and_then(|s| crate::info::procfs::parse_status(&s).uid)
         .map_or_else(|| "?".to_string(), |u| u.to_string());
+    let container = target.container_id.as_deref().unwrap_or("unknown");
+    let how = match target.method {
+        Method::Cgroup => "found by its cgroup",
+        Method::Pid1 => "PID 1",
+        Method::Flag => "chosen with --target-pid",
+    };
     format!(
-        "target: pid {pid} ({exe}) uid {uid} — its filesystem is at {}",
-        procs::root_view_of(pid).display()
+        "target: pid {pid} ({exe}) uid {uid}, container {container} ({how}) — its filesystem is at {}",
+        target.root
     )
 }
 

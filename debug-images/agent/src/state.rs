@@ -5,6 +5,7 @@
 //!   hold.pid                         pid of `hold`, removed when it starts to exit
 //!   stop.request                     pid of a `stop` that asked `hold` to exit
 //!   sessions/<pid>                   one per `run`/`shell`, locked while it lives
+//!   target -> /proc/<pid>/root       the last target resolved (images: /target -> here)
 //! ```
 //!
 //! A session is alive exactly while some process holds `flock(LOCK_EX)` on its file: the
@@ -53,6 +54,35 @@ impl StateDir {
 
     pub fn sessions_dir(&self) -> PathBuf {
         self.root.join("sessions")
+    }
+
+    pub fn target_link_path(&self) -> PathBuf {
+        self.root.join("target")
+    }
+
+    /// Points `target` at `/proc/<pid>/root`: a symlink under a temporary name renamed over
+    /// the old one, so a reader of `/target` sees the old target or the new one, never none.
+    pub fn point_target_link(&self, pid: i32) -> io::Result<()> {
+        self.ensure()?;
+        let link = self.target_link_path();
+        let to = PathBuf::from(format!("/proc/{pid}/root"));
+        if fs::read_link(&link).is_ok_and(|current| current == to) {
+            return Ok(());
+        }
+        let tmp = self
+            .root
+            .join(format!(".target.{}.tmp", std::process::id()));
+        let _ = fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(&to, &tmp).map_err(|e| with_path(e, &tmp))?;
+        fs::rename(&tmp, &link).map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            with_path(e, &link)
+        })
+    }
+
+    /// Removes `target`, so that `/target` shows nothing rather than an earlier target.
+    pub fn remove_target_link(&self) {
+        let _ = fs::remove_file(self.target_link_path());
     }
 
     /// Creates the directories (0700). Refuses a directory another uid owns or others may
@@ -231,6 +261,33 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
         assert!(StateDir::at(dir.clone()).ensure().is_err());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_target_link_is_replaced_in_place() {
+        let dir = temp_dir("link");
+        let state = StateDir::at(dir.clone());
+        state.point_target_link(7).unwrap();
+        assert_eq!(
+            fs::read_link(state.target_link_path()).unwrap(),
+            Path::new("/proc/7/root")
+        );
+        state.point_target_link(42).unwrap();
+        assert_eq!(
+            fs::read_link(state.target_link_path()).unwrap(),
+            Path::new("/proc/42/root")
+        );
+        let names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(
+            !names.iter().any(|n| n.to_string_lossy().ends_with(".tmp")),
+            "no temporary link left: {names:?}"
+        );
+        state.remove_target_link();
+        assert!(fs::symlink_metadata(state.target_link_path()).is_err());
         fs::remove_dir_all(dir).unwrap();
     }
 

@@ -83,7 +83,7 @@ fn session_processes(state: &StateDir, me: i32, hold: Option<i32>) -> Vec<i32> {
     }
     let parents: Vec<(i32, i32)> = procs::all_pids()
         .into_iter()
-        .filter_map(|pid| procs::stat(pid).map(|(ppid, _)| (pid, ppid)))
+        .filter_map(|pid| procs::stat(pid).map(|s| (pid, s.ppid)))
         .collect();
     let mut chosen: BTreeSet<i32> = roots.clone();
     loop {

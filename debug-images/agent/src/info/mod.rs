@@ -18,6 +18,7 @@ use serde::Serialize;
 use crate::cli::InfoFlags;
 use crate::exit::Status;
 use crate::procs;
+use crate::target::{self, Failure, Method, Resolved};
 use procfs::{Listener, Mount};
 
 /// Version of the JSON shape; bumped on any incompatible change.
@@ -27,6 +28,10 @@ pub const SCHEMA: u32 = 1;
 pub struct Facts {
     pub schema: u32,
     pub pid: i32,
+    /// The target's container ID as its cgroup shows it (null when it shows none).
+    pub container_id: Option<String>,
+    /// How the target was found: `cgroup`, `pid1` or `flag`.
+    pub method: Method,
     pub uid: Option<u32>,
     pub gid: Option<u32>,
     pub groups: Option<Vec<u32>>,
@@ -46,12 +51,22 @@ pub struct Facts {
 }
 
 pub fn main(flags: InfoFlags) -> Status {
-    let pid = flags.pid.unwrap_or_else(procs::target_pid);
+    let resolved = match target::identify(&flags.target) {
+        Ok(resolved) => resolved,
+        // As `target -o json`: the plugin reads the candidates from stdout.
+        Err(Failure::NotIdentified(refusal)) if flags.json => {
+            let mut out = io::stdout().lock();
+            let _ = target::json_line(&mut out, &refusal).and_then(|()| out.flush());
+            return Status::NotIdentified;
+        }
+        Err(failure) => return failure.report("info"),
+    };
+    let pid = resolved.pid;
     if !Path::new(&format!("/proc/{pid}")).exists() {
-        eprintln!("distroless-debug-agent info: no process with pid {pid}");
+        eprintln!("distroless-debug-agent info: pid {pid} has exited");
         return Status::Failure;
     }
-    let facts = gather(pid);
+    let facts = gather(&resolved);
     let mut out = io::stdout().lock();
     let written = if flags.json {
         serde_json::to_writer_pretty(&mut out, &facts)
@@ -71,7 +86,8 @@ pub fn main(flags: InfoFlags) -> Status {
     }
 }
 
-pub fn gather(pid: i32) -> Facts {
+pub fn gather(target: &Resolved) -> Facts {
+    let pid = target.pid;
     let proc_dir = PathBuf::from(format!("/proc/{pid}"));
     let mut errors = Vec::new();
     let mut note = |what: &str, e: io::Error| errors.push(format!("{what}: {e}"));
@@ -129,8 +145,7 @@ pub fn gather(pid: i32) -> Facts {
         }
     };
 
-    let root = procs::root_view_of(pid);
-    let root_readable = match std::fs::read_dir(&root) {
+    let root_readable = match std::fs::read_dir(&target.root) {
         Ok(_) => true,
         Err(e) => {
             errors.push(format!("root: {e}"));
@@ -145,6 +160,8 @@ pub fn gather(pid: i32) -> Facts {
     Facts {
         schema: SCHEMA,
         pid,
+        container_id: target.container_id.clone(),
+        method: target.method,
         uid: status.as_ref().and_then(|s| s.uid),
         gid: status.as_ref().and_then(|s| s.gid),
         groups: status.map(|s| s.groups),
@@ -155,7 +172,7 @@ pub fn gather(pid: i32) -> Facts {
         listening,
         mounts,
         env_names,
-        root: root.display().to_string(),
+        root: target.root.clone(),
         root_readable,
         errors,
     }
@@ -217,6 +234,14 @@ fn render_text(facts: &Facts) -> String {
     };
     let mut rows: Vec<(&str, Vec<String>)> = vec![
         ("pid", vec![facts.pid.to_string()]),
+        (
+            "container",
+            vec![format!(
+                "{} (found by: {})",
+                facts.container_id.as_deref().unwrap_or("-"),
+                facts.method.as_str()
+            )],
+        ),
         ("uid", vec![opt(&facts.uid)]),
         ("gid", vec![opt(&facts.gid)]),
         (
@@ -314,7 +339,13 @@ mod tests {
 
     #[test]
     fn facts_of_this_process() {
-        let facts = gather(std::process::id() as i32);
+        let pid = std::process::id() as i32;
+        let facts = gather(&Resolved {
+            pid,
+            container_id: None,
+            method: Method::Flag,
+            root: format!("/proc/{pid}/root"),
+        });
         assert_eq!(facts.uid, Some(crate::sys::effective_uid()));
         assert!(facts.exe.is_some());
         assert_eq!(facts.runtime, "other");
@@ -336,6 +367,8 @@ mod tests {
         let json = serde_json::to_value(&facts).unwrap();
         for key in [
             "pid",
+            "container_id",
+            "method",
             "uid",
             "gid",
             "groups",

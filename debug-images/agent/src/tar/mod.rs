@@ -21,13 +21,24 @@ use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
-use crate::cli::{TarFlags, UntarFlags};
+use crate::cli::{TarFlags, TargetFlags, UntarFlags};
 use crate::exit::Status;
-use crate::procs;
+use crate::target;
 use resolve::Root;
 
-pub(crate) fn root_dir(flag: Option<PathBuf>) -> PathBuf {
-    flag.unwrap_or_else(|| PathBuf::from(format!("/proc/{}/root", procs::target_pid())))
+/// `--root DIR`, else the target's root (`/proc/<pid>/root`: exactly the target's, even
+/// when another session re-points `/target` meanwhile).
+pub(crate) fn root_dir(
+    flag: Option<PathBuf>,
+    target: &TargetFlags,
+    verb: &str,
+) -> Result<PathBuf, Status> {
+    match flag {
+        Some(dir) => Ok(dir),
+        None => target::identify(target)
+            .map(|t| PathBuf::from(format!("/proc/{}/root", t.pid)))
+            .map_err(|failure| failure.report(verb)),
+    }
 }
 
 pub(crate) fn open_root(dir: &std::path::Path, verb: &str) -> Option<Root> {
@@ -45,7 +56,10 @@ pub(crate) fn open_root(dir: &std::path::Path, verb: &str) -> Option<Root> {
 }
 
 pub fn archive_main(flags: TarFlags) -> Status {
-    let dir = root_dir(flags.root);
+    let dir = match root_dir(flags.root, &flags.target, "tar") {
+        Ok(dir) => dir,
+        Err(status) => return status,
+    };
     let Some(root) = open_root(&dir, "tar") else {
         return Status::Failure;
     };
@@ -100,7 +114,10 @@ pub fn archive_main(flags: TarFlags) -> Status {
 }
 
 pub fn extract_main(flags: UntarFlags) -> Status {
-    let dir = root_dir(flags.root);
+    let dir = match root_dir(flags.root, &flags.target, "untar") {
+        Ok(dir) => dir,
+        Err(status) => return status,
+    };
     let Some(root) = open_root(&dir, "untar") else {
         return Status::Failure;
     };

@@ -88,7 +88,10 @@ fn kind_of(mode: u32) -> &'static str {
 }
 
 pub fn main(flags: StatFlags) -> Status {
-    let dir = root_dir(flags.root);
+    let dir = match root_dir(flags.root, &flags.target, "stat") {
+        Ok(dir) => dir,
+        Err(status) => return status,
+    };
     let Some(root) = open_root(&dir, "stat") else {
         return Status::Failure;
     };
