@@ -86,7 +86,8 @@ fn hierarchies() -> Vec<(Version, PathBuf)> {
     let mut found = Vec::new();
     for line in mounts.lines() {
         let fields: Vec<&str> = line.split_whitespace().collect();
-        let (Some(dir), Some(fstype), Some(options)) = (fields.get(1), fields.get(2), fields.get(3))
+        let (Some(dir), Some(fstype), Some(options)) =
+            (fields.get(1), fields.get(2), fields.get(3))
         else {
             continue;
         };
@@ -209,8 +210,10 @@ impl Pod {
         self.enter(&script);
         let pid_file = root.join("main.pid");
         assert!(
-            wait_for(Duration::from_secs(5), || std::fs::read_to_string(&pid_file)
-                .is_ok_and(|s| s.ends_with('\n'))),
+            wait_for(Duration::from_secs(5), || std::fs::read_to_string(
+                &pid_file
+            )
+            .is_ok_and(|s| s.ends_with('\n'))),
             "container {id} started"
         );
         std::fs::read_to_string(&pid_file)
@@ -251,7 +254,14 @@ impl Pod {
     fn agent(&self, args: &[&str]) -> Command {
         let mut command = Command::new("nsenter");
         command
-            .args(["-t", &self.init.to_string(), "--pid", "--mount", "--", AGENT])
+            .args([
+                "-t",
+                &self.init.to_string(),
+                "--pid",
+                "--mount",
+                "--",
+                AGENT,
+            ])
             .args(args)
             .env("DISTROLESS_DEBUG_STATE_DIR", self.state())
             .env_remove("DISTROLESS_DEBUG_TARGET_ID")
@@ -502,9 +512,7 @@ fn every_verb_works_on_the_identified_target() {
     let out = pod.output(&["tar", "--target-id", APP, "/app-only"]);
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert!(
-        out.stdout
-            .windows(APP.len())
-            .any(|w| w == APP.as_bytes()),
+        out.stdout.windows(APP.len()).any(|w| w == APP.as_bytes()),
         "the archive holds the app's file"
     );
     let mut untar = pod
