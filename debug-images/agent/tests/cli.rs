@@ -2,10 +2,14 @@
 //! `run`/`stop`/`info` exec'd next to it. Each test has its own state directory
 //! (`DISTROLESS_DEBUG_STATE_DIR`), so they run in parallel.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
+
+use common::wait_for;
 
 const AGENT: &str = env!("CARGO_BIN_EXE_distroless-debug-agent");
 
@@ -53,17 +57,6 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        sleep(Duration::from_millis(20));
-    }
-    done()
 }
 
 /// Waits for `child` to exit within `limit`; kills it and fails otherwise.

@@ -9,11 +9,13 @@
 //! hierarchy: skipped with the reason otherwise, a failure under CI=true. Every cgroup made
 //! here is removed when its test ends.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::wait_for;
 use serde_json::Value;
 
 const AGENT: &str = env!("CARGO_BIN_EXE_distroless-debug-agent");
@@ -396,17 +398,6 @@ fn children_of(parent: u32) -> Vec<u32> {
             })
         })
         .collect()
-}
-
-fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        sleep(Duration::from_millis(20));
-    }
-    done()
 }
 
 fn json_of(out: Output) -> (Option<i32>, Value) {
