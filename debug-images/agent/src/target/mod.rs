@@ -125,6 +125,10 @@ pub struct Refusal {
     pub candidates: Vec<(i32, Option<ContainerId>)>,
 }
 
+const PID1_IS_OURS: &str = "PID 1 is this debug container's own process: the container was \
+     not started in the target's PID namespace (targetContainerName), so the target's \
+     processes are not visible";
+
 /// The target among `procs` (live processes of the namespace), or why there is none.
 pub fn resolve(request: &Request, procs: &[Proc]) -> Result<Target, Refusal> {
     let pid1 = procs.iter().find(|p| p.pid == 1);
@@ -163,12 +167,7 @@ pub fn resolve(request: &Request, procs: &[Proc]) -> Result<Target, Refusal> {
                      that container (it may have exited or restarted under a new ID, or the \
                      runtime does not show container IDs in cgroup paths)"
                 ))),
-                Some(p) if p.ours => Err(refuse(
-                    "PID 1 is this debug container's own process: the container was not \
-                     started in the target's PID namespace (targetContainerName), so \
-                     the target's processes are not visible"
-                        .to_string(),
-                )),
+                Some(p) if p.ours => Err(refuse(PID1_IS_OURS.to_string())),
                 Some(p) => match id_of(p) {
                     Some(other) => Err(refuse(format!(
                         "PID 1 belongs to container {other}, not to container {id}: this debug \
@@ -195,12 +194,7 @@ pub fn resolve(request: &Request, procs: &[Proc]) -> Result<Target, Refusal> {
                  to tell the target's apart"
                     .to_string(),
             )),
-            Some(p) if p.ours => Err(refuse(
-                "PID 1 is this debug container's own process: the container was not started \
-                 in the target's PID namespace (targetContainerName), so the target's \
-                 processes are not visible"
-                    .to_string(),
-            )),
+            Some(p) if p.ours => Err(refuse(PID1_IS_OURS.to_string())),
             Some(p) => Ok(Target {
                 pid: 1,
                 container_id: id_of(p),
