@@ -133,25 +133,25 @@ fn stop_ends_hold_and_returns_first() {
     // running means `hold` went first. (Both gone between two looks proves nothing either way;
     // `hold` waits for `stop` in 20 ms steps, so a turn of 1 ms catches the order.)
     let deadline = Instant::now() + Duration::from_secs(10);
-    let (mut hold_status, mut stop_status) = (None, None);
-    while hold_status.is_none() || stop_status.is_none() {
-        assert!(Instant::now() < deadline, "stop or hold did not end");
-        let hold_gone = hold_status.is_some() || {
+    let (mut hold_status, mut stop_status, mut hold_first) = (None, None, false);
+    while (hold_status.is_none() || stop_status.is_none()) && Instant::now() < deadline {
+        if hold_status.is_none() {
             hold_status = hold.try_wait().unwrap();
-            hold_status.is_some()
-        };
+        }
         if stop_status.is_none() {
             stop_status = stop.try_wait().unwrap();
-            assert!(
-                !(hold_gone && stop_status.is_none()),
-                "hold exited while stop was still running"
-            );
+            hold_first |= hold_status.is_some() && stop_status.is_none();
         }
         sleep(Duration::from_millis(1));
     }
-    assert!(stop_status.unwrap().success(), "{}", stderr_of(stop));
-    assert!(hold_status.unwrap().success());
-    assert!(stderr_of(hold).contains("exiting: stop: requested by pid"));
+    if hold_status.is_none() {
+        let _ = hold.kill();
+    }
+    let (stop_stderr, hold_stderr) = (stderr_of(stop), stderr_of(hold));
+    assert!(!hold_first, "hold exited while stop was still running");
+    assert!(stop_status.is_some_and(|s| s.success()), "{stop_stderr}");
+    assert!(hold_status.is_some_and(|s| s.success()), "{hold_stderr}");
+    assert!(hold_stderr.contains("exiting: stop: requested by pid"));
 
     // Idempotent: nothing left to stop is still success.
     assert!(scratch.output(&["stop"]).status.success());
