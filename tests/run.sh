@@ -36,11 +36,17 @@ for minor in 33 27; do
   name="kubectl.1.$minor"
   if [ ! -x "/usr/lib/google-cloud-sdk/bin/$name" ] && ! command -v "$name" >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ]; then
-      version="$(curl -fsSL "https://dl.k8s.io/release/stable-1.$minor.txt")"
+      echo "tests/run.sh: installing $name in /usr/local/bin" >&2
       arch="$(uname -m | sed 's/x86_64/amd64/; s/aarch64/arm64/')"
-      echo "tests/run.sh: installing $name ($version) in /usr/local/bin" >&2
-      curl -fsSL -o "/usr/local/bin/$name" "https://dl.k8s.io/release/$version/bin/linux/$arch/kubectl"
-      chmod 0755 "/usr/local/bin/$name"
+      if version="$(curl -fsSL "https://dl.k8s.io/release/stable-1.$minor.txt")" &&
+        curl -fsSL -o "/usr/local/bin/$name.part" \
+          "https://dl.k8s.io/release/$version/bin/linux/$arch/kubectl"; then
+        chmod 0755 "/usr/local/bin/$name.part"
+        mv "/usr/local/bin/$name.part" "/usr/local/bin/$name"
+      else
+        rm -f "/usr/local/bin/$name.part"
+        echo "tests/run.sh: could not download $name: its tests will say so" >&2
+      fi
     else
       echo "tests/run.sh: missing $name and not root: the tests that need it will skip" >&2
     fi
