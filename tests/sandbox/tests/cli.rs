@@ -5,39 +5,12 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use kube_sandbox::skip_without_node;
-use support::{alive, mounts_under, runc_containers};
-
-/// What `up` made on the host, to look for once it has exited.
-struct Footprint {
-    dir: PathBuf,
-    runc_root: PathBuf,
-    pids: Vec<i64>,
-}
-
-impl Footprint {
-    fn assert_gone(&self) {
-        for pid in &self.pids {
-            assert!(!alive(*pid), "container process {pid} left");
-        }
-        let named = processes_naming(&self.dir);
-        assert!(named.is_empty(), "processes of the sandbox left: {named:?}");
-        assert_eq!(mounts_under(&self.dir), Vec::<String>::new(), "mounts left");
-        // (`runc list` creates a missing root; a root that is gone holds no state.)
-        if self.runc_root.exists() {
-            assert_eq!(runc_containers(&self.runc_root), [], "runc state left");
-        }
-        assert!(
-            !self.dir.exists(),
-            "the sandbox's directory is left: {}",
-            self.dir.display()
-        );
-    }
-}
+use support::{Footprint, alive, mounts_under, runc_containers};
 
 /// The running `up`: stopped with SIGTERM, as a user would, if the test fails before it does.
 struct Up(Child);
@@ -50,23 +23,6 @@ impl Drop for Up {
             let _ = self.0.wait();
         }
     }
-}
-
-/// Live processes whose command line names `dir` (runc and the container supervisors do).
-fn processes_naming(dir: &Path) -> Vec<String> {
-    let needle = dir.to_string_lossy().into_owned();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i64>().ok())
-        .filter(|pid| alive(*pid))
-        .filter_map(|pid| {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            cmdline
-                .contains(&needle)
-                .then(|| format!("{pid}: {cmdline}"))
-        })
-        .collect()
 }
 
 #[test]

@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use futures::SinkExt;
@@ -15,7 +14,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use kube_sandbox::{Faults, Sandbox, SandboxOptions, skip_without_node};
 use serde_json::json;
-use support::{alive, mounts_under, runc_containers};
+use support::{Footprint, alive, mounts_under, runc_containers};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn pods(sb: &Sandbox) -> Api<Pod> {
@@ -150,13 +149,6 @@ async fn a_dropped_exec_stream_is_seen_as_closed() {
     sb.shutdown().await;
 }
 
-/// Everything a running sandbox has on the host: container pids, its mounts, runc state.
-struct Footprint {
-    pids: Vec<i32>,
-    dir: PathBuf,
-    runc_root: PathBuf,
-}
-
 async fn running_sandbox() -> (Sandbox, Footprint) {
     let sb = Sandbox::start(SandboxOptions::default()).await.unwrap();
     let pods = pods(&sb).await;
@@ -169,38 +161,22 @@ async fn running_sandbox() -> (Sandbox, Footprint) {
     )
     .await;
     let node = sb.node().unwrap();
-    let pids: Vec<i32> = [("app", "main"), ("shell", "main")]
+    let pids: Vec<i64> = [("app", "main"), ("shell", "main")]
         .iter()
-        .map(|(p, c)| node.container_pid("default", p, c).unwrap())
+        .map(|(p, c)| node.container_pid("default", p, c).unwrap().into())
         .collect();
     let footprint = Footprint {
         pids,
         dir: sb.dir().to_path_buf(),
         runc_root: node.runc_root().to_path_buf(),
     };
-    assert!(footprint.pids.iter().all(|p| alive((*p).into())));
+    assert!(footprint.pids.iter().all(|p| alive(*p)));
     assert!(
         !mounts_under(&footprint.dir).is_empty(),
         "running containers have mounts"
     );
     assert!(!runc_containers(&footprint.runc_root).is_empty());
     (sb, footprint)
-}
-
-fn assert_nothing_left(f: &Footprint) {
-    for pid in &f.pids {
-        assert!(!alive((*pid).into()), "container process {pid} left");
-    }
-    assert_eq!(mounts_under(&f.dir), Vec::<String>::new(), "mounts left");
-    // (`runc list` creates a missing root; a root that is gone holds no state.)
-    if f.runc_root.exists() {
-        assert_eq!(runc_containers(&f.runc_root), [], "runc containers left");
-    }
-    assert!(
-        !f.dir.exists(),
-        "sandbox directory left: {}",
-        f.dir.display()
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -210,7 +186,7 @@ async fn shutdown_leaves_no_process_mount_or_runc_container() {
     }
     let (sb, footprint) = running_sandbox().await;
     sb.shutdown().await;
-    assert_nothing_left(&footprint);
+    footprint.assert_gone();
 }
 
 /// On a current-thread runtime (the `#[tokio::test]` default) dropping blocks the only
@@ -222,5 +198,5 @@ async fn dropping_the_handle_tears_down_too() {
     }
     let (sb, footprint) = running_sandbox().await;
     drop(sb);
-    assert_nothing_left(&footprint);
+    footprint.assert_gone();
 }

@@ -79,3 +79,49 @@ pub fn mounts_under(dir: &Path) -> Vec<String> {
 pub fn alive(pid: i64) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
 }
+
+/// What a running sandbox has on the host: its directory, its runc root, its containers' pids.
+pub struct Footprint {
+    pub dir: PathBuf,
+    pub runc_root: PathBuf,
+    pub pids: Vec<i64>,
+}
+
+impl Footprint {
+    /// Nothing of the sandbox is left: no container process, no process naming its directory,
+    /// no mount under it, no runc state, no directory.
+    pub fn assert_gone(&self) {
+        for pid in &self.pids {
+            assert!(!alive(*pid), "container process {pid} left");
+        }
+        let named = processes_naming(&self.dir);
+        assert!(named.is_empty(), "processes of the sandbox left: {named:?}");
+        assert_eq!(mounts_under(&self.dir), Vec::<String>::new(), "mounts left");
+        // (`runc list` creates a missing root; a root that is gone holds no state.)
+        if self.runc_root.exists() {
+            assert_eq!(runc_containers(&self.runc_root), [], "runc state left");
+        }
+        assert!(
+            !self.dir.exists(),
+            "the sandbox's directory is left: {}",
+            self.dir.display()
+        );
+    }
+}
+
+/// Live processes whose command line names `dir` (runc and the container supervisors do).
+fn processes_naming(dir: &Path) -> Vec<String> {
+    let needle = dir.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i64>().ok())
+        .filter(|pid| alive(*pid))
+        .filter_map(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            cmdline
+                .contains(&needle)
+                .then(|| format!("{pid}: {cmdline}"))
+        })
+        .collect()
+}
