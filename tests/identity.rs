@@ -30,6 +30,14 @@ fn requests(c: &TestCluster, method: &str, suffix: &str) -> usize {
         .count()
 }
 
+/// Execs of the agent's `info`: the probe that reads who the target runs as.
+fn info_execs(c: &TestCluster) -> usize {
+    c.sb.requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/exec") && r.query.contains("command=info&"))
+        .count()
+}
+
 #[tokio::test]
 async fn a_debug_container_that_reads_the_target_as_its_image_user_is_kept() {
     let Some(c) = old_kubelet().await else {
@@ -89,6 +97,7 @@ async fn a_debug_container_that_reads_the_target_as_its_image_user_is_kept() {
     assert_eq!(requests(&c, "PATCH", "/ephemeralcontainers"), 1);
     // info, the command, the teardown's stop.
     assert_eq!(requests(&c, "GET", "/exec"), 3);
+    assert_eq!(info_execs(&c), 1, "{:#?}", c.sb.requests());
     c.wait_all_terminated("locked", "web", Duration::from_secs(20))
         .await;
 }
@@ -176,6 +185,11 @@ async fn a_reused_container_is_not_probed_again() {
     assert_eq!(run.code, Some(0), "{run:?}");
     assert!(run.stdout.lines().any(|l| l == "passwd"), "{run:?}");
     assert_eq!(requests(&c, "PATCH", "/ephemeralcontainers"), 0);
+    assert!(
+        requests(&c, "GET", "/exec") > 0,
+        "the command ran in the reused container"
+    );
+    assert_eq!(info_execs(&c), 0, "the reused container was probed again");
     assert_eq!(c.debug_containers("open", "root-app").await.len(), 2);
     let _ = first.kill().await;
     let _ = c

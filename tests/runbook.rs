@@ -128,6 +128,37 @@ steps:
     when: runtime == "jvm"
 "#;
 
+/// The most pods in progress at once, from the order of the request log: a pod counts from
+/// its debug container's PATCH to its last exec (a step, or the agent's `stop`). The sandbox
+/// logs a request before it answers it, and the run makes both while the pod holds one of its
+/// `--parallel` places, so this never counts more pods than ran at once.
+fn most_pods_at_once(c: &TestCluster) -> usize {
+    let requests = c.sb.requests();
+    // `/api/v1/namespaces/NS/pods/NAME/SUBRESOURCE` -> NAME
+    let pod_of = |path: &str| path.split('/').nth(6).map(str::to_string);
+    let mut spans: std::collections::HashMap<String, (usize, usize)> = Default::default();
+    for (i, r) in requests.iter().enumerate() {
+        if r.method == "PATCH" && r.path.ends_with("/ephemeralcontainers") {
+            spans.insert(pod_of(&r.path).expect("a pod's path"), (i, i));
+        } else if r.path.ends_with("/exec") {
+            let pod = pod_of(&r.path).expect("a pod's path");
+            spans
+                .get_mut(&pod)
+                .expect("an exec after its pod's PATCH")
+                .1 = i;
+        }
+    }
+    (0..requests.len())
+        .map(|i| {
+            spans
+                .values()
+                .filter(|(a, b)| (*a..=*b).contains(&i))
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 #[tokio::test]
 async fn twenty_pods_by_label_five_at_a_time() {
     let Some(c) = support::cluster().await else {
@@ -245,6 +276,11 @@ async fn twenty_pods_by_label_five_at_a_time() {
             .filter(|r| r.method == "PATCH" && r.path.ends_with("/ephemeralcontainers"))
             .count();
     assert_eq!(patches, 20);
+    let most = most_pods_at_once(&c);
+    assert!(
+        (2..=5).contains(&most),
+        "--parallel 5: at most 5 pods at once, and more than one; {most} were"
+    );
     // Who we are and the namespace's Pod Security level are the same for all 20: read once.
     assert_eq!(count(&c, "POST", SELF_SUBJECT_REVIEWS), 1);
     assert_eq!(count(&c, "GET", "/api/v1/namespaces/fleet"), 1);

@@ -285,6 +285,21 @@ async fn new_adds_another_ls_shows_them_and_cleanup_stops_them() {
         .run(&["-n", "locked", "cleanup", "--dry-run"], LIMIT)
         .await;
     assert_eq!(dry.code, Some(0), "{dry:?}");
+    // It lists what it would stop, one row each, and stops nothing.
+    assert!(
+        dry.stderr.contains("would stop 2 debug container(s)"),
+        "{dry:?}"
+    );
+    let listed: Vec<&str> = dry.stdout.lines().skip(1).collect();
+    assert_eq!(listed.len(), 2, "{dry:?}");
+    for (name, _) in c.debug_containers("locked", "web").await {
+        assert!(
+            listed
+                .iter()
+                .any(|row| row.split_whitespace().any(|w| w == name)),
+            "{name} is not listed: {dry:?}"
+        );
+    }
     assert_eq!(
         c.debug_containers("locked", "web")
             .await
@@ -303,26 +318,17 @@ async fn new_adds_another_ls_shows_them_and_cleanup_stops_them() {
     }
 }
 
-/// Sends `signal` to a session once its debug container runs; it must tear down and exit
-/// 128 + signal, leaving the container Terminated and the target untouched.
+/// Sends `signal` to a session once its command has started (it printed `started`): the
+/// signal lands during the command, not while the plugin waits for the container. The
+/// session must tear down and exit 128 + signal, leaving the container Terminated and the
+/// target untouched.
 async fn interrupted_during_the_session(signal: i32) {
     let Some(c) = support::cluster().await else {
         return;
     };
     restricted_app(&c).await;
     let before = c.target_fingerprint("locked", "web").await;
-    let mut child = c
-        .plugin(&["-n", "locked", "pod/web", "--", "sleep", "100"])
-        .spawn()
-        .expect("starts");
-    c.wait_for("the debug container running", LIMIT, async || {
-        c.debug_containers("locked", "web")
-            .await
-            .iter()
-            .any(|(_, s)| s == "running")
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut child = started_session(&c, "echo started; sleep 100").await;
     support::send(&child, signal);
     assert_eq!(
         support::exit_code(&mut child, Duration::from_secs(30)).await,

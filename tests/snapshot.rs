@@ -257,8 +257,11 @@ async fn exclude_include_and_no_volumes_leave_out_what_they_say() {
     );
 
     // A name that is not a tar is refused before anything is sent.
+    c.sb.clear_requests();
     let run = snapshot(&c, &["-o", &s.arg("x.zip")]).await;
     assert_eq!(run.code, Some(2), "{run:?}");
+    assert_eq!(c.sb.requests(), [], "no request was sent");
+    assert!(!Path::new(&s.arg("x.zip")).exists(), "no file was written");
     assert!(
         c.debug_containers("snap", "web")
             .await

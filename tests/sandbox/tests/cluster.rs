@@ -3,7 +3,8 @@
 //! after shutdown. Needs root and runc: skipped (printed reason) without, failing under
 //! CI=true.
 
-use std::path::{Path, PathBuf};
+mod support;
+
 use std::time::{Duration, Instant};
 
 use futures::SinkExt;
@@ -13,6 +14,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use kube_sandbox::{Faults, Sandbox, SandboxOptions, skip_without_node};
 use serde_json::json;
+use support::{Footprint, alive, mounts_under, runc_containers};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn pods(sb: &Sandbox) -> Api<Pod> {
@@ -147,41 +149,6 @@ async fn a_dropped_exec_stream_is_seen_as_closed() {
     sb.shutdown().await;
 }
 
-/// Everything a running sandbox has on the host: container pids, its mounts, runc state.
-struct Footprint {
-    pids: Vec<i32>,
-    dir: PathBuf,
-    runc_root: PathBuf,
-}
-
-fn mounts_under(dir: &Path) -> Vec<String> {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter(|l| l.contains(&*dir.to_string_lossy()))
-        .map(String::from)
-        .collect()
-}
-
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| !s.contains(") Z "))
-        .unwrap_or(false)
-}
-
-fn runc_containers(root: &Path) -> String {
-    if !root.exists() {
-        return String::new();
-    }
-    let out = std::process::Command::new("runc")
-        .arg("--root")
-        .arg(root)
-        .args(["list", "-q"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 async fn running_sandbox() -> (Sandbox, Footprint) {
     let sb = Sandbox::start(SandboxOptions::default()).await.unwrap();
     let pods = pods(&sb).await;
@@ -194,9 +161,9 @@ async fn running_sandbox() -> (Sandbox, Footprint) {
     )
     .await;
     let node = sb.node().unwrap();
-    let pids: Vec<i32> = [("app", "main"), ("shell", "main")]
+    let pids: Vec<i64> = [("app", "main"), ("shell", "main")]
         .iter()
-        .map(|(p, c)| node.container_pid("default", p, c).unwrap())
+        .map(|(p, c)| node.container_pid("default", p, c).unwrap().into())
         .collect();
     let footprint = Footprint {
         pids,
@@ -212,19 +179,6 @@ async fn running_sandbox() -> (Sandbox, Footprint) {
     (sb, footprint)
 }
 
-fn assert_nothing_left(f: &Footprint) {
-    for pid in &f.pids {
-        assert!(!alive(*pid), "container process {pid} left");
-    }
-    assert_eq!(mounts_under(&f.dir), Vec::<String>::new(), "mounts left");
-    assert_eq!(runc_containers(&f.runc_root), "", "runc containers left");
-    assert!(
-        !f.dir.exists(),
-        "sandbox directory left: {}",
-        f.dir.display()
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_leaves_no_process_mount_or_runc_container() {
     if skip_without_node() {
@@ -232,7 +186,7 @@ async fn shutdown_leaves_no_process_mount_or_runc_container() {
     }
     let (sb, footprint) = running_sandbox().await;
     sb.shutdown().await;
-    assert_nothing_left(&footprint);
+    footprint.assert_gone();
 }
 
 /// On a current-thread runtime (the `#[tokio::test]` default) dropping blocks the only
@@ -244,5 +198,5 @@ async fn dropping_the_handle_tears_down_too() {
     }
     let (sb, footprint) = running_sandbox().await;
     drop(sb);
-    assert_nothing_left(&footprint);
+    footprint.assert_gone();
 }

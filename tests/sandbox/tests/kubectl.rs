@@ -2,29 +2,13 @@
 //! node. The permission outcomes of `kubectl debug` are the kernel's ptrace access rule, not a
 //! simulation. Needs root and runc: skipped (printed reason) without, failing under CI=true.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
 use kube_sandbox::{Sandbox, SandboxOptions, skip_without_node};
-
-const KUBECTL_DIR: &str = "/usr/lib/google-cloud-sdk/bin";
-
-/// The newest versioned kubectl on the machine (or `kubectl` on PATH).
-fn newest_kubectl() -> PathBuf {
-    for minor in (27..=40).rev() {
-        let p = Path::new(KUBECTL_DIR).join(format!("kubectl.1.{minor}"));
-        if p.is_file() {
-            return p;
-        }
-    }
-    PathBuf::from("kubectl")
-}
-
-fn kubectl_127() -> Option<PathBuf> {
-    let p = Path::new(KUBECTL_DIR).join("kubectl.1.27");
-    p.is_file().then_some(p)
-}
 
 async fn kubectl(sb: &Sandbox, bin: &Path, args: &[&str]) -> Output {
     let mut cmd = sb.kubectl_at(bin);
@@ -152,12 +136,15 @@ async fn kubectl_runs_the_basic_verbs_against_a_distroless_pod() {
     if skip_without_node() {
         return;
     }
+    let Some(newest) = support::kubectl(33) else {
+        return;
+    };
     let sb = Sandbox::start(SandboxOptions::default()).await.unwrap();
-    basic_verbs(&sb, &newest_kubectl(), "app", true).await;
-    match kubectl_127() {
+    basic_verbs(&sb, &newest, "app", true).await;
+    // docs/sandbox.md promises 1.27 on these verbs: missing, it fails under CI=true.
+    if let Some(old) = support::kubectl(27) {
         // kubectl 1.27 speaks SPDY for exec, which the sandbox does not serve.
-        Some(old) => basic_verbs(&sb, &old, "app-127", false).await,
-        None => eprintln!("kubectl 1.27 not found: only the newest kubectl was checked"),
+        basic_verbs(&sb, &old, "app-127", false).await;
     }
     sb.shutdown().await;
 }
@@ -167,8 +154,10 @@ async fn kubectl_debug_reads_the_targets_root_only_when_the_kernel_allows_it() {
     if skip_without_node() {
         return;
     }
+    let Some(bin) = support::kubectl(33) else {
+        return;
+    };
     let sb = Sandbox::start(SandboxOptions::default()).await.unwrap();
-    let bin = newest_kubectl();
     let file = write_pod(&sb, "app");
     let out = kubectl(&sb, &bin, &["create", "-f", file.to_str().unwrap()]).await;
     assert!(out.status.success(), "{}", text(&out));
@@ -245,8 +234,11 @@ async fn kubectl_run_attaches_with_stdin_and_returns_the_exit_code() {
     if skip_without_node() {
         return;
     }
+    let Some(bin) = support::kubectl(33) else {
+        return;
+    };
     let sb = Sandbox::start(SandboxOptions::default()).await.unwrap();
-    let mut cmd = sb.kubectl_at(&newest_kubectl());
+    let mut cmd = sb.kubectl_at(&bin);
     cmd.args([
         "run",
         "reader",

@@ -1,6 +1,8 @@
 //! The sandbox node against real runc and the real kernel, with a recording status sink in
 //! place of the API server. Needs root and runc: skipped (or failing under CI=true) without.
 
+mod support;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -168,24 +170,11 @@ impl Fixture {
     }
 }
 
-/// (id, pid) of every container in the runc root.
+/// (id, pid) of every running container in the runc root. A failing `runc list` fails the
+/// test: read as "none", it would pass every "nothing left" check.
 fn runc_containers(runc_root: &Path) -> Vec<(String, i64)> {
-    let out = std::process::Command::new("/usr/sbin/runc")
-        .arg("--root")
-        .arg(runc_root)
-        .args(["list", "--format", "json"])
-        .output()
-        .unwrap();
-    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    list.as_array()
+    support::runc_containers(runc_root)
         .into_iter()
-        .flatten()
-        .map(|c| {
-            (
-                c["id"].as_str().unwrap_or("").to_string(),
-                c["pid"].as_i64().unwrap_or(0),
-            )
-        })
         .filter(|(_, pid)| *pid > 0)
         .collect()
 }
@@ -199,16 +188,8 @@ fn assert_nothing_left(state: &Path, runc_root: &Path) {
     assert!(ours.is_empty(), "mounts left: {ours:?}");
     assert!(!state.exists(), "state dir left: {}", state.display());
     // (`runc list` creates its root directory: look only after checking the state dir.)
-    let list = std::process::Command::new("/usr/sbin/runc")
-        .arg("--root")
-        .arg(runc_root)
-        .args(["list", "-q"])
-        .output()
-        .unwrap();
-    assert!(
-        String::from_utf8_lossy(&list.stdout).trim().is_empty(),
-        "runc containers left"
-    );
+    let left = support::runc_containers(runc_root);
+    assert!(left.is_empty(), "runc containers left: {left:?}");
     let _ = std::fs::remove_dir_all(state);
 }
 
@@ -1227,12 +1208,14 @@ async fn probes_gate_readiness_and_restart_unhealthy_containers() {
 }
 
 /// Run by `a_process_that_exits_without_shutdown_leaves_nothing` in a child process: start a
-/// pod, then exit the process without shutting the node down.
+/// pod, then exit the process without shutting the node down. Ignored, so that a normal run
+/// does not count it as a passing test.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the child process of a_process_that_exits_without_shutdown_leaves_nothing"]
 async fn exit_without_shutdown_helper() {
-    let Ok(dir) = std::env::var("NODE_TEST_EXIT_HELPER_DIR") else {
-        return;
-    };
+    let dir = std::env::var("NODE_TEST_EXIT_HELPER_DIR").expect(
+        "NODE_TEST_EXIT_HELPER_DIR: only a_process_that_exits_without_shutdown_leaves_nothing runs this",
+    );
     let dir = PathBuf::from(dir);
     let sink = Arc::new(Recorder::default());
     let node = Node::new(dir.join("state"), sink.clone(), Default::default()).unwrap();
@@ -1255,7 +1238,12 @@ fn a_process_that_exits_without_shutdown_leaves_nothing() {
     let dir = std::env::temp_dir().join(format!("node-test-exit-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "exit_without_shutdown_helper", "--nocapture"])
+        .args([
+            "--exact",
+            "exit_without_shutdown_helper",
+            "--ignored",
+            "--nocapture",
+        ])
         .env("NODE_TEST_EXIT_HELPER_DIR", &dir)
         .output()
         .unwrap();

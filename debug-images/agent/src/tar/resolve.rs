@@ -334,6 +334,11 @@ pub mod tests {
         let base = tree("agree");
         let all = roots(&base);
         if all.len() < 2 {
+            // docs/files.md says the two resolvers are tested against each other.
+            let why = "openat2 (RESOLVE_IN_ROOT) is unavailable here: the kernel resolver cannot be compared with the userspace one";
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
+            eprintln!("skipped: {why}");
+            std::fs::remove_dir_all(base).unwrap();
             return;
         }
         let paths = [
