@@ -11,11 +11,13 @@ use tokio::sync::{Mutex as AsyncMutex, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::cgroups;
 use super::container::{Instance, InstanceSpec, remove};
 use super::spec::{ContainerPlan, Identity, Namespace, Namespaces, ProcessPlan};
 use super::status::{self, Kind, PodState, Record};
 use super::supervisor::Backoff;
 use super::{Node, lock};
+use crate::policy::qos::qos_class;
 use crate::runtime::ProcessExit;
 
 /// The sandbox container of a pod.
@@ -28,6 +30,8 @@ pub struct PodRuntime {
     pub name: String,
     pub uid: String,
     pub dir: PathBuf,
+    /// The pod's cgroup (`/kubepods/<qos>/pod<uid>`), parent of its containers'.
+    pub cgroup: String,
     /// The latest stored Pod (updated when ephemeral containers are added).
     pub pod: Mutex<Pod>,
     pub state: Mutex<PodState>,
@@ -35,6 +39,8 @@ pub struct PodRuntime {
     /// The pause process's pid once the sandbox runs.
     pub sandbox_pid: watch::Sender<Option<i32>>,
     pub sandbox: Mutex<Option<Sandbox>>,
+    /// Bumped at every status change the node publishes (waiters re-read the state).
+    pub changed: watch::Sender<u64>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     pub stopping: AsyncMutex<bool>,
 }
@@ -43,6 +49,11 @@ pub fn random_id() -> String {
     let mut b = [0u8; 32];
     let _ = getrandom::fill(&mut b);
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A native sidecar (KEP-753): an init container with `restartPolicy: Always`.
+pub fn is_sidecar(c: &Container) -> bool {
+    c.restart_policy.as_deref() == Some("Always")
 }
 
 pub fn restart_policy(pod: &Pod) -> String {
@@ -99,11 +110,9 @@ impl PodRuntime {
         let mut records = Vec::new();
         if let Some(spec) = &pod.spec {
             for c in spec.init_containers.iter().flatten() {
-                records.push(Record::new(
-                    &c.name,
-                    Kind::Init,
-                    c.image.as_deref().unwrap_or(""),
-                ));
+                let mut r = Record::new(&c.name, Kind::Init, c.image.as_deref().unwrap_or(""));
+                r.restartable = is_sidecar(c);
+                records.push(r);
             }
             let has_init = spec.init_containers.as_ref().is_some_and(|i| !i.is_empty());
             for c in &spec.containers {
@@ -126,6 +135,10 @@ impl PodRuntime {
                 .unwrap_or_else(|| "default".into()),
             name: pod.metadata.name.clone().unwrap_or_default(),
             uid: pod.metadata.uid.clone().unwrap_or_default(),
+            cgroup: cgroups::pod_cgroup(
+                qos_class(&pod.spec.clone().unwrap_or_default()),
+                pod.metadata.uid.as_deref().unwrap_or_default(),
+            ),
             dir,
             state: Mutex::new(PodState {
                 records,
@@ -140,6 +153,7 @@ impl PodRuntime {
             cancel: CancellationToken::new(),
             sandbox_pid: watch::channel(None).0,
             sandbox: Mutex::new(None),
+            changed: watch::channel(0).0,
             tasks: Mutex::new(Vec::new()),
             stopping: AsyncMutex::new(false),
         })
@@ -182,6 +196,24 @@ impl PodRuntime {
         }
     }
 
+    /// Wait until the container's status says `started` (running, and past its startup probe
+    /// if it has one); false when the pod is being stopped first.
+    pub(super) async fn wait_started(&self, name: &str, kind: Kind) -> bool {
+        let mut rx = self.changed.subscribe();
+        loop {
+            let started = lock(&self.state)
+                .record(name, kind)
+                .is_some_and(|r| r.status.started == Some(true));
+            if started {
+                return true;
+            }
+            tokio::select! {
+                r = rx.changed() => if r.is_err() { return false },
+                _ = self.cancel.cancelled() => return false,
+            }
+        }
+    }
+
     /// Sleep unless the pod is being stopped; false when stopped.
     pub(super) async fn sleep(&self, d: Duration) -> bool {
         tokio::select! {
@@ -208,13 +240,30 @@ impl Node {
             .event(&p.namespace, &p.name, type_, reason, message, field);
     }
 
+    /// The cgroup of a new container of the pod (`cgroupsPath`).
+    pub(super) fn cgroup_for(&self, p: &PodRuntime, container_id: &str) -> String {
+        let opaque = self
+            .faults
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .opaque_cgroups;
+        if opaque {
+            cgroups::opaque_cgroup()
+        } else {
+            cgroups::container_cgroup(&p.cgroup, container_id)
+        }
+    }
+
     /// Push the node's view of the pod to the API server.
     pub(super) fn publish(&self, p: &PodRuntime) {
-        let mut state = lock(&p.state);
-        self.sink
-            .update_status(&p.namespace, &p.name, &mut |status| {
-                status::apply(&mut state, status)
-            });
+        {
+            let mut state = lock(&p.state);
+            self.sink
+                .update_status(&p.namespace, &p.name, &mut |status| {
+                    status::apply(&mut state, status)
+                });
+        }
+        p.changed.send_modify(|n| *n += 1);
     }
 
     pub(super) fn with_record(
@@ -261,6 +310,19 @@ impl Node {
         let pod = lock(&p.pod).clone();
         let spec = pod.spec.clone().unwrap_or_default();
         for c in spec.init_containers.iter().flatten() {
+            if is_sidecar(c) {
+                // A native sidecar runs for the pod's whole life; the next container starts
+                // once it has started, not exited (the kubelet's computeInitContainerActions).
+                let node = self.clone();
+                let (pp, name) = (p.clone(), c.name.clone());
+                if !p.spawn(async move {
+                    node.supervise(pp, name, Kind::Init, None).await;
+                }) || !p.wait_started(&c.name, Kind::Init).await
+                {
+                    return;
+                }
+                continue;
+            }
             match self
                 .clone()
                 .supervise(p.clone(), c.name.clone(), Kind::Init, None)
@@ -338,7 +400,7 @@ impl Node {
             },
             binds: vec![],
             privileged: false,
-            cgroups_path: format!("/kube-sandbox-{id}"),
+            cgroups_path: self.cgroup_for(p, &id),
             seccomp: None,
         };
         let spec = InstanceSpec {
@@ -367,11 +429,21 @@ impl Node {
         p.cancel.cancel();
         p.join_tasks().await;
 
-        let running: Vec<(String, Kind, Arc<Instance>)> = lock(&p.state)
-            .records
-            .iter()
-            .filter_map(|r| r.instance.clone().map(|i| (r.name.clone(), r.kind, i)))
-            .collect();
+        let (running, sidecars) = {
+            let state = lock(&p.state);
+            let running: Vec<(String, Kind, Arc<Instance>)> = state
+                .records
+                .iter()
+                .filter_map(|r| r.instance.clone().map(|i| (r.name.clone(), r.kind, i)))
+                .collect();
+            let sidecars: Vec<String> = state
+                .records
+                .iter()
+                .filter(|r| r.restartable)
+                .map(|r| r.name.clone())
+                .collect();
+            (running, sidecars)
+        };
         for (name, kind, i) in &running {
             if i.exited().is_none() {
                 let field = kind.field_path(name);
@@ -384,9 +456,27 @@ impl Node {
                 );
             }
         }
-        self.signal_all(&running, "SIGTERM").await;
-        let all_exited = futures::future::join_all(running.iter().map(|(_, _, i)| i.wait()));
-        if tokio::time::timeout(grace, all_exited).await.is_err() {
+        // The kubelet's termination order (kuberuntime_termination_order.go): the main and
+        // ephemeral containers first, then the native sidecars one at a time in reverse
+        // order, all within the one grace period.
+        let is_sidecar = |(name, kind, _): &&(String, Kind, Arc<Instance>)| {
+            *kind == Kind::Init && sidecars.contains(name)
+        };
+        let mut groups = vec![running.iter().filter(|r| !is_sidecar(r)).cloned().collect()];
+        for sidecar in running.iter().filter(is_sidecar).rev() {
+            groups.push(vec![sidecar.clone()]);
+        }
+        let deadline = tokio::time::Instant::now() + grace;
+        let mut in_time = true;
+        for group in &groups {
+            self.signal_all(group, "SIGTERM").await;
+            let exited = futures::future::join_all(group.iter().map(|(_, _, i)| i.wait()));
+            if tokio::time::timeout_at(deadline, exited).await.is_err() {
+                in_time = false;
+                break;
+            }
+        }
+        if !in_time {
             self.signal_all(&running, "SIGKILL").await;
             let all_exited = futures::future::join_all(running.iter().map(|(_, _, i)| i.wait()));
             let _ = tokio::time::timeout(Duration::from_secs(10), all_exited).await;
@@ -401,7 +491,7 @@ impl Node {
                         if code == 0 { "Completed" } else { "Error" },
                         None,
                         Some(i.started_at),
-                        Some(format!("runc://{}", i.id)),
+                        Some(status::container_id(&i.id)),
                     ));
                     r.status.ready = false;
                     r.status.started = Some(false);
@@ -422,10 +512,12 @@ impl Node {
             )
             .collect();
         let pod_dir = p.dir.clone();
+        let uid = p.uid.clone();
         let _ = tokio::task::spawn_blocking(move || {
             for (id, dir) in &dirs {
                 remove(&runc, id, dir);
             }
+            cgroups::remove_pod(&uid);
             for m in super::sys::mounts_under(&pod_dir) {
                 let _ = super::sys::unmount(&m);
             }
