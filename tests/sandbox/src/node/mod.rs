@@ -16,7 +16,8 @@
 //! HTTPS probes are not run, there are no resource limits.
 //!
 //! Modules: `images`/`builtin`/`oci_layout` (the image store), `plan`/`spec`/`seccomp` (pod
-//! spec → OCI config), `runc`/`container`/`console`/`reaper`/`fdio` (processes),
+//! spec → OCI config), `runc`/`container`/`console`/`reaper`/`fdio` (processes), `cgroups`
+//! (where containers' cgroups go),
 //! `pod`/`supervisor`/`pull`/`probe`/`status` (lifecycle), `logs` (output).
 
 mod at_exit;
