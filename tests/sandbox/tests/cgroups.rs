@@ -178,9 +178,7 @@ async fn each_process_cgroup_names_its_container_id_and_nothing_is_left() {
         uids.push(uid);
     }
 
-    for name in ["shared", "burst", "guar"] {
-        delete_and_wait(&sb, name).await;
-    }
+    delete_and_wait(&sb, &["shared", "burst", "guar"], 1).await;
     for uid in &uids {
         assert_eq!(pod_cgroups_left(uid), Vec::<std::path::PathBuf>::new());
     }
@@ -220,7 +218,7 @@ async fn opaque_cgroups_hide_container_ids() {
         }
     }
 
-    delete_and_wait(&sb, "hidden").await;
+    delete_and_wait(&sb, &["hidden"], 1).await;
     assert_eq!(kubepods_left(), Vec::<std::path::PathBuf>::new());
     sb.shutdown().await;
 }

@@ -22,6 +22,29 @@ async fn row(sb: &Sandbox, name: &str) -> Vec<String> {
     cells
 }
 
+/// A pod with the native sidecar `proxy` running `sidecar_command` and the main container
+/// `app` sleeping `app_sleep` seconds.
+fn sidecar_pod(name: &str, restart_policy: &str, sidecar_command: &str, app_sleep: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+spec:
+  restartPolicy: {restart_policy}
+  initContainers:
+  - name: proxy
+    image: {BUSYBOX}
+    restartPolicy: Always
+    command: {sidecar_command}
+  containers:
+  - name: app
+    image: {BUSYBOX}
+    command: [sleep, "{app_sleep}"]
+"#
+    )
+}
+
 fn running(status: &serde_json::Value) -> bool {
     status["state"]["running"].is_object()
 }
@@ -118,24 +141,7 @@ async fn a_sidecar_that_exits_is_restarted_while_the_main_container_keeps_runnin
     }
     let sb = Sandbox::start(SandboxOptions::default()).await.unwrap();
     // restartPolicy Never: the sidecar restarts all the same.
-    let yaml = format!(
-        r#"apiVersion: v1
-kind: Pod
-metadata:
-  name: flaky
-spec:
-  restartPolicy: Never
-  initContainers:
-  - name: proxy
-    image: {BUSYBOX}
-    restartPolicy: Always
-    command: [sh, -c, "sleep 1; exit 3"]
-  containers:
-  - name: app
-    image: {BUSYBOX}
-    command: [sleep, "3600"]
-"#
-    );
+    let yaml = sidecar_pod("flaky", "Never", r#"[sh, -c, "sleep 1; exit 3"]"#, "3600");
     apply(&sb, "flaky", &yaml).await;
     let first = wait_for("app running", Duration::from_secs(60), async || {
         let pod = get_pod(&sb, "flaky").await;
@@ -213,7 +219,7 @@ spec:
         .as_str()
         .unwrap()
         .to_string();
-    delete_and_wait(&sb, "ordered").await;
+    delete_and_wait(&sb, &["ordered"], 30).await;
     let seen = std::fs::read_to_string(shared.join("seen-by-proxy")).unwrap_or_default();
     assert!(
         seen.lines().any(|l| l == "app-stopped"),
@@ -235,23 +241,7 @@ async fn an_ephemeral_container_can_target_a_native_sidecar() {
         return;
     }
     let sb = Sandbox::start(SandboxOptions::default()).await.unwrap();
-    let yaml = format!(
-        r#"apiVersion: v1
-kind: Pod
-metadata:
-  name: meshed
-spec:
-  initContainers:
-  - name: proxy
-    image: {BUSYBOX}
-    restartPolicy: Always
-    command: [sleep, "3700"]
-  containers:
-  - name: app
-    image: {BUSYBOX}
-    command: [sleep, "3600"]
-"#
-    );
+    let yaml = sidecar_pod("meshed", "Always", r#"[sleep, "3700"]"#, "3600");
     apply(&sb, "meshed", &yaml).await;
     wait_for("meshed 2/2", Duration::from_secs(60), async || {
         (row(&sb, "meshed").await[1] == "2/2").then_some(())

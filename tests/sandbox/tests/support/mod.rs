@@ -133,7 +133,11 @@ pub fn runc_containers(root: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// Delete the pod and wait until the API has forgotten it (the node has stopped everything).
-pub async fn delete_and_wait(sb: &Sandbox, name: &str) {
-    kubectl_ok(sb, &["delete", "pod", name, "--wait=true", "--timeout=60s"]).await;
+/// Delete the pods (`grace` seconds to stop) and wait until the API has forgotten them (the
+/// node has stopped everything).
+pub async fn delete_and_wait(sb: &Sandbox, names: &[&str], grace: u32) {
+    let grace = format!("--grace-period={grace}");
+    let mut args = vec!["delete", "pod", "--wait=true", "--timeout=60s", &grace];
+    args.extend(names);
+    kubectl_ok(sb, &args).await;
 }
