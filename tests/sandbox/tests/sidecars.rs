@@ -285,3 +285,34 @@ async fn an_ephemeral_container_can_target_a_native_sidecar() {
     );
     sb.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sidecars_are_stopped_once_the_main_containers_of_a_job_pod_have_completed() {
+    if skip_without_node() {
+        return;
+    }
+    let sb = Sandbox::start(SandboxOptions::default()).await.unwrap();
+    let yaml = sidecar_pod(
+        "job",
+        "Never",
+        r#"[sh, -c, "trap 'exit 0' TERM; while true; do sleep 1; done"]"#,
+        "1",
+    );
+    apply(&sb, "job", &yaml).await;
+    let pod = wait_for("job Succeeded", Duration::from_secs(60), async || {
+        let pod = get_pod(&sb, "job").await;
+        (pod["status"]["phase"] == "Succeeded").then_some(pod)
+    })
+    .await;
+    let proxy = status_of(&pod["status"]["initContainerStatuses"], "proxy");
+    assert_eq!(proxy["state"]["terminated"]["exitCode"], 0, "{proxy}");
+    assert_eq!(proxy["restartCount"], 0, "{proxy}");
+    let cells = row(&sb, "job").await;
+    assert_eq!(cells[1..3], ["0/2", "Completed"], "{cells:?}");
+    // And it stays stopped.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let pod = get_pod(&sb, "job").await;
+    let proxy = status_of(&pod["status"]["initContainerStatuses"], "proxy");
+    assert!(proxy["state"]["terminated"].is_object(), "{proxy}");
+    sb.shutdown().await;
+}

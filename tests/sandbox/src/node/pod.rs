@@ -20,6 +20,9 @@ use super::{Node, lock};
 use crate::policy::qos::qos_class;
 use crate::runtime::ProcessExit;
 
+/// A running container of the pod: its name, kind and instance.
+type Running = (String, Kind, Arc<Instance>);
+
 /// The sandbox container of a pod.
 pub struct Sandbox {
     pub instance: Arc<Instance>,
@@ -36,6 +39,9 @@ pub struct PodRuntime {
     pub pod: Mutex<Pod>,
     pub state: Mutex<PodState>,
     pub cancel: CancellationToken,
+    /// Cancelled once the native sidecars are being stopped for good (the main containers
+    /// have all completed): they are restarted no more.
+    pub sidecars_stopping: CancellationToken,
     /// The pause process's pid once the sandbox runs.
     pub sandbox_pid: watch::Sender<Option<i32>>,
     pub sandbox: Mutex<Option<Sandbox>>,
@@ -151,6 +157,7 @@ impl PodRuntime {
             }),
             pod: Mutex::new(pod),
             cancel: CancellationToken::new(),
+            sidecars_stopping: CancellationToken::new(),
             sandbox_pid: watch::channel(None).0,
             sandbox: Mutex::new(None),
             changed: watch::channel(0).0,
@@ -346,17 +353,91 @@ impl Node {
         }
         self.publish(&p);
 
+        let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
         for c in &spec.containers {
             let (tx, rx) = oneshot::channel();
             let node = self.clone();
-            let (pp, name) = (p.clone(), c.name.clone());
+            let (pp, name, done) = (p.clone(), c.name.clone(), done_tx.clone());
             if !p.spawn(async move {
-                node.supervise(pp, name, Kind::Regular, Some(tx)).await;
+                // Some: it ended and will not be restarted.
+                if node
+                    .supervise(pp, name, Kind::Regular, Some(tx))
+                    .await
+                    .is_some()
+                {
+                    let _ = done.send(());
+                }
             }) {
                 return;
             }
             // Containers start in order, as the kubelet's SyncPod does.
             let _ = rx.await;
+        }
+        drop(done_tx);
+
+        // Once no main container is left to run or restart, the kubelet kills the pod's
+        // native sidecars rather than let them keep it alive (computePodActions).
+        let has_sidecars = lock(&p.state).records.iter().any(|r| r.restartable);
+        if !has_sidecars || restart_policy(&pod) == "Always" {
+            return;
+        }
+        for _ in &spec.containers {
+            if done_rx.recv().await.is_none() {
+                return;
+            }
+        }
+        let grace =
+            Duration::from_secs(spec.termination_grace_period_seconds.unwrap_or(30).max(0) as u64);
+        tokio::select! {
+            _ = self.stop_sidecars(&p, grace) => {}
+            _ = p.cancel.cancelled() => {}
+        }
+    }
+
+    /// Stop the native sidecars for good, the last one first, each once the later ones have
+    /// exited, all within `grace`.
+    async fn stop_sidecars(&self, p: &PodRuntime, grace: Duration) {
+        p.sidecars_stopping.cancel();
+        let sidecars: Vec<Running> = lock(&p.state)
+            .records
+            .iter()
+            .filter(|r| r.restartable)
+            .filter_map(|r| r.instance.clone().map(|i| (r.name.clone(), r.kind, i)))
+            .collect();
+        self.announce_killing(p, &sidecars);
+        let groups: Vec<Vec<Running>> = sidecars.iter().rev().map(|s| vec![s.clone()]).collect();
+        self.terminate_in_order(&groups, grace).await;
+    }
+
+    fn announce_killing(&self, p: &PodRuntime, running: &[Running]) {
+        for (name, kind, i) in running {
+            if i.exited().is_none() {
+                let field = kind.field_path(name);
+                self.event(
+                    p,
+                    "Normal",
+                    "Killing",
+                    &format!("Stopping container {name}"),
+                    Some(&field),
+                );
+            }
+        }
+    }
+
+    /// SIGTERM each group in turn once the one before has exited; whatever still runs at the
+    /// end of `grace` gets SIGKILL.
+    async fn terminate_in_order(&self, groups: &[Vec<Running>], grace: Duration) {
+        let deadline = tokio::time::Instant::now() + grace;
+        for group in groups {
+            self.signal_all(group, "SIGTERM").await;
+            let exited = futures::future::join_all(group.iter().map(|(_, _, i)| i.wait()));
+            if tokio::time::timeout_at(deadline, exited).await.is_err() {
+                let all: Vec<Running> = groups.concat();
+                self.signal_all(&all, "SIGKILL").await;
+                let all_exited = futures::future::join_all(all.iter().map(|(_, _, i)| i.wait()));
+                let _ = tokio::time::timeout(Duration::from_secs(10), all_exited).await;
+                return;
+            }
         }
     }
 
@@ -431,7 +512,7 @@ impl Node {
 
         let (running, sidecars) = {
             let state = lock(&p.state);
-            let running: Vec<(String, Kind, Arc<Instance>)> = state
+            let running: Vec<Running> = state
                 .records
                 .iter()
                 .filter_map(|r| r.instance.clone().map(|i| (r.name.clone(), r.kind, i)))
@@ -444,43 +525,17 @@ impl Node {
                 .collect();
             (running, sidecars)
         };
-        for (name, kind, i) in &running {
-            if i.exited().is_none() {
-                let field = kind.field_path(name);
-                self.event(
-                    p,
-                    "Normal",
-                    "Killing",
-                    &format!("Stopping container {name}"),
-                    Some(&field),
-                );
-            }
-        }
+        self.announce_killing(p, &running);
         // The kubelet's termination order (kuberuntime_termination_order.go): the main and
         // ephemeral containers first, then the native sidecars one at a time in reverse
         // order, all within the one grace period.
-        let is_sidecar = |(name, kind, _): &&(String, Kind, Arc<Instance>)| {
-            *kind == Kind::Init && sidecars.contains(name)
-        };
+        let is_sidecar =
+            |(name, kind, _): &&Running| *kind == Kind::Init && sidecars.contains(name);
         let mut groups = vec![running.iter().filter(|r| !is_sidecar(r)).cloned().collect()];
         for sidecar in running.iter().filter(is_sidecar).rev() {
             groups.push(vec![sidecar.clone()]);
         }
-        let deadline = tokio::time::Instant::now() + grace;
-        let mut in_time = true;
-        for group in &groups {
-            self.signal_all(group, "SIGTERM").await;
-            let exited = futures::future::join_all(group.iter().map(|(_, _, i)| i.wait()));
-            if tokio::time::timeout_at(deadline, exited).await.is_err() {
-                in_time = false;
-                break;
-            }
-        }
-        if !in_time {
-            self.signal_all(&running, "SIGKILL").await;
-            let all_exited = futures::future::join_all(running.iter().map(|(_, _, i)| i.wait()));
-            let _ = tokio::time::timeout(Duration::from_secs(10), all_exited).await;
-        }
+        self.terminate_in_order(&groups, grace).await;
         {
             let mut state = lock(&p.state);
             for (name, kind, i) in &running {
@@ -530,7 +585,7 @@ impl Node {
         *stopped = true;
     }
 
-    async fn signal_all(&self, running: &[(String, Kind, Arc<Instance>)], signal: &'static str) {
+    async fn signal_all(&self, running: &[Running], signal: &'static str) {
         let targets: Vec<(String, bool)> = running
             .iter()
             .filter(|(_, _, i)| i.exited().is_none())

@@ -70,6 +70,9 @@ impl Node {
             let (container, target) = container_spec(&pod, &name, kind)?;
             let image_name = container.image.clone().unwrap_or_default();
             let sidecar = kind == Kind::Init && is_sidecar(&container);
+            if sidecar && p.sidecars_stopping.is_cancelled() {
+                return None;
+            }
             // The kubelet probes regular containers and native sidecars only.
             let probed = kind == Kind::Regular || sidecar;
 
@@ -237,7 +240,7 @@ impl Node {
             let restart = match kind {
                 Kind::Ephemeral => false,
                 // A native sidecar is restarted whenever it exits, whatever the pod's policy.
-                Kind::Init if sidecar => true,
+                Kind::Init if sidecar => !p.sidecars_stopping.is_cancelled(),
                 Kind::Init => exit_code != 0 && policy != "Never",
                 Kind::Regular => policy == "Always" || (policy == "OnFailure" && exit_code != 0),
             };
