@@ -175,6 +175,9 @@ pub struct NodeFaults {
     /// Leave `status.containerStatuses[].user` out, as kubelets before 1.33 (or with the
     /// SupplementalGroupsPolicy gate off) do.
     pub hide_container_user: bool,
+    /// New containers get cgroups that name neither the pod nor the container, as under a
+    /// sandboxed runtime (gVisor, Kata): `/proc/<pid>/cgroup` gives no container ID away.
+    pub opaque_cgroups: bool,
 }
 
 /// Shared handle type the API server keeps.

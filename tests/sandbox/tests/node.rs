@@ -261,7 +261,12 @@ async fn distroless_app_runs_as_nonroot_and_has_no_shell() {
     let status = f.wait_running("app").await;
     let cs = &status.container_statuses.as_ref().unwrap()[0];
     assert!(cs.ready);
-    assert!(cs.container_id.as_deref().unwrap().starts_with("runc://"));
+    assert!(
+        cs.container_id
+            .as_deref()
+            .unwrap()
+            .starts_with("containerd://")
+    );
     assert!(
         cs.image_id
             .starts_with("sandbox.local/distroless-app@sha256:"),
@@ -525,7 +530,7 @@ async fn ephemeral_container_sees_target_and_kernel_enforces_ptrace_rules() {
         .unwrap()
         .container_id
         .unwrap();
-    let id = id.trim_start_matches("runc://").to_string();
+    let id = id.trim_start_matches("containerd://").to_string();
     let exit = tokio::time::timeout(Duration::from_secs(5), shell.exit).await;
     assert!(matches!(exit, Ok(Ok(ProcessExit::Signal(9)))), "{exit:?}");
     let left: Vec<String> = std::fs::read_dir("/proc")

@@ -34,8 +34,16 @@ fn default_container(c: &mut Container) {
     if c.image_pull_policy.is_none() {
         c.image_pull_policy = Some(image_pull_policy(c.image.as_deref().unwrap_or("")).into());
     }
-    c.resources
+    let resources = c
+        .resources
         .get_or_insert_with(ResourceRequirements::default);
+    // SetDefaults_Pod: a limit without a request sets the request.
+    if let Some(limits) = &resources.limits {
+        let requests = resources.requests.get_or_insert_with(BTreeMap::new);
+        for (k, v) in limits {
+            requests.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
     for p in c.ports.iter_mut().flatten() {
         p.protocol.get_or_insert_with(|| "TCP".into());
     }
@@ -49,38 +57,6 @@ pub fn default_ephemeral(c: &mut EphemeralContainer) {
         .get_or_insert_with(|| "File".into());
     if c.image_pull_policy.is_none() {
         c.image_pull_policy = Some(image_pull_policy(c.image.as_deref().unwrap_or("")).into());
-    }
-}
-
-fn qos_class(spec: &PodSpec) -> &'static str {
-    let all: Vec<&Container> = spec
-        .containers
-        .iter()
-        .chain(spec.init_containers.iter().flatten())
-        .collect();
-    let has_any = all.iter().any(|c| {
-        c.resources.as_ref().is_some_and(|r| {
-            r.requests.as_ref().is_some_and(|m| !m.is_empty())
-                || r.limits.as_ref().is_some_and(|m| !m.is_empty())
-        })
-    });
-    if !has_any {
-        return "BestEffort";
-    }
-    let guaranteed = all.iter().all(|c| {
-        let Some(r) = c.resources.as_ref() else {
-            return false;
-        };
-        let limits = r.limits.clone().unwrap_or_default();
-        let requests = r.requests.clone().unwrap_or_default();
-        ["cpu", "memory"].iter().all(|k| {
-            limits.contains_key(*k) && requests.get(*k).is_none_or(|q| Some(q) == limits.get(*k))
-        })
-    });
-    if guaranteed {
-        "Guaranteed"
-    } else {
-        "Burstable"
     }
 }
 
@@ -138,7 +114,7 @@ pub fn default_pod(pod: &mut Pod) {
     if spec.node_name.as_deref().unwrap_or("").is_empty() {
         spec.node_name = Some(NODE_NAME.into());
     }
-    let qos = qos_class(spec);
+    let qos = crate::policy::qos::qos_class(spec).as_str();
     let now = Time(jiff::Timestamp::now());
     pod.status = Some(PodStatus {
         phase: Some("Pending".into()),

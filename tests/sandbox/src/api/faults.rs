@@ -32,6 +32,7 @@ pub struct ErrorBurst {
 /// pull_delay_ms: 3000
 /// fail_pulls: [sandbox.local/missing:1]
 /// hide_container_user: true
+/// opaque_cgroups: true
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -51,6 +52,10 @@ pub struct Faults {
     /// with the SupplementalGroupsPolicy gate off): the uid of a container whose spec does
     /// not set one is then unknown to clients.
     pub hide_container_user: bool,
+    /// Containers started from now on get cgroups without their ID
+    /// (`/kubepods/sandboxed/<random>`), as under gVisor or Kata: `/proc/<pid>/cgroup` does
+    /// not tell which container a process belongs to.
+    pub opaque_cgroups: bool,
 }
 
 impl Faults {
@@ -66,6 +71,7 @@ impl Faults {
             pull_delay: Duration::from_millis(self.pull_delay_ms),
             fail_pulls: self.fail_pulls.clone(),
             hide_container_user: self.hide_container_user,
+            opaque_cgroups: self.opaque_cgroups,
         }
     }
 }

@@ -204,104 +204,193 @@ fn columns(kind: &Kind) -> Vec<Value> {
     }
 }
 
-/// The pod's STATUS column, as `kubectl get pods` prints it (printPod upstream).
-pub fn pod_status_reason(pod: &Value) -> String {
+/// The READY, STATUS and RESTARTS columns of a pod, as `printPod` computes them
+/// (k8s.io/kubernetes/pkg/printers/internalversion/printers.go): native sidecars (init
+/// containers with `restartPolicy: Always`) count in READY once started, and their restarts
+/// count in RESTARTS.
+pub struct PodColumns {
+    pub ready: String,
+    pub status: String,
+    pub restarts: String,
+}
+
+fn has_true_condition(pod: &Value, type_: &str) -> bool {
+    pod["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == type_)
+        .is_some_and(|c| c["status"] == "True")
+}
+
+/// The newest of `current` and a status's `lastState.terminated.finishedAt` (RFC 3339 in UTC
+/// sorts as text).
+fn later<'a>(current: Option<&'a str>, status: &'a Value) -> Option<&'a str> {
+    let finished = status["lastState"]["terminated"]["finishedAt"].as_str();
+    match (current, finished) {
+        (Some(a), Some(b)) => Some(if b > a { b } else { a }),
+        (a, b) => a.or(b),
+    }
+}
+
+pub fn pod_columns(pod: &Value) -> PodColumns {
     let status = &pod["status"];
     let mut reason = status["reason"]
         .as_str()
+        .filter(|r| !r.is_empty())
         .or(status["phase"].as_str())
         .unwrap_or("")
         .to_string();
-    let init_statuses = status["initContainerStatuses"]
+    for c in status["conditions"].as_array().into_iter().flatten() {
+        if c["type"] == "PodScheduled" && c["reason"] == "SchedulingGated" {
+            reason = "SchedulingGated".into();
+        }
+    }
+    let init_specs = pod["spec"]["initContainers"]
         .as_array()
         .cloned()
         .unwrap_or_default();
-    let init_total = pod["spec"]["initContainers"].as_array().map_or(0, Vec::len);
+    let restartable = |name: &Value| {
+        init_specs
+            .iter()
+            .any(|c| c["name"] == *name && c["restartPolicy"] == "Always")
+    };
+    let mut total = pod["spec"]["containers"].as_array().map_or(0, Vec::len);
+    total += init_specs
+        .iter()
+        .filter(|c| c["restartPolicy"] == "Always")
+        .count();
+    let mut ready = 0;
+    let mut restarts = 0;
+    let mut sidecar_restarts = 0;
+    let mut last_restart: Option<&str> = None;
+    let mut last_sidecar_restart: Option<&str> = None;
+
     let mut initializing = false;
+    let init_statuses = status["initContainerStatuses"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     for (i, c) in init_statuses.iter().enumerate() {
-        let state = &c["state"];
-        if state["terminated"]["exitCode"].as_i64() == Some(0) {
+        let count = c["restartCount"].as_i64().unwrap_or(0);
+        restarts += count;
+        last_restart = later(last_restart, c);
+        let sidecar = restartable(&c["name"]);
+        if sidecar {
+            sidecar_restarts += count;
+            last_sidecar_restart = later(last_sidecar_restart, c);
+        }
+        let terminated = &c["state"]["terminated"];
+        let waiting_reason = c["state"]["waiting"]["reason"].as_str().unwrap_or("");
+        if terminated.is_object() && terminated["exitCode"].as_i64() == Some(0) {
             continue;
         }
-        initializing = true;
-        reason = if let Some(r) = state["terminated"]["reason"].as_str() {
-            format!("Init:{r}")
-        } else if let Some(r) = state["waiting"]["reason"]
-            .as_str()
-            .filter(|r| *r != "PodInitializing")
+        if sidecar && c["started"].as_bool() == Some(true) {
+            if c["ready"].as_bool() == Some(true) {
+                ready += 1;
+            }
+            continue;
+        }
+        reason = if terminated.is_object() {
+            match terminated["reason"].as_str().filter(|r| !r.is_empty()) {
+                Some(r) => format!("Init:{r}"),
+                None => match terminated["signal"].as_i64().filter(|s| *s != 0) {
+                    Some(s) => format!("Init:Signal:{s}"),
+                    None => format!(
+                        "Init:ExitCode:{}",
+                        terminated["exitCode"].as_i64().unwrap_or(0)
+                    ),
+                },
+            }
+        } else if c["state"]["waiting"].is_object()
+            && !waiting_reason.is_empty()
+            && waiting_reason != "PodInitializing"
         {
-            format!("Init:{r}")
+            format!("Init:{waiting_reason}")
         } else {
-            format!("Init:{i}/{init_total}")
+            format!("Init:{i}/{}", init_specs.len())
         };
+        initializing = true;
         break;
     }
-    if !initializing {
+
+    if !initializing || has_true_condition(pod, "Initialized") {
+        restarts = sidecar_restarts;
+        last_restart = last_sidecar_restart;
         let mut has_running = false;
+        let mut error_reason = String::new();
         for c in status["containerStatuses"]
             .as_array()
             .into_iter()
             .flatten()
             .rev()
         {
+            restarts += c["restartCount"].as_i64().unwrap_or(0);
+            last_restart = later(last_restart, c);
             let state = &c["state"];
-            if let Some(r) = state["waiting"]["reason"].as_str() {
+            let terminated = &state["terminated"];
+            if let Some(r) = state["waiting"]["reason"]
+                .as_str()
+                .filter(|r| !r.is_empty())
+            {
                 reason = r.to_string();
-            } else if let Some(r) = state["terminated"]["reason"].as_str() {
-                reason = r.to_string();
-            } else if state.get("terminated").is_some() {
-                let t = &state["terminated"];
-                reason = match t["signal"].as_i64().filter(|s| *s != 0) {
-                    Some(s) => format!("Signal:{s}"),
-                    None => format!("ExitCode:{}", t["exitCode"].as_i64().unwrap_or(0)),
+            } else if terminated.is_object() {
+                reason = match terminated["reason"].as_str().filter(|r| !r.is_empty()) {
+                    Some(r) => r.to_string(),
+                    None => match terminated["signal"].as_i64().filter(|s| *s != 0) {
+                        Some(s) => format!("Signal:{s}"),
+                        None => {
+                            format!("ExitCode:{}", terminated["exitCode"].as_i64().unwrap_or(0))
+                        }
+                    },
                 };
-            } else if state.get("running").is_some() && c["ready"].as_bool() == Some(true) {
+                if terminated["exitCode"].as_i64().unwrap_or(0) != 0 {
+                    error_reason = reason.clone();
+                }
+            } else if c["ready"].as_bool() == Some(true) && state["running"].is_object() {
                 has_running = true;
+                ready += 1;
             }
         }
-        if reason == "Completed" && has_running {
-            reason = "Running".into();
+        if reason == "Completed" {
+            if has_running && has_true_condition(pod, "Ready") {
+                reason = "Running".into();
+            } else if !error_reason.is_empty() {
+                reason = error_reason;
+            } else if has_running {
+                reason = "NotReady".into();
+            }
         }
     }
+
+    let phase = status["phase"].as_str().unwrap_or("");
     if pod["metadata"].get("deletionTimestamp").is_some() {
-        reason = if status["reason"].as_str() == Some("NodeLost") {
-            "Unknown".into()
-        } else {
-            "Terminating".into()
-        };
+        if status["reason"].as_str() == Some("NodeLost") {
+            reason = "Unknown".into();
+        } else if phase != "Succeeded" && phase != "Failed" {
+            reason = "Terminating".into();
+        }
     }
-    reason
+
+    let restarts = match last_restart.and_then(meta::age_seconds) {
+        Some(ago) if restarts != 0 => format!("{restarts} ({} ago)", human_duration(ago)),
+        _ => restarts.to_string(),
+    };
+    PodColumns {
+        ready: format!("{ready}/{total}"),
+        status: reason,
+        restarts,
+    }
 }
 
 fn pod_cells(pod: &Value) -> Vec<Value> {
-    let statuses = pod["status"]["containerStatuses"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let total = pod["spec"]["containers"].as_array().map_or(0, Vec::len);
-    let ready = statuses
-        .iter()
-        .filter(|c| c["ready"].as_bool() == Some(true))
-        .count();
-    let restarts: i64 = statuses
-        .iter()
-        .filter_map(|c| c["restartCount"].as_i64())
-        .sum();
-    let last_restart = statuses
-        .iter()
-        .filter_map(|c| c["lastState"]["terminated"]["finishedAt"].as_str())
-        .filter_map(meta::age_seconds)
-        .min();
-    let restarts = match last_restart {
-        Some(ago) if restarts > 0 => format!("{restarts} ({} ago)", human_duration(ago)),
-        _ => restarts.to_string(),
-    };
+    let columns = pod_columns(pod);
     let gates = pod["spec"]["readinessGates"].as_array().map_or(0, Vec::len);
     vec![
         json!(meta::name_of(pod)),
-        json!(format!("{ready}/{total}")),
-        json!(pod_status_reason(pod)),
-        json!(restarts),
+        json!(columns.ready),
+        json!(columns.status),
+        json!(columns.restarts),
         json!(age(pod["metadata"]["creationTimestamp"].as_str())),
         json!(pod["status"]["podIP"].as_str().unwrap_or("<none>")),
         json!(pod["spec"]["nodeName"].as_str().unwrap_or("<none>")),
@@ -420,9 +509,53 @@ mod tests {
                 {"name": "app", "ready": false, "state": {"waiting": {"reason": "ErrImagePull"}}}
             ]}
         });
-        assert_eq!(pod_status_reason(&pod), "ErrImagePull");
+        assert_eq!(pod_columns(&pod).status, "ErrImagePull");
         let running = json!({"metadata": {}, "status": {"phase": "Running", "containerStatuses": [
             {"name": "app", "ready": true, "state": {"running": {}}}]}});
-        assert_eq!(pod_status_reason(&running), "Running");
+        assert_eq!(pod_columns(&running).status, "Running");
+    }
+
+    #[test]
+    fn native_sidecars_count_in_ready_and_restarts() {
+        let pod = |sidecar_started: bool| {
+            json!({
+                "metadata": {"name": "p"},
+                "spec": {
+                    "initContainers": [
+                        {"name": "setup"},
+                        {"name": "proxy", "restartPolicy": "Always"}
+                    ],
+                    "containers": [{"name": "app"}]
+                },
+                "status": {
+                    "phase": if sidecar_started { "Running" } else { "Pending" },
+                    "conditions": [{"type": "Initialized", "status": if sidecar_started { "True" } else { "False" }}],
+                    "initContainerStatuses": [
+                        {"name": "setup", "ready": false, "restartCount": 0,
+                         "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}},
+                        {"name": "proxy", "ready": sidecar_started, "started": sidecar_started, "restartCount": 2,
+                         "state": if sidecar_started { json!({"running": {}}) } else { json!({"waiting": {"reason": "ContainerCreating"}}) }}
+                    ],
+                    "containerStatuses": [
+                        {"name": "app", "ready": sidecar_started, "restartCount": 1,
+                         "state": if sidecar_started { json!({"running": {}}) } else { json!({"waiting": {"reason": "PodInitializing"}}) }}
+                    ]
+                }
+            })
+        };
+        let running = pod_columns(&pod(true));
+        assert_eq!(
+            (
+                running.ready.as_str(),
+                running.status.as_str(),
+                running.restarts.as_str()
+            ),
+            ("2/2", "Running", "3")
+        );
+        let starting = pod_columns(&pod(false));
+        assert_eq!(
+            (starting.ready.as_str(), starting.status.as_str()),
+            ("0/2", "Init:ContainerCreating")
+        );
     }
 }

@@ -186,6 +186,7 @@ impl Instance {
         let pid_file = dir.join("pid");
         let (r, id, bundle, pf) = (runc.clone(), spec.id.clone(), dir.clone(), pid_file.clone());
         let started = start_with_stdio(tty, want, move |sock, io| {
+            let _cgroups = super::cgroups::Lock::creating();
             r.create(&id, &bundle, &pf, sock, io)
         })
         .await;

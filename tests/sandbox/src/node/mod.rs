@@ -16,11 +16,13 @@
 //! HTTPS probes are not run, there are no resource limits.
 //!
 //! Modules: `images`/`builtin`/`oci_layout` (the image store), `plan`/`spec`/`seccomp` (pod
-//! spec → OCI config), `runc`/`container`/`console`/`reaper`/`fdio` (processes),
+//! spec → OCI config), `runc`/`container`/`console`/`reaper`/`fdio` (processes), `cgroups`
+//! (where containers' cgroups go),
 //! `pod`/`supervisor`/`pull`/`probe`/`status` (lifecycle), `logs` (output).
 
 mod at_exit;
 mod builtin;
+mod cgroups;
 mod console;
 mod container;
 mod digest;
@@ -429,12 +431,22 @@ impl Node {
     }
 }
 
-/// Blocking: remove whatever runc containers and mounts are left under `state_dir`, then the
-/// directory itself.
+/// Blocking: remove whatever runc containers, cgroups and mounts are left under `state_dir`,
+/// then the directory itself.
 fn sweep(runc: &Runc, state_dir: &Path) {
     if runc.root().is_dir() {
         for id in runc.list() {
             let _ = runc.delete_force(&id);
+        }
+    }
+    // Pod directories are named `<namespace>_<name>_<uid>`.
+    for entry in std::fs::read_dir(state_dir.join("pods"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if let Some((_, uid)) = entry.file_name().to_string_lossy().rsplit_once('_') {
+            cgroups::remove_pod(uid);
         }
     }
     for m in sys::mounts_under(state_dir) {

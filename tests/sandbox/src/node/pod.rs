@@ -11,12 +11,17 @@ use tokio::sync::{Mutex as AsyncMutex, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::cgroups;
 use super::container::{Instance, InstanceSpec, remove};
 use super::spec::{ContainerPlan, Identity, Namespace, Namespaces, ProcessPlan};
 use super::status::{self, Kind, PodState, Record};
 use super::supervisor::Backoff;
 use super::{Node, lock};
+use crate::policy::qos::qos_class;
 use crate::runtime::ProcessExit;
+
+/// A running container of the pod: its name, kind and instance.
+type Running = (String, Kind, Arc<Instance>);
 
 /// The sandbox container of a pod.
 pub struct Sandbox {
@@ -28,13 +33,20 @@ pub struct PodRuntime {
     pub name: String,
     pub uid: String,
     pub dir: PathBuf,
+    /// The pod's cgroup (`/kubepods/<qos>/pod<uid>`), parent of its containers'.
+    pub cgroup: String,
     /// The latest stored Pod (updated when ephemeral containers are added).
     pub pod: Mutex<Pod>,
     pub state: Mutex<PodState>,
     pub cancel: CancellationToken,
+    /// Cancelled once the native sidecars are being stopped for good (the main containers
+    /// have all completed): they are restarted no more.
+    pub sidecars_stopping: CancellationToken,
     /// The pause process's pid once the sandbox runs.
     pub sandbox_pid: watch::Sender<Option<i32>>,
     pub sandbox: Mutex<Option<Sandbox>>,
+    /// Bumped at every status change the node publishes (waiters re-read the state).
+    pub changed: watch::Sender<u64>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     pub stopping: AsyncMutex<bool>,
 }
@@ -43,6 +55,11 @@ pub fn random_id() -> String {
     let mut b = [0u8; 32];
     let _ = getrandom::fill(&mut b);
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A native sidecar (KEP-753): an init container with `restartPolicy: Always`.
+pub fn is_sidecar(c: &Container) -> bool {
+    c.restart_policy.as_deref() == Some("Always")
 }
 
 pub fn restart_policy(pod: &Pod) -> String {
@@ -99,11 +116,9 @@ impl PodRuntime {
         let mut records = Vec::new();
         if let Some(spec) = &pod.spec {
             for c in spec.init_containers.iter().flatten() {
-                records.push(Record::new(
-                    &c.name,
-                    Kind::Init,
-                    c.image.as_deref().unwrap_or(""),
-                ));
+                let mut r = Record::new(&c.name, Kind::Init, c.image.as_deref().unwrap_or(""));
+                r.restartable = is_sidecar(c);
+                records.push(r);
             }
             let has_init = spec.init_containers.as_ref().is_some_and(|i| !i.is_empty());
             for c in &spec.containers {
@@ -126,6 +141,10 @@ impl PodRuntime {
                 .unwrap_or_else(|| "default".into()),
             name: pod.metadata.name.clone().unwrap_or_default(),
             uid: pod.metadata.uid.clone().unwrap_or_default(),
+            cgroup: cgroups::pod_cgroup(
+                qos_class(&pod.spec.clone().unwrap_or_default()),
+                pod.metadata.uid.as_deref().unwrap_or_default(),
+            ),
             dir,
             state: Mutex::new(PodState {
                 records,
@@ -138,8 +157,10 @@ impl PodRuntime {
             }),
             pod: Mutex::new(pod),
             cancel: CancellationToken::new(),
+            sidecars_stopping: CancellationToken::new(),
             sandbox_pid: watch::channel(None).0,
             sandbox: Mutex::new(None),
+            changed: watch::channel(0).0,
             tasks: Mutex::new(Vec::new()),
             stopping: AsyncMutex::new(false),
         })
@@ -182,6 +203,24 @@ impl PodRuntime {
         }
     }
 
+    /// Wait until the container's status says `started` (running, and past its startup probe
+    /// if it has one); false when the pod is being stopped first.
+    pub(super) async fn wait_started(&self, name: &str, kind: Kind) -> bool {
+        let mut rx = self.changed.subscribe();
+        loop {
+            let started = lock(&self.state)
+                .record(name, kind)
+                .is_some_and(|r| r.status.started == Some(true));
+            if started {
+                return true;
+            }
+            tokio::select! {
+                r = rx.changed() => if r.is_err() { return false },
+                _ = self.cancel.cancelled() => return false,
+            }
+        }
+    }
+
     /// Sleep unless the pod is being stopped; false when stopped.
     pub(super) async fn sleep(&self, d: Duration) -> bool {
         tokio::select! {
@@ -208,13 +247,30 @@ impl Node {
             .event(&p.namespace, &p.name, type_, reason, message, field);
     }
 
+    /// The cgroup of a new container of the pod (`cgroupsPath`).
+    pub(super) fn cgroup_for(&self, p: &PodRuntime, container_id: &str) -> String {
+        let opaque = self
+            .faults
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .opaque_cgroups;
+        if opaque {
+            cgroups::opaque_cgroup()
+        } else {
+            cgroups::container_cgroup(&p.cgroup, container_id)
+        }
+    }
+
     /// Push the node's view of the pod to the API server.
     pub(super) fn publish(&self, p: &PodRuntime) {
-        let mut state = lock(&p.state);
-        self.sink
-            .update_status(&p.namespace, &p.name, &mut |status| {
-                status::apply(&mut state, status)
-            });
+        {
+            let mut state = lock(&p.state);
+            self.sink
+                .update_status(&p.namespace, &p.name, &mut |status| {
+                    status::apply(&mut state, status)
+                });
+        }
+        p.changed.send_modify(|n| *n += 1);
     }
 
     pub(super) fn with_record(
@@ -261,6 +317,19 @@ impl Node {
         let pod = lock(&p.pod).clone();
         let spec = pod.spec.clone().unwrap_or_default();
         for c in spec.init_containers.iter().flatten() {
+            if is_sidecar(c) {
+                // A native sidecar runs for the pod's whole life; the next container starts
+                // once it has started, not exited (the kubelet's computeInitContainerActions).
+                let node = self.clone();
+                let (pp, name) = (p.clone(), c.name.clone());
+                if !p.spawn(async move {
+                    node.supervise(pp, name, Kind::Init, None).await;
+                }) || !p.wait_started(&c.name, Kind::Init).await
+                {
+                    return;
+                }
+                continue;
+            }
             match self
                 .clone()
                 .supervise(p.clone(), c.name.clone(), Kind::Init, None)
@@ -284,17 +353,91 @@ impl Node {
         }
         self.publish(&p);
 
+        let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
         for c in &spec.containers {
             let (tx, rx) = oneshot::channel();
             let node = self.clone();
-            let (pp, name) = (p.clone(), c.name.clone());
+            let (pp, name, done) = (p.clone(), c.name.clone(), done_tx.clone());
             if !p.spawn(async move {
-                node.supervise(pp, name, Kind::Regular, Some(tx)).await;
+                // Some: it ended and will not be restarted.
+                if node
+                    .supervise(pp, name, Kind::Regular, Some(tx))
+                    .await
+                    .is_some()
+                {
+                    let _ = done.send(());
+                }
             }) {
                 return;
             }
             // Containers start in order, as the kubelet's SyncPod does.
             let _ = rx.await;
+        }
+        drop(done_tx);
+
+        // Once no main container is left to run or restart, the kubelet kills the pod's
+        // native sidecars rather than let them keep it alive (computePodActions).
+        let has_sidecars = lock(&p.state).records.iter().any(|r| r.restartable);
+        if !has_sidecars || restart_policy(&pod) == "Always" {
+            return;
+        }
+        for _ in &spec.containers {
+            if done_rx.recv().await.is_none() {
+                return;
+            }
+        }
+        let grace =
+            Duration::from_secs(spec.termination_grace_period_seconds.unwrap_or(30).max(0) as u64);
+        tokio::select! {
+            _ = self.stop_sidecars(&p, grace) => {}
+            _ = p.cancel.cancelled() => {}
+        }
+    }
+
+    /// Stop the native sidecars for good, the last one first, each once the later ones have
+    /// exited, all within `grace`.
+    async fn stop_sidecars(&self, p: &PodRuntime, grace: Duration) {
+        p.sidecars_stopping.cancel();
+        let sidecars: Vec<Running> = lock(&p.state)
+            .records
+            .iter()
+            .filter(|r| r.restartable)
+            .filter_map(|r| r.instance.clone().map(|i| (r.name.clone(), r.kind, i)))
+            .collect();
+        self.announce_killing(p, &sidecars);
+        let groups: Vec<Vec<Running>> = sidecars.iter().rev().map(|s| vec![s.clone()]).collect();
+        self.terminate_in_order(&groups, grace).await;
+    }
+
+    fn announce_killing(&self, p: &PodRuntime, running: &[Running]) {
+        for (name, kind, i) in running {
+            if i.exited().is_none() {
+                let field = kind.field_path(name);
+                self.event(
+                    p,
+                    "Normal",
+                    "Killing",
+                    &format!("Stopping container {name}"),
+                    Some(&field),
+                );
+            }
+        }
+    }
+
+    /// SIGTERM each group in turn once the one before has exited; whatever still runs at the
+    /// end of `grace` gets SIGKILL.
+    async fn terminate_in_order(&self, groups: &[Vec<Running>], grace: Duration) {
+        let deadline = tokio::time::Instant::now() + grace;
+        for group in groups {
+            self.signal_all(group, "SIGTERM").await;
+            let exited = futures::future::join_all(group.iter().map(|(_, _, i)| i.wait()));
+            if tokio::time::timeout_at(deadline, exited).await.is_err() {
+                let all: Vec<Running> = groups.concat();
+                self.signal_all(&all, "SIGKILL").await;
+                let all_exited = futures::future::join_all(all.iter().map(|(_, _, i)| i.wait()));
+                let _ = tokio::time::timeout(Duration::from_secs(10), all_exited).await;
+                return;
+            }
         }
     }
 
@@ -338,7 +481,7 @@ impl Node {
             },
             binds: vec![],
             privileged: false,
-            cgroups_path: format!("/kube-sandbox-{id}"),
+            cgroups_path: self.cgroup_for(p, &id),
             seccomp: None,
         };
         let spec = InstanceSpec {
@@ -367,30 +510,32 @@ impl Node {
         p.cancel.cancel();
         p.join_tasks().await;
 
-        let running: Vec<(String, Kind, Arc<Instance>)> = lock(&p.state)
-            .records
-            .iter()
-            .filter_map(|r| r.instance.clone().map(|i| (r.name.clone(), r.kind, i)))
-            .collect();
-        for (name, kind, i) in &running {
-            if i.exited().is_none() {
-                let field = kind.field_path(name);
-                self.event(
-                    p,
-                    "Normal",
-                    "Killing",
-                    &format!("Stopping container {name}"),
-                    Some(&field),
-                );
-            }
+        let (running, sidecars) = {
+            let state = lock(&p.state);
+            let running: Vec<Running> = state
+                .records
+                .iter()
+                .filter_map(|r| r.instance.clone().map(|i| (r.name.clone(), r.kind, i)))
+                .collect();
+            let sidecars: Vec<String> = state
+                .records
+                .iter()
+                .filter(|r| r.restartable)
+                .map(|r| r.name.clone())
+                .collect();
+            (running, sidecars)
+        };
+        self.announce_killing(p, &running);
+        // The kubelet's termination order (kuberuntime_termination_order.go): the main and
+        // ephemeral containers first, then the native sidecars one at a time in reverse
+        // order, all within the one grace period.
+        let is_sidecar =
+            |(name, kind, _): &&Running| *kind == Kind::Init && sidecars.contains(name);
+        let mut groups = vec![running.iter().filter(|r| !is_sidecar(r)).cloned().collect()];
+        for sidecar in running.iter().filter(is_sidecar).rev() {
+            groups.push(vec![sidecar.clone()]);
         }
-        self.signal_all(&running, "SIGTERM").await;
-        let all_exited = futures::future::join_all(running.iter().map(|(_, _, i)| i.wait()));
-        if tokio::time::timeout(grace, all_exited).await.is_err() {
-            self.signal_all(&running, "SIGKILL").await;
-            let all_exited = futures::future::join_all(running.iter().map(|(_, _, i)| i.wait()));
-            let _ = tokio::time::timeout(Duration::from_secs(10), all_exited).await;
-        }
+        self.terminate_in_order(&groups, grace).await;
         {
             let mut state = lock(&p.state);
             for (name, kind, i) in &running {
@@ -401,7 +546,7 @@ impl Node {
                         if code == 0 { "Completed" } else { "Error" },
                         None,
                         Some(i.started_at),
-                        Some(format!("runc://{}", i.id)),
+                        Some(status::container_id(&i.id)),
                     ));
                     r.status.ready = false;
                     r.status.started = Some(false);
@@ -422,10 +567,12 @@ impl Node {
             )
             .collect();
         let pod_dir = p.dir.clone();
+        let uid = p.uid.clone();
         let _ = tokio::task::spawn_blocking(move || {
             for (id, dir) in &dirs {
                 remove(&runc, id, dir);
             }
+            cgroups::remove_pod(&uid);
             for m in super::sys::mounts_under(&pod_dir) {
                 let _ = super::sys::unmount(&m);
             }
@@ -438,7 +585,7 @@ impl Node {
         *stopped = true;
     }
 
-    async fn signal_all(&self, running: &[(String, Kind, Arc<Instance>)], signal: &'static str) {
+    async fn signal_all(&self, running: &[Running], signal: &'static str) {
         let targets: Vec<(String, bool)> = running
             .iter()
             .filter(|(_, _, i)| i.exited().is_none())

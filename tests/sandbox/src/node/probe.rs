@@ -76,12 +76,13 @@ pub fn gates(c: &Container) -> (bool, bool) {
 }
 
 impl Node {
-    /// Probe a regular container's instance until it ends or the pod stops: startup first,
+    /// Probe a regular container's or a native sidecar's instance until it ends or the pod stops: startup first,
     /// then readiness (sets `ready`) and liveness (restarts the container on failure).
     pub(super) async fn probe(
         self: Arc<Self>,
         p: Arc<PodRuntime>,
         name: String,
+        kind: Kind,
         instance: Arc<Instance>,
         c: Container,
     ) {
@@ -97,7 +98,7 @@ impl Node {
         if startup.is_none() && others.is_empty() {
             return;
         }
-        let field = Kind::Regular.field_path(&name);
+        let field = kind.field_path(&name);
         let field = Some(field.as_str());
         loop {
             let due: Vec<&mut Schedule> = match startup.as_mut() {
@@ -158,7 +159,7 @@ impl Node {
             }
             if started_now {
                 startup = None;
-                self.with_record(&p, &name, Kind::Regular, |r| {
+                self.with_record(&p, &name, kind, |r| {
                     r.status.started = Some(true);
                     // Without a readiness probe, started means ready.
                     if c.readiness_probe.is_none() {
@@ -168,10 +169,10 @@ impl Node {
             }
             if let Some(ready) = ready_change {
                 let changed = lock(&p.state)
-                    .record(&name, Kind::Regular)
+                    .record(&name, kind)
                     .is_some_and(|r| r.status.ready != ready);
                 if changed {
-                    self.with_record(&p, &name, Kind::Regular, |r| r.status.ready = ready);
+                    self.with_record(&p, &name, kind, |r| r.status.ready = ready);
                 }
             }
             if let Some(which) = kill {

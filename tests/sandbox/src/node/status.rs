@@ -16,6 +16,14 @@ use super::container::Instance;
 /// docs/sandbox.md.
 pub const POD_IP: &str = "127.0.0.1";
 
+/// How `containerID` in a container status starts: containerd's, as most nodes report it
+/// (`containerd://<64 hex>`), and the ID after it is the one in the container's cgroup path.
+pub const CONTAINER_ID_PREFIX: &str = "containerd://";
+
+pub fn container_id(id: &str) -> String {
+    format!("{CONTAINER_ID_PREFIX}{id}")
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     Init,
@@ -36,6 +44,8 @@ impl Kind {
 pub struct Record {
     pub name: String,
     pub kind: Kind,
+    /// A native sidecar: an init container with `restartPolicy: Always`.
+    pub restartable: bool,
     pub status: ContainerStatus,
     /// The running instance.
     pub instance: Option<Arc<Instance>>,
@@ -48,6 +58,7 @@ impl Record {
         Record {
             name: name.to_string(),
             kind,
+            restartable: false,
             status: ContainerStatus {
                 name: name.to_string(),
                 image: image.to_string(),
@@ -130,7 +141,8 @@ pub fn terminated(
     }
 }
 
-/// The kubelet's `getPhase` over regular containers.
+/// The kubelet's `getPhase` over regular containers and native sidecars (a running sidecar
+/// counts as running; an exited one does not count).
 pub fn phase(state: &PodState) -> &'static str {
     if state.init_failed {
         return "Failed";
@@ -139,6 +151,19 @@ pub fn phase(state: &PodState) -> &'static str {
         return "Pending";
     }
     let (mut running, mut waiting, mut stopped, mut succeeded) = (0, 0, 0, 0);
+    for r in state.records.iter().filter(|r| r.restartable) {
+        let s = r.status.state.clone().unwrap_or_default();
+        let ever_ended = r
+            .status
+            .last_state
+            .as_ref()
+            .is_some_and(|l| l.terminated.is_some());
+        if s.running.is_some() {
+            running += 1;
+        } else if s.waiting.is_some() && !ever_ended {
+            waiting += 1;
+        }
+    }
     for r in state.records.iter().filter(|r| r.kind == Kind::Regular) {
         let s = r.status.state.clone().unwrap_or_default();
         if s.running.is_some() {
@@ -212,7 +237,7 @@ pub fn apply(state: &mut PodState, status: &mut PodStatus) {
     let unready: Vec<String> = state
         .records
         .iter()
-        .filter(|r| r.kind == Kind::Regular && !r.status.ready)
+        .filter(|r| (r.kind == Kind::Regular || r.restartable) && !r.status.ready)
         .map(|r| r.name.clone())
         .collect();
     let uninitialized: Vec<String> = state
@@ -225,7 +250,8 @@ pub fn apply(state: &mut PodState, status: &mut PodStatus) {
                 .as_ref()
                 .and_then(|s| s.terminated.as_ref())
                 .is_some_and(|t| t.exit_code == 0);
-            r.kind == Kind::Init && !succeeded
+            let started = r.status.started == Some(true);
+            r.kind == Kind::Init && if r.restartable { !started } else { !succeeded }
         })
         .map(|r| r.name.clone())
         .collect();

@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 use super::container::{Instance, InstanceSpec, remove};
 use super::images::Image;
 use super::plan;
-use super::pod::{PodRuntime, container_spec, random_id, restart_policy};
+use super::pod::{PodRuntime, container_spec, is_sidecar, random_id, restart_policy};
 use super::probe;
 use super::spec::{Bind, ContainerPlan, Identity, Namespace, Namespaces, ProcessPlan};
 use super::status::{self, Kind};
@@ -69,6 +69,12 @@ impl Node {
             let pod = lock(&p.pod).clone();
             let (container, target) = container_spec(&pod, &name, kind)?;
             let image_name = container.image.clone().unwrap_or_default();
+            let sidecar = kind == Kind::Init && is_sidecar(&container);
+            if sidecar && p.sidecars_stopping.is_cancelled() {
+                return None;
+            }
+            // The kubelet probes regular containers and native sidecars only.
+            let probed = kind == Kind::Regular || sidecar;
 
             let image = match self.pull(&p, field, &container).await {
                 Ok(image) => image,
@@ -134,17 +140,18 @@ impl Node {
                         .read()
                         .unwrap_or_else(|e| e.into_inner())
                         .hide_container_user;
-                    let container_id = format!("runc://{}", instance.id);
+                    let container_id = status::container_id(&instance.id);
                     self.with_record(&p, &name, kind, |r| {
                         if runs > 0 {
                             r.status.restart_count += 1;
                         }
                         r.status.state = Some(status::running(started_at));
                         // The kubelet's probe manager sets readiness only for regular
-                        // containers; startup and readiness probes hold them back.
+                        // containers and native sidecars; startup and readiness probes hold
+                        // them back. A running run-to-completion init container is started.
                         let (gates_started, gates_ready) = probe::gates(&container);
-                        r.status.ready = kind == Kind::Regular && !gates_ready;
-                        r.status.started = Some(kind != Kind::Regular || !gates_started);
+                        r.status.ready = probed && !gates_ready;
+                        r.status.started = Some(!probed || !gates_started);
                         r.status.container_id = Some(container_id.clone());
                         r.status.image = image.reference.clone();
                         r.status.image_id = image.image_id();
@@ -166,11 +173,11 @@ impl Node {
                         field,
                     );
                     first.take().map(|f| f.send(()));
-                    if kind == Kind::Regular {
+                    if probed {
                         let node = self.clone();
                         let (pp, n, i, c) =
                             (p.clone(), name.clone(), instance.clone(), container.clone());
-                        p.spawn(async move { node.probe(pp, n, i, c).await });
+                        p.spawn(async move { node.probe(pp, n, kind, i, c).await });
                     }
                     let exit = tokio::select! {
                         e = instance.wait() => e,
@@ -197,7 +204,9 @@ impl Node {
             // The kubelet's termination message: what the process wrote to its
             // terminationMessagePath, else (FallbackToLogsOnError, on failure) its log's tail.
             let message = message.or_else(|| {
-                let id = container_id.as_deref()?.strip_prefix("runc://")?;
+                let id = container_id
+                    .as_deref()?
+                    .strip_prefix(status::CONTAINER_ID_PREFIX)?;
                 termination_message(&p, &name, id, &container, exit_code)
             });
 
@@ -230,6 +239,8 @@ impl Node {
             let policy = restart_policy(&pod);
             let restart = match kind {
                 Kind::Ephemeral => false,
+                // A native sidecar is restarted whenever it exits, whatever the pod's policy.
+                Kind::Init if sidecar => !p.sidecars_stopping.is_cancelled(),
                 Kind::Init => exit_code != 0 && policy != "Never",
                 Kind::Regular => policy == "Always" || (policy == "OnFailure" && exit_code != 0),
             };
@@ -411,7 +422,7 @@ impl Node {
             },
             binds,
             privileged: plan::privileged(c),
-            cgroups_path: format!("/kube-sandbox-{id}"),
+            cgroups_path: self.cgroup_for(p, &id),
             seccomp,
         };
         let spec = InstanceSpec {

@@ -215,3 +215,40 @@ fn unescape_mountinfo(s: &str) -> String {
         .replace("\\012", "\n")
         .replace("\\134", "\\")
 }
+
+/// `flock(2)` on an open file: shared or exclusive, blocking; released when the file closes.
+pub fn flock(file: &std::fs::File, exclusive: bool) -> io::Result<()> {
+    let op = if exclusive {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_SH
+    };
+    loop {
+        // SAFETY: flock on an fd the caller keeps open, integer flags only.
+        match check(unsafe { libc::flock(file.as_raw_fd(), op) }) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => return r.map(drop),
+        }
+    }
+}
+
+/// Mount points of the cgroup hierarchies (v1 controllers and the v2 / hybrid unified one).
+pub fn cgroup_mounts() -> Vec<std::path::PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut found: Vec<std::path::PathBuf> = text
+        .lines()
+        .filter_map(|l| {
+            // The filesystem type follows the " - " separator.
+            let (before, after) = l.split_once(" - ")?;
+            let fstype = after.split(' ').next()?;
+            (fstype == "cgroup" || fstype == "cgroup2")
+                .then(|| before.split(' ').nth(4))
+                .flatten()
+        })
+        .map(unescape_mountinfo)
+        .map(std::path::PathBuf::from)
+        .collect();
+    found.sort();
+    found.dedup();
+    found
+}

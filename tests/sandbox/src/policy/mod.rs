@@ -5,5 +5,6 @@
 
 pub mod field;
 pub mod psa;
+pub mod qos;
 pub mod rbac;
 pub mod validation;
