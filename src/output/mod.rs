@@ -1,0 +1,2 @@
+pub mod printer;
+pub mod progress;

@@ -1,0 +1,12 @@
+pub mod attach;
+pub mod debug;
+pub mod identity;
+pub mod info;
+pub mod inject;
+pub mod options;
+pub mod probe;
+pub mod profile;
+pub mod spec;
+pub mod target;
+pub mod teardown;
+pub mod wait;

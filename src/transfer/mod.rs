@@ -1,0 +1,9 @@
+pub mod cp;
+pub mod exec_stream;
+pub mod extract;
+pub mod glob;
+pub mod manifest;
+pub mod options;
+pub mod pack;
+pub mod remote;
+pub mod snapshot;
