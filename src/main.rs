@@ -21,11 +21,12 @@ use crate::base::error::Error;
 use crate::base::exit::ExitStatus;
 use crate::base::terminal;
 use crate::cmd::cli::Cli;
+use crate::cmd::info;
 use crate::cmd::options::{Action, Environment, Options};
 use crate::cmd::{cleanup, images, ls};
 use crate::kube::cluster::Cluster;
 use crate::output::printer::Printer;
-use crate::session::{debug, info};
+use crate::session::debug;
 use crate::toolkit::config;
 use crate::transfer::{cp, snapshot};
 
@@ -100,9 +101,9 @@ async fn run(options: &Options, printer: &Printer) -> Result<ExitStatus, Error> 
     let cluster = Cluster::connect(&options.kube).await?;
     match &options.action {
         Action::Debug(debug) => {
-            let debug = match crate::toolkit::hints::settle(debug, &cluster, printer).await? {
-                crate::toolkit::hints::Settled::Ready(debug) => debug,
-                crate::toolkit::hints::Settled::Interrupted(signal) => {
+            let debug = match crate::session::settle::settle(debug, &cluster, printer).await? {
+                crate::session::settle::Settled::Ready(debug) => debug,
+                crate::session::settle::Settled::Interrupted(signal) => {
                     return Ok(ExitStatus::Interrupted(signal));
                 }
             };
@@ -110,7 +111,7 @@ async fn run(options: &Options, printer: &Printer) -> Result<ExitStatus, Error> 
             if let (ExitStatus::Remote(code), crate::session::options::Mode::Command { argv, .. }) =
                 (status, &debug.mode)
                 && let Some(hint) =
-                    crate::toolkit::hints::capability_hint(argv, debug.profile, code)
+                    crate::session::capability::capability_hint(argv, debug.profile, code)
             {
                 printer.note(&format!("hint: {hint}"));
             }

@@ -27,14 +27,15 @@ use crate::kube::cluster::{Cluster, Connection};
 use crate::kube::exec::{Captured, Ending, ExecError, Remote, streamed_until};
 use crate::output::printer::{Printer, causes};
 use crate::output::progress::{Phase, Reporter};
-use crate::session::debug::{Durations, Obtained, obtain, plan_with};
-use crate::session::info::{Read, read_facts};
+use crate::session::facts::{Read, read_facts};
+use crate::session::obtain::{Obtained, obtain};
 use crate::session::options::{DebugOptions, Mode};
+use crate::session::plan::{Durations, plan_with};
+use crate::session::settle::{Settled, settle};
 use crate::session::spec::{AGENT, run_command};
 use crate::session::target::{TargetKind, TargetRef};
 use crate::session::teardown::Teardown;
 use crate::toolkit::catalog::ImageChoice;
-use crate::toolkit::hints::{Settled, settle};
 use crate::transfer::extract::{Destination, extract};
 use crate::transfer::remote::{Counter, Transferred, from_remote};
 

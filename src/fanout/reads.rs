@@ -12,7 +12,7 @@ use tokio::sync::OnceCell;
 
 use crate::kube::cluster::Cluster;
 use crate::output::printer::Printer;
-use crate::session::debug::{Surroundings, enforced_level};
+use crate::session::plan::{Surroundings, enforced_level};
 use crate::session::profile::PsaLevel;
 
 /// One answer per key, read by whoever asks first.

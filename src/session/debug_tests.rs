@@ -14,9 +14,12 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::kube::fake_apiserver::{FakeApiServer, Reply, Seen};
+use crate::session::identity::Identity;
 use crate::session::options::{DebugOptions, Mode};
+use crate::session::profile::{Profile, PsaLevel};
+use crate::session::spec::{SessionFacts, ephemeral_container_for};
 use crate::session::target::{TargetKind, TargetRef};
-use crate::toolkit::catalog::{ImageChoice, Toolkit};
+use crate::toolkit::catalog::{ImageChoice, Toolkit, VERSION};
 
 const POD: &str = "/api/v1/namespaces/default/pods/web";
 const PODS: &str = "/api/v1/namespaces/default/pods";

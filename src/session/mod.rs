@@ -1,11 +1,16 @@
+pub mod add;
 pub mod attach;
+pub mod capability;
 pub mod debug;
+pub mod facts;
 pub mod identity;
-pub mod info;
 pub mod inject;
+pub mod obtain;
 pub mod options;
+pub mod plan;
 pub mod probe;
 pub mod profile;
+pub mod settle;
 pub mod spec;
 pub mod target;
 pub mod teardown;

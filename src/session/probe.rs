@@ -29,24 +29,14 @@ use crate::base::error::Error;
 use crate::base::interrupt::Interrupts;
 use crate::kube::cluster::Cluster;
 use crate::output::printer::Printer;
-use crate::session::debug::{Added, Durations, Plan, add_and_wait};
+use crate::session::add::{Added, add_and_wait};
+use crate::session::facts::{Read, read_facts_or_stop};
 use crate::session::identity::{Identity, Source};
-use crate::session::info::{Read, read_facts_or_stop};
 use crate::session::options::DebugOptions;
+use crate::session::plan::{Durations, Plan};
 use crate::session::profile::{NONROOT_ID, Profile, PsaLevel, security_context_for, violations};
 use crate::session::spec::{random_suffix, unused_suffix};
 use crate::session::teardown::Session;
-
-/// Whether a fresh container of this session should have the agent read the target's ids.
-pub fn needed(options: &DebugOptions, identity: &Identity) -> bool {
-    options.dry_run.is_none()
-        && options.image.has_agent()
-        && matches!(
-            options.profile,
-            Profile::Auto | Profile::Baseline | Profile::Restricted
-        )
-        && (identity.uid().is_none() || identity.gid().is_none())
-}
 
 /// What the agent read about the target process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -249,6 +239,7 @@ fn replacement(
 mod tests {
     use super::*;
     use crate::session::identity::Source;
+    use crate::session::plan::needed;
 
     fn unknown() -> Identity {
         Identity::default()

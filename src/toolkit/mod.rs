@@ -1,3 +1,3 @@
 pub mod catalog;
 pub mod config;
-pub mod hints;
+pub mod runtime;
