@@ -86,7 +86,7 @@ fn main() -> ExitCode {
 async fn run(options: &Options, printer: &Printer) -> Result<ExitStatus, Error> {
     // A runbook is read and checked before the cluster is even looked up.
     let prepared = match &options.action {
-        Action::Run(run) => Some(crate::fanout::run::prepare(run)?),
+        Action::Run(run) => Some(crate::fanout::plan::prepare(run)?),
         Action::Images {
             catalog,
             from,

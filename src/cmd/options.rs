@@ -13,7 +13,7 @@ use crate::cmd::cli::{
     Cli, Command, CpArgs, DebugArgs, DryRunArg, FanoutArgs, FileSessionArgs, KubeFlags, RunArgs,
     SnapshotArgs,
 };
-use crate::fanout::run::{DEFAULT_PARALLEL, FanoutOptions, SessionFlags, Source};
+use crate::fanout::plan::{DEFAULT_PARALLEL, FanoutOptions, SessionFlags, Source};
 use crate::kube::cluster::KubeOptions;
 use crate::output::printer::{OutputFormat, OutputOptions};
 use crate::session::options::{DebugOptions, DryRun, Mode};

@@ -1,7 +1,13 @@
+use std::path::PathBuf;
+
 use super::*;
-use crate::fanout::runbook::Action;
+use crate::fanout::plan::{DEFAULT_PARALLEL, SessionFlags, prepare};
+use crate::fanout::runbook::{self, Action};
+use crate::output::printer::OutputFormat;
+use crate::session::profile::Profile;
 use crate::session::target::TargetKind;
 use crate::toolkit::catalog::Toolkit;
+use crate::toolkit::catalog::{Catalog, ImageChoice};
 
 fn options(source: Source) -> FanoutOptions {
     FanoutOptions {

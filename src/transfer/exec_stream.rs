@@ -277,7 +277,7 @@ impl BufRead for Received {
 
 impl Read for Received {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        crate::transfer::remote::read_from_buffer(self, buf)
+        read_from_buffer(self, buf)
     }
 }
 
@@ -384,6 +384,15 @@ async fn next_frame(stdin: &mut Option<mpsc::Receiver<Vec<u8>>>) -> Option<Vec<u
 fn keep(kept: &mut Vec<u8>, bytes: &[u8]) {
     let room = OUTPUT_LIMIT.saturating_sub(kept.len());
     kept.extend_from_slice(&bytes[..bytes.len().min(room)]);
+}
+
+/// `Read::read` for a reader whose `BufRead` side is the real one: a copy out of its buffer.
+pub fn read_from_buffer(reader: &mut impl BufRead, buf: &mut [u8]) -> io::Result<usize> {
+    let available = reader.fill_buf()?;
+    let n = available.len().min(buf.len());
+    buf[..n].copy_from_slice(&available[..n]);
+    reader.consume(n);
+    Ok(n)
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::base::interrupt::Interrupts;
 use crate::kube::exec::{ExecError, Remote, exit_code_of};
-use crate::transfer::exec_stream::{self, Ending};
+use crate::transfer::exec_stream::{self, Ending, read_from_buffer};
 
 const GRACE: Duration = Duration::from_secs(10);
 
@@ -70,15 +70,6 @@ impl<R: BufRead> Read for Counted<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         read_from_buffer(self, buf)
     }
-}
-
-/// `Read::read` for a reader whose `BufRead` side is the real one: a copy out of its buffer.
-pub fn read_from_buffer(reader: &mut impl BufRead, buf: &mut [u8]) -> io::Result<usize> {
-    let available = reader.fill_buf()?;
-    let n = available.len().min(buf.len());
-    buf[..n].copy_from_slice(&available[..n]);
-    reader.consume(n);
-    Ok(n)
 }
 
 impl<W: Write> Write for Counted<W> {
