@@ -10,8 +10,6 @@ use std::time::Duration;
 use crate::base::duration::Human;
 use crate::base::exit::ExitStatus;
 
-use crate::session::profile::{Profile, PsaLevel};
-
 /// A command line that cannot work, said in terms of its flags.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -162,20 +160,6 @@ pub enum Error {
     )]
     ContainerNotRunning { pod: String, container: String },
 
-    #[error(
-        "refused before sending anything: the {profile} profile needs Pod Security level {needed}, and namespace {namespace} enforces {enforced} (it would reject {})",
-        .violations.join(", ")
-    )]
-    PodSecurity {
-        namespace: String,
-        pod: String,
-        profile: Profile,
-        needed: PsaLevel,
-        enforced: PsaLevel,
-        violations: Vec<String>,
-        fits: Option<Profile>,
-    },
-
     #[error("not allowed to {step} (pod {pod}, namespace {namespace}): missing {}", list(.missing))]
     Forbidden {
         namespace: String,
@@ -298,15 +282,6 @@ pub enum Error {
         message: String,
     },
 
-    #[error("copying {path} from pod {pod} to {} stopped", .local.display())]
-    Extract {
-        pod: String,
-        path: String,
-        local: std::path::PathBuf,
-        #[source]
-        source: crate::transfer::extract::ExtractError,
-    },
-
     #[error(
         "{path} is read-only in the target (container {container} of pod {pod}): {why}; {}",
         if .writable.is_empty() { "the container has no writable volume to copy into".to_string() } else { format!("copy into a writable volume such as {}", .writable.join(", ")) }
@@ -328,16 +303,10 @@ pub enum Error {
         message: String,
     },
 
-    #[error("could not write the snapshot of pod {pod} to {path}; nothing was kept")]
-    Snapshot {
-        path: String,
-        pod: String,
-        #[source]
-        source: crate::transfer::manifest::RecordError,
-    },
-    /// `run`: the runbook file cannot be read, or is not valid (every problem, located).
+    /// A failure a higher layer owns ([`Failure`]): a Pod Security refusal, a copy the
+    /// extractor stopped, a snapshot not written, a runbook that cannot run.
     #[error(transparent)]
-    Runbook(#[from] crate::fanout::runbook::LoadError),
+    Step(StepFailure),
 
     #[error("no pods to run on: none {scope}")]
     NoPodsSelected { scope: String },
@@ -407,7 +376,8 @@ impl Error {
     pub fn exit_status(&self) -> ExitStatus {
         match self {
             // A runbook that cannot run is a command line that cannot work: nothing was sent.
-            Error::Usage(_) | Error::Runbook(_) | Error::UnknownContext { .. } => ExitStatus::Usage,
+            Error::Usage(_) | Error::UnknownContext { .. } => ExitStatus::Usage,
+            Error::Step(step) => step.0.exit_status(),
             _ => ExitStatus::Failure,
         }
     }
@@ -444,12 +414,6 @@ impl Error {
                 Some(first) => format!("pass `-c` with one of them, e.g. `-c {first}`"),
                 None => "the pod has no regular containers".to_string(),
             },
-            Error::PodSecurity { fits: Some(fits), .. } => {
-                format!("`--profile {fits}` fits this namespace; or ask for a namespace whose pod-security.kubernetes.io/enforce label allows more")
-            }
-            Error::PodSecurity { fits: None, .. } => {
-                "no profile fits; the namespace's pod-security.kubernetes.io/enforce label decides".to_string()
-            }
             Error::Forbidden { namespace, missing, .. } => {
                 let mut needed: Vec<Permission> = SESSION_PERMISSIONS.to_vec();
                 for p in missing {
@@ -478,9 +442,6 @@ impl Error {
             Error::NoPodsSelected { .. } => {
                 "check the selector and the namespace (`-n`, or `-A` for all namespaces); `kubectl get pods -l SELECTOR` shows what it matches".to_string()
             }
-            Error::Runbook(crate::fanout::runbook::LoadError::Invalid(_)) => {
-                "docs/runbooks.md describes the format; docs/runbook.schema.json lets an editor check it as you type".to_string()
-            }
             Error::StartTimeout { .. } => {
                 "a slow image pull? raise --timeout, or use a smaller --toolkit".to_string()
             }
@@ -489,10 +450,6 @@ impl Error {
             }
             Error::RemoteFile { pod, .. } => format!(
                 "paths are as the target sees them (its root, its symlinks); `kubectl distroless-debug pod/{pod} -- ls -la /target/DIR` lists a directory"
-            ),
-            Error::Extract { source: crate::transfer::extract::ExtractError::Refused { .. }, local, .. } => format!(
-                "the archive from the target tried to write outside {}, which a healthy container never produces: treat the target as suspect. Nothing outside the destination was written; what was copied before the entry stays",
-                local.display()
             ),
             Error::ReadOnlyTarget { writable, .. } if writable.is_empty() => {
                 "mount an emptyDir volume in the pod spec for files you need to drop in, or copy into a debug session's own /tmp (`kubectl distroless-debug pod/NAME`)".to_string()
@@ -504,8 +461,60 @@ impl Error {
             Error::Stream { .. } => {
                 "the debug container stops by itself (--idle, --ttl); `kubectl distroless-debug cleanup` stops it now".to_string()
             }
+            Error::Step(step) => return step.0.hint(),
             _ => return None,
         })
+    }
+
+    /// The higher layer's failure this carries, if it is an `F`.
+    #[cfg(test)]
+    pub fn step<F: Failure>(&self) -> Option<&F> {
+        match self {
+            Error::Step(step) => (&*step.0 as &(dyn std::error::Error + 'static)).downcast_ref(),
+            _ => None,
+        }
+    }
+}
+
+/// A failure of a step above this layer, carried through [`Error`] as itself: its type, its
+/// message, its sources and its hint stay with the code that owns them, the way kube-rs's
+/// higher errors wrap lower ones, so that this module never names a type from above.
+pub trait Failure: std::error::Error + Send + Sync + 'static {
+    /// What to do about it, for the failures we recognise.
+    fn hint(&self) -> Option<String> {
+        None
+    }
+
+    /// How the run ends: a failure, unless the command line itself cannot work.
+    fn exit_status(&self) -> ExitStatus {
+        ExitStatus::Failure
+    }
+}
+
+/// A boxed [`Failure`], shown exactly as the failure itself (message and sources).
+pub struct StepFailure(Box<dyn Failure>);
+
+impl std::fmt::Debug for StepFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl std::fmt::Display for StepFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+impl std::error::Error for StepFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl<F: Failure> From<F> for Error {
+    fn from(failure: F) -> Self {
+        Error::Step(StepFailure(Box::new(failure)))
     }
 }
 
@@ -575,25 +584,6 @@ mod tests {
             "{hint}"
         );
         assert!(hint.contains("namespace: prod"), "{hint}");
-    }
-
-    #[test]
-    fn pod_security_refusal_names_fields_and_the_profile_that_fits() {
-        let e = Error::PodSecurity {
-            namespace: "prod".into(),
-            pod: "web".into(),
-            profile: Profile::Sysadmin,
-            needed: PsaLevel::Privileged,
-            enforced: PsaLevel::Restricted,
-            violations: vec!["privileged=true".into()],
-            fits: Some(Profile::Auto),
-        };
-        assert!(e.to_string().starts_with("refused before sending anything: the sysadmin profile needs Pod Security level privileged, and namespace prod enforces restricted"), "{e}");
-        assert!(
-            e.hint()
-                .unwrap_or_default()
-                .starts_with("`--profile auto` fits")
-        );
     }
 
     #[test]

@@ -107,7 +107,10 @@ fn refuses_before_any_request_what_cannot_work() {
 
     let error = prepare(&options(Source::File("/nonexistent/rb.yaml".into()))).err();
     assert!(
-        matches!(error, Some(Error::Runbook(runbook::LoadError::Read { .. }))),
+        matches!(
+            error.as_ref().and_then(Error::step),
+            Some(runbook::LoadError::Read { .. })
+        ),
         "{error:?}"
     );
     assert_eq!(error.map(|e| e.exit_status()), Some(ExitStatus::Usage));

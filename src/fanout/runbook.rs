@@ -24,6 +24,8 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use crate::base::duration;
+use crate::base::error::Failure;
+use crate::base::exit::ExitStatus;
 use crate::session::profile::Profile;
 use crate::toolkit::catalog::Toolkit;
 use crate::toolkit::catalog::ToolkitArg;
@@ -252,6 +254,17 @@ pub enum LoadError {
     },
     #[error(transparent)]
     Invalid(#[from] RunbookError),
+}
+
+/// A runbook that cannot run is a command line that cannot work: nothing was sent.
+impl Failure for LoadError {
+    fn hint(&self) -> Option<String> {
+        matches!(self, LoadError::Invalid(_)).then(|| "docs/runbooks.md describes the format; docs/runbook.schema.json lets an editor check it as you type".to_string())
+    }
+
+    fn exit_status(&self) -> ExitStatus {
+        ExitStatus::Usage
+    }
 }
 
 /// Reads and checks a runbook file.

@@ -16,7 +16,7 @@ use super::*;
 use crate::kube::fake_apiserver::{FakeApiServer, Reply, Seen};
 use crate::session::identity::Identity;
 use crate::session::options::{DebugOptions, Mode};
-use crate::session::profile::{Profile, PsaLevel};
+use crate::session::profile::{PodSecurityRefusal, Profile, PsaLevel};
 use crate::session::spec::{SessionFacts, ephemeral_container_for};
 use crate::session::target::{TargetKind, TargetRef};
 use crate::toolkit::catalog::{ImageChoice, Toolkit, VERSION};
@@ -361,9 +361,10 @@ async fn sysadmin_in_a_restricted_namespace_is_refused_before_any_patch() {
     )
     .await;
     match result {
-        Err(Error::PodSecurity { fits, enforced, .. }) => {
+        Err(error) if error.step::<PodSecurityRefusal>().is_some() => {
+            let refusal = error.step::<PodSecurityRefusal>().unwrap();
             assert_eq!(
-                (fits, enforced),
+                (refusal.fits, refusal.enforced),
                 (Some(Profile::Auto), PsaLevel::Restricted)
             );
         }

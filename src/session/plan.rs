@@ -13,7 +13,8 @@ use crate::output::printer::Printer;
 use crate::session::identity::{Identity, identity_of};
 use crate::session::options::DebugOptions;
 use crate::session::profile::{
-    Profile, PsaLevel, level_needed, profile_that_fits, security_context_for, violations,
+    PodSecurityRefusal, Profile, PsaLevel, level_needed, profile_that_fits, security_context_for,
+    violations,
 };
 use crate::session::spec::{
     self, DebugContainer, SessionFacts, ephemeral_container_for, random_suffix, reusable_in,
@@ -133,7 +134,7 @@ fn precheck(options: &DebugOptions, resolved: &Resolved, namespace: &str) -> Res
     if found.is_empty() {
         return Ok(());
     }
-    Err(Error::PodSecurity {
+    Err(PodSecurityRefusal {
         namespace: namespace.to_string(),
         pod: resolved.target.pod_name().to_string(),
         profile: options.profile,
@@ -142,7 +143,8 @@ fn precheck(options: &DebugOptions, resolved: &Resolved, namespace: &str) -> Res
         violations: found,
         fits: profile_that_fits(enforced, &resolved.identity, pod_sc)
             .filter(|p| *p != options.profile),
-    })
+    }
+    .into())
 }
 
 fn identity_notes(options: &DebugOptions, resolved: &Resolved, printer: &Printer) {

@@ -14,6 +14,7 @@ use k8s_openapi::api::core::v1::{
     Capabilities, PodSecurityContext, SeccompProfile, SecurityContext,
 };
 
+use crate::base::error::Failure;
 use crate::session::identity::Identity;
 
 /// The uid/gid the `restricted` profile falls back to when the target runs as root or we do not
@@ -307,9 +308,41 @@ pub fn profile_that_fits(
         .find(|p| violations(enforce, &security_context_for(*p, identity), pod_sc).is_empty())
 }
 
+/// The Pod Security level of the namespace would reject the container a profile gives, so
+/// nothing was sent; names the profile that fits, when one does.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "refused before sending anything: the {profile} profile needs Pod Security level {needed}, and namespace {namespace} enforces {enforced} (it would reject {})",
+    .violations.join(", ")
+)]
+pub struct PodSecurityRefusal {
+    pub namespace: String,
+    pub pod: String,
+    pub profile: Profile,
+    pub needed: PsaLevel,
+    pub enforced: PsaLevel,
+    pub violations: Vec<String>,
+    pub fits: Option<Profile>,
+}
+
+impl Failure for PodSecurityRefusal {
+    fn hint(&self) -> Option<String> {
+        Some(match self.fits {
+            Some(fits) => format!(
+                "`--profile {fits}` fits this namespace; or ask for a namespace whose pod-security.kubernetes.io/enforce label allows more"
+            ),
+            None => {
+                "no profile fits; the namespace's pod-security.kubernetes.io/enforce label decides"
+                    .to_string()
+            }
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::base::error::Error;
 
     const DISTROLESS: Identity = Identity {
         uid: Some((
@@ -472,5 +505,24 @@ mod tests {
             Some(PsaLevel::Restricted)
         );
         assert_eq!(PsaLevel::from_label("Restricted"), None);
+    }
+
+    #[test]
+    fn pod_security_refusal_names_fields_and_the_profile_that_fits() {
+        let e = Error::from(PodSecurityRefusal {
+            namespace: "prod".into(),
+            pod: "web".into(),
+            profile: Profile::Sysadmin,
+            needed: PsaLevel::Privileged,
+            enforced: PsaLevel::Restricted,
+            violations: vec!["privileged=true".into()],
+            fits: Some(Profile::Auto),
+        });
+        assert!(e.to_string().starts_with("refused before sending anything: the sysadmin profile needs Pod Security level privileged, and namespace prod enforces restricted"), "{e}");
+        assert!(
+            e.hint()
+                .unwrap_or_default()
+                .starts_with("`--profile auto` fits")
+        );
     }
 }

@@ -18,6 +18,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use serde::Deserialize;
 
+use crate::base::error::Failure;
 use crate::base::error::{CREATE_EXEC, Error, status_code};
 use crate::base::exit::ExitStatus;
 use crate::base::interrupt::Interrupts;
@@ -276,12 +277,13 @@ impl Copy<'_> {
                 });
             }
             Err(source) => {
-                return Err(Error::Extract {
+                return Err(CopyStopped {
                     pod: self.pod(),
                     path: path.to_string(),
                     local: local.to_path_buf(),
                     source,
-                });
+                }
+                .into());
             }
         };
         if remote.code.is_err() {
@@ -614,6 +616,26 @@ fn plural(n: u64, noun: &str) -> String {
         (_, "directory") => format!("{n} directories"),
         (_, "entry") => format!("{n} entries"),
         _ => format!("{n} {noun}s"),
+    }
+}
+
+/// A download the extractor stopped: what was being copied, from where, to where.
+#[derive(Debug, thiserror::Error)]
+#[error("copying {path} from pod {pod} to {} stopped", .local.display())]
+pub struct CopyStopped {
+    pub pod: String,
+    pub path: String,
+    pub local: PathBuf,
+    #[source]
+    pub source: ExtractError,
+}
+
+impl Failure for CopyStopped {
+    fn hint(&self) -> Option<String> {
+        matches!(self.source, ExtractError::Refused { .. }).then(|| format!(
+            "the archive from the target tried to write outside {}, which a healthy container never produces: treat the target as suspect. Nothing outside the destination was written; what was copied before the entry stays",
+            self.local.display()
+        ))
     }
 }
 

@@ -17,6 +17,7 @@ use flate2::write::GzEncoder;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 
+use crate::base::error::Failure;
 use crate::base::error::{CREATE_EXEC, Error, status_code};
 use crate::base::exit::ExitStatus;
 use crate::base::interrupt::Interrupts;
@@ -258,10 +259,12 @@ async fn record(
         SnapshotOutput::File { path, .. } => path.display().to_string(),
         SnapshotOutput::Stdout => "stdout".to_string(),
     };
-    let snapshot_error = |source: RecordError| Error::Snapshot {
-        path: output_name.clone(),
-        pod: pod.clone(),
-        source,
+    let snapshot_error = |source: RecordError| {
+        Error::from(SnapshotNotWritten {
+            path: output_name.clone(),
+            pod: pod.clone(),
+            source,
+        })
     };
     let recorder = recorded.map_err(&snapshot_error)?;
     // The whole stream arrived; a remote that then failed means nothing could be read.
@@ -338,10 +341,12 @@ async fn record(
             .and_then(|sink| sink.close().map_err(RecordError::Output))
     })
     .await
-    .map_err(|e| Error::Snapshot {
-        path: output_name.clone(),
-        pod: pod.clone(),
-        source: RecordError::Output(std::io::Error::other(e)),
+    .map_err(|e| {
+        Error::from(SnapshotNotWritten {
+            path: output_name.clone(),
+            pod: pod.clone(),
+            source: RecordError::Output(std::io::Error::other(e)),
+        })
     })?;
     finished.map_err(&snapshot_error)?;
     let elapsed = started.elapsed();
@@ -364,6 +369,19 @@ async fn record(
     ));
     Ok(ExitStatus::Success)
 }
+
+/// The snapshot file could not be written (or the archive feeding it broke); the partial
+/// file was removed.
+#[derive(Debug, thiserror::Error)]
+#[error("could not write the snapshot of pod {pod} to {path}; nothing was kept")]
+pub struct SnapshotNotWritten {
+    pub path: String,
+    pub pod: String,
+    #[source]
+    pub source: RecordError,
+}
+
+impl Failure for SnapshotNotWritten {}
 
 #[cfg(test)]
 mod tests {
