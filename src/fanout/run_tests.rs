@@ -132,8 +132,7 @@ fn parsed(args: &[&str]) -> Result<FanoutOptions, String> {
         std::iter::once("kubectl-distroless_debug").chain(args.iter().copied()),
     )
     .map_err(|e| e.to_string())?;
-    match crate::cmd::options::Options::from_cli(cli, &crate::cmd::options::Environment::default())
-    {
+    match crate::cmd::options::Options::from_cli(cli, &crate::cmd::flags::Environment::default()) {
         Ok(crate::cmd::options::Options {
             action: crate::cmd::options::Action::Run(run),
             ..

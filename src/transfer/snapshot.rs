@@ -386,7 +386,8 @@ impl Failure for SnapshotNotWritten {}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cmd::options::{Action, Environment, Options};
+    use crate::cmd::flags::Environment;
+    use crate::cmd::options::{Action, Options};
     use crate::transfer::glob::Glob;
     use crate::transfer::manifest::Filter;
 
