@@ -38,7 +38,7 @@ pub fn file_session(
         image: env
             .catalog()
             .image(args.toolkit.map(Toolkit::from).unwrap_or(Toolkit::Base)),
-        profile: args.profile.into(),
+        profile: args.profile,
         timeout,
         ttl: Duration::from_secs(3600),
         idle: Duration::from_secs(15 * 60),

@@ -21,7 +21,6 @@ use crate::session::obtain::{Obtained, running_debug_container};
 use crate::session::options::DebugOptions;
 use crate::toolkit::runtime::toolkit_for_runtime;
 
-/// How reading the facts ended.
 use crate::session::facts::{Read, read_facts};
 
 pub async fn run(

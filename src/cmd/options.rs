@@ -17,7 +17,6 @@ use crate::fanout::plan::{DEFAULT_PARALLEL, FanoutOptions, SessionFlags, Source}
 use crate::kube::cluster::KubeOptions;
 use crate::output::printer::{OutputFormat, OutputOptions};
 use crate::session::options::{DebugOptions, DryRun, Mode};
-use crate::session::profile::Profile;
 use crate::session::target::TargetRef;
 use crate::toolkit::catalog::ToolkitArg;
 use crate::toolkit::catalog::{Catalog, ImageChoice};
@@ -313,7 +312,7 @@ fn debug_options(args: DebugArgs, env: &Environment) -> Result<DebugOptions, Usa
         target,
         container: args.container,
         image,
-        profile: args.profile.into(),
+        profile: args.profile,
         timeout,
         ttl,
         idle,
@@ -344,7 +343,7 @@ fn run_options(args: RunArgs, env: &Environment) -> Result<FanoutOptions, UsageE
     };
     let session = SessionFlags {
         image: flag_image(args.image.as_deref(), args.toolkit, env)?,
-        profile: args.profile.map(Profile::from),
+        profile: args.profile,
         timeout: args
             .timeout
             .as_deref()
@@ -380,7 +379,7 @@ fn command_fanout(args: DebugArgs, env: &Environment) -> Result<FanoutOptions, U
     }
     let session = SessionFlags {
         image: flag_image(args.image.as_deref(), args.toolkit, env)?,
-        profile: Some(args.profile.into()),
+        profile: Some(args.profile),
         timeout: Some(positive("timeout", &args.timeout)?),
         ttl: duration::parse(&args.ttl).map_err(|e| usage(format!("`--ttl`: {e}")))?,
         idle: duration::parse(&args.idle).map_err(|e| usage(format!("`--idle`: {e}")))?,

@@ -3,6 +3,7 @@
 use clap::Parser;
 
 use super::*;
+use crate::session::profile::Profile;
 use crate::session::target::TargetKind;
 use crate::toolkit::catalog::Toolkit;
 use crate::transfer::options::{Direction, SnapshotOutput};

@@ -421,8 +421,7 @@ fn check(raw: RawRunbook) -> Result<Runbook, Vec<Problem>> {
     let profile = raw
         .profile
         .as_ref()
-        .and_then(|p| keep(problems, choice::<Profile>(p, "profile")))
-        .map(Profile::from);
+        .and_then(|p| keep(problems, choice::<Profile>(p, "profile")));
     let timeout = raw
         .timeout
         .as_ref()

@@ -14,7 +14,6 @@ use crate::session::spec::AGENT;
 use crate::session::teardown::Session;
 
 /// How reading the facts ended.
-
 pub enum Read {
     /// The agent's JSON object (docs/agent.md, `info -o json`).
     Facts(Map<String, Value>),
