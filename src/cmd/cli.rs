@@ -1,7 +1,7 @@
 //! The command line as clap sees it, and nothing else.
 //!
 //! These types are raw: they say what was typed, not whether it makes sense. Every rule that
-//! relates one flag to another lives in `options.rs`, which turns a [`Cli`] into validated
+//! relates one flag to another lives in `options.rs` (with `flags.rs` and `copy_options.rs`), which turns a [`Cli`] into validated
 //! [`crate::cmd::options::Options`]. The `///` comments here are the `--help` text.
 
 use std::path::PathBuf;

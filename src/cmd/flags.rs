@@ -20,7 +20,7 @@ pub struct Environment {
     pub no_color: bool,
     /// `DISTROLESS_DEBUG_REGISTRY`: where our toolkit images live instead of ghcr.io.
     pub registry: Option<String>,
-    /// The user's config file (`config.rs`); loaded by `main`, since reading it can fail.
+    /// The user's config file (`toolkit/config.rs`); loaded by `main`, since reading it can fail.
     pub config: crate::toolkit::config::Config,
 }
 

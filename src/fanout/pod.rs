@@ -1,6 +1,6 @@
 //! One pod of a fan-out, from its debug container to its teardown.
 //!
-//! The session steps are `debug.rs`'s (`plan`, `obtain`) and `session.rs`'s (`teardown`);
+//! The session steps are `session/plan.rs`'s and `session/obtain.rs`'s, and the teardown `session/teardown.rs`'s;
 //! here is what runs in between: the runbook's steps in order, each with its time limit (the
 //! step's, cut to what is left of the pod's), its `when:` (the agent's `info`, read once), a
 //! failure that is not allowed skipping the rest; `collect:` through the agent's `tar` and the

@@ -1,8 +1,8 @@
 //! `run RUNBOOK TARGET… | -l SELECTOR` and `-l SELECTOR -- COMMAND`: the same steps on many
 //! pods at once, one debug container per pod, every container stopped at the end.
 //!
-//! Each pod goes through the session steps of `debug.rs` (`plan`, then `obtain`: reuse one of
-//! our running containers or add one and wait) and the teardown of `session.rs`; this module
+//! Each pod goes through the session steps of `session/` (`plan`, then `obtain`: reuse one of
+//! our running containers or add one and wait) and the teardown of `session/teardown.rs`; this module
 //! adds only what a fan-out needs around them: choosing the pods, at most `--parallel` of them
 //! at a time, the steps in order within a pod (each with its time limit, its `when:`, a failure
 //! that is not allowed skipping the rest), and the results. Ctrl-C reaches every pod at once:

@@ -6,7 +6,7 @@
 //! [`Runbook`] and reports every problem it finds at once, each with its line and column
 //! (a wrong duration, an empty step list, a step with both `run` and `collect`, a `when:` that
 //! names no fact the agent reports...). The JSON Schema in docs/runbook.schema.json is
-//! generated from the same types (`schema.rs`). Built-in runbooks live in docs/runbooks/ and
+//! generated from the same types (`runbook/schema.rs`). Built-in runbooks live in docs/runbooks/ and
 //! are compiled in, so `--builtin NAME` works without the docs.
 
 // The schema is a build artifact checked by its test; the binary does not need it.
@@ -63,7 +63,7 @@ pub struct Runbook {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImageSetting {
     Toolkit(Toolkit),
-    /// `toolkit: auto`: per pod, the toolkit that fits its runtime (`toolkit.rs`).
+    /// `toolkit: auto`: per pod, the toolkit that fits its runtime (`session/settle.rs`).
     Auto,
     Image(String),
 }

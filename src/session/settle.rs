@@ -22,7 +22,7 @@
 //! than `base`. The default takes step 1 only, and for free ([`hinted`]): the session reads
 //! the pod anyway, so a target whose image or command names its runtime gets that runtime's
 //! toolkit within the four round trips, and any other gets `base`. A config file can make
-//! full auto the default (`toolkit: auto`, see `config.rs`); `kubectl distroless-debug info`
+//! full auto the default (`toolkit: auto`, see `toolkit/config.rs`); `kubectl distroless-debug info`
 //! shows the toolkit that fits without starting a session.
 
 use k8s_openapi::api::core::v1::Pod;

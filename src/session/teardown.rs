@@ -1,6 +1,6 @@
 //! A debug container we are using, and the one place that stops it.
 //!
-//! [`Session::teardown`] is awaited from one place in `debug.rs` on every path: normal exit,
+//! [`Session::teardown`] is awaited from one place in `session/debug.rs` on every path: normal exit,
 //! failure, Ctrl-C while waiting, a signal during the session, a lost connection. If the
 //! session value is dropped without it (a bug, or an early return), `Drop` runs it anyway on
 //! the runtime. Teardown execs the agent's `stop` (or, for `--image`, kills the pid our hold

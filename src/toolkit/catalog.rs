@@ -3,7 +3,7 @@
 //! Ours are `ghcr.io/kubectl-distroless-debug/<toolkit>:<plugin version>` and carry the agent;
 //! `DISTROLESS_DEBUG_REGISTRY` points them at a mirror for air-gapped clusters. Any other image
 //! (`--image`) runs in a generic mode that needs only `sh` and `sleep` in it. A config file
-//! (`config.rs`) can point the registry at a mirror or name one image per toolkit: the
+//! (`toolkit/config.rs`) can point the registry at a mirror or name one image per toolkit: the
 //! [`Catalog`] is that setting, merged with the environment.
 
 use clap::ValueEnum;
@@ -26,7 +26,7 @@ pub enum ToolkitArg {
 impl From<ToolkitArg> for Toolkit {
     fn from(arg: ToolkitArg) -> Self {
         match arg {
-            // Sessions and `run` settle auto per target before this (`toolkit.rs`); `cp`,
+            // Sessions and `run` settle auto per target before this (`session/settle.rs`); `cp`,
             // `snapshot` and `info` need only the agent: base, the smallest.
             ToolkitArg::Auto | ToolkitArg::Base => Toolkit::Base,
             ToolkitArg::Net => Toolkit::Net,
@@ -119,7 +119,7 @@ pub enum ImageChoice {
         toolkit: Toolkit,
         reference: String,
     },
-    /// `--toolkit auto`: settled by `toolkit.rs` before the session starts; until then, and
+    /// `--toolkit auto`: settled by `session/settle.rs` before the session starts; until then, and
     /// as the probe that reads the target's runtime, it is the catalog's `base`.
     Auto(Catalog),
     /// The default when neither `--toolkit`, `--image` nor the config file chooses: `base`,

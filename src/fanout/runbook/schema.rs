@@ -161,7 +161,7 @@ pub fn schema() -> Value {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://github.com/distroless-debug/kubectl-distroless-debug/docs/runbook.schema.json",
         "title": "kubectl distroless-debug runbook",
-        "description": "Diagnostic steps run in a debug container next to each selected pod (docs/runbooks.md). Generated from src/runbook.rs: do not edit.",
+        "description": "Diagnostic steps run in a debug container next to each selected pod (docs/runbooks.md). Generated from src/fanout/runbook.rs: do not edit.",
     });
     if let (Some(document), Some(root)) = (document.as_object_mut(), root.as_object()) {
         document.extend(root.clone());
