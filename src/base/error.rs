@@ -603,6 +603,39 @@ mod tests {
         assert!(e.hint().unwrap_or_default().contains("--image"));
     }
 
+    /// A failure a higher layer owns, as `Error::Step` carries it.
+    #[derive(Debug, thiserror::Error)]
+    #[error("the step above failed")]
+    struct Above {
+        #[source]
+        source: std::io::Error,
+    }
+
+    impl Failure for Above {
+        fn hint(&self) -> Option<String> {
+            Some("do this instead".into())
+        }
+
+        fn exit_status(&self) -> ExitStatus {
+            ExitStatus::Usage
+        }
+    }
+
+    #[test]
+    fn a_higher_layers_failure_keeps_its_message_sources_hint_and_exit_status() {
+        let e = Error::from(Above {
+            source: std::io::Error::other("the disk is full"),
+        });
+        assert_eq!(e.to_string(), "the step above failed");
+        assert_eq!(
+            std::error::Error::source(&e).map(|s| s.to_string()),
+            Some("the disk is full".to_string())
+        );
+        assert_eq!(e.hint().as_deref(), Some("do this instead"));
+        assert_eq!(e.exit_status(), ExitStatus::Usage);
+        assert!(e.step::<Above>().is_some());
+    }
+
     #[test]
     fn usage_errors_exit_2() {
         assert_eq!(

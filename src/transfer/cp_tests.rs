@@ -135,3 +135,30 @@ fn summaries() {
         "file, 11 B"
     );
 }
+
+#[test]
+fn a_refused_archive_entry_says_to_treat_the_target_as_suspect() {
+    let stopped = |source| {
+        Error::from(CopyStopped {
+            pod: "web".into(),
+            path: "/etc".into(),
+            local: "out".into(),
+            source,
+        })
+    };
+    let refused = stopped(ExtractError::Refused {
+        entry: "../x".into(),
+        reason: "it leaves the destination".into(),
+    });
+    assert!(
+        refused.to_string() == "copying /etc from pod web to out stopped"
+            && refused
+                .hint()
+                .unwrap_or_default()
+                .starts_with("the archive from the target tried to write outside out,"),
+        "{refused}: {:?}",
+        refused.hint()
+    );
+    let broken = stopped(ExtractError::Archive(std::io::Error::other("eof")));
+    assert_eq!(broken.hint(), None);
+}
