@@ -1,3 +1,8 @@
+//! One debug container on one target: resolving the target, identity, profiles, the
+//! container spec, inject, wait, teardown and attach mode, driven by `plan` → `add` →
+//! `probe` → `obtain`; `debug` is the default command. Imports only from the layers below
+//! (docs/layout.md).
+
 pub mod add;
 pub mod attach;
 pub mod capability;
