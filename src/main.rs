@@ -4,60 +4,31 @@
 // source would make each variant harder to build and to match on.
 #![allow(clippy::result_large_err)]
 
-mod access;
-mod attach;
-mod catalog;
-mod cleanup;
-mod cli;
-mod cluster;
-mod config;
-mod cp;
-mod debug;
-mod duration;
-mod error;
-mod exec;
-mod exec_stream;
-mod exit;
-mod extract;
-#[cfg(test)]
-mod fake_apiserver;
+mod base;
+mod cmd;
 mod fanout;
-mod glob;
-mod identity;
-mod images;
-mod info;
-mod inject;
-mod interrupt;
-mod ls;
-mod manifest;
-mod options;
-mod out_dir;
-mod pack;
-mod printer;
-mod probe;
-mod profile;
-mod progress;
-mod results;
-mod runbook;
+mod kube;
+mod output;
 mod session;
-mod snapshot;
-mod spec;
-mod target;
-mod terminal;
 mod toolkit;
 mod transfer;
-mod wait;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::Cli;
-use crate::cluster::Cluster;
-use crate::error::Error;
-use crate::exit::ExitStatus;
-use crate::options::{Action, Environment, Options};
-use crate::printer::Printer;
+use crate::base::error::Error;
+use crate::base::exit::ExitStatus;
+use crate::base::terminal;
+use crate::cmd::cli::Cli;
+use crate::cmd::flags::Environment;
+use crate::cmd::options::{Action, Options};
+use crate::cmd::{cleanup, images, info, ls};
+use crate::kube::cluster::Cluster;
+use crate::output::printer::Printer;
+use crate::session::debug;
+use crate::toolkit::config;
+use crate::transfer::{cp, snapshot};
 
 fn main() -> ExitCode {
     terminal::install_panic_hook();
@@ -77,7 +48,7 @@ fn main() -> ExitCode {
     environment.config = match config::load() {
         Ok(config) => config,
         Err(e) => {
-            let e = options::UsageError(format!("the config file is not usable: {e}"));
+            let e = crate::base::error::UsageError(format!("the config file is not usable: {e}"));
             Printer::plain().error(&Error::Usage(e));
             return ExitStatus::Usage.into();
         }
@@ -115,7 +86,7 @@ fn main() -> ExitCode {
 async fn run(options: &Options, printer: &Printer) -> Result<ExitStatus, Error> {
     // A runbook is read and checked before the cluster is even looked up.
     let prepared = match &options.action {
-        Action::Run(run) => Some(fanout::prepare(run)?),
+        Action::Run(run) => Some(crate::fanout::plan::prepare(run)?),
         Action::Images {
             catalog,
             from,
@@ -125,21 +96,22 @@ async fn run(options: &Options, printer: &Printer) -> Result<ExitStatus, Error> 
     };
     if let Some(prepared) = &prepared {
         let connections = Cluster::connect_each(&options.kube).await?;
-        return fanout::run(prepared, &connections, printer).await;
+        return crate::fanout::run::run(prepared, &connections, printer).await;
     }
     let cluster = Cluster::connect(&options.kube).await?;
     match &options.action {
         Action::Debug(debug) => {
-            let debug = match toolkit::settle(debug, &cluster, printer).await? {
-                toolkit::Settled::Ready(debug) => debug,
-                toolkit::Settled::Interrupted(signal) => {
+            let debug = match crate::session::settle::settle(debug, &cluster, printer).await? {
+                crate::session::settle::Settled::Ready(debug) => debug,
+                crate::session::settle::Settled::Interrupted(signal) => {
                     return Ok(ExitStatus::Interrupted(signal));
                 }
             };
             let status = debug::run(&debug, &cluster, printer).await?;
-            if let (ExitStatus::Remote(code), options::Mode::Command { argv, .. }) =
+            if let (ExitStatus::Remote(code), crate::session::options::Mode::Command { argv, .. }) =
                 (status, &debug.mode)
-                && let Some(hint) = toolkit::capability_hint(argv, debug.profile, code)
+                && let Some(hint) =
+                    crate::session::capability::capability_hint(argv, debug.profile, code)
             {
                 printer.note(&format!("hint: {hint}"));
             }

@@ -3,7 +3,7 @@
 //! uploads write as the target's uid, a read-only root says so, and the agent's `untar`
 //! refuses archives that would escape the target's root.
 //!
-//! The extractor's refusals of crafted archives are unit tests (src/extract_tests.rs); here
+//! The extractor's refusals of crafted archives are unit tests (src/transfer/extract_tests.rs); here
 //! the cluster parts. Needs root and runc: skipped with the reason otherwise, a failure under
 //! CI=true (see tests/support).
 

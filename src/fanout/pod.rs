@@ -1,6 +1,6 @@
 //! One pod of a fan-out, from its debug container to its teardown.
 //!
-//! The session steps are `debug.rs`'s (`plan`, `obtain`) and `session.rs`'s (`teardown`);
+//! The session steps are `session/plan.rs`'s and `session/obtain.rs`'s, and the teardown `session/teardown.rs`'s;
 //! here is what runs in between: the runbook's steps in order, each with its time limit (the
 //! step's, cut to what is left of the pod's), its `when:` (the agent's `info`, read once), a
 //! failure that is not allowed skipping the rest; `collect:` through the agent's `tar` and the
@@ -15,28 +15,29 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use serde_json::Value;
 
-use super::Prepared;
+use super::plan::Prepared;
 use super::reads::SharedReads;
-use crate::catalog::ImageChoice;
-use crate::cluster::{Cluster, Connection};
-use crate::debug::{Durations, Obtained, obtain, plan_with};
-use crate::duration::Human;
-use crate::error::{Error, describe};
-use crate::exec::{Captured, Ending, ExecError, Remote, streamed_until};
-use crate::extract::{Destination, extract};
-use crate::info::{Read, read_facts};
-use crate::interrupt::Interrupts;
-use crate::options::{DebugOptions, Mode};
-use crate::out_dir::OutDir;
-use crate::printer::{Printer, causes};
-use crate::progress::{Phase, Reporter};
-use crate::results::{PodAddress, PodResult, PodStatus, StepResult, StepStatus};
-use crate::runbook::{Action, Step};
-use crate::session::Teardown;
-use crate::spec::{AGENT, run_command};
-use crate::target::{TargetKind, TargetRef};
-use crate::toolkit::{Settled, settle};
-use crate::transfer::{Counter, Transferred, from_remote};
+use crate::base::duration::Human;
+use crate::base::error::{Error, describe};
+use crate::base::interrupt::Interrupts;
+use crate::fanout::out_dir::OutDir;
+use crate::fanout::progress::{Phase, Reporter};
+use crate::fanout::results::{PodAddress, PodResult, PodStatus, StepResult, StepStatus};
+use crate::fanout::runbook::{Action, Step};
+use crate::kube::cluster::{Cluster, Connection};
+use crate::kube::exec::{Captured, Ending, ExecError, Remote, streamed_until};
+use crate::output::printer::{Printer, causes};
+use crate::session::facts::{Read, read_facts};
+use crate::session::obtain::{Obtained, obtain};
+use crate::session::options::{DebugOptions, Mode};
+use crate::session::plan::{Durations, plan_with};
+use crate::session::settle::{Settled, settle};
+use crate::session::spec::{AGENT, run_command};
+use crate::session::target::{TargetKind, TargetRef};
+use crate::session::teardown::Teardown;
+use crate::toolkit::catalog::ImageChoice;
+use crate::transfer::extract::{Destination, extract};
+use crate::transfer::remote::{Counter, Transferred, from_remote};
 
 /// What ends a step at its time limit, in the place of a signal number: no signal we handle
 /// is SIGALRM, so it cannot be mistaken for Ctrl-C.

@@ -10,10 +10,10 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::OnceCell;
 
-use crate::cluster::Cluster;
-use crate::debug::{Surroundings, enforced_level};
-use crate::printer::Printer;
-use crate::profile::PsaLevel;
+use crate::kube::cluster::Cluster;
+use crate::output::printer::Printer;
+use crate::session::plan::{Surroundings, enforced_level};
+use crate::session::profile::PsaLevel;
 
 /// One answer per key, read by whoever asks first.
 type Cells<K, T> = Mutex<HashMap<K, Arc<OnceCell<T>>>>;

@@ -1,0 +1,72 @@
+//! `cleanup`: stop every still-running debug container of ours (in a namespace, or all).
+//!
+//! Each is stopped exactly as a session's teardown stops it (the agent's `stop`, or the
+//! recorded pid in generic mode), in parallel, and seen Terminated. Their entries stay in the
+//! pod specs: Kubernetes cannot remove ephemeral containers. `--dry-run` only lists them.
+
+use crate::base::error::Error;
+use crate::base::exit::ExitStatus;
+use crate::cmd::ls::{list_debug_containers, table};
+use crate::kube::cluster::Cluster;
+use crate::output::printer::Printer;
+use crate::session::spec::State;
+use crate::session::teardown::{Origin, Session, Teardown};
+
+pub async fn run(
+    cluster: &Cluster,
+    all_namespaces: bool,
+    dry_run: bool,
+    printer: &Printer,
+) -> Result<ExitStatus, Error> {
+    let running: Vec<_> = list_debug_containers(cluster, all_namespaces)
+        .await?
+        .into_iter()
+        .filter(|c| c.state == State::Running)
+        .collect();
+    if running.is_empty() {
+        printer.note("no running debug containers of ours: nothing to stop");
+        return Ok(ExitStatus::Success);
+    }
+    if dry_run {
+        printer.note(&format!("would stop {} debug container(s):", running.len()));
+        printer.stdout(&table(&running, jiff::Timestamp::now(), all_namespaces))?;
+        return Ok(ExitStatus::Success);
+    }
+    let stops = running.iter().map(|c| async move {
+        let mut session = Session::new(
+            cluster,
+            &c.namespace,
+            &c.pod,
+            &c.name,
+            c.has_agent,
+            Origin::Created,
+            std::time::Duration::ZERO,
+        );
+        (c, session.stop_only(printer).await)
+    });
+    let mut failed = 0;
+    for (c, outcome) in futures::future::join_all(stops).await {
+        match outcome {
+            Teardown::Stopped | Teardown::NeverStarted => {
+                printer.note(&format!("stopped {}/{} {}", c.namespace, c.pod, c.name))
+            }
+            Teardown::InUse => printer.note(&format!(
+                "left {}/{} {}: in use",
+                c.namespace, c.pod, c.name
+            )),
+            Teardown::LeftRunning(why) => {
+                failed += 1;
+                printer.warn(&format!(
+                    "could not stop {}/{} {}: {why}",
+                    c.namespace, c.pod, c.name
+                ));
+            }
+        }
+    }
+    printer.note("Kubernetes keeps terminated ephemeral containers' entries in the pod spec; `ls` still shows them.");
+    Ok(if failed == 0 {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Failure
+    })
+}

@@ -1,0 +1,11 @@
+//! Top layer: clap's types, the flags turned into options with every cross-flag rule, and the
+//! commands with no lower home (`info`, `ls`, `cleanup`, `images`) (docs/layout.md).
+
+pub mod cleanup;
+pub mod cli;
+pub mod copy_options;
+pub mod flags;
+pub mod images;
+pub mod info;
+pub mod ls;
+pub mod options;

@@ -1,0 +1,84 @@
+//! Steps 4–5 for a fresh debug container: the PATCH that adds it, then the WATCH until it
+//! runs. Ctrl-C while waiting, or a failure to start, stops it again.
+
+use std::time::Instant;
+
+use k8s_openapi::api::core::v1::{EphemeralContainer, Pod};
+use kube::Api;
+
+use crate::base::error::Error;
+use crate::base::interrupt::Interrupts;
+use crate::kube::cluster::Cluster;
+use crate::output::printer::Printer;
+use crate::session::inject::add_debug_container;
+use crate::session::options::DebugOptions;
+use crate::session::plan::{Durations, Plan};
+use crate::session::teardown::{Origin, Session};
+use crate::session::wait::{Waiting, wait_until_running};
+
+/// How adding a container ended.
+// One value per run, moved once.
+#[allow(clippy::large_enum_variant)]
+pub enum Added {
+    Ready(Session),
+    /// A signal arrived while waiting; the container was already stopped again.
+    Interrupted(i32),
+}
+
+/// Steps 4–5 for a fresh container: the PATCH, then the WATCH until it runs (Ctrl-C while
+/// waiting, or a failure to start, stops it again).
+#[allow(clippy::too_many_arguments)]
+pub async fn add_and_wait(
+    options: &DebugOptions,
+    cluster: &Cluster,
+    pods: &Api<Pod>,
+    plan: &Plan,
+    container: &EphemeralContainer,
+    interrupts: &mut Interrupts,
+    printer: &Printer,
+    durations: &mut Durations,
+) -> Result<Added, Error> {
+    let pod_name = plan.target.pod_name();
+    let image = &plan.image;
+    let clock = Instant::now();
+    printer.progress(&format!(
+        "adding {} ({image}) to pod {pod_name}, targeting {}",
+        container.name, plan.target.container
+    ));
+    let updated = add_debug_container(cluster, pods, pod_name, container, false).await?;
+    durations.inject += clock.elapsed().as_millis();
+    let mut session = Session::new(
+        cluster,
+        &cluster.namespace,
+        pod_name,
+        &container.name,
+        options.image.has_agent(),
+        Origin::Created,
+        options.idle,
+    );
+    let clock = Instant::now();
+    let what = Waiting {
+        pod: pod_name,
+        container: &container.name,
+        image,
+    };
+    let version = updated
+        .metadata
+        .resource_version
+        .clone()
+        .unwrap_or_default();
+    let waited = tokio::select! {
+        waited = wait_until_running(cluster, pods, &what, &version, options.timeout, printer) => waited.map(|_| ()),
+        signal = interrupts.recv() => {
+            printer.note("interrupted while waiting for the debug container; stopping it");
+            session.teardown(printer, true).await;
+            return Ok(Added::Interrupted(signal));
+        }
+    };
+    durations.wait += clock.elapsed().as_millis();
+    if let Err(error) = waited {
+        session.teardown(printer, false).await;
+        return Err(error);
+    }
+    Ok(Added::Ready(session))
+}

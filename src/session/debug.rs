@@ -1,0 +1,313 @@
+//! The default command, `kubectl distroless-debug TARGET [-- COMMAND...]`, step by step.
+//!
+//! Round trips are the latency a user feels at 3 a.m., so they are designed, not incidental:
+//! a fresh session makes at most four sequential ones before the shell runs: (1) GET pod, GET
+//! namespace, SelfSubjectReview and the SelfSubjectAccessReview for exec in parallel, (2) the PATCH, (3) the WATCH from the PATCH's
+//! resourceVersion, (4) the exec. A reused session makes (1) and (4). No LIST, no discovery.
+
+use std::time::Instant;
+
+use k8s_openapi::api::core::v1::{EphemeralContainer, Pod};
+use kube::Api;
+use serde::Serialize;
+
+use crate::base::error::{CREATE_EXEC, Error, status_code};
+use crate::base::exit::ExitStatus;
+use crate::base::interrupt::Interrupts;
+use crate::kube::cluster::Cluster;
+use crate::kube::exec::{self, Captured, Ending, ExecError, Remote};
+use crate::output::printer::OutputFormat;
+use crate::output::printer::Printer;
+use crate::session::attach;
+use crate::session::inject::{add_debug_container, patch_body};
+use crate::session::obtain::{Obtained, obtain};
+use crate::session::options::{DebugOptions, DryRun, Mode};
+use crate::session::plan::{Durations, Plan, plan};
+use crate::session::spec::{self};
+use crate::session::teardown::Session;
+
+/// The `-o json|yaml` result of a non-interactive session. Versioned: fields are only added.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionResult {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+    pub debug_container: String,
+    pub image: String,
+    pub reused: bool,
+    pub exit_code: Option<i32>,
+    pub interrupted: bool,
+    pub stdout: String,
+    pub stderr: String,
+    pub durations_ms: Durations,
+}
+
+impl SessionResult {
+    /// The result without its ending (`exit_code: None`, not interrupted).
+    fn new(
+        cluster: &Cluster,
+        plan: &Plan,
+        debug_container: String,
+        reused: bool,
+        captured: Captured,
+        durations: Durations,
+    ) -> SessionResult {
+        SessionResult {
+            api_version: "distroless-debug/v1",
+            kind: "SessionResult",
+            namespace: cluster.namespace.clone(),
+            pod: plan.target.pod_name().to_string(),
+            container: plan.target.container.clone(),
+            debug_container,
+            image: plan.image.clone(),
+            reused,
+            exit_code: None,
+            interrupted: false,
+            stdout: String::from_utf8_lossy(&captured.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&captured.stderr).into_owned(),
+            durations_ms: durations,
+        }
+    }
+}
+
+pub async fn run(
+    options: &DebugOptions,
+    cluster: &Cluster,
+    printer: &Printer,
+) -> Result<ExitStatus, Error> {
+    let mut durations = Durations::default();
+    let clock = Instant::now();
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
+    // A session also asks whether it may exec, in the same round trip as the reads, to know
+    // before the PATCH whether it needs attach mode (see attach.rs): a holding container
+    // nobody may exec into could not even be stopped.
+    let ask = options.dry_run.is_none();
+    let (planned, exec_forbidden) = tokio::join!(plan(options, cluster, &pods, printer), async {
+        ask && attach::exec_is_forbidden(cluster).await
+    });
+    let plan = planned?;
+    let pod_name = plan.target.pod_name().to_string();
+    durations.resolve = clock.elapsed().as_millis();
+
+    match options.dry_run {
+        Some(DryRun::Client) => {
+            printer.data(
+                options.format.unwrap_or(OutputFormat::Yaml),
+                &patch_body(&plan.container),
+            )?;
+            return Ok(ExitStatus::Success);
+        }
+        Some(DryRun::Server) => {
+            return server_dry_run(options, cluster, &pods, &pod_name, &plan.container, printer)
+                .await;
+        }
+        None => {}
+    }
+
+    let mut interrupts = Interrupts::install().map_err(|source| Error::Terminal { source })?;
+    if exec_forbidden {
+        let mut captured = options.format.map(|_| Captured::default());
+        let clock = Instant::now();
+        let (status, container) = attach::run_attached(
+            options,
+            cluster,
+            &pods,
+            &pod_name,
+            &plan.container,
+            &mut interrupts,
+            captured.as_mut(),
+            printer,
+        )
+        .await?;
+        durations.exec = clock.elapsed().as_millis();
+        if let (Some(format), Some(captured)) = (options.format, captured) {
+            let (exit_code, interrupted) = match status {
+                ExitStatus::Success => (Some(0), false),
+                ExitStatus::Remote(code) => (Some(code), false),
+                ExitStatus::Interrupted(_) => (None, true),
+                _ => (None, false),
+            };
+            let result = SessionResult {
+                exit_code,
+                interrupted,
+                ..SessionResult::new(cluster, &plan, container, false, captured, durations)
+            };
+            printer.data(format, &result)?;
+        }
+        return Ok(status);
+    }
+    let (mut session, reused) = match obtain(
+        options,
+        cluster,
+        &pods,
+        &plan,
+        &mut interrupts,
+        printer,
+        &mut durations,
+    )
+    .await?
+    {
+        Obtained::Ready { session, reused } => (session, reused),
+        Obtained::Interrupted(signal) => return Ok(ExitStatus::Interrupted(signal)),
+    };
+
+    let clock = Instant::now();
+    let mut captured = options.format.map(|_| Captured::default());
+    let ended = work(
+        options,
+        &session,
+        &pods,
+        &mut interrupts,
+        captured.as_mut(),
+        printer,
+    )
+    .await;
+    durations.exec = clock.elapsed().as_millis();
+    let interrupted = matches!(ended, Ok(Ending::Interrupted(_)));
+    // A lost connection leaves our exec's process alive in the container, like a signal does.
+    let cut_off = interrupted || matches!(ended, Err(Error::Stream { .. }));
+
+    let clock = Instant::now();
+    session.teardown(printer, cut_off).await;
+    durations.teardown = clock.elapsed().as_millis();
+
+    let ending = ended?;
+    if let (Some(format), Some(captured)) = (options.format, captured) {
+        let result = SessionResult {
+            exit_code: match ending {
+                Ending::Exited(code) => Some(code),
+                Ending::Interrupted(_) => None,
+            },
+            interrupted,
+            ..SessionResult::new(
+                cluster,
+                &plan,
+                session.container.clone(),
+                reused,
+                captured,
+                durations,
+            )
+        };
+        printer.data(format, &result)?;
+    }
+    Ok(match ending {
+        Ending::Exited(0) => ExitStatus::Success,
+        Ending::Exited(code) => ExitStatus::Remote(code),
+        Ending::Interrupted(signal) => ExitStatus::Interrupted(signal),
+    })
+}
+
+/// Step 6: the shell or the command, in the running debug container.
+async fn work(
+    options: &DebugOptions,
+    session: &Session,
+    pods: &Api<Pod>,
+    interrupts: &mut Interrupts,
+    captured: Option<&mut Captured>,
+    printer: &Printer,
+) -> Result<Ending, Error> {
+    let remote = Remote {
+        pods,
+        pod: &session.pod,
+        container: &session.container,
+    };
+    let image = if session.has_agent {
+        options.image.clone()
+    } else {
+        crate::toolkit::catalog::ImageChoice::Custom(String::new())
+    };
+    let result =
+        match &options.mode {
+            Mode::Interactive => {
+                printer.note(&format!(
+                "{} is ready; the target's filesystem is at {}. Exit the shell to end the session.",
+                session.container,
+                if session.has_agent { "/target" } else { spec::GENERIC_TARGET_LINK }
+            ));
+                exec::interactive(&remote, spec::shell_command(&image), interrupts).await
+            }
+            Mode::Command {
+                argv, tty: true, ..
+            } => exec::interactive(&remote, spec::run_command(&image, argv), interrupts).await,
+            Mode::Command {
+                argv,
+                stdin,
+                tty: false,
+            } => {
+                exec::streamed(
+                    &remote,
+                    spec::run_command(&image, argv),
+                    *stdin,
+                    captured,
+                    interrupts,
+                )
+                .await
+            }
+            Mode::PipedShell => {
+                exec::streamed(
+                    &remote,
+                    spec::shell_command(&image),
+                    true,
+                    captured,
+                    interrupts,
+                )
+                .await
+            }
+        };
+    match result {
+        Ok(ending) => Ok(ending),
+        Err(ExecError::Session(error)) => Err(error),
+        Err(ExecError::Open(source)) if status_code(&source) == Some(403) => {
+            Err(Error::Forbidden {
+                namespace: session_namespace(pods),
+                pod: session.pod.clone(),
+                step: "exec into the debug container",
+                missing: vec![CREATE_EXEC],
+                source,
+            })
+        }
+        Err(ExecError::Open(source)) => Err(Error::Exec {
+            pod: session.pod.clone(),
+            container: session.container.clone(),
+            source,
+        }),
+    }
+}
+
+fn session_namespace(pods: &Api<Pod>) -> String {
+    pods.namespace().unwrap_or_default().to_string()
+}
+
+/// `--dry-run=server`: the PATCH with dryRun=All; admission's verdict is the result.
+async fn server_dry_run(
+    options: &DebugOptions,
+    cluster: &Cluster,
+    pods: &Api<Pod>,
+    pod: &str,
+    container: &EphemeralContainer,
+    printer: &Printer,
+) -> Result<ExitStatus, Error> {
+    let answered = add_debug_container(cluster, pods, pod, container, true).await?;
+    let admitted = answered
+        .spec
+        .as_ref()
+        .and_then(|s| s.ephemeral_containers.as_ref())
+        .and_then(|c| c.iter().find(|c| c.name == container.name))
+        .cloned()
+        .unwrap_or_else(|| container.clone());
+    printer.note(&format!(
+        "admission accepted {} for pod {pod} (server dry run: nothing was added)",
+        container.name
+    ));
+    if let Some(format) = options.format {
+        printer.data(format, &patch_body(&admitted))?;
+    }
+    Ok(ExitStatus::Success)
+}
+
+#[cfg(test)]
+#[path = "debug_tests.rs"]
+pub(crate) mod tests;

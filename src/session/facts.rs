@@ -1,0 +1,92 @@
+//! The agent's facts about the target process (pid, uid/gid, executable, runtime, sockets,
+//! mounts...), read by exec in a running debug container of ours: for `info`, for
+//! `--toolkit auto` and for the probe of the target's ids.
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use serde_json::{Map, Value};
+
+use crate::base::error::{CREATE_EXEC, Error, status_code};
+use crate::base::interrupt::Interrupts;
+use crate::kube::exec::{self, Captured, Ending, ExecError, Remote};
+use crate::output::printer::Printer;
+use crate::session::spec::AGENT;
+use crate::session::teardown::Session;
+
+/// How reading the facts ended.
+pub enum Read {
+    /// The agent's JSON object (docs/agent.md, `info -o json`).
+    Facts(Map<String, Value>),
+    Interrupted(i32),
+}
+
+/// [`read_facts`] in a debug container this run uses: on a signal or an error, the session
+/// is torn down before returning (so the caller only returns).
+pub async fn read_facts_or_stop(
+    pods: &Api<Pod>,
+    session: &mut Session,
+    interrupts: &mut Interrupts,
+    printer: &Printer,
+) -> Result<Read, Error> {
+    let read = read_facts(pods, &session.pod, &session.container, interrupts).await;
+    match &read {
+        Ok(Read::Facts(_)) => {}
+        Ok(Read::Interrupted(_)) => {
+            session.teardown(printer, true).await;
+        }
+        Err(_) => {
+            session.teardown(printer, false).await;
+        }
+    }
+    read
+}
+
+/// Runs the agent's `info -o json` in `container` of `pod`.
+pub async fn read_facts(
+    pods: &Api<Pod>,
+    pod: &str,
+    container: &str,
+    interrupts: &mut Interrupts,
+) -> Result<Read, Error> {
+    let remote = Remote {
+        pods,
+        pod,
+        container,
+    };
+    let command = [AGENT, "info", "-o", "json"].map(String::from).to_vec();
+    let mut captured = Captured::default();
+    let stream_error = |why: String| Error::Stream {
+        pod: pod.to_string(),
+        container: container.to_string(),
+        source: why.into(),
+    };
+    let ended = exec::streamed(&remote, command, false, Some(&mut captured), interrupts).await;
+    match ended {
+        Ok(Ending::Interrupted(signal)) => Ok(Read::Interrupted(signal)),
+        Ok(Ending::Exited(code)) => {
+            let stdout = String::from_utf8_lossy(&captured.stdout);
+            match serde_json::from_str::<Value>(&stdout) {
+                Ok(Value::Object(facts)) if code == 0 => Ok(Read::Facts(facts)),
+                _ => Err(stream_error(format!(
+                    "the agent's `info` exited {code} without its JSON facts: {}",
+                    String::from_utf8_lossy(&captured.stderr).trim()
+                ))),
+            }
+        }
+        Err(ExecError::Session(error)) => Err(error),
+        Err(ExecError::Open(source)) if status_code(&source) == Some(403) => {
+            Err(Error::Forbidden {
+                namespace: pods.namespace().unwrap_or_default().to_string(),
+                pod: pod.to_string(),
+                step: "exec into the debug container",
+                missing: vec![CREATE_EXEC],
+                source,
+            })
+        }
+        Err(ExecError::Open(source)) => Err(Error::Exec {
+            pod: pod.to_string(),
+            container: container.to_string(),
+            source,
+        }),
+    }
+}

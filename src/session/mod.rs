@@ -1,0 +1,22 @@
+//! One debug container on one target: resolving the target, identity, profiles, the
+//! container spec, inject, wait, teardown and attach mode, driven by `plan` → `add` →
+//! `probe` → `obtain`; `debug` is the default command. Imports only from the layers below
+//! (docs/layout.md).
+
+pub mod add;
+pub mod attach;
+pub mod capability;
+pub mod debug;
+pub mod facts;
+pub mod identity;
+pub mod inject;
+pub mod obtain;
+pub mod options;
+pub mod plan;
+pub mod probe;
+pub mod profile;
+pub mod settle;
+pub mod spec;
+pub mod target;
+pub mod teardown;
+pub mod wait;

@@ -1,0 +1,120 @@
+//! Steps 4–5 of a session: a running debug container of ours on the target, reused or added
+//! (then, when the API did not say the target's ids, probed by the agent and maybe replaced).
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+
+use crate::base::error::Error;
+use crate::base::interrupt::Interrupts;
+use crate::kube::cluster::Cluster;
+use crate::output::printer::Printer;
+use crate::session::add::{Added, add_and_wait};
+use crate::session::options::DebugOptions;
+use crate::session::plan::{Durations, Plan, needed, plan};
+use crate::session::teardown::{Origin, Session};
+
+/// How steps 4–5 ended.
+// One value per run, moved once: its size never matters.
+#[allow(clippy::large_enum_variant)]
+pub enum Obtained {
+    /// A running debug container of ours; the caller tears the session down.
+    Ready { session: Session, reused: bool },
+    /// A signal arrived while waiting; the container was already stopped again.
+    Interrupted(i32),
+}
+
+/// Steps 4–5: exec into the running container of ours the plan found, or add the planned
+/// one and wait until it runs (Ctrl-C while waiting stops it again); when the API did not
+/// say the target's ids, the agent reads them and the container may be replaced (probe.rs).
+pub async fn obtain(
+    options: &DebugOptions,
+    cluster: &Cluster,
+    pods: &Api<Pod>,
+    plan: &Plan,
+    interrupts: &mut Interrupts,
+    printer: &Printer,
+    durations: &mut Durations,
+) -> Result<Obtained, Error> {
+    let pod_name = plan.target.pod_name();
+    let container = &plan.container;
+    if let Some(existing) = &plan.reusable {
+        printer.note(&format!(
+            "reusing {} (started by {}{}); --new adds another",
+            existing.name,
+            if existing.user.is_empty() {
+                "someone"
+            } else {
+                &existing.user
+            },
+            existing
+                .started
+                .as_deref()
+                .map(|s| format!(" at {s}"))
+                .unwrap_or_default()
+        ));
+        let session = Session::new(
+            cluster,
+            &cluster.namespace,
+            pod_name,
+            &existing.name,
+            existing.has_agent,
+            Origin::Reused,
+            options.idle,
+        );
+        return Ok(Obtained::Ready {
+            session,
+            reused: true,
+        });
+    }
+    let session = match add_and_wait(
+        options, cluster, pods, plan, container, interrupts, printer, durations,
+    )
+    .await?
+    {
+        Added::Ready(session) => session,
+        Added::Interrupted(signal) => return Ok(Obtained::Interrupted(signal)),
+    };
+    if !needed(options, &plan.identity) {
+        return Ok(Obtained::Ready {
+            session,
+            reused: false,
+        });
+    }
+    Ok(
+        match crate::session::probe::settle(
+            options, cluster, pods, plan, session, interrupts, printer, durations,
+        )
+        .await?
+        {
+            crate::session::probe::Probed::Ready(session) => Obtained::Ready {
+                session,
+                reused: false,
+            },
+            crate::session::probe::Probed::Interrupted(signal) => Obtained::Interrupted(signal),
+        },
+    )
+}
+
+/// Steps 1–5 for commands that need only a running debug container of ours on the target
+/// (`cp`, `snapshot`): the plan (for its target) and the container, reused or added.
+pub async fn running_debug_container(
+    options: &DebugOptions,
+    cluster: &Cluster,
+    interrupts: &mut Interrupts,
+    printer: &Printer,
+) -> Result<(Plan, Obtained), Error> {
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
+    let plan = plan(options, cluster, &pods, printer).await?;
+    let mut durations = Durations::default();
+    let obtained = obtain(
+        options,
+        cluster,
+        &pods,
+        &plan,
+        interrupts,
+        printer,
+        &mut durations,
+    )
+    .await?;
+    Ok((plan, obtained))
+}

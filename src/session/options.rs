@@ -1,0 +1,50 @@
+//! What a debug session is asked to do, as `cmd/options.rs` builds it from the flags: the
+//! target, the image and profile, the timeouts, and what runs once the container is up.
+
+use std::time::Duration;
+
+use crate::output::printer::OutputFormat;
+use crate::session::profile::Profile;
+use crate::session::target::TargetRef;
+use crate::toolkit::catalog::ImageChoice;
+
+/// What the session does once the debug container runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// A shell with a terminal: raw mode, resize, Ctrl-C to the remote.
+    Interactive,
+    /// A shell without a terminal, reading the piped stdin (`echo ls | kubectl distroless-debug pod/x`).
+    PipedShell,
+    /// `-- COMMAND...`; `stdin` says whether our stdin is forwarded, `tty` whether it gets one.
+    Command {
+        argv: Vec<String>,
+        stdin: bool,
+        tty: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DryRun {
+    Client,
+    Server,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DebugOptions {
+    pub target: TargetRef,
+    pub container: Option<String>,
+    pub image: ImageChoice,
+    pub profile: Profile,
+    pub timeout: Duration,
+    pub ttl: Duration,
+    pub idle: Duration,
+    pub reason: Option<String>,
+    pub reuse: bool,
+    pub mode: Mode,
+    pub dry_run: Option<DryRun>,
+    pub format: Option<OutputFormat>,
+    /// `--mirror-volumes`: the target's volumes also under /target-volumes.
+    pub mirror_volumes: bool,
+    /// `--copy-env`: the target's env and envFrom in the debug container.
+    pub copy_env: bool,
+}
