@@ -111,7 +111,7 @@ fn stages(text: &str, build_args: &[(&str, &str)]) -> Vec<Stage> {
 
 /// The image a build of the last stage makes: its instructions from the external base image
 /// down through every stage it derives from, and that base image.
-fn image<'a>(stages: &'a [Stage]) -> (String, Vec<&'a (String, String)>) {
+fn image(stages: &[Stage]) -> (String, Vec<&(String, String)>) {
     let mut chain = vec![stages.last().expect("a FROM")];
     while let Some(parent) = stages
         .iter()
@@ -369,4 +369,185 @@ fn build_script_dry_run_prints_the_exact_commands() {
         .output()
         .expect("run build.sh");
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// Skips (after saying why) when this machine cannot build and run the local images: they need
+/// root (chroot, a PID namespace for ptrace) and Debian's apt. Under CI=true that fails.
+fn can_build_local_images() -> bool {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .is_ok_and(|s| s.lines().any(|l| l.starts_with("Uid:\t0\t")));
+    let apt = Command::new("apt-get").arg("--version").output().is_ok();
+    if root && apt {
+        return true;
+    }
+    let why = "the local images need root and Debian's apt-get";
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{why}");
+    }
+    eprintln!("skipping: {why}");
+    false
+}
+
+/// Builds TOOLKIT with debug-images/build-local.sh; its rootfs and the sizes it printed
+/// (MiB on disk, MiB gzipped).
+fn build_local(toolkit: &str) -> (PathBuf, f64, f64) {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let out = tmp.join(format!("local-images/{toolkit}-{}", std::process::id()));
+    let output = Command::new("bash")
+        .arg(images_dir().join("build-local.sh"))
+        .arg(toolkit)
+        .arg(&out)
+        // The agent in its own target directory (as tests/support does): the outer
+        // `cargo test` holds the lock on ours.
+        .env(
+            "CARGO_TARGET_DIR",
+            tmp.parent().unwrap_or(tmp).join("test-agent"),
+        )
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("run build-local.sh");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "build-local.sh {toolkit}: {stdout}"
+    );
+    // "full: 136.0 MiB on disk, 50.2 MiB gzipped"
+    let sizes: Vec<f64> = stdout
+        .lines()
+        .last()
+        .and_then(|l| l.strip_prefix(&format!("{toolkit}: ")))
+        .map(|l| {
+            l.split(", ")
+                .filter_map(|part| part.split(' ').next()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        sizes.len(),
+        2,
+        "build-local.sh {toolkit} printed no sizes: {stdout}"
+    );
+    (out.join("rootfs"), sizes[0], sizes[1])
+}
+
+/// Runs SCRIPT with /bin/sh inside ROOTFS (chroot, its own PID namespace and /proc, this
+/// machine's /dev) in an xterm, as a debug shell runs.
+fn run_in(rootfs: &Path, script: &str) -> (bool, String) {
+    let out = Command::new("unshare")
+        .args(["--mount", "--pid", "--fork"])
+        .arg(format!("--mount-proc={}", rootfs.join("proc").display()))
+        .args([
+            "sh",
+            "-c",
+            r#"mount --rbind /dev "$0/dev" && exec chroot "$0" /bin/sh -c "$1""#,
+        ])
+        .arg(rootfs)
+        .arg(script)
+        .env("TERM", "xterm")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run unshare");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+/// Files (not directories) under DIR of ROOTFS, as paths inside the image.
+fn files_under(rootfs: &Path, dir: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![rootfs.join(dir)];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                todo.push(path);
+            } else {
+                out.push(format!("/{}", path.strip_prefix(rootfs).unwrap().display()));
+            }
+        }
+    }
+    out
+}
+
+const NET_TOOLS: &[&str] = &[
+    "curl -V",
+    "dig -v",
+    "ss -V",
+    "ip -V",
+    "tcpdump --version",
+    "openssl version",
+    "socat -V",
+    "nc -h",
+    "ping -V",
+    "bash --version",
+];
+const FULL_TOOLS: &[&str] = &[
+    "strace -V",
+    "ltrace -V",
+    "gdb --version",
+    "lsof -v",
+    "ps -e",
+    "top -b -n 1",
+    "jq --version",
+    "vim --version",
+    "vi --version",
+    "less --version",
+    "file /bin/bash",
+    "killall -V",
+];
+
+/// docs/toolkits.md: issue 16's budgets for full (60 MB gzipped, 150 MB on disk), and net's
+/// measured size with a little room. Tools run, gdb attaches to a process and prints its stack,
+/// and what dpkg-slim.cfg filters out is not there (copyrights are).
+#[test]
+fn local_net_and_full_images_fit_their_budgets_and_their_tools_run() {
+    if !can_build_local_images() {
+        return;
+    }
+    for (toolkit, max_disk, max_gzipped) in [("net", 120.0, 48.0), ("full", 150.0, 60.0)] {
+        let (rootfs, disk, gzipped) = build_local(toolkit);
+        assert!(
+            disk <= max_disk && gzipped <= max_gzipped,
+            "{toolkit}: {disk} MiB on disk, {gzipped} MiB gzipped; the budget is \
+             {max_disk} MiB and {max_gzipped} MiB (docs/toolkits.md)"
+        );
+        let docs = files_under(&rootfs, "usr/share/doc");
+        assert!(
+            docs.iter().any(|f| f.ends_with("/copyright")),
+            "{toolkit}: the licences are kept"
+        );
+        for dir in ["usr/share/man", "usr/share/locale", "usr/share/info"] {
+            assert_eq!(files_under(&rootfs, dir), Vec::<String>::new(), "{toolkit}");
+        }
+        let mut filtered: Vec<_> = docs.iter().filter(|f| !f.ends_with("/copyright")).collect();
+        filtered.truncate(5);
+        assert!(filtered.is_empty(), "{toolkit}: docs left: {filtered:?}");
+        for heavy in ["usr/bin/perl", "usr/share/perl", "usr/lib/python3.11"] {
+            assert!(!rootfs.join(heavy).exists(), "{toolkit}: /{heavy} is there");
+        }
+        let mut tools = NET_TOOLS.to_vec();
+        if toolkit == "full" {
+            tools.extend_from_slice(FULL_TOOLS);
+        }
+        let script: String = tools
+            .iter()
+            .map(|t| format!("{t} >/tmp/out 2>&1 || {{ echo 'FAIL {t}:'; cat /tmp/out; }}\n"))
+            .collect();
+        let (ok, text) = run_in(&rootfs, &script);
+        assert!(ok && !text.contains("FAIL"), "{toolkit}: {text}");
+        if toolkit == "full" {
+            // gdb-minimal still debugs: it attaches to a running process and walks its stack.
+            let (ok, text) = run_in(
+                &rootfs,
+                "sleep 60 & pid=$!; gdb -p $pid -batch -ex bt 2>&1; kill $pid",
+            );
+            assert!(
+                ok && text.contains("#0 ")
+                    && text.contains("nanosleep")
+                    && text.contains("detached"),
+                "gdb -p: {text}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(rootfs.parent().unwrap());
+    }
 }
