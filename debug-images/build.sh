@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the debug images from debug-images/<toolkit>/Dockerfile (context: the repository root,
-# so the agent is built from this source), multi-arch, tagged with the plugin version.
+# Builds the debug images from debug-images/Dockerfile, one stage per toolkit (context: the
+# repository root, so the agent is built from this source), multi-arch, tagged with the plugin
+# version.
 set -euo pipefail
 
 usage() {
@@ -47,8 +48,9 @@ while [[ $# -gt 0 ]]; do
 done
 [[ ${#toolkits[@]} -gt 0 ]] || toolkits=("${all[@]}")
 for t in "${toolkits[@]}"; do
-    [[ -f "$root/debug-images/$t/Dockerfile" ]] || {
-        echo "build.sh: unknown toolkit '$t' (one of: ${all[*]})" >&2; exit 2; }
+    known=0
+    for k in "${all[@]}"; do [[ "$t" == "$k" ]] && known=1; done
+    [[ $known = 1 ]] || { echo "build.sh: unknown toolkit '$t' (one of: ${all[*]})" >&2; exit 2; }
 done
 
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -n 1)
@@ -67,15 +69,17 @@ run() {
 
 for t in "${toolkits[@]}"; do
     ref="$registry/$t:$version"
-    df="debug-images/$t/Dockerfile"
+    df="debug-images/Dockerfile"
+    # TOOLKIT picks the stage (and the package list); --target stops there.
+    select=(--build-arg "TOOLKIT=$t" --target "$t")
     case "$builder" in
         docker)
             if [[ $push = 1 ]]; then out=(--push); else out=(--load); fi
             run docker buildx build --platform "$platforms" --build-arg "VERSION=$version" \
-                -f "$root/$df" -t "$ref" "${out[@]}" "$root" ;;
+                "${select[@]}" -f "$root/$df" -t "$ref" "${out[@]}" "$root" ;;
         podman)
             run podman build --platform "$platforms" --build-arg "VERSION=$version" \
-                -f "$root/$df" --manifest "$ref" "$root"
+                "${select[@]}" -f "$root/$df" --manifest "$ref" "$root"
             [[ $push = 0 ]] || run podman manifest push --all "$ref" "docker://$ref" ;;
         *) echo "build.sh: unknown builder '$builder' (docker or podman)" >&2; exit 2 ;;
     esac
