@@ -37,7 +37,7 @@ fn target_dir() -> PathBuf {
 }
 
 /// Our `full` image as a directory, built by debug-images/build-local.sh from its package list
-/// (about 12 s and 285 MB) with the agent of the `base` build. Kept in the target directory
+/// (about 12 s and 136 MiB) with the agent of the `base` build. Kept in the target directory
 /// under a name derived from its inputs, so a later test process reuses it; the agent is
 /// installed afresh each time, as it may have changed.
 ///
@@ -51,6 +51,7 @@ fn full_image_dir() -> Option<PathBuf> {
             "debug-images/full/packages.txt",
             "debug-images/build-local.sh",
             "debug-images/debian-rootfs.sh",
+            "debug-images/dpkg-slim.cfg",
         ]
         .iter()
         .map(|f| std::fs::read_to_string(repo().join(f)).unwrap_or_default())
