@@ -121,6 +121,37 @@ pub enum Command {
     /// executable, command line, runtime (go, jvm, python, node, other), listening sockets,
     /// mounts, environment variable names (never values).
     Info(InfoArgs),
+    /// Past sessions recorded on this machine, newest first: when, where, who, why, how long,
+    /// exit code, recording (docs/recording.md). `history show ID` prints one's output.
+    History(HistoryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    #[command(flatten)]
+    pub context: ContextArgs,
+    /// Only the sessions on this pod.
+    #[arg(long, value_name = "NAME")]
+    pub pod: Option<String>,
+    /// Only the sessions started this long ago or less (e.g. 2h, 7d is 168h).
+    #[arg(long, value_name = "DURATION")]
+    pub since: Option<String>,
+    #[arg(short, long, value_enum, value_name = "FORMAT")]
+    pub output: Option<OutputFormat>,
+    #[command(subcommand)]
+    pub show: Option<HistoryShow>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HistoryShow {
+    /// Print a session's recorded output (stdout; its stderr to stderr).
+    Show {
+        /// The session id (or a unique start of it), as `history` lists it.
+        id: String,
+        /// Without escape sequences (colours, cursor moves): text for a ticket.
+        #[arg(long)]
+        plain: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -497,6 +528,18 @@ pub struct DebugArgs {
         default_missing_value = "client"
     )]
     pub dry_run: Option<DryRunArg>,
+
+    /// Don't record this session locally (see `history` and docs/recording.md).
+    #[arg(long, conflicts_with_all = ["record", "record_input"])]
+    pub no_record: bool,
+
+    /// Write the session's recording (asciicast v2) to FILE instead of the state directory.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+
+    /// Also record what is typed (as asciicast "i" events); it can hold passwords.
+    #[arg(long)]
+    pub record_input: bool,
 
     /// Output format: of the PATCH body with --dry-run, else of the session result (needs a
     /// command after --).

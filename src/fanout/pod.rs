@@ -107,6 +107,7 @@ impl Fanout<'_> {
             format: None,
             mirror_volumes: false,
             copy_env: false,
+            record: crate::output::recording::RecordOptions::off(),
         }
     }
 
@@ -230,6 +231,7 @@ impl Fanout<'_> {
                 pods: &pods,
                 pod: &session.pod,
                 container: &session.container,
+                tap: None,
             },
             image: &image,
         };

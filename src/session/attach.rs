@@ -132,6 +132,7 @@ pub async fn run_attached(
         pods,
         pod,
         container: &container.name,
+        tap: None,
     };
     let ended = if tty {
         // What the shell printed before we attached is gone, as with `kubectl attach`.
