@@ -251,3 +251,50 @@ async fn without_permission_for_events_a_session_succeeds_with_one_note() {
         assert_eq!(mode(file), 0o600, "{}", file.display());
     }
 }
+
+#[tokio::test]
+async fn a_runbook_writes_one_event_per_pod_and_names_it_in_the_results() {
+    let Some(c) = shop(SandboxOptions::default()).await else {
+        return;
+    };
+    c.running_app("shop", "api", NONROOT_APP, Some((65532, 65532)))
+        .await;
+    let runbook = c.sb.dir().join("check.yaml");
+    std::fs::write(
+        &runbook,
+        "name: check\nsteps:\n  - name: hello\n    run: echo hello\n",
+    )
+    .expect("the runbook");
+    let runbook = runbook.display().to_string();
+    let run = c
+        .run(
+            &[
+                "run", &runbook, "pod/web", "pod/api", "-n", "shop", "--reason", "INC-7", "-o",
+                "json",
+            ],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let doc: Value = serde_json::from_str(&run.stdout).unwrap_or_default();
+    let pods = doc["pods"].as_array().cloned().unwrap_or_default();
+    assert_eq!(pods.len(), 2, "{doc:#}");
+    for pod in &pods {
+        let name = pod["pod"].as_str().unwrap_or_default();
+        let events = events_of(&c, name).await;
+        assert_eq!(events.len(), 1, "one Event per pod: {events:#?}");
+        assert_eq!(events[0]["reason"], "DebugRunbookRan");
+        let message = events[0]["message"].as_str().unwrap_or("");
+        assert!(message.contains("ran runbook check (1 step)"), "{message}");
+        assert!(message.contains(": ok, after"), "{message}");
+        assert!(message.contains("reason: INC-7"), "{message}");
+        assert_eq!(
+            pod["events"],
+            serde_json::json!([events[0]["metadata"]["name"]])
+        );
+    }
+    assert!(
+        !sessions_dir(&c).exists(),
+        "a fan-out keeps its outputs in --out-dir, not in recordings"
+    );
+}

@@ -27,6 +27,7 @@ use crate::fanout::runbook::{Action, Step};
 use crate::kube::cluster::{Cluster, Connection};
 use crate::kube::exec::{Captured, Ending, ExecError, Remote, streamed_until};
 use crate::output::printer::{Printer, causes};
+use crate::session::events::{self, Trail};
 use crate::session::facts::{Read, read_facts};
 use crate::session::obtain::{Obtained, obtain};
 use crate::session::options::{DebugOptions, Mode};
@@ -131,6 +132,7 @@ impl Fanout<'_> {
             runtime: None,
             teardown: None,
             duration_ms: 0,
+            events: Vec::new(),
             steps: Vec::new(),
         };
         if self.cancelled.load(Ordering::SeqCst) {
@@ -260,6 +262,27 @@ impl Fanout<'_> {
         };
         result.teardown = Some(word.into());
         let status = PodResult::status_from_steps(&result.steps);
+        // One Event per pod, after its teardown: who ran which runbook there, and how it went.
+        let trail = Trail {
+            namespace: namespace.clone(),
+            pod: name.clone(),
+            pod_uid: planned.target.pod.metadata.uid.clone(),
+            target: planned.target.container.clone(),
+            debug_container: session.container.clone(),
+            image: result.image.clone(),
+            profile: options.profile.name().to_string(),
+            user: planned.user.clone(),
+            reason: options.reason.clone(),
+        };
+        let recorder = events::Recorder::new(&cluster, &self.quiet, trail);
+        let ran = events::ran(
+            &recorder.trail,
+            &self.prepared.runbook.name,
+            status.name(),
+            result.steps.len(),
+            started.elapsed(),
+        );
+        result.events = recorder.write(ran).await.into_iter().collect();
         let error = left.map(|why| format!("the debug container was left running: {why}"));
         self.finish(index, result, status, error, started)
     }

@@ -26,6 +26,7 @@ pub const COMPONENT: &str = "kubectl-distroless-debug";
 pub const ADDED: &str = "DebugContainerAdded";
 pub const REUSED: &str = "DebugContainerReused";
 pub const STOPPED: &str = "DebugSessionEnded";
+pub const RAN: &str = "DebugRunbookRan";
 
 /// What a session's Events say about it.
 #[derive(Debug, Clone, Default)]
@@ -80,6 +81,30 @@ pub fn ended(trail: &Trail, end: End, took: Duration) -> (&'static str, String) 
             "session of {} in debug container {} ended: {how}, after {}{}",
             who(trail),
             trail.debug_container,
+            Human(Duration::from_secs(took.as_secs())),
+            why(trail)
+        ),
+    )
+}
+
+/// A fan-out's one Event per pod: the runbook, its outcome and how long the pod took.
+pub fn ran(
+    trail: &Trail,
+    runbook: &str,
+    status: &str,
+    steps: usize,
+    took: Duration,
+) -> (&'static str, String) {
+    (
+        RAN,
+        format!(
+            "{} ran runbook {runbook} ({steps} step{}) in debug container {} (image {}, profile {}) targeting container {}: {status}, after {}{}",
+            who(trail),
+            if steps == 1 { "" } else { "s" },
+            trail.debug_container,
+            trail.image,
+            trail.profile,
+            trail.target,
             Human(Duration::from_secs(took.as_secs())),
             why(trail)
         ),
@@ -241,6 +266,16 @@ mod tests {
             "{message}"
         );
         assert!(!message.contains("reason"), "{message}");
+    }
+
+    #[test]
+    fn a_runbook_event_names_the_runbook_and_its_outcome() {
+        let (reason, message) = ran(&trail(), "jvm", "failed", 3, Duration::from_secs(12));
+        assert_eq!(reason, RAN);
+        assert_eq!(
+            message,
+            "alice ran runbook jvm (3 steps) in debug container dbg-abcde (image ghcr.io/x/base:1, profile auto) targeting container app: failed, after 12s; reason: INC-42"
+        );
     }
 
     #[test]
