@@ -144,6 +144,7 @@ fn the_document_has_every_field_always() {
         "runtime",
         "teardown",
         "durationMs",
+        "events",
         "steps",
     ];
     expected.sort_unstable();
