@@ -19,7 +19,7 @@ use crate::kube::exec::{self, Captured, Ending, ExecError, Remote};
 use crate::output::printer::OutputFormat;
 use crate::output::printer::Printer;
 use crate::session::attach;
-use crate::session::events::Trail;
+use crate::session::events;
 use crate::session::inject::{add_debug_container, patch_body};
 use crate::session::obtain::{Obtained, obtain};
 use crate::session::options::{DebugOptions, DryRun, Mode};
@@ -164,7 +164,7 @@ pub async fn run(
     let trail = SessionTrail::begin(
         cluster,
         printer,
-        trail_of(options, &plan, &session.namespace, &session.container),
+        events::trail_of(options, &plan, &session.namespace, &session.container),
         &options.record,
         interactive,
     );
@@ -294,21 +294,6 @@ async fn work(
             container: session.container.clone(),
             source,
         }),
-    }
-}
-
-/// What the Events of this session say about it.
-fn trail_of(options: &DebugOptions, plan: &Plan, namespace: &str, debug_container: &str) -> Trail {
-    Trail {
-        namespace: namespace.to_string(),
-        pod: plan.target.pod_name().to_string(),
-        pod_uid: plan.target.pod.metadata.uid.clone(),
-        target: plan.target.container.clone(),
-        debug_container: debug_container.to_string(),
-        image: plan.image.clone(),
-        profile: options.profile.name().to_string(),
-        user: plan.user.clone(),
-        reason: options.reason.clone(),
     }
 }
 

@@ -20,6 +20,8 @@ use crate::base::duration::Human;
 use crate::base::error::status_code;
 use crate::kube::cluster::Cluster;
 use crate::output::printer::Printer;
+use crate::session::options::DebugOptions;
+use crate::session::plan::Plan;
 
 /// `source.component` and `reportingComponent` of our Events.
 pub const COMPONENT: &str = "kubectl-distroless-debug";
@@ -40,6 +42,26 @@ pub struct Trail {
     pub profile: String,
     pub user: String,
     pub reason: Option<String>,
+}
+
+/// What the Events of this session say about it.
+pub fn trail_of(
+    options: &DebugOptions,
+    plan: &Plan,
+    namespace: &str,
+    debug_container: &str,
+) -> Trail {
+    Trail {
+        namespace: namespace.to_string(),
+        pod: plan.target.pod_name().to_string(),
+        pod_uid: plan.target.pod.metadata.uid.clone(),
+        target: plan.target.container.clone(),
+        debug_container: debug_container.to_string(),
+        image: plan.image.clone(),
+        profile: options.profile.name().to_string(),
+        user: plan.user.clone(),
+        reason: options.reason.clone(),
+    }
 }
 
 /// How the session on the container ended, for the last Event.
@@ -88,11 +110,10 @@ pub fn ended(trail: &Trail, end: End, took: Duration) -> (&'static str, String) 
 }
 
 /// A fan-out's one Event per pod: the runbook, its outcome and how long the pod took.
+/// `ran`: the runbook's name, the pod's status and how many steps it has.
 pub fn ran(
     trail: &Trail,
-    runbook: &str,
-    status: &str,
-    steps: usize,
+    (runbook, status, steps): (&str, &str, usize),
     took: Duration,
 ) -> (&'static str, String) {
     (
@@ -270,7 +291,7 @@ mod tests {
 
     #[test]
     fn a_runbook_event_names_the_runbook_and_its_outcome() {
-        let (reason, message) = ran(&trail(), "jvm", "failed", 3, Duration::from_secs(12));
+        let (reason, message) = ran(&trail(), ("jvm", "failed", 3), Duration::from_secs(12));
         assert_eq!(reason, RAN);
         assert_eq!(
             message,
