@@ -293,6 +293,14 @@ mod tests {
     }
 
     #[test]
+    fn recording_can_be_turned_off_and_capped() {
+        let config = parse("record: false\nrecordMaxBytes: 1048576\n").unwrap();
+        assert_eq!(config.record, Some(false));
+        assert_eq!(config.record_max_bytes, Some(1048576));
+        assert!(parse("record: sometimes\n").is_err());
+    }
+
+    #[test]
     fn an_empty_or_commented_file_is_no_configuration() {
         assert_eq!(parse("").unwrap(), Config::default());
         assert_eq!(parse("# nothing yet\n\n").unwrap(), Config::default());
