@@ -121,6 +121,7 @@ pub async fn run(
             &plan.container,
             &mut interrupts,
             captured.as_mut(),
+            events::trail_of(options, &plan, &cluster.namespace, ""),
             printer,
         )
         .await?;
