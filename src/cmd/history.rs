@@ -279,20 +279,7 @@ pub fn table(records: &[SessionRecord]) -> String {
                 .map_or("-".into(), |p| p.display().to_string()),
         ]);
     }
-    let widths: Vec<usize> = (0..rows[0].len())
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for row in rows {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        out.push_str(cells.join("   ").trim_end());
-        out.push('\n');
-    }
-    out
+    crate::cmd::ls::aligned(rows)
 }
 
 #[cfg(test)]
