@@ -133,9 +133,10 @@ pub struct HistoryArgs {
     /// Only the sessions on this pod.
     #[arg(long, value_name = "NAME")]
     pub pod: Option<String>,
-    /// Only the sessions started this long ago or less (e.g. 2h, 7d is 168h).
+    /// Only the sessions started this long ago or less (e.g. 30m, 2h; 168h is a week).
     #[arg(long, value_name = "DURATION")]
     pub since: Option<String>,
+    /// Output format of the list (the sidecars as written).
     #[arg(short, long, value_enum, value_name = "FORMAT")]
     pub output: Option<OutputFormat>,
     #[command(subcommand)]
@@ -487,8 +488,8 @@ pub struct DebugArgs {
     #[arg(long, value_name = "DURATION", default_value = "15m")]
     pub idle: String,
 
-    /// Why you are debugging (a ticket id, say); recorded in the debug container and shown by
-    /// `ls`.
+    /// Why you are debugging (a ticket id, say); recorded in the debug container, the Events on
+    /// the pod and the local record; shown by `ls` and `history`.
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
 
