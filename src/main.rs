@@ -92,21 +92,28 @@ async fn run(options: &Options, printer: &Printer) -> Result<ExitStatus, Error> 
             from,
             format,
         } => return images::run(catalog, from, *format, printer),
+        Action::History(history) => return crate::cmd::history::run(history, printer),
         _ => None,
     };
     if let Some(prepared) = &prepared {
         let connections = Cluster::connect_each(&options.kube).await?;
         return crate::fanout::run::run(prepared, &connections, printer).await;
     }
-    let cluster = Cluster::connect(&options.kube).await?;
+    let connection = Cluster::connect_each(&options.kube)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or(Error::NoKubeconfig)?;
+    let cluster = connection.cluster;
     match &options.action {
         Action::Debug(debug) => {
-            let debug = match crate::session::settle::settle(debug, &cluster, printer).await? {
+            let mut debug = match crate::session::settle::settle(debug, &cluster, printer).await? {
                 crate::session::settle::Settled::Ready(debug) => debug,
                 crate::session::settle::Settled::Interrupted(signal) => {
                     return Ok(ExitStatus::Interrupted(signal));
                 }
             };
+            debug.record.context = connection.context;
             let status = debug::run(&debug, &cluster, printer).await?;
             if let (ExitStatus::Remote(code), crate::session::options::Mode::Command { argv, .. }) =
                 (status, &debug.mode)
@@ -131,6 +138,6 @@ async fn run(options: &Options, printer: &Printer) -> Result<ExitStatus, Error> 
             snapshot::run(snapshot, &cluster, options.output.progress, printer).await
         }
         // Prepared and run above; images need no cluster.
-        Action::Run(_) | Action::Images { .. } => Ok(ExitStatus::Usage),
+        Action::Run(_) | Action::Images { .. } | Action::History(_) => Ok(ExitStatus::Usage),
     }
 }

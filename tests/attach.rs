@@ -70,6 +70,21 @@ async fn a_command_runs_as_the_main_process_with_its_output_and_exit_code() {
         "{run:?}"
     );
     assert_eq!(execs(&c), 0, "no exec was tried");
+    // The trail: carol may not create events (one note), and the session is recorded.
+    let notes = run.stderr.matches("no Event written on pod web").count();
+    assert_eq!(notes, 1, "{run:?}");
+    let history = c.run(&["history", "-o", "json"], LIMIT).await;
+    let listed: serde_json::Value = serde_json::from_str(&history.stdout).unwrap_or_default();
+    let session = &listed["items"][0];
+    assert_eq!(session["exitCode"], 5, "{listed:#}");
+    assert_eq!(session["user"], "carol");
+    let cast =
+        std::fs::read_to_string(session["recording"].as_str().unwrap_or("-")).unwrap_or_default();
+    assert!(cast.contains("first\\n"), "{cast}");
+    assert!(
+        !cast.contains("to-stderr"),
+        "stderr is its own stream: {cast}"
+    );
     c.wait_all_terminated("locked", "web", Duration::from_secs(20))
         .await;
     assert_eq!(c.debug_containers("locked", "web").await.len(), 1);

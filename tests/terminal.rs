@@ -152,13 +152,15 @@ async fn an_interactive_session_in_a_real_terminal() {
         dir.join("exit"),
     );
     let kubeconfig = c.sb.kubeconfig_path().to_path_buf();
+    let state = c.state_home();
     let session = format!("dd-{}", std::process::id());
     let terminal_test = tokio::task::spawn_blocking(move || {
         let t = Tmux::start(&session, 100, 30);
         t.line(&format!("stty -g > {}", before.display()));
         t.line(&format!(
-            "KUBECONFIG={} NO_COLOR=1 {BIN} -n locked pod/web; echo $? > {}; stty -g > {}",
+            "KUBECONFIG={} XDG_STATE_HOME={} NO_COLOR=1 {BIN} -n locked pod/web; echo $? > {}; stty -g > {}",
             kubeconfig.display(),
+            state.display(),
             exit.display(),
             after.display()
         ));
@@ -238,13 +240,15 @@ async fn without_exec_an_interactive_session_attaches_to_a_shell_container() {
     c.sb.write_kubeconfig_for("carol-token", "carol", &carol)
         .expect("carol's kubeconfig");
     let exit = c.sb.dir().join("exit");
+    let state = c.state_home();
     let session = format!("dd-attach-{}", std::process::id());
     c.sb.clear_requests();
     let terminal_test = tokio::task::spawn_blocking(move || {
         let t = Tmux::start(&session, 100, 30);
         t.line(&format!(
-            "KUBECONFIG={} NO_COLOR=1 {BIN} -n locked pod/web; echo $? > {}",
+            "KUBECONFIG={} XDG_STATE_HOME={} NO_COLOR=1 {BIN} -n locked pod/web; echo $? > {}",
             carol.display(),
+            state.display(),
             exit.display()
         ));
         t.wait_for("the attach-mode note", Duration::from_secs(60), |s| {
@@ -279,5 +283,112 @@ async fn without_exec_an_interactive_session_attaches_to_a_shell_container() {
         c.debug_containers("locked", "web").await.len(),
         1,
         "one container, no holder left"
+    );
+}
+
+/// The asciicast events of a recording (after its header), and the header.
+fn cast(path: &Path) -> (serde_json::Value, Vec<serde_json::Value>) {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut lines = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_default());
+    let header = lines.next().unwrap_or_default();
+    (header, lines.collect())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interactive_session_is_recorded_with_its_resizes_and_input_only_when_asked() {
+    if !tmux_available() {
+        return;
+    }
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    c.namespace("locked", Some("restricted")).await;
+    c.running_app("locked", "web", NONROOT_APP, Some((65532, 65532)))
+        .await;
+    let dir = c.sb.dir().to_path_buf();
+    let kubeconfig = c.sb.kubeconfig_path().to_path_buf();
+    let state = c.state_home();
+    let session = format!("dd-rec-{}", std::process::id());
+    let (plain, with_input) = (dir.join("plain.cast"), dir.join("input.cast"));
+    let (plain_at, input_at) = (plain.clone(), with_input.clone());
+    let terminal_test = tokio::task::spawn_blocking(move || {
+        let t = Tmux::start(&session, 100, 30);
+        for (file, extra, done) in [
+            (&plain_at, "", "first-done"),
+            (&input_at, "--record-input", "second-done"),
+        ] {
+            t.line(&format!(
+                "clear; KUBECONFIG={} XDG_STATE_HOME={} NO_COLOR=1 {BIN} -n locked pod/web --record {} {extra}; echo {done}",
+                kubeconfig.display(),
+                state.display(),
+                file.display(),
+            ));
+            t.wait_for(
+                "the debug shell's prompt",
+                Duration::from_secs(60),
+                shows_the_prompt,
+            );
+            t.line("echo mark-$((6*7))");
+            t.wait_for("the output", Duration::from_secs(10), |s| {
+                s.contains("mark-42")
+            });
+            if extra.is_empty() {
+                t.resize(120, 40);
+                std::thread::sleep(Duration::from_millis(500));
+                t.line("stty size");
+                t.wait_for("the new size", Duration::from_secs(10), |s| {
+                    s.lines().any(|l| l.trim() == "40 120")
+                });
+            }
+            t.line("exit");
+            t.wait_for("the session's end", Duration::from_secs(40), |s| {
+                s.lines().any(|l| l == done)
+            });
+        }
+    });
+    terminal_test.await.expect("the terminal test ran");
+
+    let (header, events) = cast(&plain);
+    assert_eq!(header["version"], 2);
+    assert_eq!(
+        (header["width"].as_u64(), header["height"].as_u64()),
+        (Some(100), Some(30))
+    );
+    let output: String = events
+        .iter()
+        .filter(|e| e[1] == "o")
+        .filter_map(|e| e[2].as_str())
+        .collect();
+    let prompt = output.find("dbg:/").expect("the prompt is replayed");
+    let echoed = output.find("mark-42").expect("the output is replayed");
+    assert!(prompt < echoed, "the prompt, then the output: {output:?}");
+    assert!(
+        events.iter().any(|e| e[1] == "r" && e[2] == "120x40"),
+        "a resize event: {events:?}"
+    );
+    let resized = events.iter().position(|e| e[1] == "r");
+    let size_shown = events
+        .iter()
+        .position(|e| e[1] == "o" && e[2].as_str().unwrap_or("").contains("40 120"));
+    assert!(
+        resized < size_shown,
+        "the resize comes before what it changed"
+    );
+    assert!(
+        !events.iter().any(|e| e[1] == "i"),
+        "no input events unless asked"
+    );
+
+    let (_, events) = cast(&with_input);
+    let typed: String = events
+        .iter()
+        .filter(|e| e[1] == "i")
+        .filter_map(|e| e[2].as_str())
+        .collect();
+    assert!(
+        typed.contains("echo mark-$((6*7))"),
+        "--record-input keeps keystrokes: {typed:?}"
     );
 }

@@ -5,4 +5,5 @@ pub mod duration;
 pub mod error;
 pub mod exit;
 pub mod interrupt;
+pub mod tap;
 pub mod terminal;

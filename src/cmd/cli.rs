@@ -121,6 +121,38 @@ pub enum Command {
     /// executable, command line, runtime (go, jvm, python, node, other), listening sockets,
     /// mounts, environment variable names (never values).
     Info(InfoArgs),
+    /// Past sessions recorded on this machine, newest first: when, where, who, why, how long,
+    /// exit code, recording (docs/recording.md). `history show ID` prints one's output.
+    History(HistoryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    #[command(flatten)]
+    pub context: ContextArgs,
+    /// Only the sessions on this pod.
+    #[arg(long, value_name = "NAME")]
+    pub pod: Option<String>,
+    /// Only the sessions started this long ago or less (e.g. 30m, 2h; 168h is a week).
+    #[arg(long, value_name = "DURATION")]
+    pub since: Option<String>,
+    /// Output format of the list (the sidecars as written).
+    #[arg(short, long, value_enum, value_name = "FORMAT")]
+    pub output: Option<OutputFormat>,
+    #[command(subcommand)]
+    pub show: Option<HistoryShow>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HistoryShow {
+    /// Print a session's recorded output (stdout; its stderr to stderr).
+    Show {
+        /// The session id (or a unique start of it), as `history` lists it.
+        id: String,
+        /// Without escape sequences (colours, cursor moves): text for a ticket.
+        #[arg(long)]
+        plain: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -456,8 +488,8 @@ pub struct DebugArgs {
     #[arg(long, value_name = "DURATION", default_value = "15m")]
     pub idle: String,
 
-    /// Why you are debugging (a ticket id, say); recorded in the debug container and shown by
-    /// `ls`.
+    /// Why you are debugging (a ticket id, say); recorded in the debug container, the Events on
+    /// the pod and the local record; shown by `ls` and `history`.
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
 
@@ -497,6 +529,18 @@ pub struct DebugArgs {
         default_missing_value = "client"
     )]
     pub dry_run: Option<DryRunArg>,
+
+    /// Don't record this session locally (see `history` and docs/recording.md).
+    #[arg(long, conflicts_with_all = ["record", "record_input"])]
+    pub no_record: bool,
+
+    /// Write the session's recording (asciicast v2) to FILE instead of the state directory.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+
+    /// Also record what is typed (as asciicast "i" events); it can hold passwords.
+    #[arg(long)]
+    pub record_input: bool,
 
     /// Output format: of the PATCH body with --dry-run, else of the session result (needs a
     /// command after --).

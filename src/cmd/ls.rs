@@ -136,6 +136,12 @@ pub fn table(items: &[DebugContainer], now: jiff::Timestamp, with_namespace: boo
             row.remove(0);
         }
     }
+    aligned(rows)
+}
+
+/// Rows of cells as kubectl prints a table: each column padded to its widest cell, three
+/// spaces apart, no trailing blanks.
+pub fn aligned(rows: Vec<Vec<String>>) -> String {
     let columns = rows.first().map_or(0, Vec::len);
     let widths: Vec<usize> = (0..columns)
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))

@@ -5,6 +5,7 @@ pub mod cleanup;
 pub mod cli;
 pub mod copy_options;
 pub mod flags;
+pub mod history;
 pub mod images;
 pub mod info;
 pub mod ls;

@@ -9,13 +9,17 @@ use std::time::Duration;
 
 use crate::base::duration;
 use crate::base::error::UsageError;
-use crate::cmd::cli::{Cli, Command, DebugArgs, DryRunArg, FanoutArgs, KubeFlags, RunArgs};
+use crate::cmd::cli::{
+    Cli, Command, DebugArgs, DryRunArg, FanoutArgs, HistoryShow, KubeFlags, RunArgs,
+};
 use crate::cmd::copy_options::{copy_options, file_session, snapshot_options};
 use crate::cmd::flags::Environment;
 use crate::cmd::flags::{check_reason, flag_image, positive, usage};
+use crate::cmd::history::HistoryOptions;
 use crate::fanout::plan::{DEFAULT_PARALLEL, FanoutOptions, SessionFlags, Source};
 use crate::kube::cluster::KubeOptions;
 use crate::output::printer::{OutputFormat, OutputOptions};
+use crate::output::recording::{self, RecordOptions};
 use crate::session::options::{DebugOptions, DryRun, Mode};
 use crate::session::target::TargetRef;
 use crate::toolkit::catalog::ToolkitArg;
@@ -51,6 +55,8 @@ pub enum Action {
         from: String,
         format: Option<OutputFormat>,
     },
+    /// `history`: the local session records; no cluster needed.
+    History(HistoryOptions),
     /// `info TARGET`: the agent's facts about the target.
     Info {
         session: DebugOptions,
@@ -83,6 +89,16 @@ impl Options {
             Some(Command::Cp(args)) => Action::Copy(copy_options(args, env)?),
             Some(Command::Snapshot(args)) => Action::Snapshot(snapshot_options(args, env)?),
             Some(Command::Run(args)) => Action::Run(run_options(args, env)?),
+            Some(Command::History(args)) => Action::History(HistoryOptions {
+                pod: args.pod,
+                since: args
+                    .since
+                    .map(|s| duration::parse(&s).map_err(|e| usage(format!("`--since`: {e}"))))
+                    .transpose()?,
+                contexts: args.context.context,
+                format: args.output,
+                show: args.show.map(|HistoryShow::Show { id, plain }| (id, plain)),
+            }),
             Some(Command::Images(args)) => Action::Images {
                 catalog: env.catalog(),
                 from: match (&env.registry, &env.config.path) {
@@ -142,7 +158,7 @@ fn one_cluster_command(action: &Action) -> Option<&'static str> {
         Action::Copy(_) => Some("`cp`"),
         Action::Snapshot(_) => Some("`snapshot`"),
         Action::Info { .. } => Some("`info`"),
-        Action::Run(_) | Action::Images { .. } => None,
+        Action::Run(_) | Action::Images { .. } | Action::History(_) => None,
     }
 }
 
@@ -157,6 +173,7 @@ fn contexts_typed(cli: &Cli) -> Vec<String> {
         Some(Command::Run(args)) => Some(&args.context),
         Some(Command::Images(args)) => Some(&args.context),
         Some(Command::Info(args)) => Some(&args.context),
+        Some(Command::History(args)) => Some(&args.context),
     };
     let before = &cli.kube.context.context;
     before
@@ -324,6 +341,16 @@ fn debug_options(args: DebugArgs, env: &Environment) -> Result<DebugOptions, Usa
         format,
         mirror_volumes: args.mirror_volumes,
         copy_env: args.copy_env,
+        record: RecordOptions {
+            enabled: !args.no_record && (env.config.record != Some(false) || args.record.is_some()),
+            path: args.record,
+            input: args.record_input,
+            max_bytes: env
+                .config
+                .record_max_bytes
+                .unwrap_or(recording::DEFAULT_MAX_BYTES),
+            context: None,
+        },
     })
 }
 

@@ -553,3 +553,71 @@ fn standard_kubectl_flags() {
         }
     );
 }
+
+#[test]
+fn recording_follows_the_flags_then_the_config_file() {
+    let on = debug(&["pod/web", "--", "true"], &script()).record;
+    assert!(on.enabled && on.path.is_none() && !on.input);
+    assert_eq!(on.max_bytes, 64 * 1024 * 1024);
+    assert!(
+        !debug(&["pod/web", "--no-record", "--", "true"], &script())
+            .record
+            .enabled
+    );
+    let off_in_file = Environment {
+        config: crate::toolkit::config::Config {
+            record: Some(false),
+            record_max_bytes: Some(1000),
+            ..Default::default()
+        },
+        ..script()
+    };
+    let off = debug(&["pod/web", "--", "true"], &off_in_file).record;
+    assert!(!off.enabled, "config `record: false`");
+    let asked = debug(
+        &["pod/web", "--record", "/tmp/x.cast", "--record-input"],
+        &off_in_file,
+    );
+    assert!(asked.record.enabled, "--record FILE wins over the file");
+    assert_eq!(asked.record.path, Some(PathBuf::from("/tmp/x.cast")));
+    assert!(asked.record.input);
+    assert_eq!(asked.record.max_bytes, 1000);
+    assert!(
+        refusal(&["pod/web", "--no-record", "--record-input"], &script()).contains("--no-record")
+    );
+}
+
+#[test]
+fn history_takes_its_filters_and_show() {
+    let Action::History(h) = parse(
+        &[
+            "history",
+            "--pod",
+            "web",
+            "--since",
+            "2h",
+            "-o",
+            "json",
+            "--context",
+            "prod",
+        ],
+        &script(),
+    )
+    .expect("valid")
+    .action
+    else {
+        panic!("not history");
+    };
+    assert_eq!(h.pod.as_deref(), Some("web"));
+    assert_eq!(h.since, Some(Duration::from_secs(7200)));
+    assert_eq!(h.contexts, ["prod"]);
+    assert_eq!(h.format, Some(OutputFormat::Json));
+    let Action::History(h) = parse(&["history", "show", "abc", "--plain"], &script())
+        .expect("valid")
+        .action
+    else {
+        panic!("not history");
+    };
+    assert_eq!(h.show, Some(("abc".to_string(), true)));
+    assert!(refusal(&["history", "--since", "soon"], &script()).contains("--since"));
+}

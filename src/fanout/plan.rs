@@ -8,8 +8,9 @@ use crate::base::error::Error;
 use crate::base::error::UsageError;
 use crate::fanout::runbook::{self, ImageSetting, Runbook};
 use crate::output::printer::OutputFormat;
+use crate::session::options::{DebugOptions, Mode};
 use crate::session::profile::Profile;
-use crate::session::target::TargetRef;
+use crate::session::target::{TargetKind, TargetRef};
 use crate::toolkit::catalog::{Catalog, ImageChoice};
 use crate::toolkit::config::DefaultToolkit;
 
@@ -64,6 +65,37 @@ pub struct Prepared {
     pub(super) image: ImageChoice,
     pub(super) profile: Profile,
     pub(super) timeout: Duration,
+}
+
+impl Prepared {
+    /// The session options of one pod of the run.
+    pub fn debug_options(&self, pod: &str) -> DebugOptions {
+        let flags = &self.options.session;
+        DebugOptions {
+            target: TargetRef {
+                kind: TargetKind::Pod,
+                name: pod.to_string(),
+            },
+            container: self.options.container.clone(),
+            image: self.image.clone(),
+            profile: self.profile,
+            timeout: self.timeout,
+            ttl: flags.ttl,
+            idle: flags.idle,
+            reason: flags.reason.clone(),
+            reuse: flags.reuse,
+            mode: Mode::Command {
+                argv: Vec::new(),
+                stdin: false,
+                tty: false,
+            },
+            dry_run: None,
+            format: None,
+            mirror_volumes: false,
+            copy_env: false,
+            record: crate::output::recording::RecordOptions::off(),
+        }
+    }
 }
 
 /// Reads the runbook and checks it against the flags, before any request to the cluster.

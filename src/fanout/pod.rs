@@ -27,13 +27,12 @@ use crate::fanout::runbook::{Action, Step};
 use crate::kube::cluster::{Cluster, Connection};
 use crate::kube::exec::{Captured, Ending, ExecError, Remote, streamed_until};
 use crate::output::printer::{Printer, causes};
+use crate::session::events;
 use crate::session::facts::{Read, read_facts};
 use crate::session::obtain::{Obtained, obtain};
-use crate::session::options::{DebugOptions, Mode};
 use crate::session::plan::{Durations, plan_with};
 use crate::session::settle::{Settled, settle};
 use crate::session::spec::{AGENT, run_command};
-use crate::session::target::{TargetKind, TargetRef};
 use crate::session::teardown::Teardown;
 use crate::toolkit::catalog::ImageChoice;
 use crate::transfer::extract::{Destination, extract};
@@ -83,33 +82,6 @@ enum Facts {
 }
 
 impl Fanout<'_> {
-    fn debug_options(&self, pod: &str) -> DebugOptions {
-        let flags = &self.prepared.options.session;
-        DebugOptions {
-            target: TargetRef {
-                kind: TargetKind::Pod,
-                name: pod.to_string(),
-            },
-            container: self.prepared.options.container.clone(),
-            image: self.prepared.image.clone(),
-            profile: self.prepared.profile,
-            timeout: self.prepared.timeout,
-            ttl: flags.ttl,
-            idle: flags.idle,
-            reason: flags.reason.clone(),
-            reuse: flags.reuse,
-            mode: Mode::Command {
-                argv: Vec::new(),
-                stdin: false,
-                tty: false,
-            },
-            dry_run: None,
-            format: None,
-            mirror_volumes: false,
-            copy_env: false,
-        }
-    }
-
     /// One pod of the cluster `connection` names, start to teardown; never fails: what went
     /// wrong is in the result.
     pub async fn pod(&self, index: usize, connection: &Connection, pod: Pod) -> PodResult {
@@ -130,6 +102,7 @@ impl Fanout<'_> {
             runtime: None,
             teardown: None,
             duration_ms: 0,
+            events: Vec::new(),
             steps: Vec::new(),
         };
         if self.cancelled.load(Ordering::SeqCst) {
@@ -161,7 +134,8 @@ impl Fanout<'_> {
         };
         let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &namespace);
         // `--toolkit auto`: the toolkit that fits this pod's runtime, as a session settles it.
-        let options = match settle(&self.debug_options(&name), &cluster, &self.quiet).await {
+        let options = match settle(&self.prepared.debug_options(&name), &cluster, &self.quiet).await
+        {
             Ok(Settled::Ready(options)) => options,
             Ok(Settled::Interrupted(_)) => {
                 return self.finish(
@@ -230,6 +204,7 @@ impl Fanout<'_> {
                 pods: &pods,
                 pod: &session.pod,
                 container: &session.container,
+                tap: None,
             },
             image: &image,
         };
@@ -258,6 +233,16 @@ impl Fanout<'_> {
         };
         result.teardown = Some(word.into());
         let status = PodResult::status_from_steps(&result.steps);
+        // One Event per pod, after its teardown: who ran which runbook there, and how it went.
+        let trail = events::trail_of(&options, &planned, &namespace, &session.container);
+        let ran = (
+            &*self.prepared.runbook.name,
+            status.name(),
+            result.steps.len(),
+        );
+        let recorder = events::Recorder::new(&cluster, &self.quiet, trail);
+        let event = events::ran(&recorder.trail, ran, started.elapsed());
+        result.events = recorder.write(event).await.into_iter().collect();
         let error = left.map(|why| format!("the debug container was left running: {why}"));
         self.finish(index, result, status, error, started)
     }

@@ -144,6 +144,18 @@ pub enum PodStatus {
     Interrupted,
 }
 
+impl PodStatus {
+    /// As the JSON results spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            PodStatus::Ok => "ok",
+            PodStatus::Failed => "failed",
+            PodStatus::Error => "error",
+            PodStatus::Interrupted => "interrupted",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PodResult {
@@ -166,6 +178,8 @@ pub struct PodResult {
     /// left_running (with the reason in `error` if nothing else failed).
     pub teardown: Option<String>,
     pub duration_ms: u64,
+    /// The names of the Events written on the pod (docs/recording.md).
+    pub events: Vec<String>,
     pub steps: Vec<StepResult>,
 }
 

@@ -23,6 +23,7 @@ fn pod(name: &str, steps: Vec<StepResult>) -> PodResult {
         runtime: None,
         teardown: Some("stopped".into()),
         duration_ms: 10,
+        events: Vec::new(),
         steps,
     }
 }
@@ -143,6 +144,7 @@ fn the_document_has_every_field_always() {
         "runtime",
         "teardown",
         "durationMs",
+        "events",
         "steps",
     ];
     expected.sort_unstable();
@@ -341,4 +343,19 @@ fn the_same_pod_name_in_two_contexts_is_two_pods_and_a_failed_context_exits_5() 
     );
     let v: Value = serde_json::from_str(&summary_line(&result)).unwrap_or_default();
     assert_eq!(v["contexts"][1]["status"], "error");
+}
+
+#[test]
+fn pod_status_names_are_the_json_ones() {
+    for status in [
+        PodStatus::Ok,
+        PodStatus::Failed,
+        PodStatus::Error,
+        PodStatus::Interrupted,
+    ] {
+        assert_eq!(
+            serde_json::to_value(status).ok(),
+            Some(json!(status.name()))
+        );
+    }
 }

@@ -49,17 +49,6 @@ pub struct Connection {
 }
 
 impl Cluster {
-    /// The one cluster of a command that works in one (`Options::from_cli` refuses several
-    /// contexts for those).
-    pub async fn connect(options: &KubeOptions) -> Result<Cluster, Error> {
-        let connections = Cluster::connect_each(options).await?;
-        connections
-            .into_iter()
-            .next()
-            .map(|connection| connection.cluster)
-            .ok_or(Error::NoKubeconfig)
-    }
-
     /// A client per context named (one for the current context when none is): never empty.
     /// Every name is checked against the kubeconfig before any client exists, so a typo in
     /// the last of three contexts is reported before the first cluster hears anything.
@@ -247,7 +236,11 @@ users:
             kubeconfig: Some(path.clone()),
             ..KubeOptions::default()
         };
-        let cluster = Cluster::connect(&options).await.expect("connect");
+        let cluster = Cluster::connect_each(&options)
+            .await
+            .expect("connect")
+            .remove(0)
+            .cluster;
         assert_eq!(
             (cluster.namespace.as_str(), cluster.kubeconfig_user.as_str()),
             ("team", "alice")
@@ -260,7 +253,11 @@ users:
             namespace: Some("web".into()),
             ..KubeOptions::default()
         };
-        let cluster = Cluster::connect(&options).await.expect("connect");
+        let cluster = Cluster::connect_each(&options)
+            .await
+            .expect("connect")
+            .remove(0)
+            .cluster;
         assert_eq!(
             (cluster.namespace.as_str(), cluster.kubeconfig_user.as_str()),
             ("web", "bob")

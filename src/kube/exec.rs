@@ -16,6 +16,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::base::error::Error;
 use crate::base::interrupt::Interrupts;
+use crate::base::tap::SharedTap;
 use crate::base::terminal::{self, RawMode};
 
 /// Where to exec.
@@ -23,6 +24,8 @@ pub struct Remote<'a> {
     pub pods: &'a Api<Pod>,
     pub pod: &'a str,
     pub container: &'a str,
+    /// Who keeps a copy of what passes (the session's recording), if anyone.
+    pub tap: Option<SharedTap>,
 }
 
 /// How an exec ended.
@@ -158,25 +161,36 @@ async fn drive_terminal(
     let mut status = Box::pin(status);
     let mut buf = vec![0u8; 16 * 1024];
     let mut stdout = std::io::stdout();
+    let tap = remote.tap.as_deref();
     loop {
         tokio::select! {
             read = remote_out.read(&mut buf) => match read {
                 Ok(0) | Err(_) => break,
-                Ok(n) => write_through(&mut stdout, &buf[..n]),
+                Ok(n) => {
+                    write_through(&mut stdout, &buf[..n]);
+                    if let Some(tap) = tap { tap.stdout(&buf[..n]); }
+                }
             },
             key = keys.recv(), if keys_open => match key {
-                Some(bytes) => { let _ = remote_in.write_all(&bytes).await; }
+                Some(bytes) => {
+                    let _ = remote_in.write_all(&bytes).await;
+                    if let Some(tap) = tap { tap.input(&bytes); }
+                }
                 None => { keys_open = false; let _ = remote_in.shutdown().await; }
             },
             _ = winch.recv() => {
-                if let (Some(tx), Some(size)) = (resize.as_mut(), terminal::size()) {
+                let size = terminal::size();
+                if let (Some(tap), Some(size)) = (tap, size.as_ref()) {
+                    tap.resize(size.width, size.height);
+                }
+                if let (Some(tx), Some(size)) = (resize.as_mut(), size) {
                     let _ = tx.send(size).await;
                 }
             },
             signal = interrupts.recv() => return Ok(Ending::Interrupted(signal)),
             status = &mut status => {
                 // Output may still be in flight behind the status frame.
-                drain(&mut remote_out, &mut stdout).await;
+                drain(&mut remote_out, &mut stdout, tap).await;
                 return exit_code_of(status.as_ref()).map(Ending::Exited).map_err(|m| stream_error(remote, m));
             }
         }
@@ -194,7 +208,11 @@ fn write_through(out: &mut impl std::io::Write, bytes: &[u8]) {
     let _ = out.write_all(bytes).and_then(|()| out.flush());
 }
 
-async fn drain(reader: &mut (impl AsyncRead + Unpin), out: &mut impl std::io::Write) {
+async fn drain(
+    reader: &mut (impl AsyncRead + Unpin),
+    out: &mut impl std::io::Write,
+    tap: Option<&dyn crate::base::tap::Tap>,
+) {
     let mut buf = vec![0u8; 16 * 1024];
     while let Ok(Ok(n)) =
         tokio::time::timeout(std::time::Duration::from_millis(200), reader.read(&mut buf)).await
@@ -203,6 +221,9 @@ async fn drain(reader: &mut (impl AsyncRead + Unpin), out: &mut impl std::io::Wr
             break;
         }
         write_through(out, &buf[..n]);
+        if let Some(tap) = tap {
+            tap.stdout(&buf[..n]);
+        }
     }
 }
 
@@ -314,8 +335,15 @@ async fn drive_streamed(
         capturing.then(Vec::new),
         false,
         stop.clone(),
+        remote.tap.clone(),
     ));
-    let err_task = tokio::spawn(pump(remote_err, capturing.then(Vec::new), true, stop));
+    let err_task = tokio::spawn(pump(
+        remote_err,
+        capturing.then(Vec::new),
+        true,
+        stop,
+        remote.tap.clone(),
+    ));
     let in_task = attached
         .stdin()
         .filter(|_| input != Input::None)
@@ -374,12 +402,14 @@ async fn drive_streamed(
 }
 
 /// Copies a remote stream to our stdout/stderr as it arrives, or into a buffer, until it
-/// ends or `stop` turns true (what is already in the pipe is still read first).
+/// ends or `stop` turns true (what is already in the pipe is still read first); the tap
+/// sees every byte either way.
 async fn pump(
     mut from: impl AsyncRead + Unpin,
     mut buffer: Option<Vec<u8>>,
     to_stderr: bool,
     mut stop: tokio::sync::watch::Receiver<bool>,
+    tap: Option<SharedTap>,
 ) -> Option<Vec<u8>> {
     let mut buf = vec![0u8; 16 * 1024];
     let mut stopping = false;
@@ -396,6 +426,14 @@ async fn pump(
                 continue;
             }
         };
+        match read {
+            Ok(0) | Err(_) => return buffer,
+            Ok(n) => match tap.as_deref() {
+                Some(tap) if to_stderr => tap.stderr(&buf[..n]),
+                Some(tap) => tap.stdout(&buf[..n]),
+                None => {}
+            },
+        }
         match read {
             Ok(0) | Err(_) => return buffer,
             Ok(n) => match buffer.as_mut() {
@@ -420,8 +458,8 @@ pub async fn run_quietly(
     let (out, err, status) = (attached.stdout(), attached.stderr(), attached.take_status());
     // Never stopped early: the sender is dropped, which pump reads as "to the end".
     let (_, never) = tokio::sync::watch::channel(false);
-    let out_task = out.map(|s| tokio::spawn(pump(s, Some(Vec::new()), false, never.clone())));
-    let err_task = err.map(|s| tokio::spawn(pump(s, Some(Vec::new()), true, never)));
+    let out_task = out.map(|s| tokio::spawn(pump(s, Some(Vec::new()), false, never.clone(), None)));
+    let err_task = err.map(|s| tokio::spawn(pump(s, Some(Vec::new()), true, never, None)));
     let status = match status {
         Some(s) => s.await,
         None => None,

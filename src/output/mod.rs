@@ -2,3 +2,4 @@
 //! from the layers below (docs/layout.md).
 
 pub mod printer;
+pub mod recording;

@@ -20,10 +20,12 @@ use crate::kube::access::allowed;
 use crate::kube::cluster::Cluster;
 use crate::kube::exec::{self, Captured, Ending, ExecError, Remote};
 use crate::output::printer::Printer;
+use crate::session::events::Trail;
 use crate::session::inject::add_debug_container;
 use crate::session::options::{DebugOptions, Mode};
 use crate::session::spec::{attach_command, attach_mode, run_command, shell_command};
 use crate::session::teardown::{Origin, Session};
+use crate::session::trail::SessionTrail;
 use crate::session::wait::{Waiting, wait_until_running};
 
 pub const CREATE_ATTACH: Permission = Permission {
@@ -49,6 +51,7 @@ pub async fn run_attached(
     planned: &EphemeralContainer,
     interrupts: &mut Interrupts,
     captured: Option<&mut Captured>,
+    mut trail: Trail,
     printer: &Printer,
 ) -> Result<(ExitStatus, String), Error> {
     let namespace = &cluster.namespace;
@@ -128,18 +131,23 @@ pub async fn run_attached(
         session.teardown(printer, false).await;
         return Err(error);
     }
+    trail.debug_container = container.name.clone();
+    let trail = SessionTrail::begin(cluster, printer, trail, &options.record, tty);
     let remote = Remote {
         pods,
         pod,
         container: &container.name,
+        tap: trail.tap(),
     };
-    let ended = if tty {
-        // What the shell printed before we attached is gone, as with `kubectl attach`.
-        printer.note("If you don't see a command prompt, press Enter.");
-        exec::interactive_attach(&remote, interrupts).await
-    } else {
-        exec::streamed_attach(&remote, stdin, captured, interrupts).await
-    };
+    let (first, ended) = tokio::join!(trail.started(false), async {
+        if tty {
+            // What the shell printed before we attached is gone, as with `kubectl attach`.
+            printer.note("If you don't see a command prompt, press Enter.");
+            exec::interactive_attach(&remote, interrupts).await
+        } else {
+            exec::streamed_attach(&remote, stdin, captured, interrupts).await
+        }
+    });
     let interrupted = matches!(ended, Ok(Ending::Interrupted(_)));
     if interrupted && !tty && stdin {
         printer.note(&format!(
@@ -160,8 +168,12 @@ pub async fn run_attached(
                 None => ExitStatus::Failure,
             }
         }
-        Err(ExecError::Session(error)) => return Err(error),
+        Err(ExecError::Session(error)) => {
+            trail.end(first, None, printer).await;
+            return Err(error);
+        }
         Err(ExecError::Open(source)) => {
+            trail.end(first, None, printer).await;
             return Err(Error::Exec {
                 pod: pod.to_string(),
                 container: container.name.clone(),
@@ -169,5 +181,12 @@ pub async fn run_attached(
             });
         }
     };
+    let ending = match status {
+        ExitStatus::Success => Some(Ending::Exited(0)),
+        ExitStatus::Remote(code) => Some(Ending::Exited(code)),
+        ExitStatus::Interrupted(signal) => Some(Ending::Interrupted(signal)),
+        _ => None,
+    };
+    trail.end(first, ending.as_ref(), printer).await;
     Ok((status, container.name))
 }

@@ -19,12 +19,14 @@ use crate::kube::exec::{self, Captured, Ending, ExecError, Remote};
 use crate::output::printer::OutputFormat;
 use crate::output::printer::Printer;
 use crate::session::attach;
+use crate::session::events;
 use crate::session::inject::{add_debug_container, patch_body};
 use crate::session::obtain::{Obtained, obtain};
 use crate::session::options::{DebugOptions, DryRun, Mode};
 use crate::session::plan::{Durations, Plan, plan};
 use crate::session::spec::{self};
 use crate::session::teardown::Session;
+use crate::session::trail::SessionTrail;
 
 /// The `-o json|yaml` result of a non-interactive session. Versioned: fields are only added.
 #[derive(Debug, Serialize)]
@@ -119,6 +121,7 @@ pub async fn run(
             &plan.container,
             &mut interrupts,
             captured.as_mut(),
+            events::trail_of(options, &plan, &cluster.namespace, ""),
             printer,
         )
         .await?;
@@ -155,24 +158,40 @@ pub async fn run(
     };
 
     let clock = Instant::now();
-    let mut captured = options.format.map(|_| Captured::default());
-    let ended = work(
-        options,
-        &session,
-        &pods,
-        &mut interrupts,
-        captured.as_mut(),
+    let interactive = matches!(
+        options.mode,
+        Mode::Interactive | Mode::Command { tty: true, .. }
+    );
+    let trail = SessionTrail::begin(
+        cluster,
         printer,
-    )
-    .await;
+        events::trail_of(options, &plan, &session.namespace, &session.container),
+        &options.record,
+        interactive,
+    );
+    let mut captured = options.format.map(|_| Captured::default());
+    // The first Event is written beside the work, so it costs the session no round trip.
+    let (first, ended) = tokio::join!(
+        trail.started(reused),
+        work(
+            options,
+            &session,
+            &pods,
+            &mut interrupts,
+            captured.as_mut(),
+            trail.tap(),
+            printer,
+        )
+    );
     durations.exec = clock.elapsed().as_millis();
     let interrupted = matches!(ended, Ok(Ending::Interrupted(_)));
     // A lost connection leaves our exec's process alive in the container, like a signal does.
     let cut_off = interrupted || matches!(ended, Err(Error::Stream { .. }));
 
-    let clock = Instant::now();
+    let teardown_clock = Instant::now();
     session.teardown(printer, cut_off).await;
-    durations.teardown = clock.elapsed().as_millis();
+    durations.teardown = teardown_clock.elapsed().as_millis();
+    trail.end(first, ended.as_ref().ok(), printer).await;
 
     let ending = ended?;
     if let (Some(format), Some(captured)) = (options.format, captured) {
@@ -207,12 +226,14 @@ async fn work(
     pods: &Api<Pod>,
     interrupts: &mut Interrupts,
     captured: Option<&mut Captured>,
+    tap: Option<crate::base::tap::SharedTap>,
     printer: &Printer,
 ) -> Result<Ending, Error> {
     let remote = Remote {
         pods,
         pod: &session.pod,
         container: &session.container,
+        tap,
     };
     let image = if session.has_agent {
         options.image.clone()

@@ -52,6 +52,7 @@ pub async fn read_facts(
         pods,
         pod,
         container,
+        tap: None,
     };
     let command = [AGENT, "info", "-o", "json"].map(String::from).to_vec();
     let mut captured = Captured::default();

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::output::printer::OutputFormat;
+use crate::output::recording::RecordOptions;
 use crate::session::profile::Profile;
 use crate::session::target::TargetRef;
 use crate::toolkit::catalog::ImageChoice;
@@ -47,4 +48,6 @@ pub struct DebugOptions {
     pub mirror_volumes: bool,
     /// `--copy-env`: the target's env and envFrom in the debug container.
     pub copy_env: bool,
+    /// The local recording: `--no-record`, `--record FILE`, `--record-input`, the config file.
+    pub record: RecordOptions,
 }

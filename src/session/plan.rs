@@ -172,6 +172,8 @@ pub struct Plan {
     /// The namespace's enforced Pod Security level, when it could be read.
     pub enforced: Option<PsaLevel>,
     pub image: String,
+    /// Who we are (SelfSubjectReview, else the kubeconfig's user), for the Events.
+    pub user: String,
     pub(super) reusable: Option<DebugContainer>,
     pub container: EphemeralContainer,
 }
@@ -264,6 +266,7 @@ pub async fn plan_with(
         identity: resolved.identity,
         enforced: resolved.enforced,
         image,
+        user: resolved.user,
         reusable,
         container,
     })

@@ -225,6 +225,7 @@ mod tests {
             format: None,
             mirror_volumes: false,
             copy_env: false,
+            record: crate::output::recording::RecordOptions::off(),
         }
     }
 

@@ -30,6 +30,7 @@ fn options(image: ImageChoice, profile: Profile, reason: Option<&str>) -> DebugO
         format: None,
         mirror_volumes: false,
         copy_env: false,
+        record: crate::output::recording::RecordOptions::off(),
     }
 }
 

@@ -106,6 +106,7 @@ impl Session {
             pods: &self.pods,
             pod: &self.pod,
             container: &self.container,
+            tap: None,
         }
     }
 

@@ -7,6 +7,8 @@
 //! images:                                          # whole references, per toolkit
 //!   jvm: registry.corp:5000/tools/jvm-debug:17
 //! toolkit: auto                                    # what a session uses without --toolkit
+//! record: false                                    # no local recordings (docs/recording.md)
+//! recordMaxBytes: 16777216                         # size cap of one session's recording
 //! ```
 //!
 //! `$XDG_CONFIG_HOME` is honoured (when absolute, as the XDG spec says). A missing file is no
@@ -41,6 +43,10 @@ pub struct Config {
     pub registry: Option<String>,
     pub images: BTreeMap<Toolkit, String>,
     pub toolkit: Option<DefaultToolkit>,
+    /// `record`: whether sessions are recorded locally (default: yes).
+    pub record: Option<bool>,
+    /// `recordMaxBytes`: the size cap of one session's recording.
+    pub record_max_bytes: Option<u64>,
 }
 
 /// Why the file cannot be used, with its path and, when it is about a place in the file, the
@@ -59,6 +65,9 @@ struct RawConfig {
     registry: Option<Spanned<String>>,
     images: Option<RawImages>,
     toolkit: Option<Spanned<String>>,
+    record: Option<bool>,
+    #[serde(rename = "recordMaxBytes")]
+    record_max_bytes: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -211,6 +220,8 @@ pub fn parse(text: &str) -> Result<Config, Problem> {
         registry,
         images,
         toolkit,
+        record: raw.record,
+        record_max_bytes: raw.record_max_bytes,
     })
 }
 
@@ -279,6 +290,14 @@ mod tests {
             catalog.image(Toolkit::Net).reference(),
             format!("b.corp/dd/net:{VERSION}")
         );
+    }
+
+    #[test]
+    fn recording_can_be_turned_off_and_capped() {
+        let config = parse("record: false\nrecordMaxBytes: 1048576\n").unwrap();
+        assert_eq!(config.record, Some(false));
+        assert_eq!(config.record_max_bytes, Some(1048576));
+        assert!(parse("record: sometimes\n").is_err());
     }
 
     #[test]

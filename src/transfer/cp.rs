@@ -136,6 +136,7 @@ pub async fn run(
         pods: &pods,
         pod: &session.pod,
         container: &session.container,
+        tap: None,
     };
     let copy = Copy {
         plan: &plan,

@@ -202,6 +202,7 @@ async fn record(
         pods: &pods,
         pod: &session.pod,
         container: &session.container,
+        tap: None,
     };
     let pod = plan.target.pod_name().to_string();
     let volumes = volume_paths(plan);

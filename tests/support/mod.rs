@@ -151,9 +151,16 @@ impl TestCluster {
                 "XDG_CONFIG_HOME",
                 "/nonexistent/kubectl-distroless-debug-tests",
             )
+            // Recordings go to this cluster's directory, not the machine user's.
+            .env("XDG_STATE_HOME", self.state_home())
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true);
         command
+    }
+
+    /// The `$XDG_STATE_HOME` of the plugin's runs: recordings land under it.
+    pub fn state_home(&self) -> PathBuf {
+        self.sb.dir().join("state")
     }
 
     /// Runs the plugin to the end, within `limit`.

@@ -1,0 +1,398 @@
+//! The local recording of a session: an asciicast v2 file (what `asciinema play` replays) and
+//! a JSON sidecar that `history` lists.
+//!
+//! asciicast v2 (docs.asciinema.org/manual/asciicast/v2) knows four event codes: `"o"` output,
+//! `"i"` input, `"m"` marker, `"r"` resize. It has no stderr, so a session without a terminal
+//! writes its stdout as `"o"` events in `ID.cast` and its stderr as `"o"` events in a second
+//! asciicast file, `ID.stderr.cast`, on the same clock; each replays on its own, and neither
+//! mixes the two streams. With a terminal there is one stream (the terminal's), `"r"` on
+//! every resize, and `"i"` only when asked (`--record-input`: what is typed can be a password).
+//! The last event is an `"m"` marker naming the exit code.
+//!
+//! Files are created 0600 in a 0700 directory (they can hold secrets seen in a session). A
+//! size cap per session ends the recording with an `"m"` marker and drops what follows; the
+//! session itself never waits on the recording, and a write that fails ends it quietly.
+
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::base::tap::Tap;
+
+const DIR: &str = "kubectl-distroless-debug";
+/// Default size cap of one session's recording files together.
+pub const DEFAULT_MAX_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Whether and where a session is recorded, from the flags and the config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordOptions {
+    pub enabled: bool,
+    /// `--record FILE`: the asciicast file; else `sessions/ID.cast` in the state directory.
+    pub path: Option<PathBuf>,
+    /// `--record-input`: keystrokes as `"i"` events.
+    pub input: bool,
+    pub max_bytes: u64,
+    /// The kubeconfig context, for the sidecar (filled in once the cluster is connected).
+    pub context: Option<String>,
+}
+
+impl Default for RecordOptions {
+    fn default() -> Self {
+        RecordOptions {
+            enabled: true,
+            path: None,
+            input: false,
+            max_bytes: DEFAULT_MAX_BYTES,
+            context: None,
+        }
+    }
+}
+
+impl RecordOptions {
+    /// No recording: commands that run no session of their own (`cp`, `snapshot`).
+    pub fn off() -> Self {
+        RecordOptions {
+            enabled: false,
+            ..RecordOptions::default()
+        }
+    }
+}
+
+/// Bytes seen per stream (all of them, also past the cap).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bytes {
+    pub stdout: u64,
+    pub stderr: u64,
+    pub input: u64,
+}
+
+/// The sidecar `sessions/ID.json`: what `history` lists. Versioned: fields are only added.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SessionRecord {
+    pub api_version: String,
+    pub kind: String,
+    pub id: String,
+    pub context: Option<String>,
+    pub namespace: String,
+    pub pod: String,
+    /// The target container.
+    pub target: String,
+    pub debug_container: String,
+    pub image: String,
+    pub profile: String,
+    pub user: String,
+    pub reason: Option<String>,
+    pub interactive: bool,
+    /// RFC 3339.
+    pub start: String,
+    pub end: Option<String>,
+    pub exit_code: Option<i32>,
+    pub interrupted: bool,
+    pub recording: Option<PathBuf>,
+    pub stderr_recording: Option<PathBuf>,
+    pub bytes: Bytes,
+    pub truncated: bool,
+    /// The names of the Events written on the pod.
+    pub events: Vec<String>,
+}
+
+/// `$XDG_STATE_HOME/kubectl-distroless-debug/sessions` (when absolute, as the XDG spec says),
+/// else `$HOME/.local/state/kubectl-distroless-debug/sessions`.
+pub fn sessions_dir_from(xdg_state_home: Option<&str>, home: Option<&str>) -> Option<PathBuf> {
+    let base = match xdg_state_home.filter(|d| Path::new(d).is_absolute()) {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(home.filter(|h| !h.is_empty())?).join(".local/state"),
+    };
+    Some(base.join(DIR).join("sessions"))
+}
+
+pub fn sessions_dir() -> Option<PathBuf> {
+    let var = |name| std::env::var(name).ok();
+    sessions_dir_from(var("XDG_STATE_HOME").as_deref(), var("HOME").as_deref())
+}
+
+/// Creates `dir` (and its parents) and makes it 0700 even when it was there already.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
+/// A new file, 0600 whatever the umask, replacing what was there.
+fn private_file(path: &Path) -> std::io::Result<File> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    Ok(file)
+}
+
+/// A session id: its start (UTC, sortable) and five random characters.
+pub fn new_id(start: jiff::Timestamp) -> String {
+    let mut random = [0u8; 5];
+    let _ = getrandom::fill(&mut random);
+    let suffix: String = random
+        .iter()
+        .map(|b| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[usize::from(*b) % 36]))
+        .collect();
+    format!("{}-{suffix}", start.strftime("%Y%m%dT%H%M%SZ"))
+}
+
+/// `x.cast` → `x.stderr.cast`; any other name gets `.stderr.cast` appended.
+pub fn stderr_path(cast: &Path) -> PathBuf {
+    let text = cast.to_string_lossy();
+    PathBuf::from(match text.strip_suffix(".cast") {
+        Some(stem) => format!("{stem}.stderr.cast"),
+        None => format!("{text}.stderr.cast"),
+    })
+}
+
+/// One asciicast stream being written: its file and the bytes of an unfinished UTF-8
+/// character at the end of the last chunk (events carry text, and a character can be split
+/// across reads).
+struct Cast {
+    file: File,
+    pending: Vec<u8>,
+}
+
+impl Cast {
+    fn create(path: &Path, header: &serde_json::Value) -> std::io::Result<(Cast, u64)> {
+        let mut file = private_file(path)?;
+        let line = format!("{header}\n");
+        file.write_all(line.as_bytes())?;
+        Ok((
+            Cast {
+                file,
+                pending: Vec::new(),
+            },
+            line.len() as u64,
+        ))
+    }
+
+    /// The text of `bytes` that is complete UTF-8 so far (invalid bytes become U+FFFD).
+    fn text(&mut self, bytes: &[u8]) -> String {
+        self.pending.extend_from_slice(bytes);
+        let valid = match std::str::from_utf8(&self.pending) {
+            Ok(_) => self.pending.len(),
+            Err(e) if e.error_len().is_none() => e.valid_up_to(),
+            Err(_) => self.pending.len(),
+        };
+        let rest = self.pending.split_off(valid);
+        let text = String::from_utf8_lossy(&self.pending).into_owned();
+        self.pending = rest;
+        text
+    }
+}
+
+struct Inner {
+    out: Cast,
+    err: Option<Cast>,
+    written: u64,
+    /// The cap was reached (or a write failed): nothing more is written.
+    stopped: bool,
+    truncated: bool,
+    bytes: Bytes,
+}
+
+/// Which file an event goes to.
+#[derive(Clone, Copy)]
+enum Stream {
+    Out,
+    Err,
+}
+
+/// A session's recording in progress; a [`Tap`] for the exec streams.
+pub struct Recording {
+    start: Instant,
+    max_bytes: u64,
+    input: bool,
+    pub stderr_path: Option<PathBuf>,
+    inner: Mutex<Inner>,
+}
+
+impl Recording {
+    /// Starts the files: `path`, and beside it the stderr stream when the session has no
+    /// terminal (`size` is the terminal's, else what the header says for a pipe).
+    pub fn create(
+        path: &Path,
+        interactive: bool,
+        size: (u16, u16),
+        title: &str,
+        options: &RecordOptions,
+    ) -> std::io::Result<Recording> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            if options.path.is_none() {
+                private_dir(parent)?;
+            } else {
+                std::fs::create_dir_all(parent)?;
+            }
+        }
+        let header = |stream: &str| {
+            json!({
+                "version": 2,
+                "width": size.0,
+                "height": size.1,
+                "timestamp": jiff::Timestamp::now().as_second(),
+                "title": format!("{title}{stream}"),
+                "env": {
+                    "TERM": std::env::var("TERM").unwrap_or_else(|_| "xterm-256color".into()),
+                    "SHELL": "/bin/sh",
+                },
+            })
+        };
+        let (out, mut written) = Cast::create(path, &header(""))?;
+        let (err, stderr_path) = if interactive {
+            (None, None)
+        } else {
+            let at = stderr_path(path);
+            let (err, n) = Cast::create(&at, &header(" (stderr)"))?;
+            written += n;
+            (Some(err), Some(at))
+        };
+        Ok(Recording {
+            start: Instant::now(),
+            max_bytes: options.max_bytes,
+            input: options.input,
+            stderr_path,
+            inner: Mutex::new(Inner {
+                out,
+                err,
+                written,
+                stopped: false,
+                truncated: false,
+                bytes: Bytes::default(),
+            }),
+        })
+    }
+
+    fn event(&self, stream: Stream, code: &str, bytes: &[u8]) {
+        let Ok(mut inner) = self.inner.lock() else {
+            return;
+        };
+        if inner.stopped {
+            return;
+        }
+        let time = self.start.elapsed().as_secs_f64();
+        let text = match stream {
+            Stream::Out => inner.out.text(bytes),
+            Stream::Err => match inner.err.as_mut() {
+                Some(err) => err.text(bytes),
+                None => return,
+            },
+        };
+        if text.is_empty() {
+            return;
+        }
+        let line = format!("{}\n", json!([round(time), code, text]));
+        if inner.written + line.len() as u64 > self.max_bytes {
+            let marker = json!([
+                round(time),
+                "m",
+                format!(
+                    "recording truncated: the size cap of {} bytes was reached",
+                    self.max_bytes
+                )
+            ]);
+            let _ = writeln!(inner.out.file, "{marker}");
+            inner.stopped = true;
+            inner.truncated = true;
+            return;
+        }
+        inner.written += line.len() as u64;
+        let file = match (stream, inner.err.as_mut()) {
+            (Stream::Err, Some(err)) => &mut err.file,
+            _ => &mut inner.out.file,
+        };
+        if file.write_all(line.as_bytes()).is_err() {
+            inner.stopped = true;
+        }
+    }
+
+    /// Ends the recording with a marker naming how the session ended; the bytes seen and
+    /// whether the cap cut it.
+    pub fn finish(&self, ending: &str) -> (Bytes, bool) {
+        let Ok(mut inner) = self.inner.lock() else {
+            return (Bytes::default(), false);
+        };
+        let marker = json!([round(self.start.elapsed().as_secs_f64()), "m", ending]);
+        if !inner.stopped {
+            let _ = writeln!(inner.out.file, "{marker}");
+        }
+        inner.stopped = true;
+        (inner.bytes, inner.truncated)
+    }
+}
+
+/// Microseconds are as fine as asciinema writes them.
+fn round(seconds: f64) -> f64 {
+    (seconds * 1e6).round() / 1e6
+}
+
+impl Tap for Recording {
+    fn stdout(&self, bytes: &[u8]) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.bytes.stdout += bytes.len() as u64;
+        }
+        self.event(Stream::Out, "o", bytes);
+    }
+
+    fn stderr(&self, bytes: &[u8]) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.bytes.stderr += bytes.len() as u64;
+        }
+        self.event(Stream::Err, "o", bytes);
+    }
+
+    fn input(&self, bytes: &[u8]) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.bytes.input += bytes.len() as u64;
+        }
+        if self.input {
+            self.event(Stream::Out, "i", bytes);
+        }
+    }
+
+    fn resize(&self, cols: u16, rows: u16) {
+        self.event(Stream::Out, "r", format!("{cols}x{rows}").as_bytes());
+    }
+}
+
+/// Writes the sidecar (0600), replacing an earlier version of it.
+pub fn write_record(dir: &Path, record: &SessionRecord) -> std::io::Result<PathBuf> {
+    private_dir(dir)?;
+    let path = dir.join(format!("{}.json", record.id));
+    let mut file = private_file(&path)?;
+    let text = serde_json::to_string_pretty(record).map_err(std::io::Error::other)?;
+    file.write_all(text.as_bytes())?;
+    file.write_all(b"\n")?;
+    Ok(path)
+}
+
+/// Every sidecar in `dir`, newest first; unreadable ones are skipped.
+pub fn read_records(dir: &Path) -> Vec<SessionRecord> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut records: Vec<SessionRecord> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .filter_map(|text| serde_json::from_str(&text).ok())
+        .collect();
+    records.sort_by(|a, b| b.start.cmp(&a.start).then_with(|| b.id.cmp(&a.id)));
+    records
+}
+
+#[cfg(test)]
+#[path = "recording_tests.rs"]
+mod tests;
