@@ -242,6 +242,12 @@ pub struct RunArgs {
     /// Always add new debug containers, even where one of ours for the target is running.
     #[arg(long)]
     pub new: bool,
+
+    /// The target process by its pid in the pod's shared PID namespace, for when its container
+    /// cannot be told by its ID (the refusal lists the candidates). Default: the agent finds
+    /// the container's first process by the ID the pod status reports.
+    #[arg(long, value_name = "PID", value_parser = clap::value_parser!(u32).range(1..))]
+    pub target_pid: Option<u32>,
 }
 
 /// Many pods at once: `run`, and `-l SELECTOR -- COMMAND`.
@@ -392,6 +398,12 @@ pub struct FileSessionArgs {
     /// Add a new debug container even if one of ours for this target is running.
     #[arg(long)]
     pub new: bool,
+
+    /// The target process by its pid in the pod's shared PID namespace, for when its container
+    /// cannot be told by its ID (the refusal lists the candidates). Default: the agent finds
+    /// the container's first process by the ID the pod status reports.
+    #[arg(long, value_name = "PID", value_parser = clap::value_parser!(u32).range(1..))]
+    pub target_pid: Option<u32>,
 }
 
 /// Starting a debug session (the default command).
@@ -464,6 +476,12 @@ pub struct DebugArgs {
     /// Always add a new debug container, even if one of ours for this target is running.
     #[arg(long)]
     pub new: bool,
+
+    /// The target process by its pid in the pod's shared PID namespace, for when its container
+    /// cannot be told by its ID (the refusal lists the candidates). Default: the agent finds
+    /// the container's first process by the ID the pod status reports.
+    #[arg(long, value_name = "PID", value_parser = clap::value_parser!(u32).range(1..))]
+    pub target_pid: Option<u32>,
 
     /// Also mount the target container's volumes in the debug container, at the same paths
     /// under /target-volumes (subPath mounts are skipped: the API forbids them there).

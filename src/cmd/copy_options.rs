@@ -53,6 +53,7 @@ pub fn file_session(
         format: None,
         mirror_volumes: false,
         copy_env: false,
+        target_pid: args.target_pid,
     })
 }
 

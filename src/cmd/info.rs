@@ -37,7 +37,14 @@ pub async fn run(
         Obtained::Interrupted(signal) => return Ok(ExitStatus::Interrupted(signal)),
     };
     let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
-    let read = read_facts(&pods, &session.pod, &session.container, &mut interrupts).await;
+    let read = read_facts(
+        &pods,
+        &session.pod,
+        &session.container,
+        &session.target,
+        &mut interrupts,
+    )
+    .await;
     let interrupted = matches!(read, Ok(Read::Interrupted(_)));
     session.teardown(printer, interrupted).await;
     let mut facts = match read? {

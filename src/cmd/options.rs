@@ -324,6 +324,7 @@ fn debug_options(args: DebugArgs, env: &Environment) -> Result<DebugOptions, Usa
         format,
         mirror_volumes: args.mirror_volumes,
         copy_env: args.copy_env,
+        target_pid: args.target_pid,
     })
 }
 
@@ -353,6 +354,7 @@ fn run_options(args: RunArgs, env: &Environment) -> Result<FanoutOptions, UsageE
         idle: duration::parse(&args.idle).map_err(|e| usage(format!("`--idle`: {e}")))?,
         reason: args.reason,
         reuse: !args.new,
+        target_pid: args.target_pid,
     };
     fanout_options(
         source,
@@ -385,6 +387,7 @@ fn command_fanout(args: DebugArgs, env: &Environment) -> Result<FanoutOptions, U
         idle: duration::parse(&args.idle).map_err(|e| usage(format!("`--idle`: {e}")))?,
         reason: args.reason,
         reuse: !args.new,
+        target_pid: args.target_pid,
     };
     let source = Source::Command(args.command);
     fanout_options(

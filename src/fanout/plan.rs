@@ -36,6 +36,9 @@ pub struct SessionFlags {
     pub idle: Duration,
     pub reason: Option<String>,
     pub reuse: bool,
+    /// `--target-pid N`: the target process in every pod (a pod sharing one PID namespace
+    /// where the agent cannot tell it by the container ID).
+    pub target_pid: Option<u32>,
 }
 
 /// A validated fan-out command line.

@@ -32,7 +32,7 @@ use crate::session::obtain::{Obtained, obtain};
 use crate::session::options::{DebugOptions, Mode};
 use crate::session::plan::{Durations, plan_with};
 use crate::session::settle::{Settled, settle};
-use crate::session::spec::{AGENT, run_command};
+use crate::session::spec::{AGENT, TargetProcess, run_command};
 use crate::session::target::{TargetKind, TargetRef};
 use crate::session::teardown::Teardown;
 use crate::toolkit::catalog::ImageChoice;
@@ -73,6 +73,7 @@ struct Place<'a> {
     at: PodAddress<'a>,
     remote: Remote<'a>,
     image: &'a ImageChoice,
+    target: &'a TargetProcess,
 }
 
 /// The agent's facts about the target, read once per pod for the first `when:`.
@@ -107,6 +108,7 @@ impl Fanout<'_> {
             format: None,
             mirror_volumes: false,
             copy_env: false,
+            target_pid: flags.target_pid,
         }
     }
 
@@ -232,6 +234,7 @@ impl Fanout<'_> {
                 container: &session.container,
             },
             image: &image,
+            target: &session.target,
         };
         let deadline = started + self.prepared.timeout;
         let interrupted = self
@@ -342,7 +345,14 @@ impl Fanout<'_> {
         if let Some(condition) = &step.when {
             if let Facts::Unread = facts {
                 let remote = &place.remote;
-                let read = read_facts(remote.pods, remote.pod, remote.container, interrupts).await;
+                let read = read_facts(
+                    remote.pods,
+                    remote.pod,
+                    remote.container,
+                    place.target,
+                    interrupts,
+                )
+                .await;
                 *facts = match read {
                     Ok(Read::Facts(map)) => {
                         let value = Value::Object(map);
@@ -422,7 +432,7 @@ impl Fanout<'_> {
         };
         let ended = streamed_until(
             &place.remote,
-            run_command(place.image, argv),
+            run_command(place.image, place.target, argv),
             false,
             Some(&mut captured),
             stop,
@@ -535,6 +545,7 @@ impl Fanout<'_> {
         };
         let written = destination.path.clone();
         let mut argv = vec![AGENT.to_string(), "tar".into()];
+        argv.extend(place.target.args());
         if path == "/" {
             for skip in ["/proc", "/sys", "/dev"] {
                 argv.extend(["--exclude".into(), skip.into()]);
@@ -545,7 +556,7 @@ impl Fanout<'_> {
         let counter = Counter::default();
         let transfer = from_remote(
             &place.remote,
-            run_command(place.image, &argv),
+            run_command(place.image, place.target, &argv),
             &counter,
             interrupts,
             move |reader| {

@@ -23,6 +23,7 @@ use crate::session::inject::{add_debug_container, patch_body};
 use crate::session::obtain::{Obtained, obtain};
 use crate::session::options::{DebugOptions, DryRun, Mode};
 use crate::session::plan::{Durations, Plan, plan};
+use crate::session::refusal::{NOT_IDENTIFIED, refusal};
 use crate::session::spec::{self};
 use crate::session::teardown::Session;
 
@@ -117,6 +118,7 @@ pub async fn run(
             &pods,
             &pod_name,
             &plan.container,
+            &plan.process,
             &mut interrupts,
             captured.as_mut(),
             printer,
@@ -165,6 +167,19 @@ pub async fn run(
         printer,
     )
     .await;
+    // Exit code 3 is the agent's "target not identified" unless the command's own: the
+    // agent's `target` tells them apart.
+    let refused = match ended {
+        Ok(Ending::Exited(NOT_IDENTIFIED)) if session.has_agent => {
+            let remote = Remote {
+                pods: &pods,
+                pod: &session.pod,
+                container: &session.container,
+            };
+            refusal(&remote, &session.target).await
+        }
+        _ => None,
+    };
     durations.exec = clock.elapsed().as_millis();
     let interrupted = matches!(ended, Ok(Ending::Interrupted(_)));
     // A lost connection leaves our exec's process alive in the container, like a signal does.
@@ -174,6 +189,9 @@ pub async fn run(
     session.teardown(printer, cut_off).await;
     durations.teardown = clock.elapsed().as_millis();
 
+    if let Some(refused) = refused {
+        return Err(refused.into());
+    }
     let ending = ended?;
     if let (Some(format), Some(captured)) = (options.format, captured) {
         let result = SessionResult {
@@ -227,11 +245,23 @@ async fn work(
                 session.container,
                 if session.has_agent { "/target" } else { spec::GENERIC_TARGET_LINK }
             ));
-                exec::interactive(&remote, spec::shell_command(&image), interrupts).await
+                exec::interactive(
+                    &remote,
+                    spec::shell_command(&image, &session.target),
+                    interrupts,
+                )
+                .await
             }
             Mode::Command {
                 argv, tty: true, ..
-            } => exec::interactive(&remote, spec::run_command(&image, argv), interrupts).await,
+            } => {
+                exec::interactive(
+                    &remote,
+                    spec::run_command(&image, &session.target, argv),
+                    interrupts,
+                )
+                .await
+            }
             Mode::Command {
                 argv,
                 stdin,
@@ -239,7 +269,7 @@ async fn work(
             } => {
                 exec::streamed(
                     &remote,
-                    spec::run_command(&image, argv),
+                    spec::run_command(&image, &session.target, argv),
                     *stdin,
                     captured,
                     interrupts,
@@ -249,7 +279,7 @@ async fn work(
             Mode::PipedShell => {
                 exec::streamed(
                     &remote,
-                    spec::shell_command(&image),
+                    spec::shell_command(&image, &session.target),
                     true,
                     captured,
                     interrupts,

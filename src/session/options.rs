@@ -47,4 +47,7 @@ pub struct DebugOptions {
     pub mirror_volumes: bool,
     /// `--copy-env`: the target's env and envFrom in the debug container.
     pub copy_env: bool,
+    /// `--target-pid N`: the target process, when the pod shares one PID namespace and the
+    /// agent cannot tell it by the container's ID.
+    pub target_pid: Option<u32>,
 }

@@ -36,7 +36,7 @@ use crate::output::printer::Printer;
 use crate::session::facts::{Read, read_facts, read_facts_or_stop};
 use crate::session::obtain::{Obtained, running_debug_container};
 use crate::session::options::DebugOptions;
-use crate::session::spec::{State, debug_containers_in};
+use crate::session::spec::{State, TargetProcess, debug_containers_in};
 use crate::session::target::{fetch_pod, target_in};
 use crate::session::teardown::Session;
 use crate::toolkit::catalog::{ImageChoice, Toolkit};
@@ -69,12 +69,7 @@ pub async fn settle(
     let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
     let pod = fetch_pod(cluster, &pods, &cluster.namespace, &options.target).await?;
     let target = target_in(pod, options.container.as_deref())?;
-    let spec_container = target
-        .pod
-        .spec
-        .iter()
-        .flat_map(|s| s.containers.iter())
-        .find(|c| c.name == target.container);
+    let spec_container = target.spec();
     if let Some(toolkit) = spec_container.and_then(toolkit_from_spec) {
         printer.note(&format!(
             "--toolkit auto: container {}'s image or command is {}: using {}",
@@ -97,7 +92,15 @@ pub async fn settle(
         .into_iter()
         .find(|c| c.state == State::Running && c.target == target.container && c.has_agent);
     if let Some(existing) = running {
-        let facts = match read_facts(&pods, &existing.pod, &existing.name, &mut interrupts).await? {
+        let facts = match read_facts(
+            &pods,
+            &existing.pod,
+            &existing.name,
+            &TargetProcess::of(&target, options.target_pid),
+            &mut interrupts,
+        )
+        .await?
+        {
             Read::Facts(facts) => facts,
             Read::Interrupted(signal) => return Ok(Settled::Interrupted(signal)),
         };
@@ -225,6 +228,7 @@ mod tests {
             format: None,
             mirror_volumes: false,
             copy_env: false,
+            target_pid: None,
         }
     }
 

@@ -19,7 +19,7 @@ use crate::base::error::describe;
 use crate::kube::cluster::Cluster;
 use crate::kube::exec::{Remote, run_quietly};
 use crate::output::printer::Printer;
-use crate::session::spec::{AGENT, stop_command};
+use crate::session::spec::{AGENT, TargetProcess, stop_command};
 use crate::session::wait::{Progress, progress_of};
 
 /// How long teardown waits for a container that has not started yet, then for Terminated.
@@ -75,6 +75,8 @@ pub struct Session {
     pub origin: Origin,
     /// The agent's idle limit, to tell the user when a container is left running.
     pub idle: Duration,
+    /// Which process every agent exec of this session works on.
+    pub target: TargetProcess,
     done: bool,
 }
 
@@ -97,6 +99,7 @@ impl Session {
             has_agent,
             origin,
             idle,
+            target: TargetProcess::default(),
             done: false,
         }
     }

@@ -27,7 +27,8 @@ use crate::kube::exec::{ExecError, Remote, run_quietly};
 use crate::output::printer::Printer;
 use crate::session::obtain::{Obtained, running_debug_container};
 use crate::session::plan::Plan;
-use crate::session::spec::{AGENT, run_command};
+use crate::session::refusal::{NOT_IDENTIFIED, refusal};
+use crate::session::spec::{AGENT, TargetProcess, agent_command, run_command};
 use crate::session::target::TargetRef;
 use crate::toolkit::catalog::ImageChoice;
 use crate::transfer::extract::{Destination, ExtractError, Stats, extract};
@@ -140,6 +141,7 @@ pub async fn run(
     let copy = Copy {
         plan: &plan,
         image: &options.session.image,
+        target: &session.target,
         remote: &remote,
         progress,
         printer,
@@ -172,6 +174,7 @@ pub async fn run(
 struct Copy<'a> {
     plan: &'a Plan,
     image: &'a ImageChoice,
+    target: &'a TargetProcess,
     remote: &'a Remote<'a>,
     progress: bool,
     printer: &'a Printer,
@@ -224,6 +227,7 @@ impl Copy<'_> {
         interrupts: &mut Interrupts,
     ) -> Result<ExitStatus, Error> {
         let mut argv = vec![AGENT.to_string(), "tar".into()];
+        argv.extend(self.target.args());
         if path == "/" {
             // The pseudo filesystems are not files: their walk never ends.
             for skip in ["/proc", "/sys", "/dev"] {
@@ -238,7 +242,7 @@ impl Copy<'_> {
         let started = Instant::now();
         let transferred = from_remote(
             self.remote,
-            run_command(self.image, &argv),
+            run_command(self.image, self.target, &argv),
             &counter,
             interrupts,
             move |reader| {
@@ -260,6 +264,7 @@ impl Copy<'_> {
                 return Ok(ExitStatus::Interrupted(signal));
             }
         };
+        self.unidentified(&remote.code).await?;
         for warning in &warnings {
             self.printer.warn(warning);
         }
@@ -356,14 +361,14 @@ impl Copy<'_> {
             return Err(read_only(self.plan, &into));
         }
 
-        let argv = vec![AGENT.to_string(), "untar".into(), "--".into(), into.clone()];
+        let argv = agent_command("untar", self.target, &["--", &into]);
         let counter = Counter::default();
         let meter = Meter::start(self.progress, "sending", &counter);
         let started = Instant::now();
         let source = local.to_path_buf();
         let transferred = to_remote(
             self.remote,
-            run_command(self.image, &argv),
+            run_command(self.image, self.target, &argv),
             &counter,
             interrupts,
             move |writer| {
@@ -384,6 +389,7 @@ impl Copy<'_> {
                 return Ok(ExitStatus::Interrupted(signal));
             }
         };
+        self.unidentified(&remote.code).await?;
         for warning in &warnings {
             self.printer.warn(warning);
         }
@@ -423,13 +429,25 @@ impl Copy<'_> {
         Ok(ExitStatus::Success)
     }
 
+    /// The agent's refusal when a verb exited with its "target not identified" code.
+    async fn unidentified(&self, code: &Result<i32, String>) -> Result<(), Error> {
+        if *code != Ok(NOT_IDENTIFIED) {
+            return Ok(());
+        }
+        match refusal(self.remote, self.target).await {
+            Some(refused) => Err(refused.into()),
+            None => Ok(()),
+        }
+    }
+
     /// The agent's `stat` of each path (a missing one has `errno`).
     async fn stat(&self, paths: &[&str]) -> Result<Vec<Facts>, Error> {
-        let mut argv = vec![AGENT.to_string(), "stat".into(), "--".into()];
+        let mut argv = agent_command("stat", self.target, &["--"]);
         argv.extend(paths.iter().map(|p| p.to_string()));
         let (code, text) = run_quietly(self.remote, argv)
             .await
             .map_err(|e| self.exec_error(ExecError::Open(e)))?;
+        self.unidentified(&Ok(code)).await?;
         let facts: Vec<Facts> = text
             .lines()
             .filter_map(|line| serde_json::from_str(line).ok())
@@ -489,10 +507,7 @@ fn read_only(plan: &Plan, dir: &str) -> Error {
 /// The reason a path is on a read-only filesystem in `container`, from the pod spec (the
 /// volume mount holding it, or `readOnlyRootFilesystem`), and the writable mount paths.
 pub fn read_only_reason(pod: &Pod, container: &str, path: &str) -> (String, Vec<String>) {
-    let spec = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.containers.iter().find(|c| c.name == container));
+    let spec = crate::session::target::container_spec(pod, container);
     let mounts = spec
         .and_then(|c| c.volume_mounts.clone())
         .unwrap_or_default();
