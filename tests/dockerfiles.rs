@@ -108,7 +108,8 @@ fn every_toolkit_has_a_pinned_nonroot_agent_image() {
             "{toolkit}: ENTRYPOINT {entrypoint} is not the agent"
         );
         assert!(
-            runs.contains("ln -s /tmp/.distroless-debug/target /target") && runs.contains("chmod 1777 /tmp"),
+            runs.contains("ln -s /tmp/.distroless-debug/target /target")
+                && runs.contains("chmod 1777 /tmp"),
             "{toolkit}: /target and a world-writable /tmp must be prepared"
         );
         assert!(
