@@ -242,3 +242,84 @@ async fn without_container_ids_in_cgroups_a_shared_pid_session_refuses_with_cand
     assert_eq!(facts["exe"], "/sandbox-app", "{facts}");
     c.wait_all_terminated("t", "shared", LIMIT).await;
 }
+
+#[tokio::test]
+async fn a_native_sidecar_is_a_target_and_a_run_to_completion_init_container_is_not() {
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    c.namespace("t", None).await;
+    c.create_running(
+        "t",
+        json!({
+            "metadata": { "name": "mesh" },
+            "spec": {
+                "initContainers": [
+                    { "name": "migrate", "image": BUSYBOX, "command": ["true"] },
+                    { "name": "proxy", "image": NONROOT_APP, "restartPolicy": "Always" }
+                ],
+                "containers": [
+                    { "name": "main", "image": BUSYBOX, "command": ["sleep", "3600"] }
+                ]
+            }
+        }),
+    )
+    .await;
+
+    let run = c
+        .run(
+            &[
+                "-n",
+                "t",
+                "pod/mesh",
+                "-c",
+                "proxy",
+                "--",
+                "sh",
+                "-c",
+                "id -u; ls /target; cat /target/etc/os-release",
+            ],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stdout.starts_with("65532\n"),
+        "the sidecar's uid: {run:?}"
+    );
+    assert!(run.stdout.lines().any(|l| l == "sandbox-app"), "{run:?}");
+    assert!(run.stdout.contains("Distroless (sandbox)"), "{run:?}");
+
+    let run = c
+        .run(
+            &["-n", "t", "info", "pod/mesh", "-c", "proxy", "-o", "json"],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let facts: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {run:?}"));
+    assert_eq!(facts["exe"], "/sandbox-app", "{facts}");
+    assert_eq!(facts["container"], "proxy", "{facts}");
+
+    let patches = |c: &TestCluster| {
+        c.sb.requests()
+            .iter()
+            .filter(|r| r.method == "PATCH")
+            .count()
+    };
+    let before = patches(&c);
+    let run = c
+        .run(
+            &["-n", "t", "pod/mesh", "-c", "migrate", "--", "true"],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("migrate is a run-to-completion init container of pod mesh"),
+        "{run:?}"
+    );
+    assert_eq!(patches(&c), before, "nothing was sent: {run:?}");
+    c.wait_all_terminated("t", "mesh", LIMIT).await;
+}
