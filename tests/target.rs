@@ -323,3 +323,142 @@ async fn a_native_sidecar_is_a_target_and_a_run_to_completion_init_container_is_
     assert_eq!(patches(&c), before, "nothing was sent: {run:?}");
     c.wait_all_terminated("t", "mesh", LIMIT).await;
 }
+
+/// The ID the pod status reports for `container` (`containerd://<64hex>`), once it runs.
+async fn running_id(c: &TestCluster, pod: &str, container: &str) -> String {
+    let mut id = String::new();
+    c.wait_for(&format!("{container} running"), LIMIT, async || {
+        let pod = c.pod_json("t", pod).await;
+        let status = pod["status"]["containerStatuses"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["name"] == container))
+            .cloned()
+            .unwrap_or_default();
+        id = status["containerID"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        !status["state"]["running"].is_null() && !id.is_empty()
+    })
+    .await;
+    id
+}
+
+/// SIGKILL, from the host, to the main process of container `id` (`/sandbox-app`): what an
+/// OOM kill or a crash does to a target.
+fn kill_on_host(id: &str) {
+    let bare = id.rsplit("://").next().unwrap_or(id);
+    let mut killed = 0;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cgroup = std::fs::read_to_string(entry.path().join("cgroup")).unwrap_or_default();
+        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        if cgroup.contains(bare) && comm.trim() == "sandbox-app" {
+            // SAFETY: kill(2) with a pid read from /proc; a process gone meanwhile is ESRCH.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            killed += 1;
+        }
+    }
+    assert_eq!(killed, 1, "the target process of {id} on the host");
+}
+
+/// A session kept open (`-- sh -c 'echo started; sleep N'`) so its container is reused.
+async fn held_session(c: &TestCluster, pod: &str, seconds: u32) -> tokio::process::Child {
+    let script = format!("echo started; sleep {seconds}");
+    let mut plugin = c.plugin(&["-n", "t", pod, "-c", "app", "--", "sh", "-c", &script]);
+    plugin
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = plugin.spawn().expect("a session starts");
+    assert_eq!(
+        support::first_line(&mut child, LIMIT).await.as_deref(),
+        Some("started")
+    );
+    child
+}
+
+#[tokio::test]
+async fn a_reused_debug_container_follows_a_target_that_restarted() {
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    shared_pod(&c).await;
+    let mut holder = held_session(&c, "pod/shared", 120).await;
+    let before = info(&c, &[]).await;
+    let old_id = running_id(&c, "shared", "app").await;
+
+    kill_on_host(&old_id);
+    let mut new_id = old_id.clone();
+    c.wait_for("the target restarted", LIMIT, async || {
+        new_id = running_id(&c, "shared", "app").await;
+        new_id != old_id
+    })
+    .await;
+
+    let run = c
+        .run(
+            &["-n", "t", "info", "pod/shared", "-c", "app", "-o", "json"],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stderr.contains("reusing dbg-"), "{run:?}");
+    let after: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {run:?}"));
+    assert_eq!(after["debugContainer"], before["debugContainer"], "{after}");
+    assert_ne!(after["pid"], before["pid"], "{after}");
+    assert_eq!(after["exe"], "/sandbox-app", "{after}");
+    assert_eq!(
+        format!(
+            "containerd://{}",
+            after["container_id"].as_str().unwrap_or("")
+        ),
+        new_id
+    );
+    let run = c
+        .run(
+            &[
+                "-n",
+                "t",
+                "pod/shared",
+                "-c",
+                "app",
+                "--",
+                "cat",
+                "/target/etc/os-release",
+            ],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stdout.contains("Distroless (sandbox)"), "{run:?}");
+    support::send(&holder, libc::SIGTERM);
+    support::exit_code(&mut holder, LIMIT).await;
+    c.wait_all_terminated("t", "shared", LIMIT).await;
+}
+
+#[tokio::test]
+async fn without_a_shared_pid_namespace_a_target_restart_ends_the_session_and_says_so() {
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    c.namespace("t", None).await;
+    c.running_app("t", "solo", NONROOT_APP, None).await;
+    let id = running_id(&c, "solo", "app").await;
+    let mut session = held_session(&c, "pod/solo", 120).await;
+    kill_on_host(&id);
+    let code = support::exit_code(&mut session, LIMIT).await;
+    let mut stderr = String::new();
+    if let Some(mut pipe) = session.stderr.take() {
+        let _ = tokio::io::AsyncReadExt::read_to_string(&mut pipe, &mut stderr).await;
+    }
+    assert_eq!(code, Some(137), "{stderr}");
+    assert!(
+        stderr.contains("container app of pod solo restarted"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("still running"), "{stderr}");
+    assert!(!stderr.contains("cleanup"), "{stderr}");
+    c.wait_all_terminated("t", "solo", LIMIT).await;
+}

@@ -258,6 +258,7 @@ impl Fanout<'_> {
             Teardown::InUse => ("in_use", None),
             Teardown::NeverStarted => ("never_started", None),
             Teardown::LeftRunning(why) => ("left_running", Some(why)),
+            Teardown::EndedWithTarget => ("ended_with_target", None),
         };
         result.teardown = Some(word.into());
         let status = PodResult::status_from_steps(&result.steps);

@@ -16,7 +16,7 @@ use crate::base::duration::Human;
 use crate::session::identity::Identity;
 use crate::session::options::DebugOptions;
 use crate::session::profile::security_context_for;
-use crate::session::target::{Target, container_names_by_id};
+use crate::session::target::{Target, container_names_by_id, status_of};
 use crate::toolkit::catalog::ImageChoice;
 
 pub const ENV_VERSION: &str = "DISTROLESS_DEBUG_VERSION";
@@ -329,6 +329,9 @@ pub struct DebugContainer {
     /// The profile it was made with (empty for containers of older versions).
     pub profile: String,
     pub has_agent: bool,
+    /// The target's container ID when it was added (`DISTROLESS_DEBUG_TARGET_ID`).
+    #[serde(skip)]
+    pub target_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -392,6 +395,7 @@ pub fn debug_containers_in(pod: &Pod) -> Vec<DebugContainer> {
             reason: env_of(c, ENV_REASON).unwrap_or_default(),
             started: env_of(c, ENV_STARTED),
             profile: env_of(c, ENV_PROFILE).unwrap_or_default(),
+            target_id: env_of(c, ENV_TARGET_ID),
             has_agent: c
                 .command
                 .as_ref()
@@ -404,10 +408,22 @@ pub fn debug_containers_in(pod: &Pod) -> Vec<DebugContainer> {
 /// A running debug container of ours on the same target with the same image and profile: a
 /// second session execs into it instead of adding another (no PATCH, no image pull). The
 /// profile must match too, or a session asking for `ptrace` would get an `auto` container's
-/// privileges (or the other way round).
+/// privileges (or the other way round). Without a shared PID namespace, a container added
+/// for an earlier instance of the target (another ID) ended with it, whatever the status still
+/// says: the kernel ends a PID namespace's processes with its PID 1.
 pub fn reusable_in(pod: &Pod, target: &str, image: &str, profile: &str) -> Option<DebugContainer> {
+    let shared = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.share_process_namespace)
+        .unwrap_or(false);
+    let current = status_of(pod, target).and_then(|s| s.container_id.clone());
     debug_containers_in(pod).into_iter().find(|c| {
-        c.state == State::Running && c.target == target && c.image == image && c.profile == profile
+        c.state == State::Running
+            && c.target == target
+            && c.image == image
+            && c.profile == profile
+            && (shared || c.target_id.is_none() || c.target_id == current)
     })
 }
 

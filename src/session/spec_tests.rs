@@ -601,6 +601,60 @@ fn reads_our_containers_back_and_finds_one_to_reuse() {
     );
 }
 
+#[test]
+fn a_container_added_for_an_earlier_instance_of_the_target_is_not_reused() {
+    let ours = ephemeral_container_for(
+        &options(base(), Profile::Auto, None),
+        "app",
+        &app_process(None),
+        &Identity::known(65532, 65532),
+        &facts(),
+        "ab12c",
+    );
+    let image = ours.image.clone().unwrap_or_default();
+    let mut pod = crate::session::target::tests::running_pod("web", &["app"]);
+    if let Some(spec) = pod.spec.as_mut() {
+        spec.ephemeral_containers = Some(vec![ours]);
+    }
+    let restarted = |pod: &mut Pod, id: &str| {
+        if let Some(status) = pod.status.as_mut() {
+            status.ephemeral_container_statuses = Some(vec![ContainerStatus {
+                name: "dbg-ab12c".into(),
+                state: Some(ContainerState {
+                    running: Some(ContainerStateRunning::default()),
+                    ..ContainerState::default()
+                }),
+                ..ContainerStatus::default()
+            }]);
+            if let Some(app) = status
+                .container_statuses
+                .as_mut()
+                .and_then(|s| s.first_mut())
+            {
+                app.container_id = Some(id.into());
+            }
+        }
+    };
+    restarted(&mut pod, "containerd://3f2a");
+    assert!(
+        reusable_in(&pod, "app", &image, "auto").is_some(),
+        "the same target"
+    );
+    restarted(&mut pod, "containerd://9e8d");
+    assert_eq!(
+        reusable_in(&pod, "app", &image, "auto"),
+        None,
+        "it ended with the earlier target, whatever the status says"
+    );
+    if let Some(spec) = pod.spec.as_mut() {
+        spec.share_process_namespace = Some(true);
+    }
+    assert!(
+        reusable_in(&pod, "app", &image, "auto").is_some(),
+        "a shared PID namespace outlives the target"
+    );
+}
+
 fn app_process(pid: Option<u32>) -> TargetProcess {
     TargetProcess {
         container: "app".into(),
