@@ -15,6 +15,7 @@ use crate::base::error::Error;
 use crate::base::exit::ExitStatus;
 use crate::base::interrupt::Interrupts;
 use crate::kube::cluster::Cluster;
+use crate::kube::exec::Remote;
 use crate::output::printer::OutputFormat;
 use crate::output::printer::Printer;
 use crate::session::obtain::{Obtained, running_debug_container};
@@ -37,14 +38,12 @@ pub async fn run(
         Obtained::Interrupted(signal) => return Ok(ExitStatus::Interrupted(signal)),
     };
     let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
-    let read = read_facts(
-        &pods,
-        &session.pod,
-        &session.container,
-        &session.target,
-        &mut interrupts,
-    )
-    .await;
+    let remote = Remote {
+        pods: &pods,
+        pod: &session.pod,
+        container: &session.container,
+    };
+    let read = read_facts(&remote, &session.target, &mut interrupts).await;
     let interrupted = matches!(read, Ok(Read::Interrupted(_)));
     session.teardown(printer, interrupted).await;
     let mut facts = match read? {

@@ -32,10 +32,11 @@ use crate::session::obtain::{Obtained, obtain};
 use crate::session::options::{DebugOptions, Mode};
 use crate::session::plan::{Durations, plan_with};
 use crate::session::settle::{Settled, settle};
-use crate::session::spec::{AGENT, TargetProcess, run_command};
+use crate::session::spec::{TargetProcess, run_command};
 use crate::session::target::{TargetKind, TargetRef};
 use crate::session::teardown::Teardown;
 use crate::toolkit::catalog::ImageChoice;
+use crate::transfer::cp::tar_command;
 use crate::transfer::extract::{Destination, extract};
 use crate::transfer::remote::{Counter, Transferred, from_remote};
 
@@ -345,15 +346,7 @@ impl Fanout<'_> {
     ) -> StepResult {
         if let Some(condition) = &step.when {
             if let Facts::Unread = facts {
-                let remote = &place.remote;
-                let read = read_facts(
-                    remote.pods,
-                    remote.pod,
-                    remote.container,
-                    place.target,
-                    interrupts,
-                )
-                .await;
+                let read = read_facts(&place.remote, place.target, interrupts).await;
                 *facts = match read {
                     Ok(Read::Facts(map)) => {
                         let value = Value::Object(map);
@@ -545,14 +538,7 @@ impl Fanout<'_> {
             }
         };
         let written = destination.path.clone();
-        let mut argv = vec![AGENT.to_string(), "tar".into()];
-        argv.extend(place.target.args());
-        if path == "/" {
-            for skip in ["/proc", "/sys", "/dev"] {
-                argv.extend(["--exclude".into(), skip.into()]);
-            }
-        }
-        argv.extend(["--".into(), path.into()]);
+        let argv = tar_command(place.target, path);
         let prefix = path.trim_start_matches('/').as_bytes().to_vec();
         let counter = Counter::default();
         let transfer = from_remote(

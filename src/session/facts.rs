@@ -29,14 +29,12 @@ pub async fn read_facts_or_stop(
     interrupts: &mut Interrupts,
     printer: &Printer,
 ) -> Result<Read, Error> {
-    let read = read_facts(
+    let remote = Remote {
         pods,
-        &session.pod,
-        &session.container,
-        &session.target,
-        interrupts,
-    )
-    .await;
+        pod: &session.pod,
+        container: &session.container,
+    };
+    let read = read_facts(&remote, &session.target, interrupts).await;
     match &read {
         Ok(Read::Facts(_)) => {}
         Ok(Read::Interrupted(_)) => {
@@ -52,17 +50,11 @@ pub async fn read_facts_or_stop(
 /// Runs the agent's `info -o json` in `container` of `pod`, on `target`; the agent's refusal
 /// to guess the target becomes [`TargetNotIdentified`].
 pub async fn read_facts(
-    pods: &Api<Pod>,
-    pod: &str,
-    container: &str,
+    remote: &Remote<'_>,
     target: &TargetProcess,
     interrupts: &mut Interrupts,
 ) -> Result<Read, Error> {
-    let remote = Remote {
-        pods,
-        pod,
-        container,
-    };
+    let (pods, pod, container) = (remote.pods, remote.pod, remote.container);
     let command = agent_command("info", target, &["-o", "json"]);
     let mut captured = Captured::default();
     let stream_error = |why: String| Error::Stream {
@@ -70,7 +62,7 @@ pub async fn read_facts(
         container: container.to_string(),
         source: why.into(),
     };
-    let ended = exec::streamed(&remote, command, false, Some(&mut captured), interrupts).await;
+    let ended = exec::streamed(remote, command, false, Some(&mut captured), interrupts).await;
     match ended {
         Ok(Ending::Interrupted(signal)) => Ok(Read::Interrupted(signal)),
         Ok(Ending::Exited(code)) => {

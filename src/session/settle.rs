@@ -32,6 +32,7 @@ use serde_json::Value;
 use crate::base::error::Error;
 use crate::base::interrupt::Interrupts;
 use crate::kube::cluster::Cluster;
+use crate::kube::exec::Remote;
 use crate::output::printer::Printer;
 use crate::session::facts::{Read, read_facts, read_facts_or_stop};
 use crate::session::obtain::{Obtained, running_debug_container};
@@ -92,15 +93,13 @@ pub async fn settle(
         .into_iter()
         .find(|c| c.state == State::Running && c.target == target.container && c.has_agent);
     if let Some(existing) = running {
-        let facts = match read_facts(
-            &pods,
-            &existing.pod,
-            &existing.name,
-            &TargetProcess::of(&target, options.target_pid),
-            &mut interrupts,
-        )
-        .await?
-        {
+        let remote = Remote {
+            pods: &pods,
+            pod: &existing.pod,
+            container: &existing.name,
+        };
+        let process = TargetProcess::of(&target, options.target_pid);
+        let facts = match read_facts(&remote, &process, &mut interrupts).await? {
             Read::Facts(facts) => facts,
             Read::Interrupted(signal) => return Ok(Settled::Interrupted(signal)),
         };

@@ -28,7 +28,7 @@ use crate::output::printer::Printer;
 use crate::session::obtain::{Obtained, running_debug_container};
 use crate::session::plan::Plan;
 use crate::session::refusal::{NOT_IDENTIFIED, refusal};
-use crate::session::spec::{AGENT, TargetProcess, agent_command, run_command};
+use crate::session::spec::{TargetProcess, agent_command, run_command};
 use crate::session::target::TargetRef;
 use crate::toolkit::catalog::ImageChoice;
 use crate::transfer::extract::{Destination, ExtractError, Stats, extract};
@@ -171,6 +171,19 @@ pub async fn run(
     result
 }
 
+/// The agent's `tar` of `path` inside the target's root, on the target `target` names.
+pub fn tar_command(target: &TargetProcess, path: &str) -> Vec<String> {
+    let mut argv = agent_command("tar", target, &[]);
+    if path == "/" {
+        // The pseudo filesystems are not files: their walk never ends.
+        for skip in ["/proc", "/sys", "/dev"] {
+            argv.extend(["--exclude".into(), skip.into()]);
+        }
+    }
+    argv.extend(["--".into(), path.into()]);
+    argv
+}
+
 struct Copy<'a> {
     plan: &'a Plan,
     image: &'a ImageChoice,
@@ -226,15 +239,7 @@ impl Copy<'_> {
         destination: Destination,
         interrupts: &mut Interrupts,
     ) -> Result<ExitStatus, Error> {
-        let mut argv = vec![AGENT.to_string(), "tar".into()];
-        argv.extend(self.target.args());
-        if path == "/" {
-            // The pseudo filesystems are not files: their walk never ends.
-            for skip in ["/proc", "/sys", "/dev"] {
-                argv.extend(["--exclude".into(), skip.into()]);
-            }
-        }
-        argv.extend(["--".into(), path.into()]);
+        let argv = tar_command(self.target, path);
         let prefix = archive_name(path).as_bytes().to_vec();
         let shown = destination.path.clone();
         let counter = Counter::default();

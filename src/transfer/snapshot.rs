@@ -27,7 +27,7 @@ use crate::output::printer::Printer;
 use crate::session::obtain::{Obtained, running_debug_container};
 use crate::session::plan::Plan;
 use crate::session::refusal::{NOT_IDENTIFIED, refusal};
-use crate::session::spec::{AGENT, run_command};
+use crate::session::spec::{agent_command, run_command};
 use crate::transfer::manifest::{MANIFEST_NAME, Manifest, RecordError, Recorder};
 use crate::transfer::options::{SnapshotOptions, SnapshotOutput};
 use crate::transfer::remote::{Bytes, Counter, Meter, Transferred, from_remote, rate};
@@ -200,8 +200,7 @@ async fn record(
     let pod = plan.target.pod_name().to_string();
     let volumes = volume_paths(plan);
     let excluded = agent_excludes(options, &volumes);
-    let mut argv = vec![AGENT.to_string(), "tar".into()];
-    argv.extend(session.target.args());
+    let mut argv = agent_command("tar", &session.target, &[]);
     for path in &excluded {
         argv.extend(["--exclude".into(), path.clone()]);
     }
