@@ -97,6 +97,14 @@ pub fn text(facts: &Value) -> String {
         ),
         ("pid", field("pid")),
         (
+            "found by",
+            format!(
+                "{} (container ID {})",
+                field("method"),
+                field("container_id")
+            ),
+        ),
+        (
             "uid/gid",
             format!(
                 "{}/{} (groups {})",
@@ -147,7 +155,7 @@ mod tests {
         let facts = serde_json::json!({
             "namespace": "default", "pod": "web", "container": "app",
             "debugContainer": "dbg-abcde", "toolkit": "go",
-            "schema": 1, "pid": 1, "uid": 65532, "gid": 65532, "groups": [65532],
+            "schema": 1, "pid": 12, "container_id": "3f2a", "method": "cgroup", "uid": 65532, "gid": 65532, "groups": [65532],
             "exe": "/app/server", "cmdline": ["/app/server", "--port", "8080"],
             "runtime": "go", "go_version": "go1.22.3",
             "listening": [{"proto": "tcp", "addr": "0.0.0.0", "port": 8080}],
@@ -156,6 +164,8 @@ mod tests {
         let shown = text(&facts);
         for line in [
             "pod        default/web (container app, read from dbg-abcde)",
+            "pid        12",
+            "found by   cgroup (container ID 3f2a)",
             "uid/gid    65532/65532 (groups 65532)",
             "cmdline    /app/server --port 8080",
             "runtime    go (go1.22.3)",
