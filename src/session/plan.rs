@@ -20,7 +20,7 @@ use crate::session::spec::{
     self, DebugContainer, SessionFacts, TargetProcess, ephemeral_container_for, random_suffix,
     reusable_in, unused_suffix,
 };
-use crate::session::target::{Target, fetch_pod, target_in};
+use crate::session::target::{Target, fetch_pod, shares_pid_namespace, target_in};
 use crate::toolkit::catalog::VERSION;
 
 const PSA_ENFORCE_LABEL: &str = "pod-security.kubernetes.io/enforce";
@@ -272,12 +272,7 @@ pub async fn plan_with(
 /// it links PID 1's root, which in a pod sharing one PID namespace is the pause process.
 /// There it needs `--target-pid`.
 pub fn generic_check(options: &DebugOptions, target: &Target) -> Result<(), Error> {
-    let shared = target
-        .pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.share_process_namespace)
-        .unwrap_or(false);
+    let shared = shares_pid_namespace(&target.pod);
     if options.image.has_agent() || !shared || options.target_pid.is_some() {
         return Ok(());
     }

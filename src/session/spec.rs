@@ -16,7 +16,7 @@ use crate::base::duration::Human;
 use crate::session::identity::Identity;
 use crate::session::options::DebugOptions;
 use crate::session::profile::security_context_for;
-use crate::session::target::{Target, container_names_by_id, status_of};
+use crate::session::target::{Target, container_names_by_id, shares_pid_namespace, status_of};
 use crate::toolkit::catalog::ImageChoice;
 
 pub const ENV_VERSION: &str = "DISTROLESS_DEBUG_VERSION";
@@ -412,11 +412,7 @@ pub fn debug_containers_in(pod: &Pod) -> Vec<DebugContainer> {
 /// for an earlier instance of the target (another ID) ended with it, whatever the status still
 /// says: the kernel ends a PID namespace's processes with its PID 1.
 pub fn reusable_in(pod: &Pod, target: &str, image: &str, profile: &str) -> Option<DebugContainer> {
-    let shared = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.share_process_namespace)
-        .unwrap_or(false);
+    let shared = shares_pid_namespace(pod);
     let current = status_of(pod, target).and_then(|s| s.container_id.clone());
     debug_containers_in(pod).into_iter().find(|c| {
         c.state == State::Running

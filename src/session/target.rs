@@ -152,6 +152,15 @@ pub fn is_native_sidecar(container: &Container) -> bool {
     container.restart_policy.as_deref() == Some("Always")
 }
 
+/// Whether the pod's containers share one PID namespace (`shareProcessNamespace: true`): PID 1
+/// is then the pause process and every container's processes are visible.
+pub fn shares_pid_namespace(pod: &Pod) -> bool {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.share_process_namespace)
+        .unwrap_or(false)
+}
+
 /// The status of container `name` of `pod`: in `containerStatuses`, or in
 /// `initContainerStatuses` for a native sidecar.
 pub fn status_of<'a>(pod: &'a Pod, name: &str) -> Option<&'a ContainerStatus> {

@@ -20,7 +20,7 @@ use crate::kube::cluster::Cluster;
 use crate::kube::exec::{Remote, run_quietly};
 use crate::output::printer::Printer;
 use crate::session::spec::{AGENT, TargetProcess, stop_command};
-use crate::session::target::status_of;
+use crate::session::target::{shares_pid_namespace, status_of};
 use crate::session::wait::{Progress, progress_of};
 
 /// How long teardown waits for a container that has not started yet, then for Terminated.
@@ -282,11 +282,7 @@ impl Session {
         let Ok(pod) = self.cluster.bounded(self.pods.get(&self.pod)).await else {
             return Teardown::Stopped;
         };
-        let shared = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.share_process_namespace)
-            .unwrap_or(false);
+        let shared = shares_pid_namespace(&pod);
         let now = status_of(&pod, &self.target.container);
         let same = now.and_then(|s| s.container_id.as_ref()) == Some(id)
             && now
