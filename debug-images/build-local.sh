@@ -120,8 +120,9 @@ fi
 chmod 1777 "$rootfs/tmp"
 install -m 0755 "$agent" "$rootfs/usr/local/bin/distroless-debug-agent"
 
-# The target's root filesystem (PID 1 under targetContainerName).
-ln -s /proc/1/root "$rootfs/target"
+# The target's root filesystem: the agent points /tmp/.distroless-debug/target at
+# /proc/<pid>/root of the target it resolves (docs/agent.md, the target process).
+ln -s /tmp/.distroless-debug/target "$rootfs/target"
 
 # Names for the ids debug containers usually run as, so `id` and `ls -l` show names.
 shell=/bin/sh; [[ -x "$rootfs/bin/bash" ]] && shell=/bin/bash

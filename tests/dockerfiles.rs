@@ -249,7 +249,8 @@ fn every_toolkit_has_a_pinned_nonroot_agent_image() {
             "{toolkit}: the agent is not copied from the agent stage"
         );
         assert!(
-            runs.contains("ln -s /proc/1/root /target") && runs.contains("chmod 1777 /tmp"),
+            runs.contains("ln -s /tmp/.distroless-debug/target /target")
+                && runs.contains("chmod 1777 /tmp"),
             "{toolkit}: /target and a world-writable /tmp must be prepared"
         );
         let get = |k: &str| label.get(k).map(String::as_str).unwrap_or_default();

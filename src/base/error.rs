@@ -141,7 +141,7 @@ pub enum Error {
         containers: Vec<String>,
     },
 
-    #[error("{container} is an init container of pod {pod}; only its regular containers can be targets: {}", .containers.join(", "))]
+    #[error("{container} is a run-to-completion init container of pod {pod} (it has ended by the time the pod runs); only its regular containers and native sidecars (init containers with restartPolicy: Always) can be targets: {}", .containers.join(", "))]
     InitContainerTarget {
         pod: String,
         container: String,

@@ -47,7 +47,7 @@ pub async fn run(
     let mut failed = 0;
     for (c, outcome) in futures::future::join_all(stops).await {
         match outcome {
-            Teardown::Stopped | Teardown::NeverStarted => {
+            Teardown::Stopped | Teardown::NeverStarted | Teardown::EndedWithTarget => {
                 printer.note(&format!("stopped {}/{} {}", c.namespace, c.pod, c.name))
             }
             Teardown::InUse => printer.note(&format!(

@@ -17,7 +17,8 @@ pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0        success
   1        failure (the message says which step and why)
-  2        usage error (a flag or an argument is wrong)
+  2        usage error (a flag or an argument is wrong), or the target process cannot be
+           identified in a pod sharing its PID namespace (the candidates are listed: --target-pid N)
   130      interrupted by Ctrl-C (129 SIGHUP, 143 SIGTERM); the debug container is stopped first
   N        with `-- COMMAND`, the remote command's own exit code (127: command not found)
   4        `run` and `-l ... -- COMMAND`: a step that was not allowed to fail failed on some pod
@@ -29,6 +30,7 @@ Examples:
   kubectl distroless-debug pod/web                  # a shell next to container `web`'s processes
   kubectl distroless-debug deploy/api -c app        # a ready pod of the deployment, container app
   kubectl distroless-debug pod/web -- ls /target/etc
+  kubectl distroless-debug pod/mesh -c proxy -- sh -c 'cat /proc/$TARGET_PID/status'
   kubectl distroless-debug pod/web --dry-run=client -o yaml
   kubectl distroless-debug -l app=api -- ss -ltn     # every pod of the selector, in parallel
   kubectl distroless-debug run runbook.yaml -l app=api -o json --out-dir ./incident
@@ -39,7 +41,9 @@ Examples:
   kubectl distroless-debug cleanup";
 
 /// Debug distroless Pods: a tool-rich ephemeral container in the target container's process
-/// namespace, with the target's filesystem at /target, stopped afterwards.
+/// namespace, with the target's filesystem at /target, stopped afterwards. The target process
+/// is found by the container ID the pod status reports (also in a pod sharing one PID
+/// namespace, and for a native sidecar); commands get TARGET_PID and TARGET_ROOT.
 #[derive(Debug, Parser)]
 #[command(
     name = "kubectl distroless-debug",
@@ -232,8 +236,8 @@ pub struct RunArgs {
     #[command(flatten)]
     pub fanout: FanoutArgs,
 
-    /// The container to debug in each pod (default: its default-container annotation, else
-    /// its first container).
+    /// The container to debug in each pod, a native sidecar too (default: its
+    /// default-container annotation, else its first container).
     #[arg(short, long, value_name = "NAME")]
     pub container: Option<String>,
 
@@ -274,6 +278,12 @@ pub struct RunArgs {
     /// Always add new debug containers, even where one of ours for the target is running.
     #[arg(long)]
     pub new: bool,
+
+    /// The target process by its pid in the pod's shared PID namespace, for when its container
+    /// cannot be told by its ID (the refusal lists the candidates). Default: the agent finds
+    /// the container's first process by the ID the pod status reports.
+    #[arg(long, value_name = "PID", value_parser = clap::value_parser!(u32).range(1..))]
+    pub target_pid: Option<u32>,
 }
 
 /// Many pods at once: `run`, and `-l SELECTOR -- COMMAND`.
@@ -398,8 +408,8 @@ pub struct SnapshotArgs {
 /// How `cp` (and `snapshot`) get their debug container.
 #[derive(Debug, Args, Default)]
 pub struct FileSessionArgs {
-    /// The target container (default: the pod's kubectl.kubernetes.io/default-container
-    /// annotation, else its first container).
+    /// The target container, a native sidecar too (default: the pod's
+    /// kubectl.kubernetes.io/default-container annotation, else its first container).
     #[arg(short, long, value_name = "NAME")]
     pub container: Option<String>,
 
@@ -424,6 +434,12 @@ pub struct FileSessionArgs {
     /// Add a new debug container even if one of ours for this target is running.
     #[arg(long)]
     pub new: bool,
+
+    /// The target process by its pid in the pod's shared PID namespace, for when its container
+    /// cannot be told by its ID (the refusal lists the candidates). Default: the agent finds
+    /// the container's first process by the ID the pod status reports.
+    #[arg(long, value_name = "PID", value_parser = clap::value_parser!(u32).range(1..))]
+    pub target_pid: Option<u32>,
 }
 
 /// Starting a debug session (the default command).
@@ -442,8 +458,9 @@ pub struct DebugArgs {
     #[command(flatten, next_help_heading = "Many pods (-l SELECTOR -- COMMAND)")]
     pub fanout: FanoutArgs,
 
-    /// The container to debug (default: the pod's kubectl.kubernetes.io/default-container
-    /// annotation, else its first container).
+    /// The container to debug, a native sidecar (init container with restartPolicy: Always)
+    /// too (default: the pod's kubectl.kubernetes.io/default-container annotation, else its
+    /// first container).
     #[arg(short, long, value_name = "NAME")]
     pub container: Option<String>,
 
@@ -496,6 +513,12 @@ pub struct DebugArgs {
     /// Always add a new debug container, even if one of ours for this target is running.
     #[arg(long)]
     pub new: bool,
+
+    /// The target process by its pid in the pod's shared PID namespace, for when its container
+    /// cannot be told by its ID (the refusal lists the candidates). Default: the agent finds
+    /// the container's first process by the ID the pod status reports.
+    #[arg(long, value_name = "PID", value_parser = clap::value_parser!(u32).range(1..))]
+    pub target_pid: Option<u32>,
 
     /// Also mount the target container's volumes in the debug container, at the same paths
     /// under /target-volumes (subPath mounts are skipped: the API forbids them there).

@@ -54,6 +54,7 @@ pub fn file_session(
         mirror_volumes: false,
         copy_env: false,
         record: crate::output::recording::RecordOptions::off(),
+        target_pid: args.target_pid,
     })
 }
 

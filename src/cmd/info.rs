@@ -15,6 +15,7 @@ use crate::base::error::Error;
 use crate::base::exit::ExitStatus;
 use crate::base::interrupt::Interrupts;
 use crate::kube::cluster::Cluster;
+use crate::kube::exec::Remote;
 use crate::output::printer::OutputFormat;
 use crate::output::printer::Printer;
 use crate::session::obtain::{Obtained, running_debug_container};
@@ -37,7 +38,13 @@ pub async fn run(
         Obtained::Interrupted(signal) => return Ok(ExitStatus::Interrupted(signal)),
     };
     let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
-    let read = read_facts(&pods, &session.pod, &session.container, &mut interrupts).await;
+    let remote = Remote {
+        pods: &pods,
+        pod: &session.pod,
+        container: &session.container,
+        tap: None,
+    };
+    let read = read_facts(&remote, &session.target, &mut interrupts).await;
     let interrupted = matches!(read, Ok(Read::Interrupted(_)));
     session.teardown(printer, interrupted).await;
     let mut facts = match read? {
@@ -91,6 +98,14 @@ pub fn text(facts: &Value) -> String {
         ),
         ("pid", field("pid")),
         (
+            "found by",
+            format!(
+                "{} (container ID {})",
+                field("method"),
+                field("container_id")
+            ),
+        ),
+        (
             "uid/gid",
             format!(
                 "{}/{} (groups {})",
@@ -141,7 +156,7 @@ mod tests {
         let facts = serde_json::json!({
             "namespace": "default", "pod": "web", "container": "app",
             "debugContainer": "dbg-abcde", "toolkit": "go",
-            "schema": 1, "pid": 1, "uid": 65532, "gid": 65532, "groups": [65532],
+            "schema": 1, "pid": 12, "container_id": "3f2a", "method": "cgroup", "uid": 65532, "gid": 65532, "groups": [65532],
             "exe": "/app/server", "cmdline": ["/app/server", "--port", "8080"],
             "runtime": "go", "go_version": "go1.22.3",
             "listening": [{"proto": "tcp", "addr": "0.0.0.0", "port": 8080}],
@@ -150,6 +165,8 @@ mod tests {
         let shown = text(&facts);
         for line in [
             "pod        default/web (container app, read from dbg-abcde)",
+            "pid        12",
+            "found by   cgroup (container ID 3f2a)",
             "uid/gid    65532/65532 (groups 65532)",
             "cmdline    /app/server --port 8080",
             "runtime    go (go1.22.3)",

@@ -177,6 +177,7 @@ mod tests {
             started: started.map(String::from),
             profile: "auto".into(),
             has_agent: true,
+            target_id: None,
         }
     }
 

@@ -351,6 +351,7 @@ fn debug_options(args: DebugArgs, env: &Environment) -> Result<DebugOptions, Usa
                 .unwrap_or(recording::DEFAULT_MAX_BYTES),
             context: None,
         },
+        target_pid: args.target_pid,
     })
 }
 
@@ -380,6 +381,7 @@ fn run_options(args: RunArgs, env: &Environment) -> Result<FanoutOptions, UsageE
         idle: duration::parse(&args.idle).map_err(|e| usage(format!("`--idle`: {e}")))?,
         reason: args.reason,
         reuse: !args.new,
+        target_pid: args.target_pid,
     };
     fanout_options(
         source,
@@ -412,6 +414,7 @@ fn command_fanout(args: DebugArgs, env: &Environment) -> Result<FanoutOptions, U
         idle: duration::parse(&args.idle).map_err(|e| usage(format!("`--idle`: {e}")))?,
         reason: args.reason,
         reuse: !args.new,
+        target_pid: args.target_pid,
     };
     let source = Source::Command(args.command);
     fanout_options(

@@ -37,6 +37,9 @@ pub struct SessionFlags {
     pub idle: Duration,
     pub reason: Option<String>,
     pub reuse: bool,
+    /// `--target-pid N`: the target process in every pod (a pod sharing one PID namespace
+    /// where the agent cannot tell it by the container ID).
+    pub target_pid: Option<u32>,
 }
 
 /// A validated fan-out command line.
@@ -94,6 +97,7 @@ impl Prepared {
             mirror_volumes: false,
             copy_env: false,
             record: crate::output::recording::RecordOptions::off(),
+            target_pid: flags.target_pid,
         }
     }
 }

@@ -32,9 +32,10 @@ use crate::session::facts::{Read, read_facts};
 use crate::session::obtain::{Obtained, obtain};
 use crate::session::plan::{Durations, plan_with};
 use crate::session::settle::{Settled, settle};
-use crate::session::spec::{AGENT, run_command};
+use crate::session::spec::{TargetProcess, run_command};
 use crate::session::teardown::Teardown;
 use crate::toolkit::catalog::ImageChoice;
+use crate::transfer::cp::tar_command;
 use crate::transfer::extract::{Destination, extract};
 use crate::transfer::remote::{Counter, Transferred, from_remote};
 
@@ -72,6 +73,7 @@ struct Place<'a> {
     at: PodAddress<'a>,
     remote: Remote<'a>,
     image: &'a ImageChoice,
+    target: &'a TargetProcess,
 }
 
 /// The agent's facts about the target, read once per pod for the first `when:`.
@@ -207,6 +209,7 @@ impl Fanout<'_> {
                 tap: None,
             },
             image: &image,
+            target: &session.target,
         };
         let deadline = started + self.prepared.timeout;
         let interrupted = self
@@ -230,6 +233,7 @@ impl Fanout<'_> {
             Teardown::InUse => ("in_use", None),
             Teardown::NeverStarted => ("never_started", None),
             Teardown::LeftRunning(why) => ("left_running", Some(why)),
+            Teardown::EndedWithTarget => ("ended_with_target", None),
         };
         result.teardown = Some(word.into());
         let status = PodResult::status_from_steps(&result.steps);
@@ -326,8 +330,7 @@ impl Fanout<'_> {
     ) -> StepResult {
         if let Some(condition) = &step.when {
             if let Facts::Unread = facts {
-                let remote = &place.remote;
-                let read = read_facts(remote.pods, remote.pod, remote.container, interrupts).await;
+                let read = read_facts(&place.remote, place.target, interrupts).await;
                 *facts = match read {
                     Ok(Read::Facts(map)) => {
                         let value = Value::Object(map);
@@ -407,7 +410,7 @@ impl Fanout<'_> {
         };
         let ended = streamed_until(
             &place.remote,
-            run_command(place.image, argv),
+            run_command(place.image, place.target, argv),
             false,
             Some(&mut captured),
             stop,
@@ -519,18 +522,12 @@ impl Fanout<'_> {
             }
         };
         let written = destination.path.clone();
-        let mut argv = vec![AGENT.to_string(), "tar".into()];
-        if path == "/" {
-            for skip in ["/proc", "/sys", "/dev"] {
-                argv.extend(["--exclude".into(), skip.into()]);
-            }
-        }
-        argv.extend(["--".into(), path.into()]);
+        let argv = tar_command(place.target, path);
         let prefix = path.trim_start_matches('/').as_bytes().to_vec();
         let counter = Counter::default();
         let transfer = from_remote(
             &place.remote,
-            run_command(place.image, &argv),
+            run_command(place.image, place.target, &argv),
             &counter,
             interrupts,
             move |reader| {

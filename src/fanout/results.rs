@@ -175,7 +175,7 @@ pub struct PodResult {
     /// The agent's `runtime` fact, when a `when:` needed it.
     pub runtime: Option<String>,
     /// What happened to the debug container at the end: stopped, in_use, never_started,
-    /// left_running (with the reason in `error` if nothing else failed).
+    /// left_running (with the reason in `error` if nothing else failed), ended_with_target.
     pub teardown: Option<String>,
     pub duration_ms: u64,
     /// The names of the Events written on the pod (docs/recording.md).

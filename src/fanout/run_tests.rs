@@ -27,6 +27,7 @@ fn options(source: Source) -> FanoutOptions {
             idle: Duration::from_secs(900),
             reason: None,
             reuse: true,
+            target_pid: None,
         },
         catalog: Catalog::default(),
         default_toolkit: None,

@@ -56,6 +56,7 @@ pub async fn add_and_wait(
         Origin::Created,
         options.idle,
     );
+    session.target = plan.process.clone();
     let clock = Instant::now();
     let what = Waiting {
         pod: pod_name,

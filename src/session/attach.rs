@@ -23,7 +23,9 @@ use crate::output::printer::Printer;
 use crate::session::events::Trail;
 use crate::session::inject::add_debug_container;
 use crate::session::options::{DebugOptions, Mode};
-use crate::session::spec::{attach_command, attach_mode, run_command, shell_command};
+use crate::session::spec::{
+    TargetProcess, attach_command, attach_mode, run_command, shell_command,
+};
 use crate::session::teardown::{Origin, Session};
 use crate::session::trail::SessionTrail;
 use crate::session::wait::{Waiting, wait_until_running};
@@ -49,6 +51,7 @@ pub async fn run_attached(
     pods: &Api<Pod>,
     pod: &str,
     planned: &EphemeralContainer,
+    process: &TargetProcess,
     interrupts: &mut Interrupts,
     captured: Option<&mut Captured>,
     mut trail: Trail,
@@ -72,12 +75,12 @@ pub async fn run_attached(
     let image = &options.image;
     // (the container, whether it has a tty, whether our stdin goes to it)
     let (container, tty, stdin) = match &options.mode {
-        Mode::Interactive => (attach_mode(planned.clone(), image), true, true),
+        Mode::Interactive => (attach_mode(planned.clone(), image, process), true, true),
         Mode::Command {
             argv, tty: true, ..
         } => {
-            let mut container = attach_mode(planned.clone(), image);
-            container.command = Some(run_command(image, argv));
+            let mut container = attach_mode(planned.clone(), image, process);
+            container.command = Some(run_command(image, process, argv));
             (container, true, true)
         }
         Mode::Command {
@@ -85,12 +88,12 @@ pub async fn run_attached(
             stdin,
             tty: false,
         } => (
-            attach_command(planned.clone(), run_command(image, argv), *stdin),
+            attach_command(planned.clone(), run_command(image, process, argv), *stdin),
             false,
             *stdin,
         ),
         Mode::PipedShell => (
-            attach_command(planned.clone(), shell_command(image), true),
+            attach_command(planned.clone(), shell_command(image, process), true),
             false,
             true,
         ),

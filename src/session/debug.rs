@@ -24,6 +24,7 @@ use crate::session::inject::{add_debug_container, patch_body};
 use crate::session::obtain::{Obtained, obtain};
 use crate::session::options::{DebugOptions, DryRun, Mode};
 use crate::session::plan::{Durations, Plan, plan};
+use crate::session::refusal::{NOT_IDENTIFIED, refusal};
 use crate::session::spec::{self};
 use crate::session::teardown::Session;
 use crate::session::trail::SessionTrail;
@@ -119,6 +120,7 @@ pub async fn run(
             &pods,
             &pod_name,
             &plan.container,
+            &plan.process,
             &mut interrupts,
             captured.as_mut(),
             events::trail_of(options, &plan, &cluster.namespace, ""),
@@ -183,6 +185,20 @@ pub async fn run(
             printer,
         )
     );
+    // Exit code 3 is the agent's "target not identified" unless the command's own: the
+    // agent's `target` tells them apart.
+    let refused = match ended {
+        Ok(Ending::Exited(NOT_IDENTIFIED)) if session.has_agent => {
+            let remote = Remote {
+                pods: &pods,
+                pod: &session.pod,
+                container: &session.container,
+                tap: None,
+            };
+            refusal(&remote, &session.target).await
+        }
+        _ => None,
+    };
     durations.exec = clock.elapsed().as_millis();
     let interrupted = matches!(ended, Ok(Ending::Interrupted(_)));
     // A lost connection leaves our exec's process alive in the container, like a signal does.
@@ -193,6 +209,9 @@ pub async fn run(
     durations.teardown = teardown_clock.elapsed().as_millis();
     trail.end(first, ended.as_ref().ok(), printer).await;
 
+    if let Some(refused) = refused {
+        return Err(refused.into());
+    }
     let ending = ended?;
     if let (Some(format), Some(captured)) = (options.format, captured) {
         let result = SessionResult {
@@ -248,11 +267,23 @@ async fn work(
                 session.container,
                 if session.has_agent { "/target" } else { spec::GENERIC_TARGET_LINK }
             ));
-                exec::interactive(&remote, spec::shell_command(&image), interrupts).await
+                exec::interactive(
+                    &remote,
+                    spec::shell_command(&image, &session.target),
+                    interrupts,
+                )
+                .await
             }
             Mode::Command {
                 argv, tty: true, ..
-            } => exec::interactive(&remote, spec::run_command(&image, argv), interrupts).await,
+            } => {
+                exec::interactive(
+                    &remote,
+                    spec::run_command(&image, &session.target, argv),
+                    interrupts,
+                )
+                .await
+            }
             Mode::Command {
                 argv,
                 stdin,
@@ -260,7 +291,7 @@ async fn work(
             } => {
                 exec::streamed(
                     &remote,
-                    spec::run_command(&image, argv),
+                    spec::run_command(&image, &session.target, argv),
                     *stdin,
                     captured,
                     interrupts,
@@ -270,7 +301,7 @@ async fn work(
             Mode::PipedShell => {
                 exec::streamed(
                     &remote,
-                    spec::shell_command(&image),
+                    spec::shell_command(&image, &session.target),
                     true,
                     captured,
                     interrupts,

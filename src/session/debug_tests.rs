@@ -17,6 +17,7 @@ use crate::kube::fake_apiserver::{FakeApiServer, Reply, Seen};
 use crate::session::identity::Identity;
 use crate::session::options::{DebugOptions, Mode};
 use crate::session::profile::{PodSecurityRefusal, Profile, PsaLevel};
+use crate::session::spec::TargetProcess;
 use crate::session::spec::{SessionFacts, ephemeral_container_for};
 use crate::session::target::{TargetKind, TargetRef};
 use crate::toolkit::catalog::{ImageChoice, Toolkit, VERSION};
@@ -63,6 +64,7 @@ pub(crate) fn options(profile: Profile, reuse: bool) -> DebugOptions {
         mirror_volumes: false,
         copy_env: false,
         record: crate::output::recording::RecordOptions::off(),
+        target_pid: None,
     }
 }
 
@@ -117,6 +119,7 @@ fn ours(name: &str) -> EphemeralContainer {
     let mut c = ephemeral_container_for(
         &options(Profile::Auto, true),
         "app",
+        &TargetProcess::default(),
         &Identity::default(),
         &facts,
         "xxxxx",

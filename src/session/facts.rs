@@ -10,7 +10,8 @@ use crate::base::error::{CREATE_EXEC, Error, status_code};
 use crate::base::interrupt::Interrupts;
 use crate::kube::exec::{self, Captured, Ending, ExecError, Remote};
 use crate::output::printer::Printer;
-use crate::session::spec::AGENT;
+use crate::session::refusal::{NOT_IDENTIFIED, TargetNotIdentified};
+use crate::session::spec::{TargetProcess, agent_command};
 use crate::session::teardown::Session;
 
 /// How reading the facts ended.
@@ -28,7 +29,13 @@ pub async fn read_facts_or_stop(
     interrupts: &mut Interrupts,
     printer: &Printer,
 ) -> Result<Read, Error> {
-    let read = read_facts(pods, &session.pod, &session.container, interrupts).await;
+    let remote = Remote {
+        pods,
+        pod: &session.pod,
+        container: &session.container,
+        tap: None,
+    };
+    let read = read_facts(&remote, &session.target, interrupts).await;
     match &read {
         Ok(Read::Facts(_)) => {}
         Ok(Read::Interrupted(_)) => {
@@ -41,31 +48,31 @@ pub async fn read_facts_or_stop(
     read
 }
 
-/// Runs the agent's `info -o json` in `container` of `pod`.
+/// Runs the agent's `info -o json` in `container` of `pod`, on `target`; the agent's refusal
+/// to guess the target becomes [`TargetNotIdentified`].
 pub async fn read_facts(
-    pods: &Api<Pod>,
-    pod: &str,
-    container: &str,
+    remote: &Remote<'_>,
+    target: &TargetProcess,
     interrupts: &mut Interrupts,
 ) -> Result<Read, Error> {
-    let remote = Remote {
-        pods,
-        pod,
-        container,
-        tap: None,
-    };
-    let command = [AGENT, "info", "-o", "json"].map(String::from).to_vec();
+    let (pods, pod, container) = (remote.pods, remote.pod, remote.container);
+    let command = agent_command("info", target, &["-o", "json"]);
     let mut captured = Captured::default();
     let stream_error = |why: String| Error::Stream {
         pod: pod.to_string(),
         container: container.to_string(),
         source: why.into(),
     };
-    let ended = exec::streamed(&remote, command, false, Some(&mut captured), interrupts).await;
+    let ended = exec::streamed(remote, command, false, Some(&mut captured), interrupts).await;
     match ended {
         Ok(Ending::Interrupted(signal)) => Ok(Read::Interrupted(signal)),
         Ok(Ending::Exited(code)) => {
             let stdout = String::from_utf8_lossy(&captured.stdout);
+            if code == NOT_IDENTIFIED
+                && let Some(refused) = TargetNotIdentified::from_json(&stdout, pod, target)
+            {
+                return Err(refused.into());
+            }
             match serde_json::from_str::<Value>(&stdout) {
                 Ok(Value::Object(facts)) if code == 0 => Ok(Read::Facts(facts)),
                 _ => Err(stream_error(format!(

@@ -13,6 +13,8 @@ use std::fmt;
 
 use k8s_openapi::api::core::v1::{Capabilities, Pod};
 
+use crate::session::target::{container_spec, status_of};
+
 /// Where a uid or gid came from, so messages can say why we chose it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
@@ -77,15 +79,9 @@ impl fmt::Display for Identity {
 /// The identity of `container` in `pod`, from the pod object alone.
 pub fn identity_of(pod: &Pod, container: &str) -> Identity {
     let spec = pod.spec.as_ref();
-    let container_sc = spec
-        .and_then(|s| s.containers.iter().find(|c| c.name == container))
-        .and_then(|c| c.security_context.as_ref());
+    let container_sc = container_spec(pod, container).and_then(|c| c.security_context.as_ref());
     let pod_sc = spec.and_then(|s| s.security_context.as_ref());
-    let reported = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.container_statuses.as_ref())
-        .and_then(|cs| cs.iter().find(|c| c.name == container))
+    let reported = status_of(pod, container)
         .and_then(|c| c.user.as_ref())
         .and_then(|u| u.linux.as_ref());
 

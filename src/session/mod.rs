@@ -16,6 +16,7 @@ pub mod options;
 pub mod plan;
 pub mod probe;
 pub mod profile;
+pub mod refusal;
 pub mod settle;
 pub mod spec;
 pub mod target;

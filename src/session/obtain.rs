@@ -52,7 +52,7 @@ pub async fn obtain(
                 .map(|s| format!(" at {s}"))
                 .unwrap_or_default()
         ));
-        let session = Session::new(
+        let mut session = Session::new(
             cluster,
             &cluster.namespace,
             pod_name,
@@ -61,6 +61,9 @@ pub async fn obtain(
             Origin::Reused,
             options.idle,
         );
+        // The ID from this run's read of the pod: a target that restarted since the
+        // container was added is a new container, which the agent then finds.
+        session.target = plan.process.clone();
         return Ok(Obtained::Ready {
             session,
             reused: true,

@@ -50,4 +50,7 @@ pub struct DebugOptions {
     pub copy_env: bool,
     /// The local recording: `--no-record`, `--record FILE`, `--record-input`, the config file.
     pub record: RecordOptions,
+    /// `--target-pid N`: the target process, when the pod shares one PID namespace and the
+    /// agent cannot tell it by the container's ID.
+    pub target_pid: Option<u32>,
 }

@@ -17,10 +17,10 @@ use crate::session::profile::{
     violations,
 };
 use crate::session::spec::{
-    self, DebugContainer, SessionFacts, ephemeral_container_for, random_suffix, reusable_in,
-    unused_suffix,
+    self, DebugContainer, SessionFacts, TargetProcess, ephemeral_container_for, random_suffix,
+    reusable_in, unused_suffix,
 };
-use crate::session::target::{Target, fetch_pod, target_in};
+use crate::session::target::{Target, fetch_pod, shares_pid_namespace, target_in};
 use crate::toolkit::catalog::VERSION;
 
 const PSA_ENFORCE_LABEL: &str = "pod-security.kubernetes.io/enforce";
@@ -176,6 +176,8 @@ pub struct Plan {
     pub user: String,
     pub(super) reusable: Option<DebugContainer>,
     pub container: EphemeralContainer,
+    /// Which process the agent works on: the target's current container ID, `--target-pid`.
+    pub process: TargetProcess,
 }
 
 pub async fn plan(
@@ -204,17 +206,11 @@ pub async fn plan_with(
     printer: &Printer,
 ) -> Result<Plan, Error> {
     let resolved = resolve(options, cluster, pods, known).await?;
+    generic_check(options, &resolved.target)?;
     let spec_hinted;
     let options = match resolved
         .target
-        .pod
-        .spec
-        .as_ref()
-        .and_then(|spec| {
-            spec.containers
-                .iter()
-                .find(|c| c.name == resolved.target.container)
-        })
+        .spec()
         .and_then(|container| crate::toolkit::runtime::hinted(&options.image, container))
     {
         Some(image) => {
@@ -253,9 +249,11 @@ pub async fn plan_with(
         started: jiff::Timestamp::now(),
         version: VERSION.to_string(),
     };
+    let process = TargetProcess::of(&resolved.target, options.target_pid);
     let mut container = ephemeral_container_for(
         options,
         &resolved.target.container,
+        &process,
         &resolved.identity,
         &facts,
         &unused_suffix(&resolved.target.pod, random_suffix),
@@ -269,7 +267,25 @@ pub async fn plan_with(
         user: resolved.user,
         reusable,
         container,
+        process,
     })
+}
+
+/// Generic mode (`--image` without our agent) cannot find the target by its container ID:
+/// it links PID 1's root, which in a pod sharing one PID namespace is the pause process.
+/// There it needs `--target-pid`.
+pub fn generic_check(options: &DebugOptions, target: &Target) -> Result<(), Error> {
+    let shared = shares_pid_namespace(&target.pod);
+    if options.image.has_agent() || !shared || options.target_pid.is_some() {
+        return Ok(());
+    }
+    Err(crate::base::error::UsageError(format!(
+        "pod {} shares one PID namespace between its containers (shareProcessNamespace: true), so PID 1 is its pause process, not container {}; `--image {}` has no agent to find the target by its container ID: pass `--target-pid N` (the target's pid, e.g. from `ps` in the debug container) or use one of our images (`--toolkit`)",
+        target.pod_name(),
+        target.container,
+        options.image.reference()
+    ))
+    .into())
 }
 
 /// `--mirror-volumes` and `--copy-env`: the target container's volumes and environment,
@@ -283,12 +299,7 @@ fn extras(
     if !options.mirror_volumes && !options.copy_env {
         return;
     }
-    let Some(spec) = target
-        .pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.containers.iter().find(|c| c.name == target.container))
-    else {
+    let Some(spec) = target.spec() else {
         return;
     };
     if options.mirror_volumes {

@@ -32,11 +32,12 @@ use serde_json::Value;
 use crate::base::error::Error;
 use crate::base::interrupt::Interrupts;
 use crate::kube::cluster::Cluster;
+use crate::kube::exec::Remote;
 use crate::output::printer::Printer;
 use crate::session::facts::{Read, read_facts, read_facts_or_stop};
 use crate::session::obtain::{Obtained, running_debug_container};
 use crate::session::options::DebugOptions;
-use crate::session::spec::{State, debug_containers_in};
+use crate::session::spec::{State, TargetProcess, debug_containers_in};
 use crate::session::target::{fetch_pod, target_in};
 use crate::session::teardown::Session;
 use crate::toolkit::catalog::{ImageChoice, Toolkit};
@@ -69,12 +70,7 @@ pub async fn settle(
     let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
     let pod = fetch_pod(cluster, &pods, &cluster.namespace, &options.target).await?;
     let target = target_in(pod, options.container.as_deref())?;
-    let spec_container = target
-        .pod
-        .spec
-        .iter()
-        .flat_map(|s| s.containers.iter())
-        .find(|c| c.name == target.container);
+    let spec_container = target.spec();
     if let Some(toolkit) = spec_container.and_then(toolkit_from_spec) {
         printer.note(&format!(
             "--toolkit auto: container {}'s image or command is {}: using {}",
@@ -97,7 +93,14 @@ pub async fn settle(
         .into_iter()
         .find(|c| c.state == State::Running && c.target == target.container && c.has_agent);
     if let Some(existing) = running {
-        let facts = match read_facts(&pods, &existing.pod, &existing.name, &mut interrupts).await? {
+        let remote = Remote {
+            pods: &pods,
+            pod: &existing.pod,
+            container: &existing.name,
+            tap: None,
+        };
+        let process = TargetProcess::of(&target, options.target_pid);
+        let facts = match read_facts(&remote, &process, &mut interrupts).await? {
             Read::Facts(facts) => facts,
             Read::Interrupted(signal) => return Ok(Settled::Interrupted(signal)),
         };
@@ -226,6 +229,7 @@ mod tests {
             mirror_volumes: false,
             copy_env: false,
             record: crate::output::recording::RecordOptions::off(),
+            target_pid: None,
         }
     }
 

@@ -16,6 +16,7 @@ use crate::base::duration::Human;
 use crate::session::identity::Identity;
 use crate::session::options::DebugOptions;
 use crate::session::profile::security_context_for;
+use crate::session::target::{Target, container_names_by_id, shares_pid_namespace, status_of};
 use crate::toolkit::catalog::ImageChoice;
 
 pub const ENV_VERSION: &str = "DISTROLESS_DEBUG_VERSION";
@@ -25,6 +26,10 @@ pub const ENV_STARTED: &str = "DISTROLESS_DEBUG_STARTED";
 pub const ENV_TTL: &str = "DISTROLESS_DEBUG_TTL";
 pub const ENV_TARGET: &str = "DISTROLESS_DEBUG_TARGET";
 pub const ENV_PROFILE: &str = "DISTROLESS_DEBUG_PROFILE";
+/// The target container's ID, for the agent (its `--target-id` when no flag is given).
+pub const ENV_TARGET_ID: &str = "DISTROLESS_DEBUG_TARGET_ID";
+/// `--target-pid`, for the agent (its `--target-pid` when no flag is given).
+pub const ENV_TARGET_PID: &str = "DISTROLESS_DEBUG_TARGET_PID";
 
 /// The agent's binary name in our images.
 pub const AGENT: &str = "distroless-debug-agent";
@@ -33,6 +38,54 @@ pub const AGENT: &str = "distroless-debug-agent";
 /// container's own filesystem, and where it links the target's root.
 pub const GENERIC_PID_FILE: &str = "/tmp/.distroless-debug/pid";
 pub const GENERIC_TARGET_LINK: &str = "/tmp/target";
+
+/// Which process of the pod is the target, as the agent is told it on every exec: the
+/// container ID the pod status reports (the agent finds that container's first process by
+/// its cgroup), or the pid `--target-pid` names. Passed as flags even though the container's
+/// env carries them, so a reused container follows a target that restarted (a new ID).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TargetProcess {
+    /// The target container's name.
+    pub container: String,
+    pub container_id: Option<String>,
+    pub pid: Option<u32>,
+    /// Every container of the pod by its status ID, to name the agent's candidates when it
+    /// cannot identify the target (refusal.rs).
+    pub containers: Vec<(String, String)>,
+}
+
+impl TargetProcess {
+    /// The process of `target`, from the pod status read this run; `pid` is `--target-pid`.
+    pub fn of(target: &Target, pid: Option<u32>) -> TargetProcess {
+        TargetProcess {
+            container: target.container.clone(),
+            container_id: target.container_id.clone(),
+            pid,
+            containers: container_names_by_id(&target.pod),
+        }
+    }
+
+    /// The agent's `--target-id ID` / `--target-pid N` flags.
+    pub fn args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if let Some(id) = &self.container_id {
+            args.extend(["--target-id".to_string(), id.clone()]);
+        }
+        if let Some(pid) = self.pid {
+            args.extend(["--target-pid".to_string(), pid.to_string()]);
+        }
+        args
+    }
+}
+
+/// `distroless-debug-agent VERB --target-id … REST...`: an agent verb that works on the
+/// target (info, target, tar, untar, stat), told which process that is.
+pub fn agent_command(verb: &str, target: &TargetProcess, rest: &[&str]) -> Vec<String> {
+    let mut command = vec![AGENT.to_string(), verb.to_string()];
+    command.extend(target.args());
+    command.extend(rest.iter().map(|r| r.to_string()));
+    command
+}
 
 /// Facts about this session that are not flags: who, when, which version.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +99,7 @@ pub struct SessionFacts {
 pub fn ephemeral_container_for(
     options: &DebugOptions,
     container: &str,
+    target: &TargetProcess,
     identity: &Identity,
     facts: &SessionFacts,
     suffix: &str,
@@ -66,13 +120,29 @@ pub fn ephemeral_container_for(
     if let Some(reason) = &options.reason {
         env.push(env_var(ENV_REASON, reason.clone()));
     }
+    if let Some(id) = &target.container_id {
+        env.push(env_var(ENV_TARGET_ID, id.clone()));
+    }
+    if let Some(pid) = target.pid {
+        env.push(env_var(ENV_TARGET_PID, pid.to_string()));
+    }
+    if !options.image.has_agent() {
+        // Generic mode has no agent to export them per exec; the hold loop links the root.
+        env.push(env_var("TARGET_PID", target.pid.unwrap_or(1).to_string()));
+        env.push(env_var("TARGET_ROOT", GENERIC_TARGET_LINK.to_string()));
+    }
     // Images run under any uid; HOME must be somewhere that uid can write.
     env.push(env_var("HOME", "/tmp".to_string()));
 
     EphemeralContainer {
         name: format!("dbg-{suffix}"),
         image: Some(options.image.reference()),
-        command: Some(hold_command(&options.image, options.ttl, options.idle)),
+        command: Some(hold_command(
+            &options.image,
+            options.ttl,
+            options.idle,
+            target.pid,
+        )),
         env: Some(env),
         target_container_name: Some(container.to_string()),
         security_context: Some(security_context_for(options.profile, identity)),
@@ -82,8 +152,16 @@ pub fn ephemeral_container_for(
 }
 
 /// The debug container's main process: it only keeps the container open; the shell and every
-/// command are execs into it, so teardown is one `stop`, whatever the user ran.
-pub fn hold_command(image: &ImageChoice, ttl: Duration, idle: Duration) -> Vec<String> {
+/// command are execs into it, so teardown is one `stop`, whatever the user ran. The agent's
+/// `hold` finds the target from the env; generic mode links `target_pid`'s root (PID 1's
+/// without one: right without a shared PID namespace, and `plan` refuses generic mode in a
+/// pod sharing one unless `--target-pid` is given).
+pub fn hold_command(
+    image: &ImageChoice,
+    ttl: Duration,
+    idle: Duration,
+    target_pid: Option<u32>,
+) -> Vec<String> {
     if image.has_agent() {
         return [
             AGENT,
@@ -109,7 +187,8 @@ pub fn hold_command(image: &ImageChoice, ttl: Duration, idle: Duration) -> Vec<S
     };
     let script = format!(
         "mkdir -p /tmp/.distroless-debug && echo $$$$ > {GENERIC_PID_FILE}; \
-         ln -sfn /proc/1/root {GENERIC_TARGET_LINK} 2>/dev/null; {wait}"
+         ln -sfn /proc/{}/root {GENERIC_TARGET_LINK} 2>/dev/null; {wait}",
+        target_pid.unwrap_or(1)
     );
     vec!["sh".into(), "-c".into(), script]
 }
@@ -117,8 +196,12 @@ pub fn hold_command(image: &ImageChoice, ttl: Duration, idle: Duration) -> Vec<S
 /// The attach-mode variant of `container` (for when `pods/exec` is forbidden but
 /// `pods/attach` is allowed): the shell is the main process, with a tty and a stdin that
 /// closes when the one attach ends (`stdinOnce`), so the container ends with the session.
-pub fn attach_mode(mut container: EphemeralContainer, image: &ImageChoice) -> EphemeralContainer {
-    container.command = Some(shell_command(image));
+pub fn attach_mode(
+    mut container: EphemeralContainer,
+    image: &ImageChoice,
+    target: &TargetProcess,
+) -> EphemeralContainer {
+    container.command = Some(shell_command(image, target));
     container.stdin = Some(true);
     container.stdin_once = Some(true);
     container.tty = Some(true);
@@ -159,17 +242,17 @@ pub fn attach_command(
 }
 
 /// What to exec for a shell, a command, and for ending the container.
-pub fn shell_command(image: &ImageChoice) -> Vec<String> {
+pub fn shell_command(image: &ImageChoice, target: &TargetProcess) -> Vec<String> {
     if image.has_agent() {
-        vec![AGENT.into(), "shell".into()]
+        agent_command("shell", target, &[])
     } else {
         vec!["sh".into()]
     }
 }
 
-pub fn run_command(image: &ImageChoice, argv: &[String]) -> Vec<String> {
+pub fn run_command(image: &ImageChoice, target: &TargetProcess, argv: &[String]) -> Vec<String> {
     if image.has_agent() {
-        let mut command = vec![AGENT.to_string(), "run".into(), "--".into()];
+        let mut command = agent_command("run", target, &["--"]);
         command.extend_from_slice(argv);
         command
     } else {
@@ -246,6 +329,9 @@ pub struct DebugContainer {
     /// The profile it was made with (empty for containers of older versions).
     pub profile: String,
     pub has_agent: bool,
+    /// The target's container ID when it was added (`DISTROLESS_DEBUG_TARGET_ID`).
+    #[serde(skip)]
+    pub target_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -309,6 +395,7 @@ pub fn debug_containers_in(pod: &Pod) -> Vec<DebugContainer> {
             reason: env_of(c, ENV_REASON).unwrap_or_default(),
             started: env_of(c, ENV_STARTED),
             profile: env_of(c, ENV_PROFILE).unwrap_or_default(),
+            target_id: env_of(c, ENV_TARGET_ID),
             has_agent: c
                 .command
                 .as_ref()
@@ -321,10 +408,18 @@ pub fn debug_containers_in(pod: &Pod) -> Vec<DebugContainer> {
 /// A running debug container of ours on the same target with the same image and profile: a
 /// second session execs into it instead of adding another (no PATCH, no image pull). The
 /// profile must match too, or a session asking for `ptrace` would get an `auto` container's
-/// privileges (or the other way round).
+/// privileges (or the other way round). Without a shared PID namespace, a container added
+/// for an earlier instance of the target (another ID) ended with it, whatever the status still
+/// says: the kernel ends a PID namespace's processes with its PID 1.
 pub fn reusable_in(pod: &Pod, target: &str, image: &str, profile: &str) -> Option<DebugContainer> {
+    let shared = shares_pid_namespace(pod);
+    let current = status_of(pod, target).and_then(|s| s.container_id.clone());
     debug_containers_in(pod).into_iter().find(|c| {
-        c.state == State::Running && c.target == target && c.image == image && c.profile == profile
+        c.state == State::Running
+            && c.target == target
+            && c.image == image
+            && c.profile == profile
+            && (shared || c.target_id.is_none() || c.target_id == current)
     })
 }
 

@@ -31,6 +31,7 @@ fn options(image: ImageChoice, profile: Profile, reason: Option<&str>) -> DebugO
         mirror_volumes: false,
         copy_env: false,
         record: crate::output::recording::RecordOptions::off(),
+        target_pid: None,
     }
 }
 
@@ -63,6 +64,7 @@ fn the_agent_image_for_a_distroless_target() {
     let c = ephemeral_container_for(
         &options(base(), Profile::Auto, Some("INC-7")),
         "app",
+        &TargetProcess::default(),
         &id,
         &facts(),
         "ab12c",
@@ -171,6 +173,7 @@ fn table_of_profiles_and_images() {
         let c = ephemeral_container_for(
             &options(case.image.clone(), case.profile, None),
             "app",
+            &TargetProcess::default(),
             &case.identity,
             &facts(),
             "zzzzz",
@@ -201,11 +204,12 @@ fn attach_mode_makes_the_shell_the_main_process() {
     let c = ephemeral_container_for(
         &options(base(), Profile::Auto, None),
         "app",
+        &TargetProcess::default(),
         &id,
         &facts(),
         "ab12c",
     );
-    let attached = attach_mode(c.clone(), &base());
+    let attached = attach_mode(c.clone(), &base(), &TargetProcess::default());
     assert_eq!(
         attached.command,
         Some(vec![
@@ -221,7 +225,11 @@ fn attach_mode_makes_the_shell_the_main_process() {
         (&attached.name, &attached.security_context),
         (&c.name, &c.security_context)
     );
-    let generic = attach_mode(c, &ImageChoice::Custom("busybox".into()));
+    let generic = attach_mode(
+        c,
+        &ImageChoice::Custom("busybox".into()),
+        &TargetProcess::default(),
+    );
     assert_eq!(generic.command, Some(vec!["sh".to_string()]));
 }
 
@@ -230,12 +238,17 @@ fn attach_command_gates_the_command_and_watches_stdin_unless_it_is_forwarded() {
     let c = ephemeral_container_for(
         &options(base(), Profile::Auto, None),
         "app",
+        &TargetProcess::default(),
         &Identity::known(65532, 65532),
         &facts(),
         "ab12c",
     );
     let argv = vec!["ls".to_string(), "/target".to_string()];
-    let watched = attach_command(c.clone(), run_command(&base(), &argv), false);
+    let watched = attach_command(
+        c.clone(),
+        run_command(&base(), &TargetProcess::default(), &argv),
+        false,
+    );
     let command = watched.command.expect("a command");
     assert_eq!(&command[..2], ["sh", "-c"]);
     let script = &command[2];
@@ -267,6 +280,7 @@ fn generic_mode_needs_only_sh_and_sleep() {
         &ImageChoice::Custom("busybox".into()),
         Duration::from_secs(95),
         Duration::ZERO,
+        None,
     );
     assert_eq!(&command[..2], ["sh", "-c"]);
     assert!(command[2].contains("-lt 10 ]"), "{}", command[2]);
@@ -279,6 +293,7 @@ fn generic_mode_needs_only_sh_and_sleep() {
         &ImageChoice::Custom("busybox".into()),
         Duration::ZERO,
         Duration::ZERO,
+        None,
     );
     assert!(forever[2].contains("while :; do sleep 10; done"));
 }
@@ -287,11 +302,21 @@ fn generic_mode_needs_only_sh_and_sleep() {
 fn commands_go_through_the_agent_only_in_our_images() {
     let argv = vec!["ls".to_string(), "/target".to_string()];
     assert_eq!(
-        run_command(&base(), &argv),
+        run_command(&base(), &TargetProcess::default(), &argv),
         ["distroless-debug-agent", "run", "--", "ls", "/target"]
     );
-    assert_eq!(run_command(&ImageChoice::Custom("x".into()), &argv), argv);
-    assert_eq!(shell_command(&base()), ["distroless-debug-agent", "shell"]);
+    assert_eq!(
+        run_command(
+            &ImageChoice::Custom("x".into()),
+            &TargetProcess::default(),
+            &argv
+        ),
+        argv
+    );
+    assert_eq!(
+        shell_command(&base(), &TargetProcess::default()),
+        ["distroless-debug-agent", "shell"]
+    );
     assert_eq!(stop_command(true), ["distroless-debug-agent", "stop"]);
     assert!(stop_command(false)[2].contains("/tmp/.distroless-debug/pid"));
 }
@@ -433,6 +458,7 @@ fn copied_env_comes_first_ours_wins_and_secrets_are_named() {
     let mut c = ephemeral_container_for(
         &options(base(), Profile::Auto, None),
         "app",
+        &TargetProcess::default(),
         &id,
         &facts(),
         "ab12c",
@@ -512,6 +538,7 @@ fn reads_our_containers_back_and_finds_one_to_reuse() {
     let ours = ephemeral_container_for(
         &options(base(), Profile::Auto, Some("INC-7")),
         "app",
+        &TargetProcess::default(),
         &id,
         &facts(),
         "ab12c",
@@ -573,4 +600,218 @@ fn reads_our_containers_back_and_finds_one_to_reuse() {
         None,
         "another image"
     );
+}
+
+#[test]
+fn a_container_added_for_an_earlier_instance_of_the_target_is_not_reused() {
+    let ours = ephemeral_container_for(
+        &options(base(), Profile::Auto, None),
+        "app",
+        &app_process(None),
+        &Identity::known(65532, 65532),
+        &facts(),
+        "ab12c",
+    );
+    let image = ours.image.clone().unwrap_or_default();
+    let mut pod = crate::session::target::tests::running_pod("web", &["app"]);
+    if let Some(spec) = pod.spec.as_mut() {
+        spec.ephemeral_containers = Some(vec![ours]);
+    }
+    let restarted = |pod: &mut Pod, id: &str| {
+        if let Some(status) = pod.status.as_mut() {
+            status.ephemeral_container_statuses = Some(vec![ContainerStatus {
+                name: "dbg-ab12c".into(),
+                state: Some(ContainerState {
+                    running: Some(ContainerStateRunning::default()),
+                    ..ContainerState::default()
+                }),
+                ..ContainerStatus::default()
+            }]);
+            if let Some(app) = status
+                .container_statuses
+                .as_mut()
+                .and_then(|s| s.first_mut())
+            {
+                app.container_id = Some(id.into());
+            }
+        }
+    };
+    restarted(&mut pod, "containerd://3f2a");
+    assert!(
+        reusable_in(&pod, "app", &image, "auto").is_some(),
+        "the same target"
+    );
+    restarted(&mut pod, "containerd://9e8d");
+    assert_eq!(
+        reusable_in(&pod, "app", &image, "auto"),
+        None,
+        "it ended with the earlier target, whatever the status says"
+    );
+    if let Some(spec) = pod.spec.as_mut() {
+        spec.share_process_namespace = Some(true);
+    }
+    assert!(
+        reusable_in(&pod, "app", &image, "auto").is_some(),
+        "a shared PID namespace outlives the target"
+    );
+}
+
+fn app_process(pid: Option<u32>) -> TargetProcess {
+    TargetProcess {
+        container: "app".into(),
+        container_id: Some("containerd://3f2a".into()),
+        pid,
+        containers: Vec::new(),
+    }
+}
+
+#[test]
+fn the_target_is_named_to_the_agent_in_env_and_on_every_exec() {
+    struct Case {
+        image: ImageChoice,
+        target: TargetProcess,
+        env: &'static [(&'static str, &'static str)],
+        absent: &'static [&'static str],
+        link: &'static str,
+    }
+    let cases = [
+        Case {
+            image: base(),
+            target: app_process(None),
+            env: &[("DISTROLESS_DEBUG_TARGET_ID", "containerd://3f2a")],
+            absent: &["DISTROLESS_DEBUG_TARGET_PID", "TARGET_PID", "TARGET_ROOT"],
+            link: "",
+        },
+        Case {
+            image: base(),
+            target: app_process(Some(12)),
+            env: &[
+                ("DISTROLESS_DEBUG_TARGET_ID", "containerd://3f2a"),
+                ("DISTROLESS_DEBUG_TARGET_PID", "12"),
+            ],
+            absent: &["TARGET_PID"],
+            link: "",
+        },
+        Case {
+            image: ImageChoice::Custom("busybox".into()),
+            target: app_process(None),
+            env: &[("TARGET_PID", "1"), ("TARGET_ROOT", "/tmp/target")],
+            absent: &[],
+            link: "ln -sfn /proc/1/root /tmp/target",
+        },
+        Case {
+            image: ImageChoice::Custom("busybox".into()),
+            target: app_process(Some(7)),
+            env: &[("TARGET_PID", "7"), ("TARGET_ROOT", "/tmp/target")],
+            absent: &[],
+            link: "ln -sfn /proc/7/root /tmp/target",
+        },
+        Case {
+            image: base(),
+            target: TargetProcess::default(),
+            env: &[],
+            absent: &["DISTROLESS_DEBUG_TARGET_ID", "DISTROLESS_DEBUG_TARGET_PID"],
+            link: "",
+        },
+    ];
+    for case in cases {
+        let c = ephemeral_container_for(
+            &options(case.image.clone(), Profile::Auto, None),
+            "app",
+            &case.target,
+            &Identity::known(65532, 65532),
+            &facts(),
+            "ab12c",
+        );
+        let env = env(&c);
+        for (name, value) in case.env {
+            assert!(
+                env.contains(&(name.to_string(), value.to_string())),
+                "{name}={value} in {env:?}"
+            );
+        }
+        for name in case.absent {
+            assert!(!env.iter().any(|(n, _)| n == name), "{name} in {env:?}");
+        }
+        if !case.link.is_empty() {
+            let command = c.command.clone().unwrap_or_default();
+            assert!(command[2].contains(case.link), "{command:?}");
+        }
+    }
+    let argv = ["ls".to_string()];
+    assert_eq!(
+        run_command(&base(), &app_process(Some(12)), &argv),
+        [
+            "distroless-debug-agent",
+            "run",
+            "--target-id",
+            "containerd://3f2a",
+            "--target-pid",
+            "12",
+            "--",
+            "ls"
+        ]
+    );
+    assert_eq!(
+        shell_command(&base(), &app_process(None)),
+        [
+            "distroless-debug-agent",
+            "shell",
+            "--target-id",
+            "containerd://3f2a"
+        ]
+    );
+    let attached = attach_mode(
+        ephemeral_container_for(
+            &options(base(), Profile::Auto, None),
+            "app",
+            &app_process(None),
+            &Identity::known(1, 1),
+            &facts(),
+            "ab12c",
+        ),
+        &base(),
+        &app_process(None),
+    );
+    assert_eq!(
+        attached.command.unwrap_or_default(),
+        [
+            "distroless-debug-agent",
+            "shell",
+            "--target-id",
+            "containerd://3f2a"
+        ]
+    );
+    assert_eq!(
+        agent_command("tar", &app_process(None), &["--", "/etc"]),
+        [
+            "distroless-debug-agent",
+            "tar",
+            "--target-id",
+            "containerd://3f2a",
+            "--",
+            "/etc"
+        ]
+    );
+}
+
+#[test]
+fn generic_mode_refuses_a_shared_pid_namespace_without_target_pid() {
+    let mut pod = crate::session::target::tests::running_pod("web", &["app"]);
+    let target = |pod: &Pod| crate::session::target::target_in(pod.clone(), None).unwrap();
+    let generic = options(ImageChoice::Custom("busybox".into()), Profile::Auto, None);
+    use crate::session::plan::generic_check;
+    assert!(generic_check(&generic, &target(&pod)).is_ok());
+    if let Some(spec) = pod.spec.as_mut() {
+        spec.share_process_namespace = Some(true);
+    }
+    let err = generic_check(&generic, &target(&pod)).unwrap_err();
+    assert!(err.to_string().contains("--target-pid"), "{err}");
+    assert_eq!(err.exit_status(), crate::base::exit::ExitStatus::Usage);
+    let picked = DebugOptions {
+        target_pid: Some(7),
+        ..generic.clone()
+    };
+    assert!(generic_check(&picked, &target(&pod)).is_ok());
+    assert!(generic_check(&options(base(), Profile::Auto, None), &target(&pod)).is_ok());
 }

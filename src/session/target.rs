@@ -4,14 +4,15 @@
 //! once for a pod (GET) and twice for a workload (GET the workload, LIST its pods by selector).
 //! Every refusal happens here, before anything is written, with the reason and what to do:
 //! a pod that is not Running, a static (mirror) pod, a Windows node, a container that does not
-//! exist, or an init / ephemeral container as the target.
+//! exist, or a run-to-completion init / ephemeral container as the target (a native sidecar,
+//! an init container with `restartPolicy: Always`, is a valid target).
 
 use std::fmt;
 use std::str::FromStr;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Container, ContainerStatus, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::Api;
 use kube::api::ListParams;
@@ -119,12 +120,83 @@ pub fn is_dns_subdomain(name: &str) -> bool {
 pub struct Target {
     pub pod: Pod,
     pub container: String,
+    /// The container's ID as the pod status reports it (`containerd://<64hex>`), which the
+    /// agent matches against `/proc/<pid>/cgroup` to find the target process exactly.
+    pub container_id: Option<String>,
 }
 
 impl Target {
     pub fn pod_name(&self) -> &str {
         self.pod.metadata.name.as_deref().unwrap_or_default()
     }
+
+    /// The target's spec: a regular container or a native sidecar.
+    pub fn spec(&self) -> Option<&Container> {
+        container_spec(&self.pod, &self.container)
+    }
+}
+
+/// Container `name` of `pod`: a regular container, or an init container (a native sidecar
+/// when it is a target: [`target_in`] refuses the others).
+pub fn container_spec<'a>(pod: &'a Pod, name: &str) -> Option<&'a Container> {
+    let spec = pod.spec.as_ref()?;
+    spec.containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .find(|c| c.name == name)
+}
+
+/// Whether an init container keeps running beside the others (a native sidecar, Kubernetes
+/// ≥ 1.29): only those can be targets; a run-to-completion one is gone once the pod runs.
+pub fn is_native_sidecar(container: &Container) -> bool {
+    container.restart_policy.as_deref() == Some("Always")
+}
+
+/// Whether the pod's containers share one PID namespace (`shareProcessNamespace: true`): PID 1
+/// is then the pause process and every container's processes are visible.
+pub fn shares_pid_namespace(pod: &Pod) -> bool {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.share_process_namespace)
+        .unwrap_or(false)
+}
+
+/// The status of container `name` of `pod`: in `containerStatuses`, or in
+/// `initContainerStatuses` for a native sidecar.
+pub fn status_of<'a>(pod: &'a Pod, name: &str) -> Option<&'a ContainerStatus> {
+    let status = pod.status.as_ref()?;
+    status
+        .container_statuses
+        .iter()
+        .flatten()
+        .chain(status.init_container_statuses.iter().flatten())
+        .find(|c| c.name == name)
+}
+
+/// Every container name of `pod` by its ID as the status reports it, without the runtime's
+/// `containerd://` prefix (what the agent's candidates show), for naming candidates.
+pub fn container_names_by_id(pod: &Pod) -> Vec<(String, String)> {
+    let Some(status) = pod.status.as_ref() else {
+        return Vec::new();
+    };
+    status
+        .container_statuses
+        .iter()
+        .flatten()
+        .chain(status.init_container_statuses.iter().flatten())
+        .chain(status.ephemeral_container_statuses.iter().flatten())
+        .filter_map(|c| {
+            Some((
+                bare_id(c.container_id.as_deref()?).to_string(),
+                c.name.clone(),
+            ))
+        })
+        .collect()
+}
+
+/// A container ID without its `runtime://` prefix.
+pub fn bare_id(id: &str) -> &str {
+    id.split_once("://").map_or(id, |(_, bare)| bare)
 }
 
 /// Reads the pod a reference names (for a workload: one Running and ready pod of it).
@@ -368,7 +440,10 @@ pub fn target_in(pod: Pod, container: Option<&str>) -> Result<Target, Error> {
             }
         },
     };
-    if !containers.contains(&chosen) {
+    let sidecar = spec
+        .and_then(|s| s.init_containers.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.name == chosen && is_native_sidecar(c)));
+    if !containers.contains(&chosen) && !sidecar {
         let is_init = spec
             .and_then(|s| s.init_containers.as_ref())
             .is_some_and(|c| c.iter().any(|c| c.name == chosen));
@@ -395,9 +470,8 @@ pub fn target_in(pod: Pod, container: Option<&str>) -> Result<Target, Error> {
             }
         });
     }
-    let running = status
-        .and_then(|s| s.container_statuses.as_ref())
-        .and_then(|cs| cs.iter().find(|c| c.name == chosen))
+    let current = status_of(&pod, &chosen);
+    let running = current
         .and_then(|c| c.state.as_ref())
         .is_some_and(|s| s.running.is_some());
     if !running {
@@ -406,9 +480,11 @@ pub fn target_in(pod: Pod, container: Option<&str>) -> Result<Target, Error> {
             container: chosen,
         });
     }
+    let container_id = current.and_then(|c| c.container_id.clone());
     Ok(Target {
         pod,
         container: chosen,
+        container_id,
     })
 }
 

@@ -198,3 +198,47 @@ fn selectors_become_query_strings() {
     assert_eq!(selector_string(&selector).as_deref(), Some("app=api"));
     assert_eq!(selector_string(&LabelSelector::default()), None);
 }
+
+#[test]
+fn a_native_sidecar_is_a_target_with_its_id_from_init_container_statuses() {
+    let mut pod = running_pod("web", &["app"]);
+    if let Some(spec) = pod.spec.as_mut() {
+        spec.init_containers = Some(vec![Container {
+            name: "proxy".into(),
+            restart_policy: Some("Always".into()),
+            ..Container::default()
+        }]);
+    }
+    if let Some(status) = pod.status.as_mut() {
+        status.init_container_statuses = Some(vec![ContainerStatus {
+            name: "proxy".into(),
+            container_id: Some("containerd://5c6d".into()),
+            state: Some(ContainerState {
+                running: Some(ContainerStateRunning::default()),
+                ..ContainerState::default()
+            }),
+            ..ContainerStatus::default()
+        }]);
+        if let Some(app) = status
+            .container_statuses
+            .as_mut()
+            .and_then(|s| s.first_mut())
+        {
+            app.container_id = Some("containerd://3f2a".into());
+        }
+    }
+    let target = target_in(pod.clone(), Some("proxy")).expect("a native sidecar is a target");
+    assert_eq!(target.container_id.as_deref(), Some("containerd://5c6d"));
+    assert_eq!(target.spec().map(|c| c.name.as_str()), Some("proxy"));
+    let app = target_in(pod.clone(), None).expect("the first container");
+    assert_eq!(app.container_id.as_deref(), Some("containerd://3f2a"));
+    let mut names = container_names_by_id(&pod);
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            ("3f2a".into(), "app".into()),
+            ("5c6d".into(), "proxy".into())
+        ]
+    );
+}

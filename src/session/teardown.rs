@@ -19,7 +19,8 @@ use crate::base::error::describe;
 use crate::kube::cluster::Cluster;
 use crate::kube::exec::{Remote, run_quietly};
 use crate::output::printer::Printer;
-use crate::session::spec::{AGENT, stop_command};
+use crate::session::spec::{AGENT, TargetProcess, stop_command};
+use crate::session::target::{shares_pid_namespace, status_of};
 use crate::session::wait::{Progress, progress_of};
 
 /// How long teardown waits for a container that has not started yet, then for Terminated.
@@ -63,6 +64,9 @@ pub enum Teardown {
     NeverStarted,
     /// Left running: the reason, already told to the user.
     LeftRunning(String),
+    /// It had ended by itself with the target: the target restarted, and without a shared PID
+    /// namespace the kernel ends every process of the target's namespace with its PID 1.
+    EndedWithTarget,
 }
 
 pub struct Session {
@@ -75,6 +79,8 @@ pub struct Session {
     pub origin: Origin,
     /// The agent's idle limit, to tell the user when a container is left running.
     pub idle: Duration,
+    /// Which process every agent exec of this session works on.
+    pub target: TargetProcess,
     done: bool,
 }
 
@@ -97,6 +103,7 @@ impl Session {
             has_agent,
             origin,
             idle,
+            target: TargetProcess::default(),
             done: false,
         }
     }
@@ -132,6 +139,10 @@ impl Session {
             Teardown::NeverStarted => printer.note(&format!(
                 "{} never started, so there is nothing to stop; its entry stays in the pod spec (Kubernetes cannot remove ephemeral containers).",
                 self.container
+            )),
+            Teardown::EndedWithTarget => printer.warn(&format!(
+                "container {} of pod {} restarted (its process ended or was killed) and {} ended with it: the target's main process is PID 1 of the PID namespace the debug container joined, and the kernel ends every process in a namespace whose PID 1 ends. A new session debugs the restarted target.",
+                self.target.container, self.pod, self.container
             )),
             Teardown::LeftRunning(why) if self.origin == Origin::Attached => {
                 printer.warn(&format!(
@@ -204,7 +215,7 @@ impl Session {
                     }
                 }
             }
-            Ok(Progress::Exited { .. }) => return Teardown::Stopped,
+            Ok(Progress::Exited { .. }) => return self.ended().await,
             Ok(Progress::Failed { .. }) => return Teardown::NeverStarted,
             Ok(Progress::PodGone) => return Teardown::Stopped,
             Err(e) => {
@@ -223,13 +234,22 @@ impl Session {
         match tokio::time::timeout(TERMINATE_GRACE, run_quietly(&self.remote(), command)).await {
             Ok(Ok((IN_USE, _))) => return Teardown::InUse,
             Ok(Ok(_)) => {}
+            // It may have ended by itself meanwhile (with a target that restarted), and the
+            // pod status not said so yet.
             Ok(Err(e)) => {
-                return Teardown::LeftRunning(format!(
-                    "the stop command failed ({})",
-                    describe(&e)
-                ));
+                return match self.ended_meanwhile().await {
+                    Some(ended) => ended,
+                    None => {
+                        Teardown::LeftRunning(format!("the stop command failed ({})", describe(&e)))
+                    }
+                };
             }
-            Err(_) => return Teardown::LeftRunning("the stop command did not answer".to_string()),
+            Err(_) => {
+                return match self.ended_meanwhile().await {
+                    Some(ended) => ended,
+                    None => Teardown::LeftRunning("the stop command did not answer".to_string()),
+                };
+            }
         }
         match self
             .wait_for(TERMINATE_GRACE, |p| {
@@ -242,6 +262,37 @@ impl Session {
                 "it was not Terminated within {}",
                 Human(TERMINATE_GRACE)
             )),
+        }
+    }
+
+    /// After a stop that could not run: the container, if the pod shows it ended.
+    async fn ended_meanwhile(&self) -> Option<Teardown> {
+        self.wait_for(TERMINATE_GRACE, |p| {
+            matches!(p, Progress::Exited { .. } | Progress::PodGone)
+        })
+        .await?;
+        Some(self.ended().await)
+    }
+
+    /// A container of ours that ended by itself: with the target when the target is no longer
+    /// the container we were told (a new ID, or not running), not under a shared PID namespace.
+    async fn ended(&self) -> Teardown {
+        let Some(id) = &self.target.container_id else {
+            return Teardown::Stopped;
+        };
+        let Ok(pod) = self.cluster.bounded(self.pods.get(&self.pod)).await else {
+            return Teardown::Stopped;
+        };
+        let shared = shares_pid_namespace(&pod);
+        let now = status_of(&pod, &self.target.container);
+        let same = now.and_then(|s| s.container_id.as_ref()) == Some(id)
+            && now
+                .and_then(|s| s.state.as_ref())
+                .is_some_and(|s| s.running.is_some());
+        if shared || same {
+            Teardown::Stopped
+        } else {
+            Teardown::EndedWithTarget
         }
     }
 

@@ -27,7 +27,8 @@ use crate::kube::exec::{ExecError, Remote, run_quietly};
 use crate::output::printer::Printer;
 use crate::session::obtain::{Obtained, running_debug_container};
 use crate::session::plan::Plan;
-use crate::session::spec::{AGENT, run_command};
+use crate::session::refusal::{NOT_IDENTIFIED, refusal};
+use crate::session::spec::{TargetProcess, agent_command, run_command};
 use crate::session::target::TargetRef;
 use crate::toolkit::catalog::ImageChoice;
 use crate::transfer::extract::{Destination, ExtractError, Stats, extract};
@@ -141,6 +142,7 @@ pub async fn run(
     let copy = Copy {
         plan: &plan,
         image: &options.session.image,
+        target: &session.target,
         remote: &remote,
         progress,
         printer,
@@ -170,9 +172,23 @@ pub async fn run(
     result
 }
 
+/// The agent's `tar` of `path` inside the target's root, on the target `target` names.
+pub fn tar_command(target: &TargetProcess, path: &str) -> Vec<String> {
+    let mut argv = agent_command("tar", target, &[]);
+    if path == "/" {
+        // The pseudo filesystems are not files: their walk never ends.
+        for skip in ["/proc", "/sys", "/dev"] {
+            argv.extend(["--exclude".into(), skip.into()]);
+        }
+    }
+    argv.extend(["--".into(), path.into()]);
+    argv
+}
+
 struct Copy<'a> {
     plan: &'a Plan,
     image: &'a ImageChoice,
+    target: &'a TargetProcess,
     remote: &'a Remote<'a>,
     progress: bool,
     printer: &'a Printer,
@@ -224,14 +240,7 @@ impl Copy<'_> {
         destination: Destination,
         interrupts: &mut Interrupts,
     ) -> Result<ExitStatus, Error> {
-        let mut argv = vec![AGENT.to_string(), "tar".into()];
-        if path == "/" {
-            // The pseudo filesystems are not files: their walk never ends.
-            for skip in ["/proc", "/sys", "/dev"] {
-                argv.extend(["--exclude".into(), skip.into()]);
-            }
-        }
-        argv.extend(["--".into(), path.into()]);
+        let argv = tar_command(self.target, path);
         let prefix = archive_name(path).as_bytes().to_vec();
         let shown = destination.path.clone();
         let counter = Counter::default();
@@ -239,7 +248,7 @@ impl Copy<'_> {
         let started = Instant::now();
         let transferred = from_remote(
             self.remote,
-            run_command(self.image, &argv),
+            run_command(self.image, self.target, &argv),
             &counter,
             interrupts,
             move |reader| {
@@ -261,6 +270,7 @@ impl Copy<'_> {
                 return Ok(ExitStatus::Interrupted(signal));
             }
         };
+        self.unidentified(&remote.code).await?;
         for warning in &warnings {
             self.printer.warn(warning);
         }
@@ -357,14 +367,14 @@ impl Copy<'_> {
             return Err(read_only(self.plan, &into));
         }
 
-        let argv = vec![AGENT.to_string(), "untar".into(), "--".into(), into.clone()];
+        let argv = agent_command("untar", self.target, &["--", &into]);
         let counter = Counter::default();
         let meter = Meter::start(self.progress, "sending", &counter);
         let started = Instant::now();
         let source = local.to_path_buf();
         let transferred = to_remote(
             self.remote,
-            run_command(self.image, &argv),
+            run_command(self.image, self.target, &argv),
             &counter,
             interrupts,
             move |writer| {
@@ -385,6 +395,7 @@ impl Copy<'_> {
                 return Ok(ExitStatus::Interrupted(signal));
             }
         };
+        self.unidentified(&remote.code).await?;
         for warning in &warnings {
             self.printer.warn(warning);
         }
@@ -424,13 +435,25 @@ impl Copy<'_> {
         Ok(ExitStatus::Success)
     }
 
+    /// The agent's refusal when a verb exited with its "target not identified" code.
+    async fn unidentified(&self, code: &Result<i32, String>) -> Result<(), Error> {
+        if *code != Ok(NOT_IDENTIFIED) {
+            return Ok(());
+        }
+        match refusal(self.remote, self.target).await {
+            Some(refused) => Err(refused.into()),
+            None => Ok(()),
+        }
+    }
+
     /// The agent's `stat` of each path (a missing one has `errno`).
     async fn stat(&self, paths: &[&str]) -> Result<Vec<Facts>, Error> {
-        let mut argv = vec![AGENT.to_string(), "stat".into(), "--".into()];
+        let mut argv = agent_command("stat", self.target, &["--"]);
         argv.extend(paths.iter().map(|p| p.to_string()));
         let (code, text) = run_quietly(self.remote, argv)
             .await
             .map_err(|e| self.exec_error(ExecError::Open(e)))?;
+        self.unidentified(&Ok(code)).await?;
         let facts: Vec<Facts> = text
             .lines()
             .filter_map(|line| serde_json::from_str(line).ok())
@@ -490,10 +513,7 @@ fn read_only(plan: &Plan, dir: &str) -> Error {
 /// The reason a path is on a read-only filesystem in `container`, from the pod spec (the
 /// volume mount holding it, or `readOnlyRootFilesystem`), and the writable mount paths.
 pub fn read_only_reason(pod: &Pod, container: &str, path: &str) -> (String, Vec<String>) {
-    let spec = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.containers.iter().find(|c| c.name == container));
+    let spec = crate::session::target::container_spec(pod, container);
     let mounts = spec
         .and_then(|c| c.volume_mounts.clone())
         .unwrap_or_default();

@@ -26,7 +26,8 @@ use crate::kube::exec::{ExecError, Remote};
 use crate::output::printer::Printer;
 use crate::session::obtain::{Obtained, running_debug_container};
 use crate::session::plan::Plan;
-use crate::session::spec::{AGENT, run_command};
+use crate::session::refusal::{NOT_IDENTIFIED, refusal};
+use crate::session::spec::{agent_command, run_command};
 use crate::transfer::manifest::{MANIFEST_NAME, Manifest, RecordError, Recorder};
 use crate::transfer::options::{SnapshotOptions, SnapshotOutput};
 use crate::transfer::remote::{Bytes, Counter, Meter, Transferred, from_remote, rate};
@@ -80,14 +81,7 @@ fn partial_path(path: &Path) -> PathBuf {
 /// The target container's volume mount paths, as the pod spec has them.
 fn volume_paths(plan: &Plan) -> Vec<String> {
     plan.target
-        .pod
-        .spec
-        .as_ref()
-        .and_then(|s| {
-            s.containers
-                .iter()
-                .find(|c| c.name == plan.target.container)
-        })
+        .spec()
         .and_then(|c| c.volume_mounts.as_ref())
         .map(|mounts| mounts.iter().map(|m| m.mount_path.clone()).collect())
         .unwrap_or_default()
@@ -207,7 +201,7 @@ async fn record(
     let pod = plan.target.pod_name().to_string();
     let volumes = volume_paths(plan);
     let excluded = agent_excludes(options, &volumes);
-    let mut argv = vec![AGENT.to_string(), "tar".into()];
+    let mut argv = agent_command("tar", &session.target, &[]);
     for path in &excluded {
         argv.extend(["--exclude".into(), path.clone()]);
     }
@@ -219,7 +213,7 @@ async fn record(
     let started = Instant::now();
     let transferred = from_remote(
         &remote,
-        run_command(&options.session.image, &argv),
+        run_command(&options.session.image, &session.target, &argv),
         &counter,
         interrupts,
         move |reader| {
@@ -253,6 +247,11 @@ async fn record(
             return Ok(ExitStatus::Interrupted(signal));
         }
     };
+    if remote_end.code == Ok(NOT_IDENTIFIED)
+        && let Some(refused) = refusal(&remote, &session.target).await
+    {
+        return Err(refused.into());
+    }
     for warning in &warnings {
         printer.warn(warning);
     }
