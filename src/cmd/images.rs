@@ -172,7 +172,13 @@ mod tests {
         let list = list(&Catalog::default(), "test");
         let full = &list.images[2];
         for tool in [
-            "strace", "gdb", "tcpdump", "curl", "iproute2", "lsof", "ltrace",
+            "strace",
+            "gdb-minimal",
+            "tcpdump",
+            "curl",
+            "iproute2",
+            "lsof",
+            "ltrace",
         ] {
             assert!(full.packages.contains(&tool), "{tool} in full");
         }
