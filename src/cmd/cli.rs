@@ -210,7 +210,8 @@ pub struct RunArgs {
     #[arg(short, long, value_enum, value_name = "FORMAT")]
     pub output: Option<OutputFormat>,
 
-    /// Tool set of the debug image (default: the runbook's `toolkit`, else base).
+    /// Tool set of the debug image. Default: the runbook's `toolkit`, else the config file's,
+    /// else per pod the runtime toolkit its image or command names, else base.
     #[arg(long, value_enum, value_name = "TOOLKIT", conflicts_with = "image")]
     pub toolkit: Option<ToolkitArg>,
 
