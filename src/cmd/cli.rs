@@ -121,6 +121,16 @@ pub enum Command {
     /// executable, command line, runtime (go, jvm, python, node, other), listening sockets,
     /// mounts, environment variable names (never values).
     Info(InfoArgs),
+    /// Print the shell completion script of `kubectl-distroless_debug` for bash, zsh, fish,
+    /// elvish or powershell, e.g. `source <(kubectl-distroless_debug completion bash)`. For
+    /// `kubectl distroless-debug <TAB>`, kubectl 1.26+ runs kubectl_complete-distroless_debug,
+    /// installed beside the plugin.
+    Completion {
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+        #[command(flatten)]
+        context: ContextArgs,
+    },
 }
 
 #[derive(Debug, Args)]
