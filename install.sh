@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Builds and installs kubectl-distroless_debug, so that `kubectl distroless-debug` works.
+# Builds and installs kubectl-distroless_debug, so that `kubectl distroless-debug` works, and
+# kubectl_complete-distroless_debug beside it, so that kubectl 1.26+ completes its arguments.
 #
-#   ./install.sh                 build (release) and install into $PREFIX/bin (default /usr/local,
-#                                or ~/.local when not root), then print the version
+#   ./install.sh                 build (release) and install both into $PREFIX/bin (default
+#                                /usr/local, or ~/.local when not root), then print the version
 #   ./install.sh --demo          also build the sandbox cluster and the `base` debug image, start
 #                                the sandbox, create a distroless Pod and debug it once
 #   ./install.sh --prefix DIR    install into DIR/bin
@@ -34,10 +35,13 @@ command -v cargo >/dev/null || { say "cargo is needed: install Rust (https://rus
 target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
 if [ "$profile" = dev ]; then out=debug; else out=release; fi
 say "building kubectl-distroless_debug ($profile profile)"
-cargo build --locked --profile "$profile" -p kubectl-distroless-debug
+# Every [[bin]] of the package: the plugin and its kubectl completion helper.
+cargo build --locked --profile "$profile" -p kubectl-distroless-debug --bins
 mkdir -p "$prefix/bin"
-install -m 0755 "$target_dir/$out/kubectl-distroless_debug" "$prefix/bin/"
-say "installed $prefix/bin/kubectl-distroless_debug"
+for bin in kubectl-distroless_debug kubectl_complete-distroless_debug; do
+  install -m 0755 "$target_dir/$out/$bin" "$prefix/bin/"
+  say "installed $prefix/bin/$bin"
+done
 case ":$PATH:" in *":$prefix/bin:"*) ;; *) say "add $prefix/bin to PATH so kubectl finds the plugin" ;; esac
 "$prefix/bin/kubectl-distroless_debug" --version
 

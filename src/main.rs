@@ -23,7 +23,7 @@ use crate::base::terminal;
 use crate::cmd::cli::Cli;
 use crate::cmd::flags::Environment;
 use crate::cmd::options::{Action, Options};
-use crate::cmd::{cleanup, images, info, ls};
+use crate::cmd::{cleanup, complete, images, info, ls};
 use crate::kube::cluster::Cluster;
 use crate::output::printer::Printer;
 use crate::session::debug;
@@ -32,6 +32,11 @@ use crate::transfer::{cp, snapshot};
 
 fn main() -> ExitCode {
     terminal::install_panic_hook();
+    // Completion answers a shell, never a user: its own protocol, before any parse.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|verb| verb == complete::VERB) {
+        return complete::answer(&args[2..]);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -93,6 +98,7 @@ async fn run(options: &Options, printer: &Printer) -> Result<ExitStatus, Error> 
             format,
         } => return images::run(catalog, from, *format, printer),
         Action::History(history) => return crate::cmd::history::run(history, printer),
+        Action::Completion(shell) => return complete::script(*shell, printer),
         _ => None,
     };
     if let Some(prepared) = &prepared {
@@ -138,6 +144,8 @@ async fn run(options: &Options, printer: &Printer) -> Result<ExitStatus, Error> 
             snapshot::run(snapshot, &cluster, options.output.progress, printer).await
         }
         // Prepared and run above; images need no cluster.
-        Action::Run(_) | Action::Images { .. } | Action::History(_) => Ok(ExitStatus::Usage),
+        Action::Run(_) | Action::Images { .. } | Action::History(_) | Action::Completion(_) => {
+            Ok(ExitStatus::Usage)
+        }
     }
 }

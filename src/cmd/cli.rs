@@ -125,6 +125,16 @@ pub enum Command {
     /// executable, command line, runtime (go, jvm, python, node, other), listening sockets,
     /// mounts, environment variable names (never values).
     Info(InfoArgs),
+    /// Print the shell completion script of `kubectl-distroless_debug` for bash, zsh, fish,
+    /// elvish or powershell, e.g. `source <(kubectl-distroless_debug completion bash)`. For
+    /// `kubectl distroless-debug <TAB>`, kubectl 1.26+ runs kubectl_complete-distroless_debug,
+    /// installed beside the plugin.
+    Completion {
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+        #[command(flatten)]
+        context: ContextArgs,
+    },
     /// Past sessions recorded on this machine, newest first: when, where, who, why, how long,
     /// exit code, recording (docs/recording.md). `history show ID` prints one's output.
     History(HistoryArgs),
@@ -246,7 +256,8 @@ pub struct RunArgs {
     #[arg(short, long, value_enum, value_name = "FORMAT")]
     pub output: Option<OutputFormat>,
 
-    /// Tool set of the debug image (default: the runbook's `toolkit`, else base).
+    /// Tool set of the debug image. Default: the runbook's `toolkit`, else the config file's,
+    /// else per pod the runtime toolkit its image or command names, else base.
     #[arg(long, value_enum, value_name = "TOOLKIT", conflicts_with = "image")]
     pub toolkit: Option<ToolkitArg>,
 

@@ -1,8 +1,10 @@
 //! Top layer: clap's types, the flags turned into options with every cross-flag rule, and the
-//! commands with no lower home (`info`, `ls`, `cleanup`, `images`) (docs/layout.md).
+//! commands with no lower home (`info`, `ls`, `cleanup`, `images`, shell completion)
+//! (docs/layout.md).
 
 pub mod cleanup;
 pub mod cli;
+pub mod complete;
 pub mod copy_options;
 pub mod flags;
 pub mod history;

@@ -62,6 +62,8 @@ pub enum Action {
         session: DebugOptions,
         format: Option<OutputFormat>,
     },
+    /// `completion SHELL`: the script; no cluster needed.
+    Completion(clap_complete::Shell),
 }
 
 impl Options {
@@ -115,6 +117,7 @@ impl Options {
                     format: args.output,
                 }
             }
+            Some(Command::Completion { shell, .. }) => Action::Completion(shell),
             None if cli.debug.fanout.selector.is_some() => {
                 Action::Run(command_fanout(cli.debug, env)?)
             }
@@ -158,7 +161,7 @@ fn one_cluster_command(action: &Action) -> Option<&'static str> {
         Action::Copy(_) => Some("`cp`"),
         Action::Snapshot(_) => Some("`snapshot`"),
         Action::Info { .. } => Some("`info`"),
-        Action::Run(_) | Action::Images { .. } | Action::History(_) => None,
+        Action::Run(_) | Action::Images { .. } | Action::History(_) | Action::Completion(_) => None,
     }
 }
 
@@ -174,6 +177,7 @@ fn contexts_typed(cli: &Cli) -> Vec<String> {
         Some(Command::Images(args)) => Some(&args.context),
         Some(Command::Info(args)) => Some(&args.context),
         Some(Command::History(args)) => Some(&args.context),
+        Some(Command::Completion { context, .. }) => Some(context),
     };
     let before = &cli.kube.context.context;
     before

@@ -70,6 +70,38 @@ fn flags_beat_the_runbook_which_beats_the_defaults() {
     let _ = std::fs::remove_file(path);
 }
 
+/// The order `run --toolkit` documents: the runbook's `toolkit`, else the config file's, else
+/// per pod the runtime toolkit its spec names.
+#[test]
+fn the_config_files_toolkit_comes_after_the_runbooks() {
+    use crate::toolkit::config::DefaultToolkit;
+    let with = write(
+        "w.yaml",
+        "name: w\ntoolkit: net\nsteps:\n  - name: x\n    run: id\n",
+    );
+    let without = write("wo.yaml", "name: wo\nsteps:\n  - name: x\n    run: id\n");
+    let mut o = options(Source::File(with.clone()));
+    o.default_toolkit = Some(DefaultToolkit::Toolkit(Toolkit::Full));
+    let p = prepare(&o).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        p.image.reference().contains("/net:"),
+        "{}",
+        p.image.reference()
+    );
+    o.source = Source::File(without.clone());
+    let p = prepare(&o).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        p.image.reference().contains("/full:"),
+        "{}",
+        p.image.reference()
+    );
+    o.default_toolkit = None;
+    let p = prepare(&o).unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(p.image, ImageChoice::Hinted(_)), "{:?}", p.image);
+    let _ = std::fs::remove_file(with);
+    let _ = std::fs::remove_file(without);
+}
+
 #[test]
 fn the_one_shot_form_is_a_one_step_runbook_with_the_defaults() {
     let p = prepare(&options(Source::Command(vec!["id".into()]))).unwrap_or_else(|e| panic!("{e}"));

@@ -87,7 +87,7 @@ fn the_smallest_runbook_leaves_image_profile_and_timeout_to_the_flags() {
 }
 
 #[test]
-fn toolkit_auto_is_settled_per_pod() {
+fn toolkit_auto_is_read_as_the_auto_setting() {
     let rb = ok("name: x\ntoolkit: auto\nsteps:\n  - name: a\n    run: id\n");
     assert_eq!(rb.image, Some(ImageSetting::Auto));
 }
@@ -281,27 +281,101 @@ fn the_message_shows_file_line_column_and_the_line_itself() {
     assert!(error.contains("5 |     bogus: 1\n      |     ^"), "{error}");
 }
 
+/// What `text` says of a profile and a Pod Security level, backquotes dropped: the profiles it
+/// names ("the ptrace profile", "profile `ptrace`") and the levels ("Pod Security level
+/// privileged", "Pod Security `privileged`").
+fn profile_claims(text: &str) -> (Vec<Profile>, Vec<String>) {
+    let text = text.replace('`', "");
+    let profiles = Profile::ALL
+        .into_iter()
+        .filter(|p| {
+            text.contains(&format!("{p} profile")) || text.contains(&format!("profile {p}"))
+        })
+        .collect();
+    let levels = text
+        .split("Pod Security ")
+        .skip(1)
+        .filter_map(|after| {
+            let after = after.strip_prefix("level ").unwrap_or(after);
+            after
+                .split(|c: char| !c.is_ascii_alphabetic())
+                .next()
+                .map(str::to_string)
+        })
+        .collect();
+    (profiles, levels)
+}
+
 #[test]
 fn every_builtin_is_valid_and_documented() {
+    use crate::session::identity::Identity;
+    use crate::session::profile::{PsaLevel, level_needed, security_context_for};
+
     let docs = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/runbooks.md"),
     )
     .unwrap_or_default();
-    for (name, _) in BUILTINS {
+    for (name, text) in BUILTINS {
         let rb = match builtin(name) {
             Some(Ok(rb)) => rb,
             other => panic!("builtin {name}: {other:?}"),
         };
         assert_eq!(rb.name, name);
-        assert!(rb.needs_agent().is_none() || rb.image != Some(ImageSetting::Image(String::new())));
         assert!(
             rb.collects().is_none(),
             "builtin {name} must run without --out-dir"
         );
-        assert!(
-            docs.contains(&format!("--builtin {name}")),
-            "docs/runbooks.md shows {name}"
+        // Each names one of our toolkits, which carry the agent its `when` steps need.
+        let toolkit = match rb.image {
+            Some(ImageSetting::Toolkit(toolkit)) => toolkit,
+            other => panic!("builtin {name} names a toolkit, not {other:?}"),
+        };
+        // The level the profile module computes for the profile on a non-root target (the
+        // distroless `nonroot` user): what the namespace must allow.
+        let profile = rb.profile.unwrap_or(Profile::Auto);
+        let level = level_needed(
+            &security_context_for(profile, &Identity::known(65532, 65532)),
+            None,
         );
+
+        let row = docs
+            .lines()
+            .find(|l| l.starts_with(&format!("| `--builtin {name}` |")))
+            .unwrap_or_else(|| panic!("docs/runbooks.md has no row for --builtin {name}"));
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        assert_eq!(
+            cells.get(2).copied(),
+            Some(toolkit.name()),
+            "docs/runbooks.md: the toolkit of {name}"
+        );
+        let header = text
+            .lines()
+            .take_while(|l| l.starts_with('#'))
+            .map(|l| l.trim_start_matches('#').trim())
+            .collect::<Vec<_>>()
+            .join(" ");
+        for (place, said) in [
+            ("its row in docs/runbooks.md", row),
+            ("its header comment", header.as_str()),
+        ] {
+            let (profiles, levels) = profile_claims(said);
+            assert!(
+                profiles.iter().all(|p| *p == profile),
+                "builtin {name}: {place} names the profiles {profiles:?}, the runbook uses {profile}"
+            );
+            assert!(
+                profile == Profile::Auto || profiles.contains(&profile),
+                "builtin {name}: {place} must name its profile {profile}"
+            );
+            assert!(
+                levels.iter().all(|l| *l == level.to_string()),
+                "builtin {name}: {place} says Pod Security {levels:?}, the {profile} profile needs {level}"
+            );
+            assert!(
+                level == PsaLevel::Restricted || !levels.is_empty(),
+                "builtin {name}: {place} must say the {profile} profile needs Pod Security {level}"
+            );
+        }
     }
     assert!(builtin("nope").is_none());
 }

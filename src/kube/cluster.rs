@@ -48,30 +48,38 @@ pub struct Connection {
     pub cluster: Cluster,
 }
 
+/// The kubeconfig kubectl would read (`--kubeconfig`, else `$KUBECONFIG`'s files merged, else
+/// ~/.kube/config), None when there is none, and where it came from, in words.
+pub fn read_kubeconfig(
+    options: &KubeOptions,
+) -> Result<(Option<Kubeconfig>, Option<String>), Error> {
+    Ok(match &options.kubeconfig {
+        Some(path) => (
+            Some(Kubeconfig::read_from(path).map_err(|e| Error::Kubeconfig {
+                path: Some(path.display().to_string()),
+                source: Box::new(e),
+            })?),
+            Some(path.display().to_string()),
+        ),
+        None => {
+            let from_env = Kubeconfig::from_env().map_err(|e| Error::Kubeconfig {
+                path: std::env::var("KUBECONFIG").ok(),
+                source: Box::new(e),
+            })?;
+            match from_env {
+                Some(k) => (Some(k), std::env::var("KUBECONFIG").ok()),
+                None => (Kubeconfig::read().ok(), Some("~/.kube/config".to_string())),
+            }
+        }
+    })
+}
+
 impl Cluster {
     /// A client per context named (one for the current context when none is): never empty.
     /// Every name is checked against the kubeconfig before any client exists, so a typo in
     /// the last of three contexts is reported before the first cluster hears anything.
     pub async fn connect_each(options: &KubeOptions) -> Result<Vec<Connection>, Error> {
-        let (kubeconfig, path) = match &options.kubeconfig {
-            Some(path) => (
-                Some(Kubeconfig::read_from(path).map_err(|e| Error::Kubeconfig {
-                    path: Some(path.display().to_string()),
-                    source: Box::new(e),
-                })?),
-                Some(path.display().to_string()),
-            ),
-            None => {
-                let from_env = Kubeconfig::from_env().map_err(|e| Error::Kubeconfig {
-                    path: std::env::var("KUBECONFIG").ok(),
-                    source: Box::new(e),
-                })?;
-                match from_env {
-                    Some(k) => (Some(k), std::env::var("KUBECONFIG").ok()),
-                    None => (Kubeconfig::read().ok(), Some("~/.kube/config".to_string())),
-                }
-            }
-        };
+        let (kubeconfig, path) = read_kubeconfig(options)?;
         let Some(kubeconfig) = kubeconfig else {
             if let Some(context) = options.contexts.first() {
                 return Err(Error::UnknownContext {

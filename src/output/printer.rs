@@ -216,13 +216,22 @@ mod tests {
 
     #[test]
     fn yaml_and_json_render_the_same_value() {
-        let value = serde_json::json!({"spec": {"ephemeralContainers": [{"name": "dbg-abcde"}]}});
+        // Strings that YAML would read as something else unless quoted, a number, a null and
+        // nesting: each format, read back by its own parser, must give the value we rendered.
+        let value = serde_json::json!({
+            "spec": {"ephemeralContainers": [{"name": "dbg-abcde", "tty": true}]},
+            "ambiguous": ["true", "null", "0755", "1.10", "a: b", "- x", ""],
+            "count": 3,
+            "missing": null,
+        });
         let yaml = render(OutputFormat::Yaml, &value).unwrap_or_default();
-        assert!(
-            yaml.contains("ephemeralContainers:") && yaml.contains("name: dbg-abcde"),
-            "{yaml}"
-        );
+        let from_yaml: serde_json::Value =
+            serde_saphyr::from_str(&yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+        assert_eq!(from_yaml, value, "{yaml}");
         let json = render(OutputFormat::Json, &value).unwrap_or_default();
+        let from_json: serde_json::Value =
+            serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}\n{json}"));
+        assert_eq!(from_json, value, "{json}");
         assert!(json.ends_with("}\n"));
     }
 }

@@ -80,13 +80,29 @@ impl Destination {
     }
 }
 
+/// How a directory is opened only to be named by the `*at` calls. Linux has `O_PATH`: the
+/// descriptor cannot read the directory, and opening it needs no read permission on it. Other
+/// systems (macOS) have no `O_PATH`; the closest faithful equivalent is a read-only open of the
+/// directory, which the `*at` calls accept alike. It needs read permission on the directory:
+/// those we make have it (0o700 or 0o755 until their own mode is set, last), so only a
+/// destination the user cannot list behaves differently, and refuses. `O_NOFOLLOW` is added
+/// where a name must not be followed, on either system.
+#[cfg(target_os = "linux")]
+const DIR_HANDLE: OFlags = OFlags::PATH.union(OFlags::DIRECTORY).union(OFlags::CLOEXEC);
+#[cfg(not(target_os = "linux"))]
+const DIR_HANDLE: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::CLOEXEC);
+
+/// The permission bits of a tar header's mode. `mode_t` is u32 on Linux and u16 on macOS; the
+/// bits kept (at most 0o7777) fit both.
+fn permissions(mode: u32) -> Mode {
+    let bits = u16::try_from(mode & 0o7777).unwrap_or_default();
+    Mode::from_raw_mode(rustix::fs::RawMode::from(bits))
+}
+
 fn open_followed(dir: &Path) -> io::Result<OwnedFd> {
-    Ok(rustix::fs::openat(
-        CWD,
-        dir,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?)
+    Ok(rustix::fs::openat(CWD, dir, DIR_HANDLE, Mode::empty())?)
 }
 
 /// What an extraction made.
@@ -347,13 +363,8 @@ fn make_top_dir(
         error,
     };
     let Some(name) = &dest.name else {
-        return rustix::fs::openat(
-            &dest.parent,
-            ".",
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| write_err(e.into()));
+        return rustix::fs::openat(&dest.parent, ".", DIR_HANDLE, Mode::empty())
+            .map_err(|e| write_err(e.into()));
     };
     let mode = if entry.is_some() { 0o700 } else { 0o755 };
     match rustix::fs::mkdirat(&dest.parent, name.as_slice(), Mode::from_raw_mode(mode)) {
@@ -423,8 +434,7 @@ fn write_file(
         data.consume(n);
     }
     // Set-id bits are dropped: a downloaded binary must not become set-id locally.
-    rustix::fs::fchmod(&file, Mode::from_raw_mode(entry.mode & 0o777))
-        .map_err(|e| write_err(e.into()))?;
+    rustix::fs::fchmod(&file, permissions(entry.mode & 0o777)).map_err(|e| write_err(e.into()))?;
     file.set_modified(system_time(entry.mtime))
         .map_err(write_err)?;
     Ok(())
@@ -474,7 +484,7 @@ fn set_dir_attributes(
         Mode::empty(),
     )?;
     // The sticky bit is kept; set-id bits on directories are dropped like on files.
-    rustix::fs::fchmod(&dir, Mode::from_raw_mode(mode & 0o1777))?;
+    rustix::fs::fchmod(&dir, permissions(mode & 0o1777))?;
     rustix::fs::futimens(&dir, &times(mtime))?;
     Ok(())
 }
@@ -569,7 +579,7 @@ enum Walk {
 /// Opens `parts` below `top` as directories, never following a symlink; makes missing ones
 /// when `create` (archives may omit parent directory entries).
 fn open_dirs(top: BorrowedFd<'_>, parts: &[Vec<u8>], create: bool) -> Result<OwnedFd, Walk> {
-    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let flags = DIR_HANDLE | OFlags::NOFOLLOW;
     let mut current = top.try_clone_to_owned().map_err(Walk::Io)?;
     for (i, part) in parts.iter().enumerate() {
         let opened = match rustix::fs::openat(&current, part.as_slice(), flags, Mode::empty()) {
