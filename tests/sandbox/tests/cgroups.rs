@@ -188,7 +188,7 @@ async fn each_process_cgroup_names_its_container_id_and_nothing_is_left() {
         [],
         "runc containers left"
     );
-    assert_eq!(kubepods_left(), Vec::<std::path::PathBuf>::new());
+    // Only this test's own cgroups: another sandbox on the host may hold /kubepods itself.
     sb.shutdown().await;
 }
 
@@ -219,7 +219,22 @@ async fn opaque_cgroups_hide_container_ids() {
         }
     }
 
+    // Every hidden cgroup the pod's processes were in, in every hierarchy.
+    let hidden: Vec<std::path::PathBuf> = seen
+        .values()
+        .flat_map(|cgroup| controller_paths(cgroup))
+        .filter(|p| p.starts_with("/kubepods/sandboxed/"))
+        .flat_map(|p| {
+            std::fs::read_dir("/sys/fs/cgroup")
+                .unwrap()
+                .flatten()
+                .map(move |h| h.path().join(p.trim_start_matches('/')))
+        })
+        .collect();
+    assert!(!hidden.is_empty());
     delete_and_wait(&sb, &["hidden"], 1).await;
-    assert_eq!(kubepods_left(), Vec::<std::path::PathBuf>::new());
+    let left: Vec<_> = hidden.iter().filter(|d| d.exists()).collect();
+    assert!(left.is_empty(), "hidden cgroups left: {left:?}");
+    assert_eq!(pod_cgroups_left(&uid), Vec::<std::path::PathBuf>::new());
     sb.shutdown().await;
 }

@@ -105,16 +105,6 @@ pub fn pod_cgroups_left(uid: &str) -> Vec<PathBuf> {
     left
 }
 
-/// Every `kubepods` directory left in any hierarchy.
-pub fn kubepods_left() -> Vec<PathBuf> {
-    std::fs::read_dir("/sys/fs/cgroup")
-        .unwrap()
-        .flatten()
-        .map(|h| h.path().join("kubepods"))
-        .filter(|d| d.exists())
-        .collect()
-}
-
 /// Delete the pods (`grace` seconds to stop) and wait until the API has forgotten them (the
 /// node has stopped everything).
 pub async fn delete_and_wait(sb: &Sandbox, names: &[&str], grace: u32) {
