@@ -117,6 +117,16 @@ impl FakeApiServer {
         Client::new(service, "default")
     }
 
+    /// A client whose requests go through `layer` first (the retry policy's tests).
+    pub fn client_with(&self, layer: &crate::kube::retry::RetryLayer) -> Client {
+        let server = self.clone();
+        let service = tower::service_fn(move |request: Request<Body>| {
+            let server = server.clone();
+            async move { Ok::<_, Infallible>(server.answer(request).await) }
+        });
+        Client::new(tower::Layer::layer(layer, service), "default")
+    }
+
     async fn answer(&self, request: Request<Body>) -> Response<Body> {
         let in_flight = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         let (parts, body) = request.into_parts();

@@ -346,6 +346,7 @@ mod mock_tests {
             namespace: "default".into(),
             kubeconfig_user: "u".into(),
             request_timeout: None,
+            retry: Default::default(),
         }
     }
 
