@@ -17,7 +17,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 
 use crate::base::error::Error;
-use crate::kube::retry::{RetryLayer, RetryNotice, RetryPolicy};
+use crate::kube::retry::{AttemptTimedOut, RetryLayer, RetryNotice, RetryPolicy};
 
 /// How to reach the cluster.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -198,16 +198,7 @@ impl Cluster {
         let limit = each.saturating_mul(self.retry.retries + 1) + self.retry.within;
         tokio::time::timeout(limit, request)
             .await
-            .unwrap_or_else(|_| {
-                Err(kube::Error::Service(
-                    format!(
-                        "no answer within --request-timeout {} (each of {} attempts)",
-                        crate::base::duration::Human(each),
-                        self.retry.retries + 1
-                    )
-                    .into(),
-                ))
-            })
+            .unwrap_or_else(|_| Err(kube::Error::Service(Box::new(AttemptTimedOut(each)))))
     }
 
     /// Who the API server says we are (SelfSubjectReview, GA in 1.28), else the kubeconfig user.
