@@ -60,3 +60,12 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 echo "== cargo test" >&2
 # One build profile (dev) for everything, the static binaries inside images included.
 cargo test --locked --workspace --no-fail-fast "${filter[@]}"
+echo "== fuzz corpora (replayed on stable; fuzz/ is its own workspace)" >&2
+cargo test --locked --manifest-path fuzz/Cargo.toml --lib
+if cargo +nightly fuzz --version >/dev/null 2>&1; then
+    echo "== fuzz targets build (nightly)" >&2
+    (cd fuzz && cargo +nightly fuzz build)
+elif [ "${CI:-}" = true ]; then
+    echo "cargo-fuzz on nightly is needed to build the fuzz targets (cargo install cargo-fuzz)" >&2
+    exit 1
+fi
