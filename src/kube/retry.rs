@@ -165,8 +165,9 @@ pub fn is_retryable_status(status: StatusCode) -> bool {
     matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504)
 }
 
-/// A failure before any answer that a second attempt may not meet: the connection refused,
-/// reset or closed before the response, or no answer in time.
+/// A failure before any answer that a second attempt may not meet: the connection reset or
+/// closed before the response, or no answer in time. A refused connection is not one: nothing
+/// listens there (a wrong address, a server down), and saying so at once serves better.
 pub fn is_transient(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut cause = Some(error);
     while let Some(e) = cause {
@@ -177,12 +178,7 @@ pub fn is_transient(error: &(dyn std::error::Error + 'static)) -> bool {
             use std::io::ErrorKind::*;
             if matches!(
                 io.kind(),
-                ConnectionRefused
-                    | ConnectionReset
-                    | ConnectionAborted
-                    | BrokenPipe
-                    | TimedOut
-                    | UnexpectedEof
+                ConnectionReset | ConnectionAborted | BrokenPipe | TimedOut | UnexpectedEof
             ) {
                 return true;
             }

@@ -272,6 +272,9 @@ async fn a_connection_reset_before_the_answer_is_retried_and_other_errors_are_no
                     Duration::from_secs(1),
                 ))),
                 3 => Ok(Response::new(Body::from(pod().to_string().into_bytes()))),
+                4 => Err::<Response<Body>, BoxError>(Box::new(std::io::Error::from(
+                    std::io::ErrorKind::ConnectionRefused,
+                ))),
                 _ => Err("certificate not trusted".into()),
             }
         }
@@ -289,6 +292,12 @@ async fn a_connection_reset_before_the_answer_is_retried_and_other_errors_are_no
     assert_eq!(
         *calls.lock().unwrap_or_else(|p| p.into_inner()),
         4,
+        "a refused connection (nothing listens there) is not retried"
+    );
+    assert!(pods.get("web").await.is_err());
+    assert_eq!(
+        *calls.lock().unwrap_or_else(|p| p.into_inner()),
+        5,
         "an error that is not about the connection is not retried"
     );
 }
