@@ -3,7 +3,7 @@
 //! --manifest-path fuzz/Cargo.toml --lib`, run by `tests/run.sh`). Each function asserts what
 //! must hold for any input, so that a violation is a crash the fuzzer reports.
 
-use std::io::{self, Read};
+use std::io::Read;
 
 use flag_duration::{Human, parse};
 use tar_format::{Reader, name_components};
@@ -40,10 +40,7 @@ pub fn tar_reader(data: &[u8]) {
         let mut sink = Vec::new();
         match reader.data().take(entry.size).read_to_end(&mut sink) {
             Ok(n) => assert!(n as u64 <= entry.size && sink.len() <= data.len()),
-            Err(e) => {
-                let _: io::Error = e;
-                return;
-            }
+            Err(_) => return,
         }
     }
 }
@@ -54,7 +51,9 @@ mod replay {
 
     /// Feeds every file of `corpus/NAME/` to `entry`; a panic names the file.
     fn replay(name: &str, entry: fn(&[u8])) {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus").join(name);
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("corpus")
+            .join(name);
         let mut files: Vec<_> = std::fs::read_dir(&dir)
             .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
             .filter_map(|f| f.ok().map(|f| f.path()))
