@@ -14,6 +14,7 @@ mod toolkit;
 mod transfer;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
 
@@ -25,6 +26,7 @@ use crate::cmd::flags::Environment;
 use crate::cmd::options::{Action, Options};
 use crate::cmd::{cleanup, complete, images, info, ls};
 use crate::kube::cluster::Cluster;
+use crate::kube::retry::RetryNotice;
 use crate::output::printer::Printer;
 use crate::session::debug;
 use crate::toolkit::config;
@@ -101,11 +103,13 @@ async fn run(options: &Options, printer: &Printer) -> Result<ExitStatus, Error> 
         Action::Completion(shell) => return complete::script(*shell, printer),
         _ => None,
     };
+    let printer_copy = *printer;
+    let notice: RetryNotice = Arc::new(move |event| printer_copy.api_retry(event));
     if let Some(prepared) = &prepared {
-        let connections = Cluster::connect_each(&options.kube).await?;
+        let connections = Cluster::connect_each(&options.kube, Some(notice)).await?;
         return crate::fanout::run::run(prepared, &connections, printer).await;
     }
-    let connection = Cluster::connect_each(&options.kube)
+    let connection = Cluster::connect_each(&options.kube, Some(notice))
         .await?
         .into_iter()
         .next()

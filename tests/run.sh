@@ -60,3 +60,21 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 echo "== cargo test" >&2
 # One build profile (dev) for everything, the static binaries inside images included.
 cargo test --locked --workspace --no-fail-fast "${filter[@]}"
+echo "== fuzz corpora (replayed on stable; fuzz/ is its own workspace)" >&2
+cargo test --locked --manifest-path fuzz/Cargo.toml --lib
+# The fuzz targets are built too, so that they do not rot: cargo-fuzz (crates.io) on the
+# machine's nightly toolchain, installed here when missing.
+if ! cargo +nightly fuzz --version >/dev/null 2>&1 && cargo +nightly --version >/dev/null 2>&1; then
+    echo "tests/run.sh: installing cargo-fuzz" >&2
+    cargo install --quiet --locked cargo-fuzz@0.13.2 >&2 ||
+        echo "tests/run.sh: could not install cargo-fuzz" >&2
+fi
+if cargo +nightly fuzz --version >/dev/null 2>&1; then
+    echo "== fuzz targets build (nightly)" >&2
+    (cd fuzz && cargo +nightly fuzz build)
+elif [ "${CI:-}" = true ]; then
+    echo "tests/run.sh: the fuzz targets need the nightly toolchain and cargo-fuzz; neither could be found or installed" >&2
+    exit 1
+else
+    echo "tests/run.sh: skipping the fuzz targets' build: no nightly toolchain or cargo-fuzz" >&2
+fi

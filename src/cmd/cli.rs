@@ -89,6 +89,16 @@ pub struct KubeFlags {
     /// How long to wait for each single API request (e.g. 10s, 1m; 0 = no limit).
     #[arg(long, global = true, value_name = "DURATION")]
     pub request_timeout: Option<String>,
+
+    /// How many times a request that is safe to repeat (a read, a list, a watch start, an
+    /// access review, a dry run) is retried when the API server is busy or failing (429, 500,
+    /// 502, 503, 504, a dropped connection); 0 turns retries off [default: 5].
+    #[arg(long, global = true, value_name = "N")]
+    pub api_retries: Option<u32>,
+
+    /// No retry starts later than this after a request's first attempt [default: 10s].
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub api_retry_within: Option<String>,
 }
 
 /// `--context`, accepted before a subcommand (in [`KubeFlags`]) and after it (flattened into

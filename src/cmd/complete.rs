@@ -331,12 +331,9 @@ async fn candidates(line: &Line) -> Option<(Vec<String>, u8)> {
     let cluster = || async {
         let mut options = line.kube.clone();
         options.request_timeout = Some(LIMIT);
-        let first = Cluster::connect_each(&options)
-            .await
-            .ok()?
-            .into_iter()
-            .next()?;
-        Some(first.cluster)
+        // One attempt: a completion that waits out a busy API server is worse than none.
+        options.retry.retries = 0;
+        Cluster::connect(&options, None).await.ok()
     };
     Some(match &line.question {
         Question::Fixed(values) => (values.clone(), NO_FILE_COMP),

@@ -18,6 +18,7 @@ use crate::cmd::flags::{check_reason, flag_image, positive, usage};
 use crate::cmd::history::HistoryOptions;
 use crate::fanout::plan::{DEFAULT_PARALLEL, FanoutOptions, SessionFlags, Source};
 use crate::kube::cluster::KubeOptions;
+use crate::kube::retry::RetryPolicy;
 use crate::output::printer::{OutputFormat, OutputOptions};
 use crate::output::recording::{self, RecordOptions};
 use crate::session::options::{DebugOptions, DryRun, Mode};
@@ -203,6 +204,14 @@ fn kube_options(flags: &KubeFlags, typed: &[String]) -> Result<KubeOptions, Usag
             (!d.is_zero()).then_some(d)
         }
     };
+    let mut retry = RetryPolicy::default();
+    if let Some(retries) = flags.api_retries {
+        retry.retries = retries;
+    }
+    if let Some(text) = flags.api_retry_within.as_deref() {
+        retry.within =
+            duration::parse(text).map_err(|e| usage(format!("`--api-retry-within`: {e}")))?;
+    }
     let mut contexts: Vec<String> = Vec::new();
     for context in typed {
         if context.trim().is_empty() {
@@ -221,6 +230,7 @@ fn kube_options(flags: &KubeFlags, typed: &[String]) -> Result<KubeOptions, Usag
         kubeconfig: flags.kubeconfig.clone(),
         as_user: flags.as_user.clone(),
         request_timeout,
+        retry,
     })
 }
 

@@ -537,6 +537,10 @@ fn standard_kubectl_flags() {
             "alice",
             "--request-timeout",
             "5s",
+            "--api-retries",
+            "2",
+            "--api-retry-within",
+            "3s",
             "pod/web",
         ],
         &script(),
@@ -550,7 +554,17 @@ fn standard_kubectl_flags() {
             kubeconfig: Some("/k".into()),
             as_user: Some("alice".into()),
             request_timeout: Some(Duration::from_secs(5)),
+            retry: crate::kube::retry::RetryPolicy {
+                retries: 2,
+                within: Duration::from_secs(3),
+            },
         }
+    );
+    let o = parse(&["pod/web"], &script()).unwrap();
+    assert_eq!(o.kube.retry, crate::kube::retry::RetryPolicy::default());
+    assert!(
+        refusal(&["pod/web", "--api-retry-within", "x"], &script())
+            .contains("`--api-retry-within`")
     );
 }
 

@@ -4,17 +4,20 @@
 //! else `~/.kube/config`, else the in-cluster service account; `--context` picks the context
 //! (a fan-out takes several: a [`Connection`] each), `--as` impersonates, `-n` overrides the
 //! context's namespace. `--request-timeout` bounds each single request, not watches or exec
-//! streams (a long shell must not be cut off).
+//! streams (a long shell must not be cut off). Every client carries the one retry policy
+//! (`retry.rs`): idempotent requests ride out a struggling API server.
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+use kube::client::ClientBuilder;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 
 use crate::base::error::Error;
+use crate::kube::retry::{AttemptTimedOut, RetryLayer, RetryNotice, RetryPolicy};
 
 /// How to reach the cluster.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -26,6 +29,8 @@ pub struct KubeOptions {
     pub kubeconfig: Option<PathBuf>,
     pub as_user: Option<String>,
     pub request_timeout: Option<Duration>,
+    /// `--api-retries` and `--api-retry-within`.
+    pub retry: RetryPolicy,
 }
 
 /// A client plus what the kubeconfig said about where and who we are.
@@ -38,6 +43,9 @@ pub struct Cluster {
     /// available.
     pub kubeconfig_user: String,
     pub request_timeout: Option<Duration>,
+    /// The policy the client's requests are retried under, for the callers that retry a
+    /// non-idempotent request themselves after checking it did not land (session/inject.rs).
+    pub retry: RetryPolicy,
 }
 
 /// One cluster of a run, and the kubeconfig context that named it.
@@ -75,10 +83,28 @@ pub fn read_kubeconfig(
 }
 
 impl Cluster {
+    /// The one cluster of a command that works in one (`Options::from_cli` refuses several
+    /// contexts for those).
+    pub async fn connect(
+        options: &KubeOptions,
+        notice: Option<RetryNotice>,
+    ) -> Result<Cluster, Error> {
+        let connections = Cluster::connect_each(options, notice).await?;
+        connections
+            .into_iter()
+            .next()
+            .map(|connection| connection.cluster)
+            .ok_or(Error::NoKubeconfig)
+    }
+
     /// A client per context named (one for the current context when none is): never empty.
     /// Every name is checked against the kubeconfig before any client exists, so a typo in
     /// the last of three contexts is reported before the first cluster hears anything.
-    pub async fn connect_each(options: &KubeOptions) -> Result<Vec<Connection>, Error> {
+    /// `notice` hears of each retry (the printer says "API server busy, retrying (2/5)").
+    pub async fn connect_each(
+        options: &KubeOptions,
+        notice: Option<RetryNotice>,
+    ) -> Result<Vec<Connection>, Error> {
         let (kubeconfig, path) = read_kubeconfig(options)?;
         let Some(kubeconfig) = kubeconfig else {
             if let Some(context) = options.contexts.first() {
@@ -89,7 +115,7 @@ impl Cluster {
                 });
             }
             let config = Config::incluster().map_err(|_| Error::NoKubeconfig)?;
-            let cluster = Cluster::with(config, "serviceaccount".to_string(), options)?;
+            let cluster = Cluster::with(config, "serviceaccount".to_string(), options, &notice)?;
             return Ok(vec![Connection {
                 context: None,
                 cluster,
@@ -125,14 +151,19 @@ impl Cluster {
                 context: context
                     .map(str::to_string)
                     .or_else(|| kubeconfig.current_context.clone()),
-                cluster: Cluster::with(config, user, options)?,
+                cluster: Cluster::with(config, user, options, &notice)?,
             });
         }
         Ok(connections)
     }
 
     /// The client for `config`, with the flags that apply to every cluster of the run.
-    fn with(mut config: Config, user: String, options: &KubeOptions) -> Result<Cluster, Error> {
+    fn with(
+        mut config: Config,
+        user: String,
+        options: &KubeOptions,
+        notice: &Option<RetryNotice>,
+    ) -> Result<Cluster, Error> {
         if let Some(as_user) = &options.as_user {
             config.auth_info.impersonate = Some(as_user.clone());
         }
@@ -143,34 +174,39 @@ impl Cluster {
             .namespace
             .clone()
             .unwrap_or_else(|| config.default_namespace.clone());
-        let client = Client::try_from(config).map_err(|source| Error::Client { source })?;
+        // One policy: ours (kube's would retry a PATCH on 503 too, up to 15 times).
+        config.default_retry = false;
+        let layer = RetryLayer {
+            policy: options.retry,
+            attempt_timeout: options.request_timeout,
+            notice: notice.clone(),
+        };
+        let client = ClientBuilder::try_from(config)
+            .map_err(|source| Error::Client { source })?
+            .with_layer(&layer)
+            .build();
         Ok(Cluster {
             client,
             namespace,
             kubeconfig_user: options.as_user.clone().unwrap_or(user),
             request_timeout: options.request_timeout,
+            retry: options.retry,
         })
     }
 
-    /// Runs one request under `--request-timeout`.
+    /// Runs one request, reading its answer included, under `--request-timeout`: each attempt
+    /// is bounded by the retry layer, the whole by that many attempts plus the retry budget.
     pub async fn bounded<T>(
         &self,
         request: impl Future<Output = Result<T, kube::Error>>,
     ) -> Result<T, kube::Error> {
-        match self.request_timeout {
-            None => request.await,
-            Some(limit) => tokio::time::timeout(limit, request)
-                .await
-                .unwrap_or_else(|_| {
-                    Err(kube::Error::Service(
-                        format!(
-                            "no answer within --request-timeout {}",
-                            crate::base::duration::Human(limit)
-                        )
-                        .into(),
-                    ))
-                }),
-        }
+        let Some(each) = self.request_timeout else {
+            return request.await;
+        };
+        let limit = each.saturating_mul(self.retry.retries + 1) + self.retry.within;
+        tokio::time::timeout(limit, request)
+            .await
+            .unwrap_or_else(|_| Err(kube::Error::Service(Box::new(AttemptTimedOut(each)))))
     }
 
     /// Who the API server says we are (SelfSubjectReview, GA in 1.28), else the kubeconfig user.
@@ -244,11 +280,7 @@ users:
             kubeconfig: Some(path.clone()),
             ..KubeOptions::default()
         };
-        let cluster = Cluster::connect_each(&options)
-            .await
-            .expect("connect")
-            .remove(0)
-            .cluster;
+        let cluster = Cluster::connect(&options, None).await.expect("connect");
         assert_eq!(
             (cluster.namespace.as_str(), cluster.kubeconfig_user.as_str()),
             ("team", "alice")
@@ -261,11 +293,7 @@ users:
             namespace: Some("web".into()),
             ..KubeOptions::default()
         };
-        let cluster = Cluster::connect_each(&options)
-            .await
-            .expect("connect")
-            .remove(0)
-            .cluster;
+        let cluster = Cluster::connect(&options, None).await.expect("connect");
         assert_eq!(
             (cluster.namespace.as_str(), cluster.kubeconfig_user.as_str()),
             ("web", "bob")
@@ -290,7 +318,7 @@ users:
                 .map(|c| (c.context, c.cluster.namespace, c.cluster.kubeconfig_user))
                 .collect()
         };
-        let connections = Cluster::connect_each(&with(&["prod", "dev"]))
+        let connections = Cluster::connect_each(&with(&["prod", "dev"]), None)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
@@ -301,7 +329,7 @@ users:
             ]
         );
         // None named: the current context, by its name (results always carry one).
-        let connections = Cluster::connect_each(&with(&[]))
+        let connections = Cluster::connect_each(&with(&[]), None)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
@@ -309,7 +337,9 @@ users:
             [(Some("dev".into()), "team".into(), "alice".into())]
         );
         // A typo anywhere in the list is found before any client exists.
-        let error = Cluster::connect_each(&with(&["dev", "prdo"])).await.err();
+        let error = Cluster::connect_each(&with(&["dev", "prdo"]), None)
+            .await
+            .err();
         let text = error.as_ref().map(ToString::to_string).unwrap_or_default();
         assert_eq!(
             text,

@@ -14,10 +14,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::BodyExt;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty, Full, StreamBody};
+use hyper::body::Frame;
 use kube::Client;
 use kube::client::Body;
 use serde_json::{Value, json};
+use tower::BoxError;
+
+/// The body of an answer: whole, or a stream that may break.
+type Answered = BoxBody<Bytes, BoxError>;
 
 /// One request as the server saw it.
 #[derive(Debug, Clone)]
@@ -57,6 +63,8 @@ pub enum Reply {
     Json(StatusCode, Value),
     /// A watch: these events, newline-delimited, then the stream ends.
     Watch(Vec<Value>),
+    /// A watch that breaks: these events, then the connection is reset mid-stream.
+    BrokenWatch(Vec<Value>),
     /// An answer computed from the request (e.g. an access review per permission).
     With(Arc<Answer>),
 }
@@ -117,7 +125,17 @@ impl FakeApiServer {
         Client::new(service, "default")
     }
 
-    async fn answer(&self, request: Request<Body>) -> Response<Body> {
+    /// A client whose requests go through `layer` first (the retry policy's tests).
+    pub fn client_with(&self, layer: &crate::kube::retry::RetryLayer) -> Client {
+        let server = self.clone();
+        let service = tower::service_fn(move |request: Request<Body>| {
+            let server = server.clone();
+            async move { Ok::<_, Infallible>(server.answer(request).await) }
+        });
+        Client::new(tower::Layer::layer(layer, service), "default")
+    }
+
+    async fn answer(&self, request: Request<Body>) -> Response<Answered> {
         let in_flight = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         let (parts, body) = request.into_parts();
         let bytes = body
@@ -163,13 +181,23 @@ impl FakeApiServer {
                 })
         };
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if let Some(Reply::BrokenWatch(events)) = &reply {
+            let mut frames: Vec<Result<Frame<Bytes>, BoxError>> = events
+                .iter()
+                .map(|e| Ok(Frame::data(Bytes::from(format!("{e}\n")))))
+                .collect();
+            frames.push(Err(Box::new(std::io::Error::from(
+                std::io::ErrorKind::ConnectionReset,
+            ))));
+            return Response::new(StreamBody::new(futures::stream::iter(frames)).boxed());
+        }
         let (status, body) = match reply {
             Some(Reply::Json(status, value)) => (status, value.to_string().into_bytes()),
             Some(Reply::With(answer)) => {
                 let (status, value) = answer(&seen);
                 (status, value.to_string().into_bytes())
             }
-            Some(Reply::Watch(events)) => {
+            Some(Reply::Watch(events) | Reply::BrokenWatch(events)) => {
                 let mut text = String::new();
                 for event in events {
                     text.push_str(&event.to_string());
@@ -182,8 +210,8 @@ impl FakeApiServer {
         Response::builder()
             .status(status)
             .header(http::header::CONTENT_TYPE, "application/json")
-            .body(Body::from(Bytes::from(body)))
-            .unwrap_or_else(|_| Response::new(Body::from(Vec::new())))
+            .body(Full::new(Bytes::from(body)).map_err(BoxError::from).boxed())
+            .unwrap_or_else(|_| Response::new(Empty::new().map_err(BoxError::from).boxed()))
     }
 }
 

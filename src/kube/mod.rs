@@ -1,8 +1,10 @@
-//! The connection to a cluster (`Cluster`, `KubeOptions`), access reviews, and the exec and
-//! attach streams. Imports only from `base` (docs/layout.md).
+//! The connection to a cluster (`Cluster`, `KubeOptions`) with the one retry policy of every
+//! request, access reviews, and the exec and attach streams. Imports only from `base`
+//! (docs/layout.md).
 
 pub mod access;
 pub mod cluster;
 pub mod exec;
 #[cfg(test)]
 pub mod fake_apiserver;
+pub mod retry;

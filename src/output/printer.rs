@@ -10,6 +10,7 @@ use std::io::Write;
 use serde::Serialize;
 
 use crate::base::error::{Error, api_message};
+use crate::kube::retry::RetryEvent;
 
 use clap::ValueEnum;
 
@@ -101,6 +102,36 @@ impl Printer {
     pub fn note(&self, text: &str) {
         if !self.options.quiet {
             self.stderr_line(text);
+        }
+    }
+
+    /// What the retry policy does: a progress line on a terminal ("API server busy, retrying
+    /// (2/5)"), else one note line per retry, so a script's log shows why a run was slow.
+    pub fn api_retry(&self, event: &RetryEvent) {
+        match event {
+            RetryEvent::Retrying { what, cause, retry } => {
+                let text = format!(
+                    "API server busy, retrying ({}/{}): {cause} on {what}",
+                    retry.retry, retry.of
+                );
+                if self.options.progress {
+                    self.progress(&text);
+                } else {
+                    self.note(&format!(
+                        "note: {text}; next attempt in {}",
+                        crate::base::duration::Human(retry.delay)
+                    ));
+                }
+            }
+            RetryEvent::GaveUp {
+                what,
+                cause,
+                retries,
+                elapsed,
+            } => self.note(&format!(
+                "note: API server busy: gave up on {what} after {retries} retries in {} ({cause})",
+                crate::base::duration::Human(*elapsed)
+            )),
         }
     }
 

@@ -4,7 +4,15 @@
 //! Strategic merge keys `ephemeralContainers` by name, so the body names only our container
 //! and cannot disturb others added meanwhile. The response is the updated pod, whose
 //! resourceVersion the wait watches from: no extra GET or LIST.
+//!
+//! The PATCH is not safe to repeat blindly, so the connection's retry layer sends it once.
+//! After an ambiguous failure (no answer in time, the connection reset or closed before the
+//! answer, a 429 or 5xx) it may or may not have landed: the pod is read and, if a container of
+//! our name is there, that is our container and the session goes on with it; only if it is not
+//! is the PATCH sent again, under the same policy (count and time) as every other retry. The
+//! name is random per attempt of a session, so finding it means this PATCH landed.
 
+use http::StatusCode;
 use k8s_openapi::api::core::v1::{EphemeralContainer, Pod};
 use kube::Api;
 use kube::api::{Patch, PatchParams};
@@ -13,6 +21,7 @@ use serde_json::{Value, json};
 use crate::base::error::{Error, PATCH_EPHEMERAL, api_message, status_code};
 use crate::kube::access::missing_permissions;
 use crate::kube::cluster::Cluster;
+use crate::kube::retry::{is_retryable_status, is_transient};
 
 /// The exact body of the PATCH (what `--dry-run=client` prints).
 pub fn patch_body(container: &EphemeralContainer) -> Value {
@@ -32,13 +41,47 @@ pub async fn add_debug_container(
         ..PatchParams::default()
     };
     let body = patch_body(container);
-    match cluster
-        .bounded(pods.patch_ephemeral_containers(pod, &params, &Patch::Strategic(&body)))
-        .await
-    {
-        Ok(updated) => Ok(updated),
-        Err(source) => Err(patch_error(cluster, pod, source).await),
+    let mut attempts = cluster.retry.start();
+    loop {
+        let source = match cluster
+            .bounded(pods.patch_ephemeral_containers(pod, &params, &Patch::Strategic(&body)))
+            .await
+        {
+            Ok(updated) => return Ok(updated),
+            Err(source) => source,
+        };
+        // A dry run changes nothing: the retry layer has already repeated it.
+        if dry_run || !is_ambiguous(&source) {
+            return Err(patch_error(cluster, pod, source).await);
+        }
+        if let Ok(current) = cluster.bounded(pods.get(pod)).await
+            && has_ephemeral_container(&current, &container.name)
+        {
+            return Ok(current);
+        }
+        match attempts.next(None) {
+            Some(retry) => tokio::time::sleep(retry.delay).await,
+            None => return Err(patch_error(cluster, pod, source).await),
+        }
     }
+}
+
+/// A failure after which the PATCH may or may not have been applied: no status at all (reset,
+/// closed, timed out) or one that a busy server gives before or after doing the work.
+fn is_ambiguous(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => {
+            is_retryable_status(StatusCode::from_u16(status.code).unwrap_or_default())
+        }
+        other => is_transient(other),
+    }
+}
+
+fn has_ephemeral_container(pod: &Pod, name: &str) -> bool {
+    pod.spec
+        .as_ref()
+        .and_then(|spec| spec.ephemeral_containers.as_ref())
+        .is_some_and(|containers| containers.iter().any(|c| c.name == name))
 }
 
 /// Says what a failed PATCH means: RBAC, Pod Security, a cluster without the subresource, or
@@ -127,6 +170,7 @@ mod mock_tests {
             namespace: "default".into(),
             kubeconfig_user: "u".into(),
             request_timeout: Some(Duration::from_secs(5)),
+            retry: Default::default(),
         }
     }
 
@@ -201,6 +245,96 @@ mod mock_tests {
         );
         assert_eq!(log[0].body, Some(patch_body(&container())));
         assert_eq!(log[0].query_param("dryRun"), None);
+    }
+
+    fn pod_with(ephemeral: &[&str]) -> Value {
+        let containers: Vec<Value> = ephemeral
+            .iter()
+            .map(|name| json!({"name": name, "image": "busybox"}))
+            .collect();
+        json!({"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": "web", "resourceVersion": "9"},
+               "spec": {"containers": [{"name": "app"}], "ephemeralContainers": containers}})
+    }
+
+    fn patches(fake: &FakeApiServer) -> usize {
+        fake.log()
+            .iter()
+            .filter(|s| s.method == Method::PATCH)
+            .count()
+    }
+
+    #[tokio::test]
+    async fn after_an_ambiguous_failure_a_patch_that_landed_is_not_sent_again() {
+        let fake = FakeApiServer::default();
+        let failure = status(500, "InternalError", "etcdserver: request timed out");
+        fake.route(
+            Method::PATCH,
+            PATCH_PATH,
+            None,
+            Reply::Json(StatusCode::INTERNAL_SERVER_ERROR, failure),
+        );
+        fake.route(
+            Method::GET,
+            "/api/v1/namespaces/default/pods/web",
+            None,
+            Reply::Json(StatusCode::OK, pod_with(&["other", "dbg-abcde"])),
+        );
+        let c = cluster(&fake);
+        let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+        let pod = add_debug_container(&c, &pods, "web", &container(), false).await;
+        assert!(pod.is_ok(), "{pod:?}");
+        assert_eq!(patches(&fake), 1, "{:?}", fake.log());
+    }
+
+    #[tokio::test]
+    async fn after_an_ambiguous_failure_a_patch_that_did_not_land_is_sent_again() {
+        let fake = FakeApiServer::default();
+        let failure = status(503, "ServiceUnavailable", "try again");
+        fake.route(
+            Method::PATCH,
+            PATCH_PATH,
+            None,
+            Reply::Json(StatusCode::SERVICE_UNAVAILABLE, failure),
+        );
+        fake.route(
+            Method::PATCH,
+            PATCH_PATH,
+            None,
+            Reply::Json(StatusCode::OK, pod_with(&["dbg-abcde"])),
+        );
+        fake.route(
+            Method::GET,
+            "/api/v1/namespaces/default/pods/web",
+            None,
+            Reply::Json(StatusCode::OK, pod_with(&["other"])),
+        );
+        let c = cluster(&fake);
+        let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+        let pod = add_debug_container(&c, &pods, "web", &container(), false).await;
+        assert!(pod.is_ok(), "{pod:?}");
+        let lines: Vec<String> = fake.log().iter().map(|s| s.line()).collect();
+        assert_eq!(
+            lines,
+            [
+                format!("PATCH {PATCH_PATH}"),
+                "GET /api/v1/namespaces/default/pods/web".to_string(),
+                format!("PATCH {PATCH_PATH}"),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_not_ambiguous_and_the_pod_is_not_read() {
+        let (result, fake) =
+            patch_with_reply(422, "Invalid", "spec.ephemeralContainers: Forbidden").await;
+        assert!(matches!(result, Err(Error::Rejected { .. })), "{result:?}");
+        assert!(
+            fake.log().iter().all(|s| s.method != Method::GET),
+            "{:?}",
+            fake.log()
+        );
+        assert_eq!(patches(&fake), 1);
     }
 
     #[tokio::test]

@@ -4,6 +4,12 @@
 //! PATCH returned: no LIST, and no event between the PATCH and the watch is missed. The
 //! kubelet's waiting reasons that never heal by themselves end the wait at once, with the
 //! kubelet's message; anything else waits until `--timeout`, then shows the pod's events.
+//!
+//! A watch that ends, or breaks (the connection dropped mid-stream), is started again from
+//! the last resourceVersion it saw; a break is retried under the connection's retry policy,
+//! whose budget starts afresh whenever an event arrives. A 410 Expired, as an event or as
+//! the answer to the watch itself, means that version is too old: the pod is read once and
+//! the watch goes on from the version read.
 
 use std::time::Duration;
 
@@ -14,6 +20,7 @@ use kube::api::{ListParams, WatchEvent, WatchParams};
 
 use crate::base::error::Error;
 use crate::kube::cluster::Cluster;
+use crate::kube::retry::RetryPolicy;
 use crate::output::printer::Printer;
 
 /// Waiting reasons that will not resolve on their own (kubelet `images` and `kuberuntime`).
@@ -98,7 +105,7 @@ pub async fn wait_until_running(
 ) -> Result<Pod, Error> {
     match tokio::time::timeout(
         timeout,
-        watch_until_running(pods, what, resource_version, printer),
+        watch_until_running(pods, what, resource_version, cluster.retry, printer),
     )
     .await
     {
@@ -116,6 +123,7 @@ async fn watch_until_running(
     pods: &Api<Pod>,
     what: &Waiting<'_>,
     resource_version: &str,
+    retry: RetryPolicy,
     printer: &Printer,
 ) -> Result<Pod, Error> {
     let mut version = resource_version.to_string();
@@ -128,47 +136,70 @@ async fn watch_until_running(
         container: what.container.to_string(),
         source,
     };
+    let mut breaks = retry.start();
     loop {
-        let mut events = pods
-            .watch(&params, &version)
-            .await
-            .map_err(watch_error)?
-            .boxed();
-        let mut any = false;
-        while let Some(event) = events.try_next().await.map_err(watch_error)? {
-            any = true;
-            let pod = match event {
-                WatchEvent::Added(pod) | WatchEvent::Modified(pod) => pod,
-                WatchEvent::Deleted(_) => return Err(progress_error(what, Progress::PodGone)),
-                WatchEvent::Bookmark(mark) => {
-                    version = mark.metadata.resource_version;
-                    continue;
-                }
-                // 410 Gone: our version is too old to watch from; read the pod once and go on.
-                WatchEvent::Error(status) if status.code == 410 => {
-                    let pod = pods.get(what.pod).await.map_err(watch_error)?;
-                    version = pod.metadata.resource_version.clone().unwrap_or_default();
+        let mut expired = false;
+        let mut broken = None;
+        match pods.watch(&params, &version).await {
+            Err(kube::Error::Api(status)) if status.code == 410 => expired = true,
+            Err(source) => return Err(watch_error(source)),
+            Ok(events) => {
+                let mut events = events.boxed();
+                loop {
+                    let event = match events.try_next().await {
+                        Ok(Some(event)) => event,
+                        Ok(None) => break,
+                        Err(source) => {
+                            broken = Some(source);
+                            break;
+                        }
+                    };
+                    breaks = retry.start();
+                    let pod = match event {
+                        WatchEvent::Added(pod) | WatchEvent::Modified(pod) => pod,
+                        WatchEvent::Deleted(_) => {
+                            return Err(progress_error(what, Progress::PodGone));
+                        }
+                        WatchEvent::Bookmark(mark) => {
+                            version = mark.metadata.resource_version;
+                            continue;
+                        }
+                        WatchEvent::Error(status) if status.code == 410 => {
+                            expired = true;
+                            break;
+                        }
+                        WatchEvent::Error(status) => {
+                            return Err(watch_error(kube::Error::Api(status)));
+                        }
+                    };
+                    if let Some(v) = &pod.metadata.resource_version {
+                        version = v.clone();
+                    }
                     if let Some(done) = settle(what, &pod, printer, &mut last_shown) {
                         return done;
                     }
-                    break;
                 }
-                WatchEvent::Error(status) => {
-                    return Err(watch_error(kube::Error::Api(status)));
-                }
-            };
-            if let Some(v) = &pod.metadata.resource_version {
-                version = v.clone();
             }
+        }
+        if expired {
+            // 410 Expired: our version is too old to watch from; read the pod once and go on.
+            let pod = pods.get(what.pod).await.map_err(watch_error)?;
+            version = pod.metadata.resource_version.clone().unwrap_or_default();
             if let Some(done) = settle(what, &pod, printer, &mut last_shown) {
                 return done;
             }
+            continue;
         }
-        // The server ended the watch (its timeout); carry on from where it stopped, without
-        // hammering a server that ends watches at once.
-        if !any {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
+        // Ended by the server (its timeout) or broken: carry on from where it stopped, without
+        // hammering a server that ends watches at once, and not forever if it keeps breaking.
+        let pause = match broken {
+            None => Duration::from_millis(500),
+            Some(source) => match breaks.next(None) {
+                Some(next) => next.delay,
+                None => return Err(watch_error(source)),
+            },
+        };
+        tokio::time::sleep(pause).await;
     }
 }
 
@@ -354,6 +385,7 @@ mod mock_tests {
             namespace: "default".into(),
             kubeconfig_user: "u".into(),
             request_timeout: None,
+            retry: Default::default(),
         }
     }
 
@@ -425,6 +457,100 @@ mod mock_tests {
             log[0].query_param("fieldSelector").as_deref(),
             Some("metadata.name=web")
         );
+    }
+
+    fn running() -> ContainerState {
+        ContainerState {
+            running: Some(ContainerStateRunning::default()),
+            ..ContainerState::default()
+        }
+    }
+
+    fn watch_versions(fake: &FakeApiServer) -> Vec<String> {
+        fake.log()
+            .iter()
+            .filter(|s| s.is_watch())
+            .map(|s| s.query_param("resourceVersion").unwrap_or_default())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_broken_watch_resumes_from_the_last_version_it_saw() {
+        let fake = FakeApiServer::default();
+        fake.route(
+            Method::GET,
+            PODS,
+            Some(true),
+            Reply::BrokenWatch(vec![event(waiting("ContainerCreating", ""), "124")]),
+        );
+        fake.route(
+            Method::GET,
+            PODS,
+            Some(true),
+            Reply::Watch(vec![event(running(), "125")]),
+        );
+        let pod = wait(&fake, Duration::from_secs(5)).await;
+        assert!(pod.is_ok(), "{pod:?}");
+        assert_eq!(watch_versions(&fake), ["123", "124"]);
+    }
+
+    #[tokio::test]
+    async fn a_watch_that_keeps_breaking_ends_with_its_error_within_the_retry_bound() {
+        let fake = FakeApiServer::default();
+        fake.route(
+            Method::GET,
+            PODS,
+            Some(true),
+            Reply::BrokenWatch(Vec::new()),
+        );
+        let result = wait(&fake, Duration::from_secs(30)).await;
+        assert!(matches!(result, Err(Error::Watch { .. })), "{result:?}");
+        assert_eq!(
+            watch_versions(&fake).len(),
+            1 + 5,
+            "the first watch and five retries"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_410_expired_at_watch_start_rereads_the_pod_and_watches_on_from_there() {
+        let fake = FakeApiServer::default();
+        fake.route(
+            Method::GET,
+            PODS,
+            Some(true),
+            Reply::Json(
+                StatusCode::GONE,
+                crate::kube::fake_apiserver::status(
+                    410,
+                    "Expired",
+                    "too old resource version: 123",
+                ),
+            ),
+        );
+        fake.route(
+            Method::GET,
+            PODS,
+            Some(true),
+            Reply::Watch(vec![event(running(), "201")]),
+        );
+        fake.route(
+            Method::GET,
+            &format!("{PODS}/web"),
+            Some(false),
+            Reply::Json(
+                StatusCode::OK,
+                event(waiting("ContainerCreating", ""), "200")["object"].clone(),
+            ),
+        );
+        let pod = wait(&fake, Duration::from_secs(5)).await;
+        assert_eq!(
+            pod.ok()
+                .and_then(|p| p.metadata.resource_version)
+                .as_deref(),
+            Some("201")
+        );
+        assert_eq!(watch_versions(&fake), ["123", "200"]);
     }
 
     #[tokio::test]

@@ -58,9 +58,12 @@ impl fmt::Display for Human {
         if d.is_zero() {
             return f.write_str("0");
         }
-        if d.subsec_millis() != 0 {
+        let millis = d.subsec_millis();
+        if millis != 0 && u64::try_from(d.as_millis()).is_ok() {
             return write!(f, "{}ms", d.as_millis());
         }
+        // Past u64::MAX milliseconds one number would not read back: whole seconds in
+        // h/m/s, then the milliseconds (found by fuzzing, fuzz/corpus/duration).
         let secs = d.as_secs();
         let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
         if h > 0 {
@@ -71,6 +74,9 @@ impl fmt::Display for Human {
         }
         if s > 0 {
             write!(f, "{s}s")?;
+        }
+        if millis != 0 {
+            write!(f, "{millis}ms")?;
         }
         Ok(())
     }
@@ -124,5 +130,13 @@ mod tests {
             assert_eq!(parse(&Human(d).to_string()), Ok(d));
         }
         assert_eq!(Human(Duration::from_secs(5400)).to_string(), "1h30m");
+        assert_eq!(Human(Duration::from_millis(1500)).to_string(), "1500ms");
+    }
+
+    #[test]
+    fn more_milliseconds_than_a_u64_holds_still_read_back() {
+        let text = "1ms1h0m0m1h186744073709551615s";
+        let d = parse(text).unwrap();
+        assert_eq!(parse(&Human(d).to_string()), Ok(d));
     }
 }

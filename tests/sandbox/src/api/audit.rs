@@ -14,6 +14,7 @@ pub struct RequestRecord {
     pub content_type: String,
     /// The request's `Accept` (empty if none).
     pub accept: String,
+    /// 0 when the answer was dropped (the `drop_response` fault).
     pub status: u16,
     /// Time until the response head was ready, injected latency included. For watches and
     /// streams this is not the stream's lifetime.

@@ -1,5 +1,5 @@
-//! Faults on demand: added latency, error bursts, dropped watch and exec streams, and the
-//! node's slow or failing image pulls. Settable at start (YAML file) and while running.
+//! Faults on demand: added latency, error bursts, answers dropped after the request took
+//! effect, dropped watch and exec streams, and the node's slow or failing image pulls. Settable at start (YAML file) and while running.
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -22,11 +22,27 @@ pub struct ErrorBurst {
     pub path_contains: Option<String>,
 }
 
+/// The next `count` matching requests are served (a write takes effect) and then the
+/// connection is closed without an answer: the client cannot tell whether its request landed,
+/// as after a timeout or a reset between the API server and a client far away.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DropResponse {
+    pub count: u32,
+    /// Only requests whose path contains this are affected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_contains: Option<String>,
+    /// Only requests of this method (`PATCH`, `GET`...) are affected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+}
+
 /// Every fault the sandbox can inject. YAML, e.g.:
 ///
 /// ```yaml
 /// latency_ms: 50
 /// error_burst: { code: 429, count: 3, path_contains: /pods }
+/// drop_response: { count: 1, path_contains: /ephemeralcontainers, method: PATCH }
 /// drop_watch_after_ms: 2000
 /// drop_exec_after_ms: 500
 /// pull_delay_ms: 3000
@@ -40,6 +56,7 @@ pub struct Faults {
     /// Added to every request before it is served.
     pub latency_ms: u64,
     pub error_burst: Option<ErrorBurst>,
+    pub drop_response: Option<DropResponse>,
     /// Watch streams end (connection closed, no ERROR event) after this long.
     pub drop_watch_after_ms: Option<u64>,
     /// Exec and attach streams are cut (no close frame) after this long.
@@ -116,6 +133,31 @@ impl FaultState {
         self.get().drop_exec_after_ms.map(Duration::from_millis)
     }
 
+    /// Whether the answer to this request (already served) is to be dropped; consumes one.
+    pub fn take_drop(&self, method: &str, path: &str) -> bool {
+        let mut faults = self.faults.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(drop) = faults.drop_response.as_mut() else {
+            return false;
+        };
+        if drop.count == 0
+            || drop
+                .path_contains
+                .as_deref()
+                .is_some_and(|p| !path.contains(p))
+            || drop
+                .method
+                .as_deref()
+                .is_some_and(|m| !m.eq_ignore_ascii_case(method))
+        {
+            return false;
+        }
+        drop.count -= 1;
+        if drop.count == 0 {
+            faults.drop_response = None;
+        }
+        true
+    }
+
     /// If an error burst covers this request, consume one and return the error to answer.
     pub fn take_error(&self, path: &str) -> Option<ApiError> {
         let mut faults = self.faults.lock().unwrap_or_else(|e| e.into_inner());
@@ -174,6 +216,22 @@ mod tests {
                 .take_error("/api/v1/namespaces/default/pods")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn dropped_answers_count_down_and_match_method_and_path() {
+        let state = FaultState::new(
+            Faults::from_yaml(
+                "drop_response: { count: 1, path_contains: /ephemeralcontainers, method: PATCH }",
+            )
+            .unwrap(),
+        );
+        let path = "/api/v1/namespaces/default/pods/web/ephemeralcontainers";
+        assert!(!state.take_drop("GET", path));
+        assert!(!state.take_drop("PATCH", "/api/v1/namespaces/default/pods/web"));
+        assert!(state.take_drop("PATCH", path));
+        assert!(!state.take_drop("PATCH", path), "one only");
+        assert_eq!(state.get().drop_response, None);
     }
 
     #[test]

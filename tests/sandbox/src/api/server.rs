@@ -1,7 +1,6 @@
 //! The HTTP(S) server: accepts connections, applies faults, authenticates, routes, authorizes,
 //! dispatches to the handlers and records every request in the log.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -103,7 +102,7 @@ fn header_str(req: &Request<Incoming>, name: header::HeaderName) -> String {
 async fn handle(
     state: Arc<ApiState>,
     req: Request<Incoming>,
-) -> Result<Response<Body>, Infallible> {
+) -> Result<Response<Body>, std::io::Error> {
     let started = Instant::now();
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
@@ -118,16 +117,24 @@ async fn handle(
         Some(e) => (respond::error(&e), String::new()),
         None => serve(&state, req).await,
     };
+    // Served, and now lost: hyper closes the connection when the service fails.
+    let dropped = state.faults.take_drop(&method, &path);
     state.log.push(RequestRecord {
         method,
         path,
         query,
         content_type,
         accept,
-        status: resp.status().as_u16(),
+        status: if dropped { 0 } else { resp.status().as_u16() },
         duration: started.elapsed(),
         user,
     });
+    if dropped {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "drop_response fault: the answer is not sent",
+        ));
+    }
     Ok(resp)
 }
 
