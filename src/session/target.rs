@@ -444,6 +444,15 @@ pub fn target_in(pod: Pod, container: Option<&str>) -> Result<Target, Error> {
         .and_then(|s| s.init_containers.as_ref())
         .is_some_and(|c| c.iter().any(|c| c.name == chosen && is_native_sidecar(c)));
     if !containers.contains(&chosen) && !sidecar {
+        // What the refusals offer instead: every container that can be a target, native
+        // sidecars included.
+        let sidecars = spec
+            .and_then(|s| s.init_containers.as_ref())
+            .into_iter()
+            .flatten()
+            .filter(|c| is_native_sidecar(c))
+            .map(|c| c.name.clone());
+        let containers: Vec<String> = containers.iter().cloned().chain(sidecars).collect();
         let is_init = spec
             .and_then(|s| s.init_containers.as_ref())
             .is_some_and(|c| c.iter().any(|c| c.name == chosen));

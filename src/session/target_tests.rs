@@ -140,6 +140,31 @@ fn refuses_init_and_ephemeral_containers_as_targets() {
 }
 
 #[test]
+fn refusals_offer_native_sidecars_as_targets_too() {
+    let mut pod = running_pod("web", &["app"]);
+    if let Some(spec) = pod.spec.as_mut() {
+        spec.init_containers = Some(vec![
+            Container {
+                name: "migrate".into(),
+                ..Container::default()
+            },
+            Container {
+                name: "proxy".into(),
+                restart_policy: Some("Always".into()),
+                ..Container::default()
+            },
+        ]);
+    }
+    for (asked, offered) in [("migrate", "app, proxy"), ("nope", "app, proxy")] {
+        let error = target_in(pod.clone(), Some(asked)).expect_err(asked);
+        assert!(
+            error.to_string().ends_with(&format!(": {offered}")),
+            "{asked}: {error}"
+        );
+    }
+}
+
+#[test]
 fn refuses_a_pod_that_is_not_running() {
     let mut pod = running_pod("web", &["app"]);
     if let Some(status) = pod.status.as_mut() {
