@@ -425,14 +425,8 @@ async fn a_killed_client_leaves_the_agent_to_end_the_container_by_idling_out() {
 
 /// Spawns a session whose command prints `started` first; returns once it has.
 async fn started_session(c: &TestCluster, command: &str) -> tokio::process::Child {
-    let mut plugin = c.plugin(&["-n", "locked", "pod/web", "--", "sh", "-c", command]);
-    plugin.stdout(std::process::Stdio::piped());
-    let mut child = plugin.spawn().expect("a session starts");
-    assert_eq!(
-        support::first_line(&mut child, LIMIT).await.as_deref(),
-        Some("started")
-    );
-    child
+    c.started_session(&["-n", "locked", "pod/web", "--", "sh", "-c", command])
+        .await
 }
 
 #[tokio::test]

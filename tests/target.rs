@@ -367,16 +367,8 @@ fn kill_on_host(id: &str) {
 /// A session kept open (`-- sh -c 'echo started; sleep N'`) so its container is reused.
 async fn held_session(c: &TestCluster, pod: &str, seconds: u32) -> tokio::process::Child {
     let script = format!("echo started; sleep {seconds}");
-    let mut plugin = c.plugin(&["-n", "t", pod, "-c", "app", "--", "sh", "-c", &script]);
-    plugin
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = plugin.spawn().expect("a session starts");
-    assert_eq!(
-        support::first_line(&mut child, LIMIT).await.as_deref(),
-        Some("started")
-    );
-    child
+    c.started_session(&["-n", "t", pod, "-c", "app", "--", "sh", "-c", &script])
+        .await
 }
 
 #[tokio::test]

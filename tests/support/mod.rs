@@ -130,6 +130,24 @@ impl Run {
 }
 
 impl TestCluster {
+    /// Spawns the plugin with `args`, a session whose command prints `started` first, and
+    /// returns once it has: the command is running in the debug container. Its stdout and
+    /// stderr are piped (stderr for the caller to read).
+    pub async fn started_session(&self, args: &[&str]) -> tokio::process::Child {
+        let mut plugin = self.plugin(args);
+        plugin
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = plugin.spawn().expect("a session starts");
+        assert_eq!(
+            first_line(&mut child, Duration::from_secs(90))
+                .await
+                .as_deref(),
+            Some("started")
+        );
+        child
+    }
+
     /// The plugin, pointed at this cluster, stdin closed, no colour.
     pub fn plugin(&self, args: &[&str]) -> tokio::process::Command {
         self.plugin_with_kubeconfig(self.sb.kubeconfig_path(), args)
