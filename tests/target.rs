@@ -36,6 +36,15 @@ async fn shared_pod(c: &TestCluster) {
     .await;
 }
 
+/// A session on container `app` of pod `shared`: `-n t pod/shared -c app EXTRA -- COMMAND`.
+async fn in_shared_app(c: &TestCluster, extra: &[&str], command: &[&str]) -> support::Run {
+    let mut args = vec!["-n", "t", "pod/shared", "-c", "app"];
+    args.extend_from_slice(extra);
+    args.push("--");
+    args.extend_from_slice(command);
+    c.run(&args, LIMIT).await
+}
+
 async fn info(c: &TestCluster, extra: &[&str]) -> Value {
     let mut args = vec!["-n", "t", "info", "pod/shared", "-c", "app", "-o", "json"];
     args.extend(extra);
@@ -177,21 +186,7 @@ async fn without_container_ids_in_cgroups_a_shared_pid_session_refuses_with_cand
     };
     shared_pod(&c).await;
 
-    let run = c
-        .run(
-            &[
-                "-n",
-                "t",
-                "pod/shared",
-                "-c",
-                "app",
-                "--",
-                "cat",
-                "/target/etc/os-release",
-            ],
-            LIMIT,
-        )
-        .await;
+    let run = in_shared_app(&c, &[], &["cat", "/target/etc/os-release"]).await;
     assert_eq!(run.code, Some(2), "{run:?}");
     assert!(
         !run.stdout.contains("Distroless"),
@@ -216,24 +211,16 @@ async fn without_container_ids_in_cgroups_a_shared_pid_session_refuses_with_cand
     // No debug container is left running after the refusal.
     c.wait_all_terminated("t", "shared", LIMIT).await;
 
-    let run = c
-        .run(
-            &[
-                "-n",
-                "t",
-                "pod/shared",
-                "-c",
-                "app",
-                "--target-pid",
-                &app_pid,
-                "--",
-                "sh",
-                "-c",
-                "cat /target/etc/os-release; echo pid=$TARGET_PID",
-            ],
-            LIMIT,
-        )
-        .await;
+    let run = in_shared_app(
+        &c,
+        &["--target-pid", &app_pid],
+        &[
+            "sh",
+            "-c",
+            "cat /target/etc/os-release; echo pid=$TARGET_PID",
+        ],
+    )
+    .await;
     assert_eq!(run.code, Some(0), "{run:?}");
     assert!(run.stdout.contains("Distroless (sandbox)"), "{run:?}");
     assert!(run.stdout.contains(&format!("pid={app_pid}")), "{run:?}");
@@ -408,21 +395,7 @@ async fn a_reused_debug_container_follows_a_target_that_restarted() {
         ),
         new_id
     );
-    let run = c
-        .run(
-            &[
-                "-n",
-                "t",
-                "pod/shared",
-                "-c",
-                "app",
-                "--",
-                "cat",
-                "/target/etc/os-release",
-            ],
-            LIMIT,
-        )
-        .await;
+    let run = in_shared_app(&c, &[], &["cat", "/target/etc/os-release"]).await;
     assert_eq!(run.code, Some(0), "{run:?}");
     assert!(run.stdout.contains("Distroless (sandbox)"), "{run:?}");
     support::send(&holder, libc::SIGTERM);
