@@ -117,14 +117,20 @@ async fn run(options: &Options, printer: &Printer) -> Result<ExitStatus, Error> 
     let cluster = connection.cluster;
     match &options.action {
         Action::Debug(debug) => {
-            let mut debug = match crate::session::settle::settle(debug, &cluster, printer).await? {
+            // A target that does not run is refused with `--copy`'s command line as the way on.
+            let namespace = cluster.namespace.clone();
+            let hinted = |e| crate::session::copy::hint::with_copy_hint(e, debug, &namespace);
+            let settled = crate::session::settle::settle(debug, &cluster, printer).await;
+            let mut debug = match settled.map_err(hinted)? {
                 crate::session::settle::Settled::Ready(debug) => debug,
                 crate::session::settle::Settled::Interrupted(signal) => {
                     return Ok(ExitStatus::Interrupted(signal));
                 }
             };
             debug.record.context = connection.context;
-            let status = debug::run(&debug, &cluster, printer).await?;
+            let status = debug::run(&debug, &cluster, printer)
+                .await
+                .map_err(hinted)?;
             if let (ExitStatus::Remote(code), crate::session::options::Mode::Command { argv, .. }) =
                 (status, &debug.mode)
                 && let Some(hint) =
@@ -133,6 +139,9 @@ async fn run(options: &Options, printer: &Printer) -> Result<ExitStatus, Error> 
                 printer.note(&format!("hint: {hint}"));
             }
             Ok(status)
+        }
+        Action::CopyPod { session, copy } => {
+            crate::session::copy::run::run(session, copy, &cluster, printer).await
         }
         Action::Info { session, format } => info::run(session, *format, &cluster, printer).await,
         Action::List {

@@ -20,7 +20,9 @@ Exit codes:
   2        usage error (a flag or an argument is wrong), or the target process cannot be
            identified in a pod sharing its PID namespace (the candidates are listed: --target-pid N)
   130      interrupted by Ctrl-C (129 SIGHUP, 143 SIGTERM); the debug container is stopped first
-  N        with `-- COMMAND`, the remote command's own exit code (127: command not found)
+  N        with `-- COMMAND`, the remote command's own exit code (127: command not found);
+           with `--copy -- start`, the app's own exit code (128+N for a signal; 125: no held
+           target)
   4        `run` and `-l ... -- COMMAND`: a step that was not allowed to fail failed on some pod
   5        `run` and `-l ... -- COMMAND`: some pod could not be debugged at all, or with several
            --context, some context's pods could not be chosen (wins over 4)";
@@ -32,6 +34,8 @@ Examples:
   kubectl distroless-debug pod/web -- ls /target/etc
   kubectl distroless-debug pod/mesh -c proxy -- sh -c 'cat /proc/$TARGET_PID/status'
   kubectl distroless-debug pod/web --dry-run=client -o yaml
+  kubectl distroless-debug pod/crashing --copy       # a copy held before its entrypoint; `start` runs it
+  kubectl distroless-debug deploy/api --copy -- start PORT=8080
   kubectl distroless-debug -l app=api -- ss -ltn     # every pod of the selector, in parallel
   kubectl distroless-debug run runbook.yaml -l app=api -o json --out-dir ./incident
   kubectl distroless-debug --context eu,us -l app=api -- ss -ltn  # the same in two clusters
@@ -573,6 +577,36 @@ pub struct DebugArgs {
         default_missing_value = "client"
     )]
     pub dry_run: Option<DryRunArg>,
+
+    /// Debug a copy of the pod instead of the pod itself, for a target that does not run
+    /// (it crash-loops or exits at start): the copy (without the original's labels and
+    /// owners, so nothing selects it) holds the target container before its entrypoint, with
+    /// its image, env and volumes, and our debug container beside it; `start` in the shell
+    /// runs the entrypoint (`start KEY=VALUE... [ARGS]`, again after it exits, `--wait-for-trace`
+    /// for strace). A workload with no ready pod is copied from its pod template. The copy is
+    /// deleted when the session ends. See docs/copy.md.
+    #[arg(long, conflicts_with = "selector", help_heading = "Copy mode (--copy)")]
+    pub copy: bool,
+
+    /// With --copy: keep the original's node (`nodeName`), so the copy runs where it ran.
+    #[arg(long, requires = "copy", help_heading = "Copy mode (--copy)")]
+    pub same_node: bool,
+
+    /// With --copy: leave the copy when the session ends (`cleanup` deletes it later; it ends
+    /// by itself after --ttl).
+    #[arg(long, requires = "copy", help_heading = "Copy mode (--copy)")]
+    pub keep_copy: bool,
+
+    /// With --copy: the target's entrypoint, 'CMD ARGS' split as a shell splits words. Wins over
+    /// the pod spec's command and the image config's ENTRYPOINT/CMD (read from the registry
+    /// when the spec sets no command).
+    #[arg(
+        long,
+        value_name = "'CMD ARGS'",
+        requires = "copy",
+        help_heading = "Copy mode (--copy)"
+    )]
+    pub entrypoint: Option<String>,
 
     /// Don't record this session locally (see `history` and docs/recording.md).
     #[arg(long, conflicts_with_all = ["record", "record_input"])]

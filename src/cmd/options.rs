@@ -21,6 +21,7 @@ use crate::kube::cluster::KubeOptions;
 use crate::kube::retry::RetryPolicy;
 use crate::output::printer::{OutputFormat, OutputOptions};
 use crate::output::recording::{self, RecordOptions};
+use crate::session::copy::options::CopyPodOptions;
 use crate::session::options::{DebugOptions, DryRun, Mode};
 use crate::session::target::TargetRef;
 use crate::toolkit::catalog::ToolkitArg;
@@ -37,6 +38,11 @@ pub struct Options {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     Debug(DebugOptions),
+    /// `TARGET --copy`: a session in a copy of the pod, the target held before its entrypoint.
+    CopyPod {
+        session: DebugOptions,
+        copy: CopyPodOptions,
+    },
     List {
         all_namespaces: bool,
         format: Option<OutputFormat>,
@@ -122,6 +128,7 @@ impl Options {
             None if cli.debug.fanout.selector.is_some() => {
                 Action::Run(command_fanout(cli.debug, env)?)
             }
+            None if cli.debug.copy => copy_pod_options(cli.debug, env)?,
             None => Action::Debug(debug_options(cli.debug, env)?),
         };
         let everywhere = match &action {
@@ -156,7 +163,7 @@ impl Options {
 /// contexts; `None` for those that take several (and `images`, which needs no cluster).
 fn one_cluster_command(action: &Action) -> Option<&'static str> {
     match action {
-        Action::Debug(_) => Some("a session (`TARGET`)"),
+        Action::Debug(_) | Action::CopyPod { .. } => Some("a session (`TARGET`)"),
         Action::List { .. } => Some("`ls`"),
         Action::Cleanup { .. } => Some("`cleanup`"),
         Action::Copy(_) => Some("`cp`"),
@@ -366,6 +373,50 @@ fn debug_options(args: DebugArgs, env: &Environment) -> Result<DebugOptions, Usa
             context: None,
         },
         target_pid: args.target_pid,
+    })
+}
+
+/// `TARGET --copy`: a session's options, and the rules of the flags only `--copy` takes.
+fn copy_pod_options(args: DebugArgs, env: &Environment) -> Result<Action, UsageError> {
+    if args.image.is_some() {
+        return Err(usage(
+            "`--copy` holds the target with our agent, which `--image` does not have: drop `--image`, or pick one of ours with `--toolkit`",
+        ));
+    }
+    if args.mirror_volumes || args.copy_env {
+        return Err(usage(
+            "`--mirror-volumes` and `--copy-env` are for a session beside a running target; with `--copy`, /target is the held target's root, its volumes and env included: drop them",
+        ));
+    }
+    if args.output.is_some() && args.dry_run.is_none() {
+        return Err(usage(
+            "with `--copy`, `-o` prints the copy pod with `--dry-run=client -o yaml`; a command's output is the command's",
+        ));
+    }
+    let entrypoint = match args.entrypoint.as_deref() {
+        None => None,
+        Some(text) => match shlex::split(text) {
+            Some(words) if !words.is_empty() => Some(words),
+            Some(_) => {
+                return Err(usage(
+                    "`--entrypoint` needs a command, e.g. `--entrypoint '/app/server --port 8080'`",
+                ));
+            }
+            None => {
+                return Err(usage(format!(
+                    "`--entrypoint {text:?}`: a quote is not closed; write 'CMD ARGS' as a shell would"
+                )));
+            }
+        },
+    };
+    let copy = CopyPodOptions {
+        same_node: args.same_node,
+        keep_copy: args.keep_copy,
+        entrypoint,
+    };
+    Ok(Action::CopyPod {
+        session: debug_options(args, env)?,
+        copy,
     })
 }
 

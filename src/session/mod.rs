@@ -6,6 +6,7 @@
 pub mod add;
 pub mod attach;
 pub mod capability;
+pub mod copy;
 pub mod debug;
 pub mod events;
 pub mod facts;
