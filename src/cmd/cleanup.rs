@@ -2,13 +2,16 @@
 //!
 //! Each is stopped exactly as a session's teardown stops it (the agent's `stop`, or the
 //! recorded pid in generic mode), in parallel, and seen Terminated. Their entries stay in the
-//! pod specs: Kubernetes cannot remove ephemeral containers. `--dry-run` only lists them.
+//! pod specs: Kubernetes cannot remove ephemeral containers. Copies of ours (`--copy`, left by
+//! `--keep-copy` or a killed plugin) are deleted, whatever their state. `--dry-run` only lists
+//! them.
 
 use crate::base::error::Error;
 use crate::base::exit::ExitStatus;
 use crate::cmd::ls::{list_debug_containers, table};
 use crate::kube::cluster::Cluster;
 use crate::output::printer::Printer;
+use crate::session::copy::leftover::{delete_copies, list_copies};
 use crate::session::spec::State;
 use crate::session::teardown::{Origin, Session, Teardown};
 
@@ -18,19 +21,43 @@ pub async fn run(
     dry_run: bool,
     printer: &Printer,
 ) -> Result<ExitStatus, Error> {
-    let running: Vec<_> = list_debug_containers(cluster, all_namespaces)
-        .await?
+    let (listed, copies) = tokio::join!(
+        list_debug_containers(cluster, all_namespaces),
+        list_copies(cluster, all_namespaces)
+    );
+    let copies = copies?;
+    // A copy's debug container goes with the copy.
+    let running: Vec<_> = listed?
         .into_iter()
         .filter(|c| c.state == State::Running)
+        .filter(|c| {
+            !copies
+                .iter()
+                .any(|copy| copy.namespace == c.namespace && copy.pod == c.pod)
+        })
         .collect();
-    if running.is_empty() {
-        printer.note("no running debug containers of ours: nothing to stop");
+    if running.is_empty() && copies.is_empty() {
+        printer.note("no running debug containers and no copies of ours: nothing to stop");
         return Ok(ExitStatus::Success);
     }
     if dry_run {
-        printer.note(&format!("would stop {} debug container(s):", running.len()));
-        printer.stdout(&table(&running, jiff::Timestamp::now(), all_namespaces))?;
+        if !running.is_empty() {
+            printer.note(&format!("would stop {} debug container(s):", running.len()));
+            printer.stdout(&table(&running, jiff::Timestamp::now(), all_namespaces))?;
+        }
+        if !copies.is_empty() {
+            printer.note(&format!("would delete {} copy pod(s):", copies.len()));
+            printer.stdout(&table(&copies, jiff::Timestamp::now(), all_namespaces))?;
+        }
         return Ok(ExitStatus::Success);
+    }
+    let copies_failed = delete_copies(cluster, &copies, printer).await;
+    if running.is_empty() {
+        return Ok(if copies_failed == 0 {
+            ExitStatus::Success
+        } else {
+            ExitStatus::Failure
+        });
     }
     let stops = running.iter().map(|c| async move {
         let mut session = Session::new(
@@ -64,7 +91,7 @@ pub async fn run(
         }
     }
     printer.note("Kubernetes keeps terminated ephemeral containers' entries in the pod spec; `ls` still shows them.");
-    Ok(if failed == 0 {
+    Ok(if failed + copies_failed == 0 {
         ExitStatus::Success
     } else {
         ExitStatus::Failure

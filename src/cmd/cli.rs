@@ -118,9 +118,11 @@ pub struct ContextArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// List our debug containers: pod, name, target, image, state, age, user, reason.
+    /// List our debug containers: pod, name, target, image, state, age, user, reason; and
+    /// our `--copy` pods (their debug container, named distroless-debug).
     Ls(ListArgs),
-    /// Stop every still-running debug container of ours (their entries stay in the pod spec).
+    /// Stop every still-running debug container of ours (their entries stay in the pod spec),
+    /// and delete every `--copy` pod of ours left behind.
     Cleanup(CleanupArgs),
     /// Copy a file or directory out of the target container or into it, through a debug
     /// container (no tar needed in the target): `cp pod/NAME:/path LOCAL` or

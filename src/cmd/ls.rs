@@ -2,7 +2,8 @@
 //!
 //! Ours are recognised by the `DISTROLESS_DEBUG_VERSION` env var we put in each one (see
 //! `spec.rs`); `kubectl debug`'s containers and other tools' are left out. Terminated ones are
-//! listed too: Kubernetes keeps their entries, and users should see what is there.
+//! listed too: Kubernetes keeps their entries, and users should see what is there. Copies of
+//! ours (`--copy`) are listed beside them: their debug container, in the copy pod, by label.
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
@@ -14,6 +15,7 @@ use crate::base::exit::ExitStatus;
 use crate::kube::cluster::Cluster;
 use crate::output::printer::OutputFormat;
 use crate::output::printer::Printer;
+use crate::session::copy::spec::copy_in;
 use crate::session::spec::{DebugContainer, debug_containers_in};
 
 #[derive(Debug, Serialize)]
@@ -43,7 +45,11 @@ pub async fn list_debug_containers(
         .bounded(pods.list(&ListParams::default()))
         .await
         .map_err(|source| Error::List { scope, source })?;
-    Ok(list.items.iter().flat_map(debug_containers_in).collect())
+    Ok(list
+        .items
+        .iter()
+        .flat_map(|pod| debug_containers_in(pod).into_iter().chain(copy_in(pod)))
+        .collect())
 }
 
 pub async fn run(

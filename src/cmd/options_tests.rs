@@ -635,3 +635,60 @@ fn history_takes_its_filters_and_show() {
     assert_eq!(h.show, Some(("abc".to_string(), true)));
     assert!(refusal(&["history", "--since", "soon"], &script()).contains("--since"));
 }
+
+fn copy_pod(args: &[&str], env: &Environment) -> (DebugOptions, CopyPodOptions) {
+    match parse(args, env).expect("valid command line").action {
+        Action::CopyPod { session, copy } => (session, copy),
+        other => panic!("not a --copy action: {other:?}"),
+    }
+}
+
+#[test]
+fn copy_takes_its_flags_and_splits_the_entrypoint_as_a_shell_would() {
+    let (session, copy) = copy_pod(
+        &[
+            "deploy/api",
+            "--copy",
+            "--same-node",
+            "--keep-copy",
+            "--entrypoint",
+            "/app/server --name 'a b'",
+            "--",
+            "start",
+            "PORT=8080",
+        ],
+        &script(),
+    );
+    assert_eq!(session.target.kind, TargetKind::Deployment);
+    assert!(copy.same_node && copy.keep_copy);
+    assert_eq!(
+        copy.entrypoint,
+        Some(vec!["/app/server".into(), "--name".into(), "a b".into()])
+    );
+    assert!(
+        matches!(session.mode, Mode::Command { ref argv, .. } if argv == &["start", "PORT=8080"])
+    );
+    let (_, plain) = copy_pod(&["pod/web", "--copy"], &terminal());
+    assert_eq!(plain, CopyPodOptions::default());
+}
+
+#[test]
+fn copy_refuses_what_cannot_hold_a_target() {
+    assert!(refusal(&["pod/web", "--copy", "--image", "busybox"], &script()).contains("--image"));
+    assert!(refusal(&["pod/web", "--copy", "--copy-env"], &script()).contains("--copy-env"));
+    assert!(refusal(&["pod/web", "--copy", "--entrypoint", "'open"], &script()).contains("quote"));
+    assert!(
+        refusal(&["pod/web", "--copy", "--entrypoint", ""], &script()).contains("needs a command")
+    );
+    assert!(refusal(&["pod/web", "--copy", "-o", "json", "--", "ls"], &script()).contains("-o"));
+    // The flags of copy mode mean nothing without it.
+    assert!(refusal(&["pod/web", "--keep-copy"], &script()).contains("--copy"));
+    assert!(refusal(&["pod/web", "--entrypoint", "/app"], &script()).contains("--copy"));
+    assert!(refusal(&["-l", "app=web", "--copy", "--", "ls"], &script()).contains("--copy"));
+}
+
+#[test]
+fn copy_dry_run_prints_yaml_by_default() {
+    let (session, _) = copy_pod(&["pod/web", "--copy", "--dry-run=client"], &script());
+    assert_eq!(session.format, Some(OutputFormat::Yaml));
+}

@@ -82,3 +82,73 @@ pub fn with_copy_hint(error: Error, options: &DebugOptions, namespace: &str) -> 
     }
     .into()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::target::{TargetKind, TargetRef};
+
+    fn options(mode: Mode, container: Option<&str>) -> DebugOptions {
+        DebugOptions {
+            target: TargetRef {
+                kind: TargetKind::Pod,
+                name: "web".into(),
+            },
+            container: container.map(String::from),
+            image: crate::toolkit::catalog::ImageChoice::Custom("x".into()),
+            profile: crate::session::profile::Profile::Auto,
+            timeout: std::time::Duration::from_secs(1),
+            ttl: std::time::Duration::from_secs(1),
+            idle: std::time::Duration::from_secs(1),
+            reason: None,
+            reuse: true,
+            mode,
+            dry_run: None,
+            format: None,
+            mirror_volumes: false,
+            copy_env: false,
+            record: crate::output::recording::RecordOptions::off(),
+            target_pid: None,
+        }
+    }
+
+    #[test]
+    fn a_crash_looping_target_is_refused_with_the_copy_command_line() {
+        let mode = Mode::Command {
+            argv: vec!["ls".into(), "/target/etc dir".into()],
+            stdin: false,
+            tty: false,
+        };
+        let refused = Error::ContainerNotRunning {
+            pod: "web".into(),
+            container: "app".into(),
+        };
+        let error = with_copy_hint(refused, &options(mode, Some("app")), "shop");
+        let hint = error.hint().unwrap();
+        assert!(
+            hint.contains(
+                "`kubectl distroless-debug pod/web -n shop -c app --copy -- ls '/target/etc dir'`"
+            ),
+            "{hint}"
+        );
+        assert!(error.to_string().contains("is not running"));
+    }
+
+    #[test]
+    fn a_pending_pod_is_not_offered_a_copy() {
+        let pending = Error::PodNotRunning {
+            pod: "web".into(),
+            phase: "Pending".into(),
+            reason: None,
+        };
+        let error = with_copy_hint(pending, &options(Mode::Interactive, None), "shop");
+        assert!(!error.hint().unwrap_or_default().contains("--copy"));
+        let failed = Error::PodNotRunning {
+            pod: "web".into(),
+            phase: "Failed".into(),
+            reason: None,
+        };
+        let error = with_copy_hint(failed, &options(Mode::Interactive, None), "shop");
+        assert!(error.hint().unwrap().contains("pod/web -n shop --copy`"));
+    }
+}

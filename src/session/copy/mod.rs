@@ -9,6 +9,7 @@
 pub mod entrypoint;
 pub mod failure;
 pub mod hint;
+pub mod leftover;
 pub mod options;
 pub mod registry;
 pub mod run;

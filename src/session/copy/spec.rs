@@ -19,7 +19,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use crate::session::copy::options::CopyPodOptions;
 use crate::session::identity::Identity;
 use crate::session::options::DebugOptions;
-use crate::session::spec::{AGENT, SessionFacts, TargetProcess, ephemeral_container_for};
+use crate::session::spec::{
+    AGENT, DebugContainer, ENV_PROFILE, ENV_REASON, ENV_STARTED, ENV_USER, SessionFacts, State,
+    TargetProcess, ephemeral_container_for,
+};
 
 /// Every copy of ours carries this label (`"true"`): `ls` and `cleanup` select by it.
 pub const LABEL_COPY: &str = "distroless-debug.io/copy";
@@ -282,6 +285,62 @@ pub fn copy_pod_for(
         spec: Some(spec),
         status: None,
     }
+}
+
+/// Whether `pod` is a copy of ours (by its label).
+pub fn is_copy(pod: &Pod) -> bool {
+    pod.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(LABEL_COPY))
+        .is_some_and(|v| v == "true")
+}
+
+/// The debug container of a copy of ours, as `ls` lists it beside ephemeral ones: the pod is
+/// the copy, the target its held container.
+pub fn copy_in(pod: &Pod) -> Option<DebugContainer> {
+    if !is_copy(pod) {
+        return None;
+    }
+    let debug = pod
+        .spec
+        .as_ref()?
+        .containers
+        .iter()
+        .find(|c| c.name == DEBUG_CONTAINER)?;
+    let env_of = |name: &str| {
+        debug
+            .env
+            .iter()
+            .flatten()
+            .find(|e| e.name == name)
+            .and_then(|e| e.value.clone())
+    };
+    let status = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|s| s.iter().find(|s| s.name == DEBUG_CONTAINER));
+    Some(DebugContainer {
+        namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+        pod: pod.metadata.name.clone().unwrap_or_default(),
+        name: DEBUG_CONTAINER.to_string(),
+        target: pod
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(ANNOTATION_TARGET))
+            .cloned()
+            .unwrap_or_default(),
+        image: debug.image.clone().unwrap_or_default(),
+        state: State::of(status.and_then(|s| s.state.as_ref())),
+        user: env_of(ENV_USER).unwrap_or_default(),
+        reason: env_of(ENV_REASON).unwrap_or_default(),
+        started: env_of(ENV_STARTED),
+        profile: env_of(ENV_PROFILE).unwrap_or_default(),
+        has_agent: true,
+        target_id: None,
+    })
 }
 
 #[cfg(test)]

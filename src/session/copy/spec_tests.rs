@@ -425,3 +425,15 @@ fn long_names_stay_valid() {
     );
     assert_eq!(label_value("web"), "web");
 }
+
+#[test]
+fn ls_finds_a_copy_by_its_label_and_not_the_original() {
+    let pod = copy();
+    let listed = copy_in(&pod).unwrap();
+    assert_eq!(listed.pod, "web-7d9f-abcde-dbg-x1y2z");
+    assert_eq!(listed.name, DEBUG_CONTAINER);
+    assert_eq!(listed.target, "app");
+    assert_eq!(listed.user, "alice");
+    assert_eq!(listed.reason, "INC-7");
+    assert!(copy_in(&original()).is_none());
+}
