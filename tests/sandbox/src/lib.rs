@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod channel;
+pub mod fixtures;
 pub mod node;
 pub mod policy;
 pub mod runtime;

@@ -105,6 +105,24 @@ pub trait StatusSink: Send + Sync + 'static {
         message: &str,
         field_path: Option<&str>,
     );
+
+    /// The data of a ConfigMap or Secret of the pod's namespace that its containers' `env`
+    /// and `envFrom` refer to, Secret values decoded; `None` when it does not exist (the
+    /// kubelet's configMapManager/secretManager). The default knows none.
+    fn config_data(&self, kind: ConfigKind, namespace: &str, name: &str) -> Option<ConfigData> {
+        let _ = (kind, namespace, name);
+        None
+    }
+}
+
+/// The keys and values of a ConfigMap or Secret.
+pub type ConfigData = std::collections::BTreeMap<String, String>;
+
+/// What a container's environment can refer to by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigKind {
+    ConfigMap,
+    Secret,
 }
 
 /// What the API server asks of the node.
@@ -157,6 +175,16 @@ pub trait Runtime: Send + Sync + 'static {
         pod: String,
         container: String,
         follow: bool,
+        tail_lines: Option<i64>,
+    ) -> BoxFuture<'static, Result<BoxRead, RuntimeError>>;
+
+    /// The log of the container's previous instance, the one its `lastState` reports
+    /// (`pods/log?previous=true`, what `kubectl logs --previous` reads of a crash loop).
+    fn previous_logs(
+        &self,
+        namespace: String,
+        pod: String,
+        container: String,
         tail_lines: Option<i64>,
     ) -> BoxFuture<'static, Result<BoxRead, RuntimeError>>;
 

@@ -471,6 +471,16 @@ impl Runtime for NoNode {
         async { Err(RuntimeError::NotFound(NO_NODE.into())) }.boxed()
     }
 
+    fn previous_logs(
+        &self,
+        _ns: String,
+        _pod: String,
+        _container: String,
+        _tail: Option<i64>,
+    ) -> BoxFuture<'static, Result<BoxRead, RuntimeError>> {
+        async { Err(RuntimeError::NotFound(NO_NODE.into())) }.boxed()
+    }
+
     fn shutdown(&self) -> BoxFuture<'static, ()> {
         async {}.boxed()
     }

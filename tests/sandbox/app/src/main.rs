@@ -4,6 +4,10 @@
 //! it serves HTTP on a TCP port (8080, or `PORT`), logs one line a second to stdout and exits
 //! cleanly on SIGTERM so a graceful pod delete does not have to wait for SIGKILL.
 //!
+//! `sandbox-app require-port` is the crashing app of the crash-loop tests: the same server,
+//! but like a service whose config is incomplete it exits 1 at start, with
+//! `sandbox-app: PORT is not set` on stderr, unless `PORT` is set.
+//!
 //! `sandbox-app pause` is the pod sandbox's ("pause") process instead: it holds the pod's
 //! namespaces open, reaps orphans when it is PID 1 of a shared PID namespace, and exits on
 //! SIGTERM/SIGINT.
@@ -43,8 +47,18 @@ fn main() {
     exit_on_termination_signals();
     match std::env::args().nth(1).as_deref() {
         Some("pause") => pause(),
+        Some("require-port") => {
+            if std::env::var_os("PORT").is_none_or(|p| p.is_empty()) {
+                eprintln!("{} sandbox-app: PORT is not set", now());
+                std::process::exit(1);
+            }
+            serve()
+        }
         Some("--help") | Some("-h") => {
-            println!("usage: sandbox-app [pause]   (serves HTTP on $PORT, default 8080)");
+            println!(
+                "usage: sandbox-app [pause | require-port]   (serves HTTP on $PORT, default 8080;\n\
+                 require-port: exits 1 when PORT is not set)"
+            );
         }
         _ => serve(),
     }

@@ -115,6 +115,20 @@ pub const CONFIGMAPS: Kind = Kind {
     has_generation: false,
 };
 
+pub const SECRETS: Kind = Kind {
+    group: "",
+    version: "v1",
+    resource: "secrets",
+    singular: "secret",
+    kind: "Secret",
+    namespaced: true,
+    short_names: &[],
+    categories: &[],
+    verbs: ALL_VERBS,
+    subresources: &[],
+    has_generation: false,
+};
+
 pub const SERVICE_ACCOUNTS: Kind = Kind {
     group: "",
     version: "v1",
@@ -186,6 +200,7 @@ pub const STORED: &[&Kind] = &[
     &EVENTS,
     &NAMESPACES,
     &PODS,
+    &SECRETS,
     &SERVICE_ACCOUNTS,
     &DAEMONSETS,
     &DEPLOYMENTS,

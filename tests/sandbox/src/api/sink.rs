@@ -7,16 +7,42 @@ use k8s_openapi::api::core::v1::PodStatus;
 use serde_json::{Value, json};
 
 use super::defaults::NODE_NAME;
-use super::kinds::{EVENTS, PODS};
+use super::kinds::{CONFIGMAPS, EVENTS, PODS, SECRETS};
 use super::meta;
 use super::store::Store;
-use crate::runtime::StatusSink;
+use crate::runtime::{ConfigData, ConfigKind, StatusSink};
 
 pub struct StoreSink {
     pub store: Arc<Store>,
 }
 
 impl StatusSink for StoreSink {
+    fn config_data(&self, kind: ConfigKind, namespace: &str, name: &str) -> Option<ConfigData> {
+        use base64::Engine;
+        let object = match kind {
+            ConfigKind::ConfigMap => self.store.get(&CONFIGMAPS, namespace, name)?,
+            ConfigKind::Secret => self.store.get(&SECRETS, namespace, name)?,
+        };
+        let mut data = ConfigData::new();
+        for (k, v) in object["data"].as_object().into_iter().flatten() {
+            let text = v.as_str().unwrap_or_default();
+            let value = match kind {
+                ConfigKind::ConfigMap => text.to_string(),
+                ConfigKind::Secret => base64::engine::general_purpose::STANDARD
+                    .decode(text)
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default(),
+            };
+            data.insert(k.clone(), value);
+        }
+        // The API server folds a Secret's stringData into data on write; the store keeps it
+        // as sent.
+        for (k, v) in object["stringData"].as_object().into_iter().flatten() {
+            data.insert(k.clone(), v.as_str().unwrap_or_default().to_string());
+        }
+        Some(data)
+    }
+
     fn update_status(&self, namespace: &str, name: &str, update: &mut dyn FnMut(&mut PodStatus)) {
         // A pod deleted meanwhile is simply gone: the node's late report is dropped.
         let _ = self.store.update(&PODS, namespace, name, |pod| {

@@ -257,25 +257,22 @@ pub async fn log(state: &Arc<ApiState>, call: &Call) -> Result<Response<Body>, A
     }
     let pod = pod_of(state, call)?;
     let container = resolve_container(&pod, call.query.get("container"))?;
-    if let Some(reason) = waiting_reason(&pod, &container) {
-        return Err(ApiError::bad_request(format!(
-            "container \"{container}\" in pod \"{}\" is waiting to start: {reason}",
-            call.name()
-        )));
-    }
     let follow = call.query.flag("follow");
     let tail = call.query.int("tailLines");
-    let mut reader = state
-        .runtime
-        .logs(
-            call.namespace().to_string(),
-            call.name().to_string(),
-            container,
-            follow,
-            tail,
-        )
-        .await
-        .map_err(runtime_error)?;
+    let (ns, name) = (call.namespace().to_string(), call.name().to_string());
+    let reader = if call.query.flag("previous") {
+        // The previous instance has ended: nothing to follow, whatever the current state.
+        state.runtime.previous_logs(ns, name, container, tail).await
+    } else {
+        if let Some(reason) = waiting_reason(&pod, &container) {
+            return Err(ApiError::bad_request(format!(
+                "container \"{container}\" in pod \"{}\" is waiting to start: {reason}",
+                call.name()
+            )));
+        }
+        state.runtime.logs(ns, name, container, follow, tail).await
+    };
+    let mut reader = reader.map_err(runtime_error)?;
     let (mut tx, resp) = respond::streaming("text/plain");
     tokio::spawn(async move {
         let mut buf = vec![0u8; 16 * 1024];

@@ -13,13 +13,17 @@ use crate::static_bin::static_binary;
 pub const DISTROLESS_NONROOT: &str = "sandbox.local/distroless-app:nonroot";
 pub const DISTROLESS_ROOT: &str = "sandbox.local/distroless-app:root";
 pub const BUSYBOX: &str = "sandbox.local/busybox:latest";
+/// The crashing app: the distroless-app image whose config runs `/sandbox-app require-port`
+/// (Entrypoint + Cmd), which exits 1 with `sandbox-app: PORT is not set` unless PORT is set.
+pub const CRASHING_APP: &str = "sandbox.local/crashing-app:v1";
 
 /// Where the static busybox of the `busybox-static` package lives.
 const HOST_BUSYBOX: &str = "/bin/busybox";
 const PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Build the built-in images into `dir` and register them: `sandbox.local/distroless-app:nonroot`,
-/// `sandbox.local/distroless-app:root` and `sandbox.local/busybox:latest`.
+/// `sandbox.local/distroless-app:root`, `sandbox.local/crashing-app:v1` and
+/// `sandbox.local/busybox:latest`.
 pub fn register_builtin_images(store: &ImageStore, dir: &Path) -> Result<(), RuntimeError> {
     let internal = |what: &str, e: io::Error| RuntimeError::Internal(format!("{what}: {e}"));
     let app = static_binary("sandbox-app", "sandbox-app")
@@ -42,7 +46,8 @@ pub fn register_builtin_images(store: &ImageStore, dir: &Path) -> Result<(), Run
         distroless.clone(),
         app_config("65532:65532"),
     );
-    store.register_dir(DISTROLESS_ROOT, distroless, app_config("0"));
+    store.register_dir(DISTROLESS_ROOT, distroless.clone(), app_config("0"));
+    store.register_dir(CRASHING_APP, distroless, crashing_app_config());
 
     let busybox = dir.join("busybox/rootfs");
     build_busybox_rootfs(&busybox).map_err(|e| internal("busybox image", e))?;
@@ -58,6 +63,18 @@ pub fn register_builtin_images(store: &ImageStore, dir: &Path) -> Result<(), Run
         },
     );
     Ok(())
+}
+
+/// The crashing app's image config: the command lives in the image (Entrypoint + Cmd), not in
+/// the pod spec, so resolving it needs the image config.
+pub fn crashing_app_config() -> ImageConfig {
+    ImageConfig {
+        user: Some("65532:65532".into()),
+        entrypoint: vec!["/sandbox-app".into()],
+        cmd: vec!["require-port".into()],
+        env: vec![PATH_ENV.into()],
+        working_dir: Some("/".into()),
+    }
 }
 
 fn fresh_dir(path: &Path) -> io::Result<()> {

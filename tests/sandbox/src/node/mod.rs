@@ -50,7 +50,10 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Pod;
 
-pub use builtin::{BUSYBOX, DISTROLESS_NONROOT, DISTROLESS_ROOT, register_builtin_images};
+pub use builtin::{
+    BUSYBOX, CRASHING_APP, DISTROLESS_NONROOT, DISTROLESS_ROOT, crashing_app_config,
+    register_builtin_images,
+};
 pub use images::{Image, ImageConfig, ImageStore, normalize_reference};
 pub use runc::prerequisites;
 
@@ -402,6 +405,44 @@ impl Runtime for Node {
         })();
         let _guard = self.handle.enter();
         let reader = result.map(|log| log.reader(follow, tail_lines));
+        Box::pin(async move { reader })
+    }
+
+    fn previous_logs(
+        &self,
+        namespace: String,
+        pod: String,
+        container: String,
+        tail_lines: Option<i64>,
+    ) -> BoxFuture<'static, Result<BoxRead, RuntimeError>> {
+        let result = (|| {
+            let p = self.pod(&namespace, &pod).ok_or_else(|| {
+                RuntimeError::NotFound(format!("pod {namespace}/{pod} is not running on the node"))
+            })?;
+            let state = lock(&p.state);
+            let record = state.find(&container).ok_or_else(|| {
+                RuntimeError::BadRequest(format!(
+                    "container {container} is not valid for pod {pod}"
+                ))
+            })?;
+            // The kubelet reads the instance `lastState.terminated` names; that is the one
+            // kept in `last` (a restarted instance runs as `instance`, a crash-looping one
+            // waits for its next start).
+            let has_previous = record
+                .status
+                .last_state
+                .as_ref()
+                .is_some_and(|l| l.terminated.is_some());
+            match record.last.as_ref().filter(|_| has_previous) {
+                Some(i) => Ok(i.log.clone()),
+                // The kubelet's words (validateContainerLogStatus).
+                None => Err(RuntimeError::BadRequest(format!(
+                    "previous terminated container {container:?} in pod {pod:?} not found"
+                ))),
+            }
+        })();
+        let _guard = self.handle.enter();
+        let reader = result.map(|log| log.reader(false, tail_lines));
         Box::pin(async move { reader })
     }
 

@@ -5,10 +5,11 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use k8s_openapi::api::core::v1::{Container, Pod, SecurityContext};
+use k8s_openapi::api::core::v1::{Container, EnvVar, Pod, SecurityContext};
 
 use super::images::{Image, ImageConfig, group_entries, passwd_entries};
 use super::spec::{ALL_CAPS, DEFAULT_CAPS, Identity};
+use crate::runtime::{ConfigData, ConfigKind};
 
 /// `name_namespace(uid)`, the kubelet's `format.Pod`.
 pub fn pod_label(pod: &Pod) -> String {
@@ -265,10 +266,19 @@ pub fn expand(input: &str, vars: &HashMap<String, String>) -> String {
     out
 }
 
-/// The process environment: image `Env`, then `HOSTNAME`, then the container's `env` (plain
-/// values and the common `fieldRef`s, with `$(VAR)` expansion), and the `kubernetes` service's
-/// variables. Other service links are not made.
-pub fn environment(pod: &Pod, c: &Container, image: &ImageConfig, pod_ip: &str) -> Vec<String> {
+/// The process environment: image `Env`, then `HOSTNAME`, the `kubernetes` service's
+/// variables, then the container's `envFrom` and `env` (plain values with `$(VAR)`
+/// expansion, the common `fieldRef`s, and ConfigMap/Secret keys read through `lookup`).
+/// Other service links are not made. The error is the kubelet's CreateContainerConfigError
+/// message for a missing ConfigMap, Secret or key (pkg/kubelet/kubelet_pods.go
+/// makeEnvironmentVariables); `optional: true` references are skipped instead.
+pub fn environment(
+    pod: &Pod,
+    c: &Container,
+    image: &ImageConfig,
+    pod_ip: &str,
+    lookup: &dyn Fn(ConfigKind, &str) -> Option<ConfigData>,
+) -> Result<Vec<String>, String> {
     let mut order: Vec<String> = Vec::new();
     let mut vars: HashMap<String, String> = HashMap::new();
     let set =
@@ -311,11 +321,34 @@ pub fn environment(pod: &Pod, c: &Container, image: &ImageConfig, pod_ip: &str) 
     ] {
         set(&mut order, &mut vars, k.into(), v.into());
     }
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
     let mut container_vars: HashMap<String, String> = HashMap::new();
+    for from in c.env_from.iter().flatten() {
+        let (kind, name, optional) = if let Some(cm) = &from.config_map_ref {
+            (ConfigKind::ConfigMap, cm.name.as_str(), cm.optional)
+        } else if let Some(secret) = &from.secret_ref {
+            (ConfigKind::Secret, secret.name.as_str(), secret.optional)
+        } else {
+            continue;
+        };
+        let Some(data) = lookup(kind, name) else {
+            if optional == Some(true) {
+                continue;
+            }
+            return Err(not_found(kind, name));
+        };
+        let prefix = from.prefix.as_deref().unwrap_or("");
+        for (k, v) in data {
+            let key = format!("{prefix}{k}");
+            container_vars.insert(key.clone(), v.clone());
+            set(&mut order, &mut vars, key, v);
+        }
+    }
     for e in c.env.iter().flatten() {
+        let source = e.value_from.as_ref();
         let value = if let Some(v) = &e.value {
             expand(v, &container_vars)
-        } else if let Some(field) = e.value_from.as_ref().and_then(|f| f.field_ref.as_ref()) {
+        } else if let Some(field) = source.and_then(|f| f.field_ref.as_ref()) {
             let spec = pod.spec.as_ref();
             match field.field_path.as_str() {
                 "metadata.name" => pod.metadata.name.clone().unwrap_or_default(),
@@ -328,18 +361,66 @@ pub fn environment(pod: &Pod, c: &Container, image: &ImageConfig, pod_ip: &str) 
                 "status.podIP" | "status.hostIP" => pod_ip.to_string(),
                 _ => continue,
             }
+        } else if let Some((kind, name, key, optional)) = key_ref(e) {
+            let Some(data) = lookup(kind, name) else {
+                if optional {
+                    continue;
+                }
+                return Err(not_found(kind, name));
+            };
+            match data.get(key) {
+                Some(v) => v.clone(),
+                None if optional => continue,
+                None => {
+                    let kind = match kind {
+                        ConfigKind::ConfigMap => "ConfigMap",
+                        ConfigKind::Secret => "Secret",
+                    };
+                    return Err(format!(
+                        "couldn't find key {key} in {kind} {namespace}/{name}"
+                    ));
+                }
+            }
         } else {
-            // configMapKeyRef / secretKeyRef / resourceFieldRef are not supported by the
-            // sandbox node.
+            // resourceFieldRef is not supported by the sandbox node.
             continue;
         };
         container_vars.insert(e.name.clone(), value.clone());
         set(&mut order, &mut vars, e.name.clone(), value);
     }
-    order
+    Ok(order
         .into_iter()
         .map(|k| format!("{k}={}", vars[&k]))
-        .collect()
+        .collect())
+}
+
+/// An env var's `configMapKeyRef` or `secretKeyRef`: kind, object name, key, optional.
+fn key_ref(e: &EnvVar) -> Option<(ConfigKind, &str, &str, bool)> {
+    let from = e.value_from.as_ref()?;
+    if let Some(r) = &from.config_map_key_ref {
+        return Some((
+            ConfigKind::ConfigMap,
+            &r.name,
+            &r.key,
+            r.optional == Some(true),
+        ));
+    }
+    let r = from.secret_key_ref.as_ref()?;
+    Some((
+        ConfigKind::Secret,
+        &r.name,
+        &r.key,
+        r.optional == Some(true),
+    ))
+}
+
+/// The apiserver's NotFound text the kubelet passes on: `configmap "x" not found`.
+fn not_found(kind: ConfigKind, name: &str) -> String {
+    let resource = match kind {
+        ConfigKind::ConfigMap => "configmap",
+        ConfigKind::Secret => "secret",
+    };
+    format!("{resource} {name:?} not found")
 }
 
 /// The command line: Kubernetes' `command`/`args` over the image's `Entrypoint`/`Cmd`.

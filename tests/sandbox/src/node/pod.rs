@@ -154,6 +154,7 @@ impl PodRuntime {
                 init_failed: false,
                 restart_policy: restart_policy(&pod),
                 conditions: Vec::new(),
+                deadline_exceeded: false,
             }),
             pod: Mutex::new(pod),
             cancel: CancellationToken::new(),
@@ -289,6 +290,18 @@ impl Node {
     /// The pod's whole life on the node until it is deleted.
     pub(super) async fn run_pod(self: Arc<Self>, p: Arc<PodRuntime>) {
         self.publish(&p);
+        let deadline = lock(&p.pod)
+            .spec
+            .as_ref()
+            .and_then(|s| s.active_deadline_seconds);
+        if let Some(seconds) = deadline {
+            // Not a pod task: it stops the pod, and stopping joins the pod's tasks.
+            let (node, pp) = (self.clone(), p.clone());
+            tokio::spawn(async move {
+                node.enforce_deadline(pp, Duration::from_secs(seconds.max(0) as u64))
+                    .await
+            });
+        }
         if let Err(e) = prepare_pod_dir(&p) {
             self.event(
                 &p,
@@ -392,6 +405,32 @@ impl Node {
             _ = self.stop_sidecars(&p, grace) => {}
             _ = p.cancel.cancelled() => {}
         }
+    }
+
+    /// `activeDeadlineSeconds`, counted from the pod's start on the node as the kubelet counts
+    /// it from `status.startTime`: once it has run out, every container is killed (within
+    /// the pod's grace period), nothing restarts, and the pod is Failed with reason
+    /// DeadlineExceeded (pkg/kubelet/active_deadline.go).
+    async fn enforce_deadline(&self, p: Arc<PodRuntime>, deadline: Duration) {
+        if !p.sleep(deadline).await {
+            return;
+        }
+        lock(&p.state).deadline_exceeded = true;
+        self.event(
+            &p,
+            "Normal",
+            status::DEADLINE_EXCEEDED,
+            status::DEADLINE_MESSAGE,
+            None,
+        );
+        self.publish(&p);
+        let grace = lock(&p.pod)
+            .spec
+            .as_ref()
+            .and_then(|s| s.termination_grace_period_seconds)
+            .unwrap_or(30)
+            .max(0) as u64;
+        self.stop_pod(&p, Duration::from_secs(grace)).await;
     }
 
     /// Stop the native sidecars for good, the last one first, each once the later ones have

@@ -83,7 +83,14 @@ pub struct PodState {
     pub init_failed: bool,
     pub restart_policy: String,
     pub conditions: Vec<PodCondition>,
+    /// `activeDeadlineSeconds` ran out: the kubelet killed the pod and failed it for good.
+    pub deadline_exceeded: bool,
 }
+
+/// The kubelet's status reason and message for a pod past its `activeDeadlineSeconds`
+/// (pkg/kubelet/active_deadline.go).
+pub const DEADLINE_EXCEEDED: &str = "DeadlineExceeded";
+pub const DEADLINE_MESSAGE: &str = "Pod was active on the node longer than the specified deadline";
 
 impl PodState {
     pub fn record(&mut self, name: &str, kind: Kind) -> Option<&mut Record> {
@@ -144,7 +151,7 @@ pub fn terminated(
 /// The kubelet's `getPhase` over regular containers and native sidecars (a running sidecar
 /// counts as running; an exited one does not count).
 pub fn phase(state: &PodState) -> &'static str {
-    if state.init_failed {
+    if state.init_failed || state.deadline_exceeded {
         return "Failed";
     }
     if !state.initialized {
@@ -312,6 +319,10 @@ pub fn apply(state: &mut PodState, status: &mut PodStatus) {
     }
     status.conditions = Some(merged);
     status.phase = Some(phase.to_string());
+    if state.deadline_exceeded {
+        status.reason = Some(DEADLINE_EXCEEDED.into());
+        status.message = Some(DEADLINE_MESSAGE.into());
+    }
     status.host_ip = Some(POD_IP.into());
     status.host_ips = Some(vec![HostIP { ip: POD_IP.into() }]);
     if state.sandbox_ready {
@@ -360,6 +371,7 @@ mod tests {
             initialized: true,
             init_failed: false,
             restart_policy: policy.into(),
+            deadline_exceeded: false,
             conditions: vec![],
         }
     }

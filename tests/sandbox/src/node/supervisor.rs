@@ -299,7 +299,9 @@ impl Node {
             message,
         };
         let identity = plan::identity_for(&pod, c, image).map_err(config_error)?;
-        let env = plan::environment(&pod, c, &image.config, status::POD_IP);
+        let lookup = |kind, name: &str| self.sink.config_data(kind, &p.namespace, name);
+        let env = plan::environment(&pod, c, &image.config, status::POD_IP, &lookup)
+            .map_err(config_error)?;
         let args =
             plan::command_line(c, &image.config, &env).map_err(|message| StartError::Waiting {
                 reason: "CreateContainerError".into(),
