@@ -258,6 +258,67 @@ impl TestCluster {
         .await;
     }
 
+    /// A pod whose container `app` runs the sandbox's crashing app (it exits 1 with
+    /// `sandbox-app: PORT is not set`) with its command in the spec, as uid:gid when given,
+    /// restarted until it shows a crash (a terminated last state).
+    pub async fn crash_looping(&self, namespace: &str, name: &str, user: Option<(i64, i64)>) {
+        let security = user.map(|(uid, gid)| {
+            json!({ "runAsUser": uid, "runAsGroup": gid, "runAsNonRoot": uid != 0,
+                    "allowPrivilegeEscalation": false, "capabilities": { "drop": ["ALL"] },
+                    "seccompProfile": { "type": "RuntimeDefault" } })
+        });
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": { "name": name, "labels": { "app": name } },
+            "spec": {
+                "restartPolicy": "Always",
+                "terminationGracePeriodSeconds": 1,
+                "containers": [{
+                    "name": "app",
+                    "image": kube_sandbox::fixtures::CRASHING_APP,
+                    "command": ["/sandbox-app", "require-port"],
+                    "securityContext": security
+                }]
+            }
+        }))
+        .expect("a pod");
+        self.pods(namespace)
+            .create(&PostParams::default(), &pod)
+            .await
+            .expect("create the pod");
+        self.wait_for(
+            &format!("pod {name} crashing"),
+            Duration::from_secs(60),
+            async || {
+                let pod = self.pod_json(namespace, name).await;
+                pod["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"] == 1
+            },
+        )
+        .await;
+    }
+
+    /// The names of our `--copy` pods in `namespace` (by their label).
+    pub async fn copies(&self, namespace: &str) -> Vec<String> {
+        let params = kube::api::ListParams::default().labels("distroless-debug.io/copy=true");
+        self.pods(namespace)
+            .list(&params)
+            .await
+            .expect("list the copies")
+            .items
+            .into_iter()
+            .filter_map(|p| p.metadata.name)
+            .collect()
+    }
+
+    /// No copy of ours left in `namespace` (a deleted one is gone once its containers are).
+    pub async fn wait_no_copies(&self, namespace: &str) {
+        self.wait_for(
+            &format!("no copy left in {namespace}"),
+            Duration::from_secs(30),
+            async || self.copies(namespace).await.is_empty(),
+        )
+        .await;
+    }
+
     pub async fn pod_json(&self, namespace: &str, name: &str) -> Value {
         match self.pods(namespace).get(name).await {
             Ok(pod) => serde_json::to_value(pod).unwrap_or_default(),

@@ -1,0 +1,332 @@
+//! `--copy` against the sandbox cluster with real containers (docs/copy.md): a crash-looping
+//! distroless target debugged in a copy of its pod, held before its entrypoint; `start`; the
+//! entrypoint from the registry or `--entrypoint`; a workload's template; teardown on a
+//! signal and by `cleanup`; Pod Security. The interactive run is in tests/terminal.rs.
+
+mod support;
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::Api;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+use support::TestCluster;
+
+const LIMIT: Duration = Duration::from_secs(90);
+
+/// What must never change on the original: its spec, labels and (no) ephemeral containers.
+async fn original(c: &TestCluster, namespace: &str, pod: &str) -> (Value, Value, Value) {
+    let json = c.pod_json(namespace, pod).await;
+    let mut spec = json["spec"].clone();
+    // The sandbox may fill defaults, but never an ephemeral container.
+    let ephemeral = spec["ephemeralContainers"].take();
+    (spec, json["metadata"]["labels"].clone(), ephemeral)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_looping_target_is_refused_then_debugged_in_a_copy() {
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    c.crash_looping("default", "crashy", Some((65532, 65532)))
+        .await;
+    let before = original(&c, "default", "crashy").await;
+
+    let plain = c
+        .run(&["pod/crashy", "--", "ls", "/target/etc"], LIMIT)
+        .await;
+    assert_eq!(plain.code, Some(1), "{plain:?}");
+    assert!(
+        plain
+            .stderr
+            .contains("`kubectl distroless-debug pod/crashy -n default --copy -- ls /target/etc`"),
+        "the refusal names --copy with the command line: {plain:?}"
+    );
+
+    let run = c
+        .run(&["pod/crashy", "--copy", "--", "ls", "/target/etc"], LIMIT)
+        .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stdout.lines().any(|l| l == "passwd"),
+        "the target image's /etc: {run:?}"
+    );
+    c.wait_no_copies("default").await;
+    assert_eq!(original(&c, "default", "crashy").await, before);
+    assert_eq!(
+        before.2,
+        Value::Null,
+        "no ephemeral container was ever added"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn start_gives_the_apps_error_and_code_and_serves_with_an_override() {
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    c.crash_looping("default", "crashy", None).await;
+
+    let run = c.run(&["pod/crashy", "--copy", "--", "start"], LIMIT).await;
+    assert_eq!(run.code, Some(1), "the app's own exit code: {run:?}");
+    assert!(
+        run.stderr.contains("sandbox-app: PORT is not set")
+            || run.stdout.contains("sandbox-app: PORT is not set"),
+        "the app's own error: {run:?}"
+    );
+    c.wait_no_copies("default").await;
+
+    // PORT set by `start`: the app serves until Ctrl-C ends it, the session and the copy.
+    let mut plugin = c.plugin(&["pod/crashy", "--copy", "--", "start", "PORT=8080"]);
+    plugin
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = plugin.spawn().expect("the session starts");
+    let line = support::first_line(&mut child, LIMIT).await;
+    assert_eq!(line.as_deref(), Some("serving on :8080"), "the app serves");
+    support::send(&child, libc::SIGINT);
+    assert_eq!(support::exit_code(&mut child, LIMIT).await, Some(130));
+    c.wait_no_copies("default").await;
+}
+
+/// A pod of the crashing app without `command`: its entrypoint is in the image config only.
+async fn pod_without_command(c: &TestCluster, name: &str, image: &str) {
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": { "name": name },
+        "spec": { "containers": [{ "name": "app", "image": image }] }
+    }))
+    .unwrap();
+    c.pods("default")
+        .create(&PostParams::default(), &pod)
+        .await
+        .unwrap();
+}
+
+/// The held argv in a `--dry-run=client -o json` copy.
+fn held_argv(printed: &str) -> Vec<String> {
+    let copy: Value = serde_json::from_str(printed).expect("the copy as JSON");
+    let annotation = copy["metadata"]["annotations"]["distroless-debug.io/original-command"]
+        .as_str()
+        .expect("the original command")
+        .to_string();
+    serde_json::from_str(&annotation).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_flag_wins_and_without_spec_or_registry_the_refusal_names_both() {
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    // A registry nothing answers on: no port listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    pod_without_command(
+        &c,
+        "unreachable",
+        &format!("127.0.0.1:{port}/distroless/app:v1"),
+    )
+    .await;
+    let run = c.run(&["pod/unreachable", "--copy"], LIMIT).await;
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(run.stderr.contains("--entrypoint 'CMD ARGS'"), "{run:?}");
+    assert!(run.stderr.contains("`command`"), "{run:?}");
+    assert!(run.stderr.contains("unreachable"), "{run:?}");
+    assert!(c.copies("default").await.is_empty(), "nothing was created");
+
+    // `--entrypoint` needs no registry, and wins over the pod spec's command too.
+    let run = c
+        .run(
+            &[
+                "pod/unreachable",
+                "--copy",
+                "--entrypoint",
+                "/sandbox-app serve --port '9 0'",
+                "--dry-run=client",
+                "-o",
+                "json",
+            ],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(
+        held_argv(&run.stdout),
+        ["/sandbox-app", "serve", "--port", "9 0"]
+    );
+    c.crash_looping("default", "crashy", None).await;
+    let run = c
+        .run(
+            &["pod/crashy", "--copy", "--dry-run=client", "-o", "json"],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(
+        held_argv(&run.stdout),
+        ["/sandbox-app", "require-port"],
+        "{run:?}"
+    );
+    let run = c
+        .run(
+            &[
+                "pod/crashy",
+                "--copy",
+                "--entrypoint",
+                "/bin/true",
+                "--dry-run=client",
+                "-o",
+                "json",
+            ],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(held_argv(&run.stdout), ["/bin/true"], "{run:?}");
+    assert!(
+        c.copies("default").await.is_empty(),
+        "a dry run creates nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deployment_whose_pods_crash_is_copied_from_its_template_and_cleanup_deletes_it() {
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    let deployment: k8s_openapi::api::apps::v1::Deployment = serde_json::from_value(json!({
+        "metadata": { "name": "api" },
+        "spec": {
+            "selector": { "matchLabels": { "app": "api" } },
+            "template": {
+                "metadata": { "labels": { "app": "api" } },
+                "spec": { "containers": [{
+                    "name": "app",
+                    "image": kube_sandbox::fixtures::CRASHING_APP,
+                    "command": ["/sandbox-app", "require-port"]
+                }] }
+            }
+        }
+    }))
+    .unwrap();
+    Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(c.client.clone(), "default")
+        .create(&PostParams::default(), &deployment)
+        .await
+        .unwrap();
+
+    let run = c
+        .run(
+            &["deploy/api", "--copy", "--keep-copy", "--", "start"],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(run.code, Some(1), "the app's error: {run:?}");
+    assert!(run.stderr.contains("pod template"), "{run:?}");
+    let copies = c.copies("default").await;
+    assert_eq!(copies.len(), 1, "kept: {run:?}");
+    assert!(copies[0].starts_with("api-dbg-"), "{copies:?}");
+    let selected = c
+        .pods("default")
+        .list(&ListParams::default().labels("app=api"))
+        .await
+        .unwrap();
+    assert!(
+        selected.items.is_empty(),
+        "the Deployment's selector does not select the copy"
+    );
+    let ls = c.run(&["ls"], LIMIT).await;
+    assert!(ls.stdout.contains(&copies[0]), "ls lists the copy: {ls:?}");
+
+    let cleanup = c.run(&["cleanup"], LIMIT).await;
+    assert_eq!(cleanup.code, Some(0), "{cleanup:?}");
+    assert!(cleanup.stderr.contains(&copies[0]), "{cleanup:?}");
+    c.wait_no_copies("default").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_mid_session_deletes_the_copy() {
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    c.crash_looping("default", "crashy", None).await;
+    let mut child = c
+        .started_session(&[
+            "pod/crashy",
+            "--copy",
+            "--",
+            "sh",
+            "-c",
+            "echo started; sleep 60",
+        ])
+        .await;
+    assert_eq!(c.copies("default").await.len(), 1);
+    support::send(&child, libc::SIGTERM);
+    assert_eq!(support::exit_code(&mut child, LIMIT).await, Some(143));
+    c.wait_no_copies("default").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restricted_namespace_admits_a_nonroot_copy_and_refuses_a_root_one_before_creating() {
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    c.namespace("locked", Some("restricted")).await;
+    c.crash_looping("locked", "crashy", Some((65532, 65532)))
+        .await;
+    let run = c
+        .run(
+            &[
+                "-n",
+                "locked",
+                "pod/crashy",
+                "--copy",
+                "--",
+                "ls",
+                "/target/etc",
+            ],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(run.code, Some(0), "admitted: {run:?}");
+    c.wait_no_copies("locked").await;
+
+    // A root target, made before the namespace was locked down.
+    c.namespace("tightened", None).await;
+    c.crash_looping("tightened", "rooty", Some((0, 0))).await;
+    let namespaces: Api<Namespace> = Api::all(c.client.clone());
+    namespaces
+        .patch(
+            "tightened",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "labels": {
+                "pod-security.kubernetes.io/enforce": "restricted" } } })),
+        )
+        .await
+        .unwrap();
+    let run = c
+        .run(
+            &[
+                "-n",
+                "tightened",
+                "pod/rooty",
+                "--copy",
+                "--",
+                "ls",
+                "/target",
+            ],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.stderr.contains("refused before sending anything"),
+        "{run:?}"
+    );
+    assert!(
+        run.stderr.contains("runAsNonRoot"),
+        "the field is named: {run:?}"
+    );
+    assert!(
+        c.copies("tightened").await.is_empty(),
+        "nothing was created"
+    );
+}
