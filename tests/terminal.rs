@@ -392,3 +392,58 @@ async fn an_interactive_session_is_recorded_with_its_resizes_and_input_only_when
         "--record-input keeps keystrokes: {typed:?}"
     );
 }
+
+/// `--copy` in a real terminal (docs/copy.md): `start` fails with the app's own error, `start`
+/// again with an override serves until Ctrl-C, `exit`; the copy is deleted.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_copy_session_starts_the_held_target_again_and_again() {
+    if !tmux_available() {
+        return;
+    }
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    c.crash_looping("default", "crashy", Some((65532, 65532)))
+        .await;
+    let dir = c.sb.dir().to_path_buf();
+    let exit = dir.join("copy-exit");
+    let kubeconfig = c.sb.kubeconfig_path().to_path_buf();
+    let state = c.state_home();
+    let session = format!("dd-copy-{}", std::process::id());
+    let terminal_test = tokio::task::spawn_blocking(move || {
+        let t = Tmux::start(&session, 120, 40);
+        t.line(&format!(
+            "KUBECONFIG={} XDG_STATE_HOME={} NO_COLOR=1 {BIN} pod/crashy --copy; echo $? > {}",
+            kubeconfig.display(),
+            state.display(),
+            exit.display(),
+        ));
+        t.wait_for(
+            "the debug shell's prompt",
+            Duration::from_secs(90),
+            shows_the_prompt,
+        );
+        t.line("start; echo start-exited-$?");
+        t.wait_for("the app's own error", Duration::from_secs(20), |s| {
+            s.contains("sandbox-app: PORT is not set") && s.contains("start-exited-1")
+        });
+        t.line("start PORT=8080");
+        t.wait_for("the app serving", Duration::from_secs(20), |s| {
+            s.contains("serving on :8080")
+        });
+        t.keys(&["C-c"]);
+        t.line("echo back-$((40+2))");
+        t.wait_for("the shell after Ctrl-C", Duration::from_secs(10), |s| {
+            s.contains("back-42")
+        });
+        t.line("exit");
+        let deadline = Instant::now() + Duration::from_secs(40);
+        while read(&exit).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        (read(&exit), t.screen())
+    });
+    let (code, screen) = terminal_test.await.expect("the terminal test ran");
+    assert_eq!(code, "0", "screen:\n{screen}");
+    c.wait_no_copies("default").await;
+}

@@ -260,7 +260,7 @@ impl TestCluster {
 
     /// A pod whose container `app` runs the sandbox's crashing app (it exits 1 with
     /// `sandbox-app: PORT is not set`) with its command in the spec, as uid:gid when given,
-    /// restarted until it shows a crash (a terminated last state).
+    /// restarted until it is in CrashLoopBackOff after a crash.
     pub async fn crash_looping(&self, namespace: &str, name: &str, user: Option<(i64, i64)>) {
         let security = user.map(|(uid, gid)| {
             json!({ "runAsUser": uid, "runAsGroup": gid, "runAsNonRoot": uid != 0,
@@ -290,7 +290,9 @@ impl TestCluster {
             Duration::from_secs(60),
             async || {
                 let pod = self.pod_json(namespace, name).await;
-                pod["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"] == 1
+                let status = &pod["status"]["containerStatuses"][0];
+                status["lastState"]["terminated"]["exitCode"] == 1
+                    && status["state"]["waiting"]["reason"] == "CrashLoopBackOff"
             },
         )
         .await;

@@ -71,6 +71,9 @@ pub fn with_copy_hint(error: Error, options: &DebugOptions, namespace: &str) -> 
     let fits = match &error {
         Error::PodNotRunning { phase, .. } => phase == "Failed" || phase == "Succeeded",
         Error::ContainerNotRunning { .. } | Error::NoReadyPod { .. } => true,
+        // A crash-looping target seen in its short life between two crashes: the runtime
+        // refuses to join it by the time the debug container starts.
+        Error::StartFailed { message, .. } => message.contains("container is not running"),
         _ => false,
     };
     if !fits || options.dry_run.is_some() {
@@ -132,6 +135,28 @@ mod tests {
             "{hint}"
         );
         assert!(error.to_string().contains("is not running"));
+    }
+
+    #[test]
+    fn a_target_that_crashed_before_the_debug_container_joined_it_is_offered_a_copy() {
+        let raced = Error::StartFailed {
+            pod: "web".into(),
+            container: "dbg-abcde".into(),
+            image: "base".into(),
+            reason: "CreateContainerError".into(),
+            message: "failed to get target container \"app\": container is not running".into(),
+        };
+        let error = with_copy_hint(raced, &options(Mode::Interactive, None), "shop");
+        assert!(error.hint().unwrap().contains("pod/web -n shop --copy`"));
+        let pull = Error::StartFailed {
+            pod: "web".into(),
+            container: "dbg-abcde".into(),
+            image: "base".into(),
+            reason: "ErrImagePull".into(),
+            message: "not found".into(),
+        };
+        let error = with_copy_hint(pull, &options(Mode::Interactive, None), "shop");
+        assert!(!error.hint().unwrap_or_default().contains("--copy"));
     }
 
     #[test]
