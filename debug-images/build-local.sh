@@ -119,6 +119,8 @@ else
 fi
 chmod 1777 "$rootfs/tmp"
 install -m 0755 "$agent" "$rootfs/usr/local/bin/distroless-debug-agent"
+# `start` (a --copy session's verb) is the agent called by that name (docs/agent.md).
+ln -sf distroless-debug-agent "$rootfs/usr/local/bin/start"
 
 # The target's root filesystem: the agent points /tmp/.distroless-debug/target at
 # /proc/<pid>/root of the target it resolves (docs/agent.md, the target process).

@@ -253,6 +253,10 @@ fn every_toolkit_has_a_pinned_nonroot_agent_image() {
                 && runs.contains("chmod 1777 /tmp"),
             "{toolkit}: /target and a world-writable /tmp must be prepared"
         );
+        assert!(
+            runs.contains("ln -s distroless-debug-agent /usr/local/bin/start"),
+            "{toolkit}: `start` must be on PATH as a link to the agent"
+        );
         let get = |k: &str| label.get(k).map(String::as_str).unwrap_or_default();
         assert_eq!(
             get("org.opencontainers.image.title"),

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use crate::duration;
 use crate::help::{
-    HOLD_HELP, INFO_HELP, MAIN_HELP, RUN_HELP, SHELL_HELP, STAT_HELP, STOP_HELP, TAR_HELP,
-    TARGET_HELP, UNTAR_HELP,
+    ENTRYPOINT_HELP, HOLD_HELP, INFO_HELP, INSTALL_HELP, MAIN_HELP, RUN_HELP, SHELL_HELP,
+    START_HELP, STAT_HELP, STOP_HELP, TAR_HELP, TARGET_HELP, UNTAR_HELP,
 };
 use crate::target::cgroup::ContainerId;
 
@@ -30,6 +30,9 @@ pub enum Command {
     Tar(TarFlags),
     Untar(UntarFlags),
     Stat(StatFlags),
+    Install(PathBuf),
+    Entrypoint(EntrypointFlags),
+    Start(StartFlags),
 }
 
 /// `--target-pid N` and `--target-id ID`, accepted by every verb that works on the target.
@@ -99,6 +102,22 @@ pub struct UntarFlags {
     pub dest: PathBuf,
 }
 
+/// `entrypoint --socket PATH [--] ARGV...`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct EntrypointFlags {
+    pub socket: PathBuf,
+    pub argv: Vec<OsString>,
+}
+
+/// `start [--socket PATH] [--wait-for-trace] [KEY=VALUE...] [--] [ARGS...]`.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct StartFlags {
+    pub socket: Option<PathBuf>,
+    pub wait_for_trace: bool,
+    pub env: Vec<(String, String)>,
+    pub args: Vec<String>,
+}
+
 /// A command line we refuse, with the help hint for its verb.
 #[derive(Debug, PartialEq, Eq)]
 pub struct UsageError {
@@ -132,7 +151,7 @@ pub fn parse(args: &[OsString]) -> Result<Command, UsageError> {
     };
     let rest = &args[1..];
     let verb = verb.to_str().unwrap_or("");
-    if verb != "run"
+    if !matches!(verb, "run" | "entrypoint" | "start")
         && wants_help(rest)
         && let Some(help) = help_of(verb)
     {
@@ -157,6 +176,9 @@ pub fn parse(args: &[OsString]) -> Result<Command, UsageError> {
         "tar" => parse_tar(rest),
         "untar" => parse_untar(rest),
         "stat" => parse_stat(rest),
+        "install" => parse_install(rest),
+        "entrypoint" => parse_entrypoint(rest),
+        "start" => parse_start(rest),
         other => Err(UsageError {
             message: format!("unknown verb {other:?}"),
             verb: None,
@@ -182,6 +204,9 @@ fn help_of(verb: &str) -> Option<&'static str> {
         "tar" => TAR_HELP,
         "untar" => UNTAR_HELP,
         "stat" => STAT_HELP,
+        "install" => INSTALL_HELP,
+        "entrypoint" => ENTRYPOINT_HELP,
+        "start" => START_HELP,
         _ => return None,
     })
 }
@@ -346,6 +371,101 @@ fn parse_stat(args: &[OsString]) -> Result<Command, UsageError> {
     }
     flags.root_or_target(&stat.root, &stat.target)?;
     Ok(Command::Stat(stat))
+}
+
+fn parse_install(args: &[OsString]) -> Result<Command, UsageError> {
+    let mut flags = Flags::new("install", args);
+    let mut dests = Vec::new();
+    while let Some(arg) = flags.next()? {
+        match arg {
+            Arg::Positional(p) => dests.push(PathBuf::from(p)),
+            other => return Err(flags.unexpected(other)),
+        }
+    }
+    match <[PathBuf; 1]>::try_from(dests) {
+        Ok([dest]) => Ok(Command::Install(dest)),
+        Err(_) => Err(flags.error("install needs exactly one DEST")),
+    }
+}
+
+fn parse_entrypoint(args: &[OsString]) -> Result<Command, UsageError> {
+    // Our flags come first; the held command starts at `--` or the first other word, so
+    // its own flags are never taken for ours (as `run` does).
+    let mut flags = Flags::new("entrypoint", args);
+    let mut socket = None;
+    let argv = loop {
+        let at = flags.index;
+        match args.get(at).and_then(|a| a.to_str()) {
+            Some("--help" | "-h") => return Ok(Command::Help(ENTRYPOINT_HELP)),
+            Some("--") => break &args[at + 1..],
+            Some(flag) if flag.starts_with('-') && flag != "-" => match flags.next()? {
+                Some(Arg::Flag("--socket", v)) => {
+                    socket = Some(PathBuf::from(flags.value("--socket", v)?))
+                }
+                _ => return Err(flags.error(&format!("unknown flag {flag:?} (put ARGV after --)"))),
+            },
+            _ => break &args[at..],
+        }
+    };
+    let socket = socket.ok_or_else(|| flags.error("entrypoint needs --socket PATH"))?;
+    if argv.is_empty() {
+        return Err(flags.error("entrypoint needs the command to hold after --"));
+    }
+    Ok(Command::Entrypoint(EntrypointFlags {
+        socket,
+        argv: argv.to_vec(),
+    }))
+}
+
+fn parse_start(args: &[OsString]) -> Result<Command, UsageError> {
+    // Flags, then KEY=VALUE overrides (as env(1) takes them), then the extra arguments:
+    // from `--`, or the first word that is neither (a flag after an override included),
+    // everything is an argument of the app.
+    let mut flags = Flags::new("start", args);
+    let mut start = StartFlags::default();
+    let utf8 = |flags: &Flags<'_>, word: &OsStr| {
+        word.to_str()
+            .map(String::from)
+            .ok_or_else(|| flags.error(&format!("{word:?} is not UTF-8")))
+    };
+    let rest = loop {
+        let at = flags.index;
+        let Some(word) = args.get(at) else {
+            break &args[at..];
+        };
+        match word.to_str() {
+            Some("--help" | "-h") => return Ok(Command::Help(START_HELP)),
+            Some("--") => break &args[at + 1..],
+            Some(flag) if flag.starts_with('-') && flag != "-" && start.env.is_empty() => {
+                match flags.next()? {
+                    Some(Arg::Flag("--wait-for-trace", None)) => start.wait_for_trace = true,
+                    Some(Arg::Flag("--socket", v)) => {
+                        start.socket = Some(PathBuf::from(flags.value("--socket", v)?))
+                    }
+                    _ => {
+                        return Err(flags.error(&format!(
+                            "unknown flag {flag:?} (put app arguments after --)"
+                        )));
+                    }
+                }
+            }
+            Some(assignment)
+                if assignment
+                    .split_once('=')
+                    .is_some_and(|(k, _)| crate::start::proto::is_env_name(k)) =>
+            {
+                let (k, v) = assignment.split_once('=').expect("checked above");
+                start.env.push((k.to_string(), v.to_string()));
+                flags.index += 1;
+            }
+            _ => break &args[at..],
+        }
+    };
+    start.args = rest
+        .iter()
+        .map(|a| utf8(&flags, a))
+        .collect::<Result<_, _>>()?;
+    Ok(Command::Start(start))
 }
 
 /// One word of a verb's arguments.
@@ -737,5 +857,88 @@ mod tests {
         assert!(parse_words(&["frobnicate"]).is_err());
         assert_eq!(parse_words(&["version"]), Ok(Command::Version));
         assert_eq!(parse_words(&["--version"]), Ok(Command::Version));
+    }
+
+    #[test]
+    fn install_takes_one_dest() {
+        assert_eq!(
+            parse_words(&["install", "/.distroless-debug/agent"]),
+            Ok(Command::Install("/.distroless-debug/agent".into()))
+        );
+        assert!(parse_words(&["install"]).is_err());
+        assert!(parse_words(&["install", "a", "b"]).is_err());
+    }
+
+    #[test]
+    fn entrypoint_keeps_the_held_commands_own_flags() {
+        let expected = Command::Entrypoint(EntrypointFlags {
+            socket: "/s.sock".into(),
+            argv: argv(&["/app", "--socket", "x", "-v"]),
+        });
+        assert_eq!(
+            parse_words(&[
+                "entrypoint",
+                "--socket",
+                "/s.sock",
+                "--",
+                "/app",
+                "--socket",
+                "x",
+                "-v"
+            ]),
+            Ok(expected)
+        );
+        assert!(matches!(
+            parse_words(&["entrypoint", "--socket=/s.sock", "/app"]),
+            Ok(Command::Entrypoint(EntrypointFlags { argv, .. })) if argv == ["/app"]
+        ));
+        assert!(parse_words(&["entrypoint", "--", "/app"]).is_err());
+        assert!(parse_words(&["entrypoint", "--socket", "/s"]).is_err());
+        assert_eq!(
+            parse_words(&["entrypoint", "--help"]),
+            Ok(Command::Help(ENTRYPOINT_HELP))
+        );
+    }
+
+    #[test]
+    fn start_takes_flags_then_overrides_then_arguments() {
+        let expected = Command::Start(StartFlags {
+            socket: None,
+            wait_for_trace: true,
+            env: vec![
+                ("PORT".into(), "8080".into()),
+                ("MODE".into(), "a=b".into()),
+            ],
+            args: vec!["--verbose".into(), "X=1".into()],
+        });
+        assert_eq!(
+            parse_words(&[
+                "start",
+                "--wait-for-trace",
+                "PORT=8080",
+                "MODE=a=b",
+                "--verbose",
+                "X=1"
+            ]),
+            Ok(expected)
+        );
+        let after_dashes = parse_words(&["start", "--", "PORT=1"]).unwrap();
+        assert_eq!(
+            after_dashes,
+            Command::Start(StartFlags {
+                args: vec!["PORT=1".into()],
+                ..Default::default()
+            })
+        );
+        assert_eq!(
+            parse_words(&["start"]),
+            Ok(Command::Start(StartFlags::default()))
+        );
+        assert!(parse_words(&["start", "--bogus"]).is_err());
+        assert!(matches!(
+            parse_words(&["start", "--socket", "/s", "1X=2"]),
+            Ok(Command::Start(StartFlags { socket: Some(_), ref args, .. })) if args == &["1X=2"]
+        ));
+        assert_eq!(parse_words(&["start", "-h"]), Ok(Command::Help(START_HELP)));
     }
 }

@@ -15,6 +15,10 @@ pub enum Status {
     /// 3: which process is the target cannot be told exactly (see target.rs); the reason
     /// and the candidates are on stderr (`target -o json`: on stdout).
     NotIdentified,
+    /// 125: `start` could not reach the held target or talk to it; the reason is on stderr.
+    StartFailed,
+    /// `start`: the app's own exit code (128+N when killed by signal N).
+    App(u8),
     /// 126: `run`/`shell`: the command exists but could not be executed.
     NotExecutable,
     /// 127: `run`/`shell`: the command was not found.
@@ -28,6 +32,8 @@ impl From<Status> for ExitCode {
             Status::Failure => 1,
             Status::Usage => 2,
             Status::NotIdentified => 3,
+            Status::StartFailed => 125,
+            Status::App(code) => code,
             Status::NotExecutable => 126,
             Status::NotFound => 127,
         })

@@ -16,6 +16,9 @@ Verbs:
   tar      write a tar of paths inside the target's root to stdout
   untar    extract a tar from stdin inside the target's root
   stat     one JSON line per path inside the target's root: type, mode, ids, size
+  start    in a --copy session: run the held target's command, with overrides
+  install  copy this binary to DEST (the copy pod's init container)
+  entrypoint  the held target's main process in a copy pod: waits for `start`
   version  print the version
 
 Run 'distroless-debug-agent VERB --help' for a verb's flags.
@@ -36,9 +39,11 @@ Exit codes:
   1    failure (reason on stderr)
   2    bad command line
   3    target not identified (reason and candidates on stderr; --target-pid picks one)
-  126  run/shell: command found but not executable
-  127  run/shell: command not found
-  run and shell otherwise exit with the command's own code (128+N when killed by signal N).
+  125  start: no held target to reach (reason on stderr)
+  126  run/shell/start: command found but not executable
+  127  run/shell/start: command not found
+  run, shell and start otherwise exit with the command's own code (128+N when killed by
+  signal N).
 
 Files: /tmp/.distroless-debug/hold.pid, /tmp/.distroless-debug/sessions/<pid>,
 /tmp/.distroless-debug/target (the directory is DISTROLESS_DEBUG_STATE_DIR when set).
@@ -207,4 +212,58 @@ or, when it cannot be resolved, {\"path\":\"/nope\",\"error\":\"No such file or 
 
 Exit codes: 0 every PATH resolved; 1 some did not (their lines say why); 2 bad flags;
 3 target not identified.
+";
+
+pub const INSTALL_HELP: &str = "\
+Usage: distroless-debug-agent install DEST
+
+Copies this binary to DEST, mode 0755, atomically (a temporary file beside DEST, then a
+rename): a process starting DEST sees the whole binary or none. The init container of a
+`--copy` pod runs it to put the agent into the emptyDir the target container shares.
+
+Exit codes: 0 installed; 1 DEST could not be written (reason on stderr); 2 bad arguments.
+";
+
+pub const ENTRYPOINT_HELP: &str = "\
+Usage: distroless-debug-agent entrypoint --socket PATH [--] ARGV...
+
+The target container's main process in a `--copy` pod: holds ARGV (the target's original
+command) without running it, and listens on the unix socket PATH (mode 0666, any uid of
+the pod may connect). Each `start` that connects gets ARGV run once, here, in the target
+container (its files, uid, working directory, environment), with the KEY=VALUE overrides
+on top of that environment and the extra arguments after ARGV, and with the descriptors
+`start` passed as its stdin, stdout and stderr; in a session and process group of its
+own. One app at a time (another `start` meanwhile is refused with its pid); after it
+ends, `start` may run it again. A `start` that goes away ends its app (SIGTERM, SIGKILL
+5s later). ARGV[0] is searched in the PATH of the app's environment.
+
+On SIGTERM or SIGINT it ends a running app the same way, then exits 0.
+
+Exit codes: 0 stopped by a signal; 1 PATH cannot be listened on; 2 bad arguments.
+";
+
+pub const START_HELP: &str = "\
+Usage: start [--wait-for-trace] [KEY=VALUE...] [--] [ARGS...]
+       distroless-debug-agent start [--socket PATH] ...
+
+In a `--copy` session: runs the target's original command in the held target container
+(its files, uid, environment) with this terminal's stdin, stdout and stderr, and exits
+with its exit code. Prints nothing of its own unless something fails. Run it again after
+the app has ended, e.g. with another override.
+
+  KEY=VALUE          set (or replace) an environment variable of the app; repeatable,
+                     before the arguments
+  ARGS               appended to the original command line (after --, or from the first
+                     word that is not KEY=VALUE)
+  --wait-for-trace   the app stops (state T) just before its first instruction and its pid
+                     is printed: attach a tracer (strace -f -p PID, ptrace profile), then
+                     let it go on with kill -CONT PID
+  --socket PATH      the held target's socket (default: env DISTROLESS_DEBUG_START_SOCKET,
+                     which a --copy session sets)
+
+SIGINT (Ctrl-C), SIGTERM, SIGHUP and SIGQUIT are forwarded to the app's process group.
+
+Exit codes: the app's own (128+N when killed by signal N); 125 no held target here, or it
+cannot be reached, or it is already running an app (reason on stderr); 126 the command is
+not executable; 127 the command is not found; 2 bad arguments.
 ";

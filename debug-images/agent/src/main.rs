@@ -12,6 +12,7 @@ mod hold;
 mod info;
 mod procs;
 mod session;
+mod start;
 mod state;
 mod stop;
 mod sys;
@@ -23,7 +24,17 @@ use std::process::ExitCode;
 use cli::Command;
 
 fn main() -> ExitCode {
-    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    let mut argv = std::env::args_os();
+    let invoked_as = argv.next();
+    let mut args: Vec<_> = argv.collect();
+    // The images link `start` to the agent: `start ARGS` is `distroless-debug-agent start ARGS`.
+    if invoked_as
+        .as_deref()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .is_some_and(|name| name == "start")
+    {
+        args.insert(0, "start".into());
+    }
     let status = match cli::parse(&args) {
         Ok(command) => run(command),
         Err(err) => {
@@ -53,5 +64,8 @@ fn run(command: Command) -> exit::Status {
         Command::Tar(flags) => tar::archive_main(flags),
         Command::Untar(flags) => tar::extract_main(flags),
         Command::Stat(flags) => tar::stat::main(flags),
+        Command::Install(dest) => start::install::main(&dest),
+        Command::Entrypoint(flags) => start::entrypoint::main(flags),
+        Command::Start(flags) => start::client::main(flags),
     }
 }
