@@ -73,7 +73,7 @@ pub async fn run(
     )?;
     let entrypoint = entrypoint(cluster, &source, &spec, copy, printer).await?;
     if source.from_template {
-        printer.progress(&format!(
+        printer.note(&format!(
             "{} has no Running and ready pod: copying its pod template",
             session.target
         ));
