@@ -85,7 +85,8 @@ async fn start_gives_the_apps_error_and_code_and_serves_with_an_override() {
     let mut child = plugin.spawn().expect("the session starts");
     let line = support::first_line(&mut child, LIMIT).await;
     assert!(
-        line.as_deref().is_some_and(|l| l.contains("serving on :8080")),
+        line.as_deref()
+            .is_some_and(|l| l.contains("serving on :8080")),
         "the app serves: {line:?}"
     );
     support::send(&child, libc::SIGINT);
