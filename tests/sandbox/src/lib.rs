@@ -7,6 +7,7 @@ pub mod channel;
 pub mod fixtures;
 pub mod node;
 pub mod policy;
+pub mod registry;
 pub mod runtime;
 pub mod sandbox;
 pub mod smp;

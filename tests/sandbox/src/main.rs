@@ -106,8 +106,10 @@ async fn up(args: UpArgs) -> Result<(), String> {
     }
     println!("export KUBECONFIG={}", sandbox.kubeconfig_path().display());
     eprintln!(
-        "kube-sandbox: serving {} (Ctrl-C to stop)",
-        sandbox.server_url()
+        "kube-sandbox: serving {} (Ctrl-C to stop); registry http://{} (serves {})",
+        sandbox.server_url(),
+        sandbox.registry_host(),
+        sandbox.registry_crashing_app()
     );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| e.to_string())?;

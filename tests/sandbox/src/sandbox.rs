@@ -18,7 +18,8 @@ use crate::api::server::Server;
 use crate::api::sink::StoreSink;
 use crate::api::store::Store;
 use crate::api::{ApiState, kubeconfig, meta, objects, tls};
-use crate::node::{ImageConfig, Node, register_builtin_images};
+use crate::node::{CRASHING_APP, ImageConfig, Node, register_builtin_images};
+use crate::registry::{Registry, RegistryLog};
 use crate::runtime::{
     BoxRead, Process, Runtime, RuntimeError, SharedRuntime, StatusSink, StreamOptions,
 };
@@ -85,6 +86,9 @@ pub enum SandboxError {
     Node(String),
 }
 
+/// Where the registry endpoint serves the crashing app (`HOST/` before it).
+pub const REGISTRY_CRASHING_APP: &str = "distroless/crashing-app:v1";
+
 /// A running sandbox cluster.
 pub struct Sandbox {
     dir: PathBuf,
@@ -96,6 +100,10 @@ pub struct Sandbox {
     state: Arc<ApiState>,
     server: Option<Server>,
     node: Option<NodeHandle>,
+    /// The read-only OCI distribution endpoint (`None` once stopped).
+    registry: std::sync::Mutex<Option<Registry>>,
+    registry_host: String,
+    registry_log: RegistryLog,
     /// The sandbox's own runtime: the server and the node run on it, so they keep working
     /// whatever the caller's runtime does (a current-thread test runtime blocked in `Drop`
     /// included).
@@ -242,6 +250,21 @@ impl Sandbox {
                 source,
             },
         )?;
+        let registry_log = RegistryLog::default();
+        let registry = Registry::start(node.as_ref().map(|n| n.node.clone()), registry_log.clone())
+            .await
+            .map_err(|source| SandboxError::Bind { port: 0, source })?;
+        let registry_host = registry.addr.to_string();
+        if let Some(n) = &node {
+            let images = n.node.images();
+            if let Some(app) = images.get(CRASHING_APP) {
+                images.register_dir(
+                    &format!("{registry_host}/{REGISTRY_CRASHING_APP}"),
+                    app.rootfs.clone(),
+                    app.config.clone(),
+                );
+            }
+        }
         let kubeconfig = dir.join("kubeconfig");
         let text = kubeconfig::render(
             &server_url,
@@ -263,6 +286,9 @@ impl Sandbox {
             state,
             server: Some(server),
             node,
+            registry: std::sync::Mutex::new(Some(registry)),
+            registry_host,
+            registry_log,
             runtime: None,
         })
     }
@@ -333,6 +359,51 @@ impl Sandbox {
         }
     }
 
+    /// `127.0.0.1:PORT`, the host of the sandbox's registry endpoint (plain HTTP): an image
+    /// registered as `HOST/NAME:TAG` is served there as `NAME:TAG` (docs/sandbox.md).
+    pub fn registry_host(&self) -> &str {
+        &self.registry_host
+    }
+
+    /// Registers the image `from` (e.g. [`crate::fixtures::CRASHING_APP`]) again as
+    /// `HOST/NAME_TAG` on the registry's host, so that a pod can name it and the registry
+    /// serves its manifest and config; returns that reference. `None` without a node or an
+    /// image `from`.
+    pub fn publish_image(&self, name_tag: &str, from: &str) -> Option<String> {
+        let images = self.node.as_ref()?.node.images();
+        let image = images.get(from)?;
+        let reference = format!("{}/{name_tag}", self.registry_host);
+        images.register_dir(&reference, image.rootfs.clone(), image.config.clone());
+        Some(reference)
+    }
+
+    /// The crashing app as the registry serves it: `HOST/distroless/crashing-app:v1`
+    /// (its command only in the image config).
+    pub fn registry_crashing_app(&self) -> String {
+        format!("{}/{REGISTRY_CRASHING_APP}", self.registry_host)
+    }
+
+    /// `METHOD PATH` of every request the registry endpoint has answered.
+    pub fn registry_requests(&self) -> Vec<String> {
+        self.registry_log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The fault "registry unreachable": closes the endpoint's port for good; connections
+    /// are refused from then on (the images stay registered on the node).
+    pub async fn stop_registry(&self) {
+        let registry = self
+            .registry
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let (Some(registry), Some(rt)) = (registry, &self.runtime) {
+            let _ = rt.spawn(registry.stop()).await;
+        }
+    }
+
     /// The node, when the sandbox runs one (tests read container pids and the runc root).
     pub fn node(&self) -> Option<&Arc<Node>> {
         self.node.as_ref().map(|n| &n.node)
@@ -372,9 +443,17 @@ impl Sandbox {
     fn teardown(&mut self) -> impl Future<Output = ()> + Send + 'static {
         let server = self.server.take();
         let node = self.node.take();
+        let registry = self
+            .registry
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         async move {
             if let Some(server) = server {
                 server.stop().await;
+            }
+            if let Some(registry) = registry {
+                registry.stop().await;
             }
             if let Some(node) = node {
                 node.runtime.shutdown().await;

@@ -109,7 +109,6 @@ impl Sha256 {
 }
 
 /// Hex SHA-256 of `data`.
-#[cfg(test)]
 pub fn sha256_hex(data: &[u8]) -> String {
     let mut h = Sha256::default();
     h.update(data);

@@ -54,6 +54,7 @@ pub use builtin::{
     BUSYBOX, CRASHING_APP, DISTROLESS_NONROOT, DISTROLESS_ROOT, crashing_app_config,
     register_builtin_images,
 };
+pub use digest::sha256_hex;
 pub use images::{Image, ImageConfig, ImageStore, normalize_reference};
 pub use runc::prerequisites;
 
