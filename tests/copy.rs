@@ -118,6 +118,62 @@ fn held_argv(printed: &str) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn without_a_spec_command_the_entrypoint_comes_from_the_registry_and_the_flag_wins() {
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    // The crashing app as the sandbox's registry serves it: its command only in the image
+    // config. Its pod crash-loops on that entrypoint.
+    pod_without_command(&c, "from-registry", &c.sb.registry_crashing_app()).await;
+    let run = c
+        .run(&["pod/from-registry", "--copy", "--", "start"], LIMIT)
+        .await;
+    assert_eq!(run.code, Some(1), "the app's own exit code: {run:?}");
+    assert!(
+        run.stderr.contains("sandbox-app: PORT is not set"),
+        "the entrypoint of the image config ran: {run:?}"
+    );
+    let read = c.sb.registry_requests();
+    assert!(
+        read.iter().any(|r| r.contains("/manifests/v1"))
+            && read.iter().any(|r| r.contains("/blobs/sha256:")),
+        "the manifest and the config were read: {read:?}"
+    );
+    c.wait_no_copies("default").await;
+
+    // `--entrypoint` wins: the registry is not even asked.
+    let before = c.sb.registry_requests().len();
+    let run = c
+        .run(
+            &[
+                "pod/from-registry",
+                "--copy",
+                "--entrypoint",
+                "/sandbox-app require-port --verbose",
+                "--dry-run=client",
+                "-o",
+                "json",
+            ],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(
+        held_argv(&run.stdout),
+        ["/sandbox-app", "require-port", "--verbose"],
+        "{run:?}"
+    );
+    assert_eq!(c.sb.registry_requests().len(), before);
+
+    // The registry unreachable, and neither the spec nor the flag says: refused, naming both.
+    c.sb.stop_registry().await;
+    let run = c.run(&["pod/from-registry", "--copy"], LIMIT).await;
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(run.stderr.contains("--entrypoint 'CMD ARGS'"), "{run:?}");
+    assert!(run.stderr.contains("`command`"), "{run:?}");
+    assert!(c.copies("default").await.is_empty(), "nothing was created");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_flag_wins_and_without_spec_or_registry_the_refusal_names_both() {
     let Some(c) = support::cluster().await else {
         return;
