@@ -5,8 +5,6 @@
 //! listed too: Kubernetes keeps their entries, and users should see what is there. Copies of
 //! ours (`--copy`) are listed beside them: their debug container, in the copy pod, by label.
 
-use k8s_openapi::api::core::v1::Pod;
-use kube::Api;
 use kube::api::ListParams;
 use serde::Serialize;
 
@@ -15,6 +13,7 @@ use crate::base::exit::ExitStatus;
 use crate::kube::cluster::Cluster;
 use crate::output::printer::OutputFormat;
 use crate::output::printer::Printer;
+use crate::session::copy::leftover::pods_in_scope;
 use crate::session::copy::spec::copy_in;
 use crate::session::spec::{DebugContainer, debug_containers_in};
 
@@ -31,16 +30,7 @@ pub async fn list_debug_containers(
     cluster: &Cluster,
     all_namespaces: bool,
 ) -> Result<Vec<DebugContainer>, Error> {
-    let pods: Api<Pod> = if all_namespaces {
-        Api::all(cluster.client.clone())
-    } else {
-        Api::namespaced(cluster.client.clone(), &cluster.namespace)
-    };
-    let scope = if all_namespaces {
-        "in any namespace".to_string()
-    } else {
-        format!("in namespace {}", cluster.namespace)
-    };
+    let (pods, scope) = pods_in_scope(cluster, all_namespaces);
     let list = cluster
         .bounded(pods.list(&ListParams::default()))
         .await

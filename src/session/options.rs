@@ -54,3 +54,31 @@ pub struct DebugOptions {
     /// agent cannot tell it by the container's ID.
     pub target_pid: Option<u32>,
 }
+
+#[cfg(test)]
+impl DebugOptions {
+    /// A session on `pod/web` with the defaults of the flags, for tests to adjust.
+    pub fn example(image: ImageChoice) -> DebugOptions {
+        DebugOptions {
+            target: TargetRef {
+                kind: crate::session::target::TargetKind::Pod,
+                name: "web".into(),
+            },
+            container: None,
+            image,
+            profile: Profile::Auto,
+            timeout: Duration::from_secs(120),
+            ttl: Duration::from_secs(3600),
+            idle: Duration::from_secs(900),
+            reason: None,
+            reuse: true,
+            mode: Mode::Interactive,
+            dry_run: None,
+            format: None,
+            mirror_volumes: false,
+            copy_env: false,
+            record: RecordOptions::off(),
+            target_pid: None,
+        }
+    }
+}

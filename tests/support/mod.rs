@@ -104,6 +104,14 @@ pub async fn client_for(kubeconfig: &Path) -> Client {
     Client::try_from(config).expect("a client")
 }
 
+/// A container securityContext running as uid:gid with nothing more (restricted-compliant
+/// for a non-root uid).
+fn least_privilege((uid, gid): (i64, i64)) -> Value {
+    json!({ "runAsUser": uid, "runAsGroup": gid, "runAsNonRoot": uid != 0,
+            "allowPrivilegeEscalation": false, "capabilities": { "drop": ["ALL"] },
+            "seccompProfile": { "type": "RuntimeDefault" } })
+}
+
 pub struct TestCluster {
     pub sb: Sandbox,
     pub client: Client,
@@ -210,11 +218,7 @@ impl TestCluster {
         image: &str,
         user: Option<(i64, i64)>,
     ) {
-        let security = user.map(|(uid, gid)| {
-            json!({ "runAsUser": uid, "runAsGroup": gid, "runAsNonRoot": uid != 0,
-                    "allowPrivilegeEscalation": false, "capabilities": { "drop": ["ALL"] },
-                    "seccompProfile": { "type": "RuntimeDefault" } })
-        });
+        let security = user.map(least_privilege);
         let pod: Pod = serde_json::from_value(json!({
             "metadata": { "name": name, "labels": { "app": name } },
             "spec": { "containers": [{ "name": "app", "image": image, "securityContext": security }] }
@@ -262,11 +266,7 @@ impl TestCluster {
     /// `sandbox-app: PORT is not set`) with its command in the spec, as uid:gid when given,
     /// restarted until it is in CrashLoopBackOff after a crash.
     pub async fn crash_looping(&self, namespace: &str, name: &str, user: Option<(i64, i64)>) {
-        let security = user.map(|(uid, gid)| {
-            json!({ "runAsUser": uid, "runAsGroup": gid, "runAsNonRoot": uid != 0,
-                    "allowPrivilegeEscalation": false, "capabilities": { "drop": ["ALL"] },
-                    "seccompProfile": { "type": "RuntimeDefault" } })
-        });
+        let security = user.map(least_privilege);
         let pod: Pod = serde_json::from_value(json!({
             "metadata": { "name": name, "labels": { "app": name } },
             "spec": {

@@ -89,29 +89,12 @@ pub fn with_copy_hint(error: Error, options: &DebugOptions, namespace: &str) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::target::{TargetKind, TargetRef};
 
     fn options(mode: Mode, container: Option<&str>) -> DebugOptions {
         DebugOptions {
-            target: TargetRef {
-                kind: TargetKind::Pod,
-                name: "web".into(),
-            },
             container: container.map(String::from),
-            image: crate::toolkit::catalog::ImageChoice::Custom("x".into()),
-            profile: crate::session::profile::Profile::Auto,
-            timeout: std::time::Duration::from_secs(1),
-            ttl: std::time::Duration::from_secs(1),
-            idle: std::time::Duration::from_secs(1),
-            reason: None,
-            reuse: true,
             mode,
-            dry_run: None,
-            format: None,
-            mirror_volumes: false,
-            copy_env: false,
-            record: crate::output::recording::RecordOptions::off(),
-            target_pid: None,
+            ..DebugOptions::example(crate::toolkit::catalog::ImageChoice::Custom("x".into()))
         }
     }
 

@@ -11,21 +11,27 @@ use crate::output::printer::Printer;
 use crate::session::copy::spec::{LABEL_COPY, copy_in};
 use crate::session::spec::DebugContainer;
 
+/// The pods of the namespace, or of all of them, and that scope in words (for errors).
+pub fn pods_in_scope(cluster: &Cluster, all_namespaces: bool) -> (Api<Pod>, String) {
+    if all_namespaces {
+        (
+            Api::all(cluster.client.clone()),
+            "in any namespace".to_string(),
+        )
+    } else {
+        (
+            Api::namespaced(cluster.client.clone(), &cluster.namespace),
+            format!("in namespace {}", cluster.namespace),
+        )
+    }
+}
+
 /// Every copy of ours in the namespace, or in all of them (one LIST by label).
 pub async fn list_copies(
     cluster: &Cluster,
     all_namespaces: bool,
 ) -> Result<Vec<DebugContainer>, Error> {
-    let pods: Api<Pod> = if all_namespaces {
-        Api::all(cluster.client.clone())
-    } else {
-        Api::namespaced(cluster.client.clone(), &cluster.namespace)
-    };
-    let scope = if all_namespaces {
-        "in any namespace".to_string()
-    } else {
-        format!("in namespace {}", cluster.namespace)
-    };
+    let (pods, scope) = pods_in_scope(cluster, all_namespaces);
     let list = cluster
         .bounded(pods.list(&ListParams::default().labels(&format!("{LABEL_COPY}=true"))))
         .await

@@ -247,6 +247,10 @@ fn describe(reference: &Reference, error: &OciDistributionError) -> String {
 }
 
 #[cfg(test)]
+#[path = "registry_tests.rs"]
+mod served;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

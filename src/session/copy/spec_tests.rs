@@ -8,35 +8,18 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 use super::*;
-use crate::session::options::Mode;
 use crate::session::profile::Profile;
-use crate::session::target::{TargetKind, TargetRef};
 use crate::toolkit::catalog::{ImageChoice, Toolkit};
 
 fn session(profile: Profile, ttl: u64) -> DebugOptions {
     DebugOptions {
-        target: TargetRef {
-            kind: TargetKind::Pod,
-            name: "web".into(),
-        },
-        container: None,
-        image: ImageChoice::Toolkit {
+        profile,
+        ttl: Duration::from_secs(ttl),
+        reason: Some("INC-7".into()),
+        ..DebugOptions::example(ImageChoice::Toolkit {
             toolkit: Toolkit::Base,
             registry: Some("registry.example.com/dd".into()),
-        },
-        profile,
-        timeout: Duration::from_secs(120),
-        ttl: Duration::from_secs(ttl),
-        idle: Duration::from_secs(900),
-        reason: Some("INC-7".into()),
-        reuse: true,
-        mode: Mode::Interactive,
-        dry_run: None,
-        format: None,
-        mirror_volumes: false,
-        copy_env: false,
-        record: crate::output::recording::RecordOptions::off(),
-        target_pid: None,
+        })
     }
 }
 
