@@ -390,3 +390,89 @@ async fn restricted_namespace_admits_a_nonroot_copy_and_refuses_a_root_one_befor
         "nothing was created"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_secret_is_named_at_once_and_the_copy_deleted() {
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    // The original cannot start either: its env refers to a Secret that does not exist.
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": { "name": "needs-secret" },
+        "spec": { "containers": [{
+            "name": "app",
+            "image": kube_sandbox::fixtures::CRASHING_APP,
+            "command": ["/sandbox-app", "require-port"],
+            "env": [{ "name": "DB_PASSWORD", "valueFrom": {
+                "secretKeyRef": { "name": "db", "key": "password" } } }]
+        }] }
+    }))
+    .unwrap();
+    c.pods("default")
+        .create(&PostParams::default(), &pod)
+        .await
+        .unwrap();
+    let run = c
+        .run(
+            &[
+                "pod/needs-secret",
+                "--copy",
+                "--timeout",
+                "60s",
+                "--",
+                "start",
+            ],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(run.stderr.contains("CreateContainerConfigError"), "{run:?}");
+    assert!(run.stderr.contains(r#"secret "db" not found"#), "{run:?}");
+    assert!(
+        run.stderr.contains("Secret or ConfigMap"),
+        "the fix: {run:?}"
+    );
+    assert!(
+        run.took < Duration::from_secs(30),
+        "said at once, not after --timeout: {run:?}"
+    );
+    c.wait_no_copies("default").await;
+}
+
+/// RBAC of `dave` (token `dave-token`), who may read and exec but not create pods.
+const NO_CREATE: &str = r#"
+users:
+  - name: dave
+    token: dave-token
+    rules:
+      - verbs: [get, list, watch]
+        resources: [pods, namespaces]
+      - verbs: [create]
+        resources: [pods/exec]
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_create_pods_the_permission_is_named_with_a_role() {
+    let Some(c) = support::cluster_with(kube_sandbox::SandboxOptions {
+        rbac: Some(NO_CREATE.into()),
+        ..kube_sandbox::SandboxOptions::default()
+    })
+    .await
+    else {
+        return;
+    };
+    c.crash_looping("default", "crashy", None).await;
+    let dave = c.sb.dir().join("dave.kubeconfig");
+    c.sb.write_kubeconfig_for("dave-token", "dave", &dave)
+        .expect("dave's kubeconfig");
+    let run = support::run_command(
+        c.plugin_with_kubeconfig(&dave, &["pod/crashy", "--copy", "--", "start"]),
+        LIMIT,
+    )
+    .await;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(run.stderr.contains("not allowed to create pods"), "{run:?}");
+    assert!(run.stderr.contains("kind: Role"), "{run:?}");
+    assert!(run.stderr.contains(r#"verbs: ["delete"]"#), "{run:?}");
+    assert!(c.copies("default").await.is_empty(), "nothing was created");
+}
