@@ -476,3 +476,34 @@ async fn without_create_pods_the_permission_is_named_with_a_role() {
     assert!(run.stderr.contains(r#"verbs: ["delete"]"#), "{run:?}");
     assert!(c.copies("default").await.is_empty(), "nothing was created");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_dry_run_asks_admission_and_creates_nothing() {
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    c.namespace("locked", Some("restricted")).await;
+    c.crash_looping("locked", "crashy", Some((65532, 65532)))
+        .await;
+    let run = c
+        .run(
+            &[
+                "-n",
+                "locked",
+                "pod/crashy",
+                "--copy",
+                "--dry-run=server",
+                "-o",
+                "json",
+            ],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stderr.contains("admission accepted copy crashy-dbg-"),
+        "{run:?}"
+    );
+    assert_eq!(held_argv(&run.stdout), ["/sandbox-app", "require-port"]);
+    assert!(c.copies("locked").await.is_empty(), "nothing was created");
+}
