@@ -324,14 +324,21 @@ async fn sigterm_mid_session_deletes_the_copy() {
     c.wait_no_copies("default").await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn restricted_namespace_admits_a_nonroot_copy_and_refuses_a_root_one_before_creating() {
-    let Some(c) = support::cluster().await else {
-        return;
-    };
+/// A cluster whose namespace `locked` enforces restricted, with a non-root crash-looping pod
+/// `crashy` in it.
+async fn locked_crashy() -> Option<TestCluster> {
+    let c = support::cluster().await?;
     c.namespace("locked", Some("restricted")).await;
     c.crash_looping("locked", "crashy", Some((65532, 65532)))
         .await;
+    Some(c)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restricted_namespace_admits_a_nonroot_copy_and_refuses_a_root_one_before_creating() {
+    let Some(c) = locked_crashy().await else {
+        return;
+    };
     let run = c
         .run(
             &[
@@ -479,12 +486,9 @@ async fn without_create_pods_the_permission_is_named_with_a_role() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_dry_run_asks_admission_and_creates_nothing() {
-    let Some(c) = support::cluster().await else {
+    let Some(c) = locked_crashy().await else {
         return;
     };
-    c.namespace("locked", Some("restricted")).await;
-    c.crash_looping("locked", "crashy", Some((65532, 65532)))
-        .await;
     let run = c
         .run(
             &[

@@ -378,6 +378,18 @@ pub fn choose_ready_pod(mut pods: Vec<Pod>) -> Option<Pod> {
     pods.into_iter().next()
 }
 
+/// The container to use when `-c` does not say: the pod's
+/// `kubectl.kubernetes.io/default-container` annotation when it names one of `containers`,
+/// else the first of them.
+pub fn default_container<'a>(pod: &'a Pod, containers: &'a [String]) -> Option<&'a String> {
+    pod.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get("kubectl.kubernetes.io/default-container"))
+        .filter(|c| containers.contains(c))
+        .or(containers.first())
+}
+
 /// Checks that `pod` can be debugged and picks its container: `-c`, else the
 /// `kubectl.kubernetes.io/default-container` annotation, else the first container.
 pub fn target_in(pod: Pod, container: Option<&str>) -> Result<Target, Error> {
@@ -421,15 +433,9 @@ pub fn target_in(pod: Pod, container: Option<&str>) -> Result<Target, Error> {
     let containers: Vec<String> = spec
         .map(|s| s.containers.iter().map(|c| c.name.clone()).collect())
         .unwrap_or_default();
-    let default_annotation = pod
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get("kubectl.kubernetes.io/default-container"))
-        .filter(|c| containers.contains(c));
     let chosen = match container {
         Some(c) => c.to_string(),
-        None => match default_annotation.or(containers.first()) {
+        None => match default_container(&pod, &containers) {
             Some(c) => c.clone(),
             None => {
                 return Err(Error::ContainerNotFound {

@@ -10,7 +10,9 @@ use kube::Api;
 use crate::base::error::Error;
 use crate::kube::cluster::Cluster;
 use crate::session::copy::failure::CopyFailure;
-use crate::session::target::{TargetKind, TargetRef, choose_ready_pod, fetch_pod, workload_pods};
+use crate::session::target::{
+    TargetKind, TargetRef, choose_ready_pod, default_container, fetch_pod, workload_pods,
+};
 
 /// The pod to copy and the name its copy is called after.
 #[derive(Debug, Clone)]
@@ -118,17 +120,9 @@ pub fn container_to_hold(source: &Source, container: Option<&str>) -> Result<Str
     let containers: Vec<String> = spec
         .map(|s| s.containers.iter().map(|c| c.name.clone()).collect())
         .unwrap_or_default();
-    let annotated = source
-        .pod
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get("kubectl.kubernetes.io/default-container"))
-        .filter(|c| containers.contains(c));
     let chosen = match container {
         Some(c) => c.to_string(),
-        None => annotated
-            .or(containers.first())
+        None => default_container(&source.pod, &containers)
             .cloned()
             .unwrap_or_default(),
     };
