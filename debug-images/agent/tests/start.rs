@@ -305,3 +305,65 @@ fn install_copies_the_agent_and_start_answers_to_its_link_name() {
     assert_eq!(text(&out.stdout), "linked\n");
     assert_eq!(out.status.code(), Some(0));
 }
+
+fn tmux_available() -> bool {
+    match Command::new("tmux").arg("-V").output() {
+        Ok(o) if o.status.success() => true,
+        _ if std::env::var("CI").as_deref() == Ok("true") => panic!("tmux is missing under CI"),
+        _ => {
+            eprintln!("skipped: tmux is not installed");
+            false
+        }
+    }
+}
+
+fn tmux(args: &[&str]) -> String {
+    let out = Command::new("tmux").args(args).output().unwrap();
+    text(&out.stdout)
+}
+
+/// In a real terminal: the app reads the terminal that `start` was given (it is not the
+/// app's controlling terminal, so reading it does not stop the app), and Ctrl-C, which the
+/// terminal sends to start's process group, ends the app through start.
+#[test]
+fn in_a_terminal_the_app_reads_it_and_ctrl_c_ends_it() {
+    if !tmux_available() {
+        return;
+    }
+    let held = Held::shell("tty", "read line; echo \"got $line\"; exec sleep 30");
+    let session = format!("dda-start-{}", std::process::id());
+    // The shell around start is in the terminal's foreground group too: a trap (not an
+    // ignore, which start would inherit) keeps it alive to print start's exit code.
+    let command = format!(
+        "trap : INT; DISTROLESS_DEBUG_START_SOCKET={} {AGENT} start; echo \"start exited $?\"; \
+         sleep 30",
+        held.socket().display()
+    );
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "120",
+        "-y",
+        "20",
+        "sh",
+        "-c",
+        &command,
+    ]);
+    let screen = || tmux(&["capture-pane", "-p", "-t", &session]);
+    std::thread::sleep(Duration::from_millis(500));
+    tmux(&["send-keys", "-t", &session, "hello", "Enter"]);
+    let echoed = wait_for(Duration::from_secs(5), || screen().contains("got hello"));
+    if echoed {
+        tmux(&["send-keys", "-t", &session, "C-c"]);
+    }
+    let ended = wait_for(Duration::from_secs(5), || {
+        screen().contains("start exited 130")
+    });
+    let last = screen();
+    tmux(&["kill-session", "-t", &session]);
+    assert!(echoed, "the app read the terminal: {last}");
+    assert!(ended, "Ctrl-C ended the app and start: {last}");
+}

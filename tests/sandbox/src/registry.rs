@@ -6,8 +6,9 @@
 //! insecure (plain HTTP) as Docker and containerd do. It serves the images registered under
 //! its own host, `127.0.0.1:PORT/NAME:TAG`: `GET /v2/`, `GET|HEAD /v2/NAME/manifests/REF`
 //! (tag or digest; an OCI image manifest), `GET|HEAD /v2/NAME/blobs/DIGEST` (the config,
-//! and the one layer: an empty tar, so that the manifest is a complete image). No auth, no
-//! pushes, no tag listing. Errors are the distribution spec's JSON bodies.
+//! and the one layer: an empty tar, so that the manifest is a complete image). Anonymous
+//! unless credentials are required (HTTP Basic, as a `registry:2` with htpasswd asks for
+//! them); no pushes, no tag listing. Errors are the distribution spec's JSON bodies.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -40,11 +41,32 @@ pub struct Registry {
     task: JoinHandle<()>,
 }
 
-/// What the endpoint was asked, `METHOD PATH` per request, for tests to assert on.
-pub type RegistryLog = Arc<Mutex<Vec<String>>>;
+/// What the sandbox's handle shares with the running endpoint.
+#[derive(Default)]
+pub struct RegistryState {
+    /// `METHOD PATH` per request answered, for tests to assert on.
+    pub log: Mutex<Vec<String>>,
+    /// Basic credentials every request must carry; anonymous when `None`.
+    pub credentials: Mutex<Option<(String, String)>>,
+}
+
+/// Whether a request with `authorization` (the header's value) may read the registry.
+pub fn authorized(credentials: Option<&(String, String)>, authorization: Option<&str>) -> bool {
+    use base64::Engine;
+    let Some((user, password)) = credentials else {
+        return true;
+    };
+    let expected = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    authorization
+        .and_then(|h| h.strip_prefix("Basic "))
+        .is_some_and(|given| given.trim() == expected)
+}
 
 impl Registry {
-    pub async fn start(node: Option<Arc<Node>>, log: RegistryLog) -> std::io::Result<Registry> {
+    pub async fn start(
+        node: Option<Arc<Node>>,
+        shared: Arc<RegistryState>,
+    ) -> std::io::Result<Registry> {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
         let host = addr.to_string();
@@ -58,12 +80,21 @@ impl Registry {
                 };
                 while connections.try_join_next().is_some() {}
                 let Ok((stream, _)) = accepted else { continue };
-                let (node, host, log) = (node.clone(), host.clone(), log.clone());
+                let (node, host, shared) = (node.clone(), host.clone(), shared.clone());
                 connections.spawn(async move {
                     let service = service_fn(move |req: Request<Incoming>| {
                         let line = format!("{} {}", req.method(), req.uri().path());
-                        log.lock().unwrap_or_else(|e| e.into_inner()).push(line);
-                        let resp = serve(node.as_deref(), &host, req.method(), req.uri().path());
+                        lock(&shared.log).push(line);
+                        let authorization = req
+                            .headers()
+                            .get(header::AUTHORIZATION)
+                            .and_then(|v| v.to_str().ok());
+                        let resp = if authorized(lock(&shared.credentials).as_ref(), authorization)
+                        {
+                            serve(node.as_deref(), &host, req.method(), req.uri().path())
+                        } else {
+                            unauthorized()
+                        };
                         async move { Ok::<_, Infallible>(resp) }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
@@ -116,6 +147,27 @@ pub fn served_image(config: &ImageConfig) -> Served {
         config,
         config_digest,
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// 401 with the Basic challenge, as a `registry:2` with htpasswd answers.
+fn unauthorized() -> Response<Full<Bytes>> {
+    let mut resp = error(
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHORIZED",
+        "authentication required",
+        json!(null),
+    );
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        "Basic realm=\"kube-sandbox registry\""
+            .parse()
+            .expect("static header"),
+    );
+    resp
 }
 
 /// One of the distribution spec's error bodies.
@@ -300,5 +352,20 @@ mod tests {
         assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
         let resp = serve(None, "127.0.0.1:5000", &Method::GET, "/v2/");
         assert_eq!(resp.status(), StatusCode::OK);
+    }
+
+    #[test]
+    fn basic_credentials_are_checked_only_when_required() {
+        let creds = ("puller".to_string(), "s3cret".to_string());
+        // base64("puller:s3cret")
+        let good = "Basic cHVsbGVyOnMzY3JldA==";
+        assert!(authorized(None, None));
+        assert!(authorized(Some(&creds), Some(good)));
+        assert!(!authorized(Some(&creds), None));
+        assert!(!authorized(Some(&creds), Some("Basic cHVsbGVyOndyb25n")));
+        assert!(!authorized(
+            Some(&creds),
+            Some("Bearer cHVsbGVyOnMzY3JldA==")
+        ));
     }
 }

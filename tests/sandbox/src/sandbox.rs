@@ -19,7 +19,7 @@ use crate::api::sink::StoreSink;
 use crate::api::store::Store;
 use crate::api::{ApiState, kubeconfig, meta, objects, tls};
 use crate::node::{CRASHING_APP, ImageConfig, Node, register_builtin_images};
-use crate::registry::{Registry, RegistryLog};
+use crate::registry::{Registry, RegistryState};
 use crate::runtime::{
     BoxRead, Process, Runtime, RuntimeError, SharedRuntime, StatusSink, StreamOptions,
 };
@@ -103,7 +103,7 @@ pub struct Sandbox {
     /// The read-only OCI distribution endpoint (`None` once stopped).
     registry: std::sync::Mutex<Option<Registry>>,
     registry_host: String,
-    registry_log: RegistryLog,
+    registry_state: Arc<RegistryState>,
     /// The sandbox's own runtime: the server and the node run on it, so they keep working
     /// whatever the caller's runtime does (a current-thread test runtime blocked in `Drop`
     /// included).
@@ -250,10 +250,13 @@ impl Sandbox {
                 source,
             },
         )?;
-        let registry_log = RegistryLog::default();
-        let registry = Registry::start(node.as_ref().map(|n| n.node.clone()), registry_log.clone())
-            .await
-            .map_err(|source| SandboxError::Bind { port: 0, source })?;
+        let registry_state = Arc::new(RegistryState::default());
+        let registry = Registry::start(
+            node.as_ref().map(|n| n.node.clone()),
+            registry_state.clone(),
+        )
+        .await
+        .map_err(|source| SandboxError::Bind { port: 0, source })?;
         let registry_host = registry.addr.to_string();
         if let Some(n) = &node {
             let images = n.node.images();
@@ -288,7 +291,7 @@ impl Sandbox {
             node,
             registry: std::sync::Mutex::new(Some(registry)),
             registry_host,
-            registry_log,
+            registry_state,
             runtime: None,
         })
     }
@@ -385,10 +388,23 @@ impl Sandbox {
 
     /// `METHOD PATH` of every request the registry endpoint has answered.
     pub fn registry_requests(&self) -> Vec<String> {
-        self.registry_log
+        self.registry_state
+            .log
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// From now on the registry answers only requests with these HTTP Basic credentials
+    /// (401 with `WWW-Authenticate: Basic realm="kube-sandbox registry"` otherwise), as a
+    /// private registry does; `None` makes it anonymous again.
+    pub fn require_registry_credentials(&self, credentials: Option<(&str, &str)>) {
+        *self
+            .registry_state
+            .credentials
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) =
+            credentials.map(|(u, p)| (u.to_string(), p.to_string()));
     }
 
     /// The fault "registry unreachable": closes the endpoint's port for good; connections

@@ -60,7 +60,15 @@ async fn crashing_app_crash_loops_with_its_error_and_serves_once_port_is_set() {
     })
     .await;
     assert!(!logs.contains("PORT is not set"), "{logs}");
+    // DELETE stops every container: nothing of the pods is left on the node.
+    let uids: Vec<String> = [get_pod(&sb, "crashy").await, get_pod(&sb, "fixed").await]
+        .iter()
+        .map(|p| p["metadata"]["uid"].as_str().unwrap().to_string())
+        .collect();
     delete_and_wait(&sb, &["crashy", "fixed"], 1).await;
+    for uid in uids {
+        assert!(pod_cgroups_left(&uid).is_empty(), "pod {uid} left cgroups");
+    }
     sb.shutdown().await;
 }
 

@@ -159,6 +159,28 @@ async fn registry_serves_the_image_config_and_refuses_what_it_does_not_know() {
             .contains(&"GET /v2/distroless/crashing-app/manifests/v1".to_string())
     );
 
+    // A private registry: 401 with the Basic challenge, unless the credentials come along.
+    sb.require_registry_credentials(Some(("puller", "s3cret")));
+    let manifest_url = format!("{base}/distroless/crashing-app/manifests/v1");
+    let (status, headers, body) = curl("GET", &manifest_url);
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(
+        header(&headers, "www-authenticate"),
+        r#"Basic realm="kube-sandbox registry""#
+    );
+    assert!(body.contains("UNAUTHORIZED"), "{body}");
+    let with_credentials = manifest_url.replace("http://", "http://puller:s3cret@");
+    let (status, _, _) = curl("GET", &with_credentials);
+    assert_eq!(status, 200);
+    let (status, _, _) = curl(
+        "GET",
+        &manifest_url.replace("http://", "http://puller:nope@"),
+    );
+    assert_eq!(status, 401);
+    sb.require_registry_credentials(None);
+    let (status, _, _) = curl("GET", &manifest_url);
+    assert_eq!(status, 200);
+
     // A pod naming the registry's image runs it (the node pulls from its directories) and
     // crash-loops with the command of the image config.
     apply(

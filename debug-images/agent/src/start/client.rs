@@ -51,9 +51,19 @@ fn status_of(reply: &Reply) -> Option<Status> {
 fn start(flags: StartFlags) -> Result<Status, String> {
     let socket = socket_path(flags.socket, std::env::var_os(SOCKET_ENV))?;
     let mut stream = UnixStream::connect(&socket).map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
+            format!(
+                "uid {} may not connect to it (the held entrypoint makes it mode 0666; \
+                 check the mode of its directory)",
+                crate::sys::effective_uid()
+            )
+        } else {
+            "the target container's entrypoint is not running (see `kubectl logs` of the \
+             copy's target container)"
+                .to_string()
+        };
         format!(
-            "cannot reach the held target at {}: {e}; the target container's entrypoint is \
-             not running (see `kubectl logs` of the copy's target container)",
+            "cannot reach the held target at {}: {e}; {hint}",
             socket.display()
         )
     })?;

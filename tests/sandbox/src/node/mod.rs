@@ -61,6 +61,7 @@ pub use runc::prerequisites;
 use crate::runtime::{
     BoxRead, NodeFaults, Process, Runtime, RuntimeError, StatusSink, StreamOptions,
 };
+use logs::LogBuffer;
 use pod::PodRuntime;
 use reaper::Reaper;
 use runc::Runc;
@@ -93,6 +94,36 @@ fn internal(what: &str, e: impl std::fmt::Display) -> RuntimeError {
 }
 
 impl Node {
+    /// The log of container `container` of a pod on the node, as `pick` chooses it from the
+    /// container's record (`pods/log`).
+    fn log_of(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        pick: impl FnOnce(&Record) -> Result<Arc<LogBuffer>, RuntimeError>,
+    ) -> Result<Arc<LogBuffer>, RuntimeError> {
+        let p = self.pod(namespace, pod).ok_or_else(|| {
+            RuntimeError::NotFound(format!("pod {namespace}/{pod} is not running on the node"))
+        })?;
+        let state = lock(&p.state);
+        let record = state.find(container).ok_or_else(|| {
+            RuntimeError::BadRequest(format!("container {container} is not valid for pod {pod}"))
+        })?;
+        pick(record)
+    }
+
+    fn read_log(
+        &self,
+        log: Result<Arc<LogBuffer>, RuntimeError>,
+        follow: bool,
+        tail_lines: Option<i64>,
+    ) -> BoxFuture<'static, Result<BoxRead, RuntimeError>> {
+        let _guard = self.handle.enter();
+        let reader = log.map(|log| log.reader(follow, tail_lines));
+        Box::pin(async move { reader })
+    }
+
     /// A node keeping everything under `state_dir` (bundles, overlays, logs, runc state via
     /// `runc --root`); shutdown removes all of it. Must be called inside a tokio runtime.
     pub fn new(
@@ -367,46 +398,28 @@ impl Runtime for Node {
         follow: bool,
         tail_lines: Option<i64>,
     ) -> BoxFuture<'static, Result<BoxRead, RuntimeError>> {
-        let result = (|| {
-            let p = self.pod(&namespace, &pod).ok_or_else(|| {
-                RuntimeError::NotFound(format!("pod {namespace}/{pod} is not running on the node"))
-            })?;
-            let state = lock(&p.state);
-            let record = state.find(&container).ok_or_else(|| {
-                RuntimeError::BadRequest(format!(
-                    "container {container} is not valid for pod {pod}"
-                ))
-            })?;
-            let log = record
-                .instance
-                .as_ref()
-                .or(record.last.as_ref())
-                .map(|i| i.log.clone());
-            match log {
-                Some(log) => Ok(log),
-                None => {
-                    let reason = record
-                        .status
-                        .state
-                        .as_ref()
-                        .and_then(|s| s.waiting.as_ref())
-                        .and_then(|w| w.reason.clone())
-                        .unwrap_or_else(|| "ContainerCreating".into());
-                    // The kubelet's words (validateContainerLogStatus).
-                    let why = match reason.as_str() {
-                        "ErrImagePull" => "image can't be pulled".to_string(),
-                        "ImagePullBackOff" => "trying and failing to pull image".to_string(),
-                        _ => reason,
-                    };
-                    Err(RuntimeError::BadRequest(format!(
-                        "container {container:?} in pod {pod:?} is waiting to start: {why}"
-                    )))
-                }
+        let log = self.log_of(&namespace, &pod, &container, |record| {
+            if let Some(i) = record.instance.as_ref().or(record.last.as_ref()) {
+                return Ok(i.log.clone());
             }
-        })();
-        let _guard = self.handle.enter();
-        let reader = result.map(|log| log.reader(follow, tail_lines));
-        Box::pin(async move { reader })
+            let reason = record
+                .status
+                .state
+                .as_ref()
+                .and_then(|s| s.waiting.as_ref())
+                .and_then(|w| w.reason.clone())
+                .unwrap_or_else(|| "ContainerCreating".into());
+            // The kubelet's words (validateContainerLogStatus).
+            let why = match reason.as_str() {
+                "ErrImagePull" => "image can't be pulled".to_string(),
+                "ImagePullBackOff" => "trying and failing to pull image".to_string(),
+                _ => reason,
+            };
+            Err(RuntimeError::BadRequest(format!(
+                "container {container:?} in pod {pod:?} is waiting to start: {why}"
+            )))
+        });
+        self.read_log(log, follow, tail_lines)
     }
 
     fn previous_logs(
@@ -416,16 +429,7 @@ impl Runtime for Node {
         container: String,
         tail_lines: Option<i64>,
     ) -> BoxFuture<'static, Result<BoxRead, RuntimeError>> {
-        let result = (|| {
-            let p = self.pod(&namespace, &pod).ok_or_else(|| {
-                RuntimeError::NotFound(format!("pod {namespace}/{pod} is not running on the node"))
-            })?;
-            let state = lock(&p.state);
-            let record = state.find(&container).ok_or_else(|| {
-                RuntimeError::BadRequest(format!(
-                    "container {container} is not valid for pod {pod}"
-                ))
-            })?;
+        let log = self.log_of(&namespace, &pod, &container, |record| {
             // The kubelet reads the instance `lastState.terminated` names; that is the one
             // kept in `last` (a restarted instance runs as `instance`, a crash-looping one
             // waits for its next start).
@@ -441,10 +445,8 @@ impl Runtime for Node {
                     "previous terminated container {container:?} in pod {pod:?} not found"
                 ))),
             }
-        })();
-        let _guard = self.handle.enter();
-        let reader = result.map(|log| log.reader(false, tail_lines));
-        Box::pin(async move { reader })
+        });
+        self.read_log(log, false, tail_lines)
     }
 
     fn shutdown(&self) -> BoxFuture<'static, ()> {
