@@ -511,3 +511,69 @@ async fn a_server_dry_run_asks_admission_and_creates_nothing() {
     assert_eq!(held_argv(&run.stdout), ["/sandbox-app", "require-port"]);
     assert!(c.copies("locked").await.is_empty(), "nothing was created");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_private_registry_is_read_with_docker_credentials_or_the_pods_pull_secret() {
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    c.sb.require_registry_credentials(Some(("ci", "s3cret")));
+    let host = c.sb.registry_host().to_string();
+    let auth = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "ci:s3cret");
+    let docker_config = json!({ "auths": { host.clone(): { "auth": auth } } }).to_string();
+    let image = c.sb.registry_crashing_app();
+    let dry_run = ["--copy", "--dry-run=client", "-o", "json"];
+
+    // The user's docker credentials ($DOCKER_CONFIG/config.json).
+    pod_without_command(&c, "private", &image).await;
+    let with_login = c.sb.dir().join("docker-login");
+    std::fs::create_dir_all(&with_login).unwrap();
+    std::fs::write(with_login.join("config.json"), &docker_config).unwrap();
+    let mut args = vec!["pod/private"];
+    args.extend(dry_run);
+    let mut plugin = c.plugin(&args);
+    plugin.env("DOCKER_CONFIG", &with_login);
+    let run = support::run_command(plugin, LIMIT).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(held_argv(&run.stdout), ["/sandbox-app", "require-port"]);
+
+    // No docker login: the pod's imagePullSecret gets in.
+    let no_login = c.sb.dir().join("no-docker-login");
+    std::fs::create_dir_all(&no_login).unwrap();
+    let mut plugin = c.plugin(&args);
+    plugin.env("DOCKER_CONFIG", &no_login);
+    let run = support::run_command(plugin, LIMIT).await;
+    assert_eq!(run.code, Some(2), "denied without credentials: {run:?}");
+    assert!(run.stderr.contains("tried: anonymous"), "{run:?}");
+
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
+        "metadata": { "name": "regcred" },
+        "type": "kubernetes.io/dockerconfigjson",
+        "data": { ".dockerconfigjson": base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD, &docker_config) }
+    }))
+    .unwrap();
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(c.client.clone(), "default")
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": { "name": "pulls-with-secret" },
+        "spec": {
+            "imagePullSecrets": [{ "name": "regcred" }],
+            "containers": [{ "name": "app", "image": image }]
+        }
+    }))
+    .unwrap();
+    c.pods("default")
+        .create(&PostParams::default(), &pod)
+        .await
+        .unwrap();
+    let mut args = vec!["pod/pulls-with-secret"];
+    args.extend(dry_run);
+    let mut plugin = c.plugin(&args);
+    plugin.env("DOCKER_CONFIG", &no_login);
+    let run = support::run_command(plugin, LIMIT).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(held_argv(&run.stdout), ["/sandbox-app", "require-port"]);
+}
