@@ -304,9 +304,18 @@ async fn missing_config_map_secret_or_key_is_a_create_container_config_error() {
     );
 
     // The Secret created later: the node retries and the container starts with its value.
-    // `s3cret`, base64-encoded as the API stores Secret data.
-    let secret = "apiVersion: v1\nkind: Secret\nmetadata: {name: creds}\ndata: {token: czNjcmV0}\n";
+    // Written as stringData: the API server stores it base64-encoded under data.
+    let secret =
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: creds}\nstringData: {token: s3cret}\n";
     apply(&sb, "creds", secret).await;
+    let stored = [
+        "get",
+        "secret",
+        "creds",
+        "-o",
+        "jsonpath={.type} {.data.token}",
+    ];
+    assert_eq!(kubectl_ok(&sb, &stored).await, "Opaque czNjcmV0");
     wait_status(&sb, "needs-secret", "Running", Duration::from_secs(60)).await;
     let logs = wait_for("the secret's value", Duration::from_secs(20), async || {
         let logs = kubectl_ok(&sb, &["logs", "needs-secret"]).await;

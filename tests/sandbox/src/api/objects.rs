@@ -34,6 +34,8 @@ pub async fn handle(state: &Arc<ApiState>, call: Call) -> Result<Response<Body>,
             let object = prepare_create(&call)?;
             let object = if kind == &kinds::NAMESPACES {
                 namespace_defaults(object)
+            } else if kind == &kinds::SECRETS {
+                secret_defaults(object)
             } else {
                 object
             };
@@ -257,6 +259,30 @@ fn replace(current: &Value, incoming: &Value, status_only: bool) -> Value {
     out["apiVersion"] = current["apiVersion"].clone();
     out["kind"] = current["kind"].clone();
     out
+}
+
+/// What the apiserver does to a new Secret: `stringData` folded into `data` (base64, its
+/// keys winning) and dropped, `type` Opaque by default.
+fn secret_defaults(mut secret: Value) -> Value {
+    use base64::Engine;
+    if let Some(strings) = secret
+        .as_object_mut()
+        .and_then(|o| o.remove("stringData"))
+        .and_then(|v| v.as_object().cloned())
+    {
+        if !secret["data"].is_object() {
+            secret["data"] = json!({});
+        }
+        for (k, v) in strings {
+            let encoded = base64::engine::general_purpose::STANDARD
+                .encode(v.as_str().unwrap_or_default().as_bytes());
+            secret["data"][k] = json!(encoded);
+        }
+    }
+    if secret["type"].as_str().is_none_or(str::is_empty) {
+        secret["type"] = json!("Opaque");
+    }
+    secret
 }
 
 fn namespace_defaults(mut ns: Value) -> Value {

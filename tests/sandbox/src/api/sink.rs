@@ -35,11 +35,6 @@ impl StatusSink for StoreSink {
             };
             data.insert(k.clone(), value);
         }
-        // The API server folds a Secret's stringData into data on write; the store keeps it
-        // as sent.
-        for (k, v) in object["stringData"].as_object().into_iter().flatten() {
-            data.insert(k.clone(), v.as_str().unwrap_or_default().to_string());
-        }
         Some(data)
     }
 
