@@ -121,7 +121,8 @@ fn make_removable(dir: &Path) {
 }
 
 /// What a tree holds, symlinks not followed: per path, its kind, size, mode, link count,
-/// content (files) or target (symlinks).
+/// content (files) or target (symlinks). A directory's size and link count are left out: they
+/// change when the destination is made inside it, which is no write outside.
 type Tree = BTreeMap<PathBuf, (u32, u64, u32, u64, Vec<u8>)>;
 
 fn tree(dir: &Path, skip: &Path) -> Tree {
@@ -139,6 +140,7 @@ fn tree(dir: &Path, skip: &Path) -> Tree {
             let Ok(meta) = std::fs::symlink_metadata(&path) else {
                 continue;
             };
+            let dir = meta.is_dir();
             let body = if meta.file_type().is_symlink() {
                 std::fs::read_link(&path)
                     .map(|t| t.into_os_string().into_encoded_bytes())
@@ -149,15 +151,14 @@ fn tree(dir: &Path, skip: &Path) -> Tree {
                 pending.push(path.clone());
                 Vec::new()
             };
+            let (len, links) = if dir {
+                (0, 0)
+            } else {
+                (meta.len(), meta.nlink())
+            };
             out.insert(
                 path,
-                (
-                    meta.mode() & 0o170000,
-                    meta.len(),
-                    meta.mode(),
-                    meta.nlink(),
-                    body,
-                ),
+                (meta.mode() & 0o170000, len, meta.mode(), links, body),
             );
         }
     }
