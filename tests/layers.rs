@@ -1,7 +1,8 @@
 //! The plugin's source layout, held by a test instead of by memory (docs/layout.md).
 //!
-//! `src/` is split into folders that name layers, bottom to top (`LAYERS`); `main.rs` sits
-//! above them all. A module may use its own folder or a folder below, never one above, and no
+//! `src/` is split into folders that name layers, bottom to top (`LAYERS`); the crate root
+//! `lib.rs` and the files beside it (`TOP`) sit above them all, and the binary (`BINARY`)
+//! above the library, calling it only. A module may use its own folder or a folder below, never one above, and no
 //! two files may depend on each other, directly or around a longer loop. Both rules read the
 //! real module paths: every `use crate::…`, `crate::…::`, `super::…` and child-module path
 //! outside `#[cfg(test)]`, resolved to the file that defines the module it names, so a
@@ -15,7 +16,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-/// The layers of `src/`, bottom to top. `main.rs` is above the last one.
+/// The files of the crate root, above the last layer: `lib.rs` (parse, dispatch, exit) and
+/// `fuzzing.rs` (the parsers of outside input, opened to the fuzz targets).
+const TOP: &[&str] = &["lib.rs", "fuzzing.rs"];
+
+/// The layers of `src/`, bottom to top. The `TOP` files are above the last one.
 const LAYERS: &[&str] = &[
     "base", "kube", "output", "toolkit", "session", "transfer", "fanout", "cmd",
 ];
@@ -31,7 +36,7 @@ fn imports_go_down_the_layers_and_never_round_a_cycle() {
     problems.extend(tree.cycles());
     assert!(
         problems.is_empty(),
-        "the layout of src/ breaks its rules (docs/layout.md; layers bottom to top: {}, then main.rs):\n{}",
+        "the layout of src/ breaks its rules (docs/layout.md; layers bottom to top: {}, then lib.rs):\n{}",
         LAYERS.join(" → "),
         problems.join("\n")
     );
@@ -64,7 +69,7 @@ fn the_rules_catch_what_they_are_for() {
         std::fs::write(path, text).unwrap();
     };
     write(
-        "main.rs",
+        "lib.rs",
         "mod base;\nmod kube;\nuse crate::kube::client::Cluster;\n",
     );
     write("base/mod.rs", "pub mod error;\npub mod exit;\n");
@@ -95,6 +100,66 @@ fn the_rules_catch_what_they_are_for() {
     );
 }
 
+/// The plugin's binary, under `src/`: the library's `main` and nothing else.
+const BINARY: &str = "bin/kubectl-distroless_debug.rs";
+
+/// The binary is the library's: it declares no module of its own and reaches nothing but the
+/// library's `main`.
+#[test]
+fn the_binary_only_calls_the_library() {
+    let problems = binary_problems(&src_dir().join(BINARY));
+    assert!(problems.is_empty(), "src/{BINARY}: {}", problems.join("; "));
+    // The check checks: a binary with a module of its own and a path of its own fails.
+    let dir = std::env::temp_dir().join(format!("layers-main-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("main.rs");
+    std::fs::write(
+        &file,
+        "mod base;\nuse crate::base::exit;\nfn main() { kubectl_distroless_debug::main(); }\n",
+    )
+    .unwrap();
+    let problems = binary_problems(&file);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(
+        problems,
+        [
+            "it declares `mod base;` (modules belong to the library, src/lib.rs)",
+            "it uses `crate::…` (it may only call kubectl_distroless_debug::main)"
+        ]
+    );
+}
+
+/// What is wrong with `file` as the thin binary over the library.
+fn binary_problems(file: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let tokens = tokenize(&without_test_items(&blank_comments_and_literals(&text)));
+    let mut problems: Vec<String> = declared_modules(&tokens)
+        .iter()
+        .map(|m| format!("it declares `mod {m};` (modules belong to the library, src/lib.rs)"))
+        .collect();
+    for (i, token) in tokens.iter().enumerate() {
+        let Token::Ident(word) = token else { continue };
+        let starts_path =
+            tokens.get(i + 1) == Some(&Token::Path) && (i == 0 || tokens[i - 1] != Token::Path);
+        if starts_path && !matches!(word.as_str(), "std" | "kubectl_distroless_debug") {
+            problems.push(format!(
+                "it uses `{word}::…` (it may only call kubectl_distroless_debug::main)"
+            ));
+        }
+    }
+    let calls_main = tokens.windows(3).any(|w| {
+        w == [
+            Token::Ident("kubectl_distroless_debug".into()),
+            Token::Path,
+            Token::Ident("main".into()),
+        ]
+    });
+    if !calls_main {
+        problems.push("it does not call kubectl_distroless_debug::main".into());
+    }
+    problems
+}
+
 fn src_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
@@ -108,7 +173,7 @@ struct SourceFile {
     code_lines: usize,
 }
 
-/// The non-test module tree reached from `main.rs`, keyed by path under `src/`.
+/// The non-test module tree reached from `lib.rs`, keyed by path under `src/`.
 struct SourceTree {
     files: BTreeMap<String, SourceFile>,
 }
@@ -116,17 +181,17 @@ struct SourceTree {
 impl SourceTree {
     fn read(src: &Path) -> SourceTree {
         let mut files = BTreeMap::new();
-        let mut pending = vec![(PathBuf::from("main.rs"), Vec::<String>::new())];
+        let mut pending = vec![(PathBuf::from("lib.rs"), Vec::<String>::new())];
         while let Some((relative, module)) = pending.pop() {
             let text = std::fs::read_to_string(src.join(&relative))
                 .unwrap_or_else(|e| panic!("cannot read src/{}: {e}", relative.display()));
             let code = without_test_items(&blank_comments_and_literals(&text));
             let tokens = tokenize(&code);
             let children = declared_modules(&tokens);
-            // main.rs and mod.rs hold their children beside them, other files in a folder
+            // lib.rs and mod.rs hold their children beside them, other files in a folder
             // named after themselves.
             let own_dir = match relative.file_name().and_then(|n| n.to_str()) {
-                Some("main.rs" | "mod.rs") => relative.parent().unwrap().to_path_buf(),
+                Some("lib.rs" | "mod.rs") => relative.parent().unwrap().to_path_buf(),
                 _ => relative.with_extension(""),
             };
             for child in &children {
@@ -233,9 +298,10 @@ impl SourceTree {
     }
 }
 
-/// The layer index of a file under `src/`: its top folder, or above all of them for main.rs.
+/// The layer index of a file under `src/`: its top folder, or above all of them for the
+/// `TOP` files.
 fn layer_of(file: &str) -> Option<usize> {
-    if file == "main.rs" {
+    if TOP.contains(&file) {
         return Some(LAYERS.len());
     }
     let (folder, _) = file.split_once('/')?;
@@ -243,7 +309,7 @@ fn layer_of(file: &str) -> Option<usize> {
 }
 
 fn layer_name(index: usize) -> &'static str {
-    LAYERS.get(index).copied().unwrap_or("main.rs")
+    LAYERS.get(index).copied().unwrap_or("lib.rs")
 }
 
 /// Tarjan's algorithm; components come out in a stable order, each sorted.

@@ -73,21 +73,27 @@ pub async fn download(
     remote: &Remote<'_>,
     command: Vec<String>,
 ) -> Result<(Received, Ending), kube::Error> {
-    let (chunks, queued) = mpsc::channel(CHUNKS_IN_FLIGHT);
+    let (stdout, received) = download_parts();
+    let ending = open(remote, command, None, Some(stdout)).await?;
+    Ok((received, ending))
+}
+
+/// The two ends of a download's stdout: the message loop's and the reader's.
+pub(crate) fn download_parts() -> (Chunks, Received) {
+    let (queue, queued) = mpsc::channel(CHUNKS_IN_FLIGHT);
     let (spent, reusable) = std::sync::mpsc::channel();
-    let stdout = Chunks {
-        queue: chunks,
+    let chunks = Chunks {
+        queue,
         reusable,
         filling: None,
         len: 0,
     };
-    let ending = open(remote, command, None, Some(stdout)).await?;
     let received = Received {
         queued,
         spent,
         current: Chunk::default(),
     };
-    Ok((received, ending))
+    (chunks, received)
 }
 
 /// Runs `command` with its stdin from a blocking writer.
@@ -191,7 +197,7 @@ struct Chunk {
 }
 
 /// The message loop's side of a download: stdout gathered into the chunk being filled.
-struct Chunks {
+pub(crate) struct Chunks {
     queue: mpsc::Sender<io::Result<Chunk>>,
     /// Buffers the reader is done with.
     reusable: std::sync::mpsc::Receiver<Vec<u8>>,
@@ -284,7 +290,7 @@ impl Read for Received {
 /// Sends the queued stdin frames, passes stdout on (or keeps it) and keeps stderr, until the
 /// status arrives or the connection ends; returns what was kept, stderr first. A reader that
 /// is gone ends it, dropping the connection, as a dropped reader of kube's pipe does.
-async fn message_loop(
+pub(crate) async fn message_loop(
     ws: impl futures::Stream<Item = Result<Message, tungstenite::Error>>
     + futures::Sink<Message>
     + Unpin,

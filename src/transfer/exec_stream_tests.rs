@@ -72,23 +72,6 @@ fn pattern(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i % 251) as u8).collect()
 }
 
-fn download_parts() -> (Chunks, Received) {
-    let (queue, queued) = mpsc::channel(CHUNKS_IN_FLIGHT);
-    let (spent, reusable) = std::sync::mpsc::channel();
-    let chunks = Chunks {
-        queue,
-        reusable,
-        filling: None,
-        len: 0,
-    };
-    let received = Received {
-        queued,
-        spent,
-        current: Chunk::default(),
-    };
-    (chunks, received)
-}
-
 /// Reads `received` to its end on a blocking thread: the bytes, the sizes of the pieces it
 /// was handed, and the error that ended it, if one did.
 fn read_all(mut received: Received) -> JoinHandle<(Vec<u8>, Vec<usize>, Option<io::Error>)> {

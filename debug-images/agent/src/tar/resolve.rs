@@ -123,6 +123,13 @@ impl Root {
     ) -> io::Result<OwnedFd> {
         let mut queue: Vec<Vec<u8>> = components(path);
         queue.reverse(); // popped from the end
+        // `dir/`, `dir/.`: the last component must be a directory, so a final symlink is
+        // followed whatever `follow_final` says, as the kernel resolves such a path.
+        let names_a_dir = path
+            .rsplit(|&b| b == b'/')
+            .next()
+            .is_some_and(|last| last.is_empty() || last == b".");
+        let follow_final = follow_final || names_a_dir;
         // `ancestors` are the directories above `current`, so `..` can go back without
         // trusting the filesystem's own `..` (which would leave the root at its top).
         let mut ancestors: Vec<OwnedFd> = Vec::new();
@@ -157,7 +164,7 @@ impl Root {
                 last = None;
                 continue;
             }
-            if !is_last && st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+            if (!is_last || names_a_dir) && st.st_mode & libc::S_IFMT != libc::S_IFDIR {
                 return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
             }
             let parent = std::mem::replace(&mut current, fd);
@@ -207,7 +214,7 @@ pub fn cstring(bytes: &[u8]) -> io::Result<CString> {
 #[cfg(test)]
 pub mod tests {
     use super::*;
-    use std::os::unix::fs::symlink;
+    use std::os::unix::fs::{MetadataExt, symlink};
     use std::path::PathBuf;
 
     /// A scratch tree:
@@ -295,6 +302,37 @@ pub mod tests {
             assert_eq!(
                 read(&root, "etc/app/../app/v2/../../app/current/config.yaml").unwrap(),
                 "v2"
+            );
+        }
+        std::fs::remove_dir_all(base).unwrap();
+    }
+
+    /// A trailing `/` (or `/.`) names a directory: a final symlink is followed even when
+    /// final links are not, and a file there is not a directory. Both resolvers agree (the
+    /// userspace walk returned the link itself, where openat2 followed it).
+    #[test]
+    fn a_trailing_slash_follows_a_final_link_in_both_resolvers() {
+        let base = tree("slash");
+        let v2 = std::fs::metadata(base.join("root/etc/app/v2")).unwrap();
+        for root in roots(&base) {
+            let r = root.resolver;
+            for path in ["etc/app/current/", "etc/app/current/.", "rel/current//"] {
+                assert_eq!(
+                    identity(&root, path, false),
+                    Ok((v2.dev(), v2.ino())),
+                    "{path} {r:?}"
+                );
+            }
+            assert_eq!(
+                identity(&root, "etc/file/", false),
+                Err(libc::ENOTDIR),
+                "{r:?}"
+            );
+            let link = std::fs::symlink_metadata(base.join("root/etc/app/current")).unwrap();
+            assert_eq!(
+                identity(&root, "etc/app/current", false),
+                Ok((link.dev(), link.ino())),
+                "{r:?}"
             );
         }
         std::fs::remove_dir_all(base).unwrap();

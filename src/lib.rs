@@ -1,4 +1,6 @@
-//! `kubectl distroless-debug`: parse, run, report, exit. Nothing else lives here.
+//! `kubectl distroless-debug`: parse, run, report, exit ([`main`], which the binary,
+//! `src/bin/kubectl-distroless_debug.rs`, calls). The layers below are private to the crate; [`fuzzing`] opens the parsers of
+//! outside input to the fuzz targets (fuzz/) and nothing else.
 
 // One error ends a run, so its size never matters for speed, while boxing every kube::Error
 // source would make each variant harder to build and to match on.
@@ -12,6 +14,8 @@ mod output;
 mod session;
 mod toolkit;
 mod transfer;
+
+pub mod fuzzing;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -32,7 +36,8 @@ use crate::session::debug;
 use crate::toolkit::config;
 use crate::transfer::{cp, snapshot};
 
-fn main() -> ExitCode {
+/// The whole run of the plugin, from its arguments to its exit status.
+pub fn main() -> ExitCode {
     terminal::install_panic_hook();
     // Completion answers a shell, never a user: its own protocol, before any parse.
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();

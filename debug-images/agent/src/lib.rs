@@ -3,6 +3,9 @@
 //! The debug container's main process is `hold`; the plugin execs every other verb into the
 //! container. The agent runs as the target's uid/gid with every capability dropped, so nothing
 //! here may rely on privilege. See docs/agent.md for the verbs, files and exit codes.
+//! [`main`] is the whole run (the binary,
+//! `src/bin/distroless-debug-agent.rs`, calls it); [`fuzzing`] opens `untar` and path
+//! resolution to the fuzz targets (fuzz/) and nothing else.
 
 mod cli;
 mod duration;
@@ -19,11 +22,14 @@ mod sys;
 mod tar;
 mod target;
 
+pub mod fuzzing;
+
 use std::process::ExitCode;
 
 use cli::Command;
 
-fn main() -> ExitCode {
+/// The whole run of the agent, from its arguments to its exit status.
+pub fn main() -> ExitCode {
     let mut argv = std::env::args_os();
     let invoked_as = argv.next();
     let mut args: Vec<_> = argv.collect();
