@@ -234,6 +234,7 @@ impl Fanout<'_> {
             Teardown::NeverStarted => ("never_started", None),
             Teardown::LeftRunning(why) => ("left_running", Some(why)),
             Teardown::EndedWithTarget => ("ended_with_target", None),
+            Teardown::EndsItself => ("ends_itself", None),
         };
         result.teardown = Some(word.into());
         let status = PodResult::status_from_steps(&result.steps);

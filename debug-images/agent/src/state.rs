@@ -312,7 +312,11 @@ mod tests {
         let found = state.sweep_sessions().unwrap();
         assert_eq!(found.live, Vec::<i32>::new());
         assert!(found.ended_one_ending_the_container);
-        assert_eq!(state.sweep_sessions().unwrap(), Sessions::default(), "seen once");
+        assert_eq!(
+            state.sweep_sessions().unwrap(),
+            Sessions::default(),
+            "seen once"
+        );
         fs::remove_dir_all(dir).unwrap();
     }
 
