@@ -170,22 +170,6 @@ fn round_trips_before_the_exec(
     trips
 }
 
-/// The agent verbs of the execs in the log (`run`, `stop`, ...).
-fn exec_verbs(requests: &[kube_sandbox::RequestRecord]) -> Vec<String> {
-    requests
-        .iter()
-        .filter(|r| r.path.ends_with("/exec"))
-        .map(|r| {
-            r.query
-                .split('&')
-                .filter_map(|p| p.strip_prefix("command="))
-                .nth(1)
-                .unwrap_or("")
-                .to_string()
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn a_fresh_session_makes_three_sequential_round_trips_and_a_reused_one_two() {
     let Some(c) = support::cluster().await else {
@@ -304,7 +288,7 @@ async fn a_fresh_session_makes_three_sequential_round_trips_and_a_reused_one_two
         ["GET /api/v1/namespaces/locked/pods/web/exec"],
         "nothing after the work"
     );
-    assert_eq!(exec_verbs(&reused), ["run"]);
+    assert_eq!(support::exec_verbs(&reused), ["run"]);
     assert_eq!(
         reused
             .iter()
@@ -329,9 +313,9 @@ async fn a_fresh_session_makes_three_sequential_round_trips_and_a_reused_one_two
     assert_eq!(ended, Some(0));
     let at_the_end = c.sb.requests();
     assert!(
-        exec_verbs(&at_the_end).is_empty(),
+        support::exec_verbs(&at_the_end).is_empty(),
         "a normal end sends no exec: {:?}",
-        exec_verbs(&at_the_end)
+        support::exec_verbs(&at_the_end)
     );
     assert!(
         !at_the_end

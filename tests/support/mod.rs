@@ -443,6 +443,23 @@ async fn proxied(
     Ok(response.map(http_body_util::combinators::BoxBody::new))
 }
 
+/// The second word of each exec's command in the log: the agent's verb (`run`, `stop`...),
+/// `-c` for a shell script.
+pub fn exec_verbs(requests: &[kube_sandbox::RequestRecord]) -> Vec<String> {
+    requests
+        .iter()
+        .filter(|r| r.path.ends_with("/exec"))
+        .map(|r| {
+            r.query
+                .split('&')
+                .filter_map(|p| p.strip_prefix("command="))
+                .nth(1)
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect()
+}
+
 /// Sends `signal` to `child`, which must still be running (not reaped).
 pub fn send(child: &tokio::process::Child, signal: i32) {
     let pid = child.id().expect("a running child") as i32;
