@@ -211,10 +211,14 @@ pub async fn run(
     session.ends_itself =
         session.has_agent && refused.is_none() && matches!(ended, Ok(Ending::Exited(_)));
 
-    let teardown_clock = Instant::now();
-    session.teardown(printer, cut_off).await;
-    durations.teardown = teardown_clock.elapsed().as_millis();
-    trail.end(first, ended.as_ref().ok(), printer).await;
+    // The last Event is written beside the teardown: after the work, one wait, not two.
+    let teardown = async {
+        let clock = Instant::now();
+        session.teardown(printer, cut_off).await;
+        clock.elapsed().as_millis()
+    };
+    let (took, _) = tokio::join!(teardown, trail.end(first, ended.as_ref().ok(), printer));
+    durations.teardown = took;
 
     if let Some(refused) = refused {
         return Err(refused.into());
