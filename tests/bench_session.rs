@@ -19,7 +19,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -85,24 +85,6 @@ struct Sample {
     requests: usize,
     /// The node's start of the container this run added.
     start: Option<Duration>,
-}
-
-/// The newest versioned kubectl of the machine (`kubectl.1.NN` beside the one on PATH).
-fn newest_kubectl() -> Option<(u32, PathBuf)> {
-    let out = std::process::Command::new("sh")
-        .args(["-c", "readlink -f \"$(command -v kubectl)\""])
-        .output()
-        .ok()?;
-    let resolved = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    let dir = resolved.parent()?;
-    std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(|entry| {
-            let name = entry.ok()?.file_name().into_string().ok()?;
-            let minor: u32 = name.strip_prefix("kubectl.1.")?.parse().ok()?;
-            Some((minor, dir.join(name)))
-        })
-        .max()
 }
 
 fn median(mut values: Vec<Duration>) -> Duration {
@@ -226,19 +208,13 @@ fn command_for(
     }
 }
 
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
-}
-
 #[tokio::test]
 #[ignore = "a benchmark: cargo test --release --test bench_session -- --ignored --nocapture"]
 async fn a_session_beside_kubectl_at_three_latencies() {
     let Some(c) = support::cluster().await else {
         return;
     };
-    let Some((minor, kubectl)) = newest_kubectl() else {
+    let Some((minor, kubectl)) = support::newest_versioned_kubectl(0) else {
         panic!("no versioned kubectl (kubectl.1.NN beside the kubectl on PATH)");
     };
     let kubectl_name = format!("kubectl 1.{minor}");
@@ -251,22 +227,9 @@ async fn a_session_beside_kubectl_at_three_latencies() {
         .plugin(&["-n", "bench", "pod/web", "--", "sleep", "3600"])
         .spawn()
         .expect("a session holds the debug container");
-    let mut container = String::new();
-    c.wait_for("a running debug container", LIMIT, async || {
-        if let Some((name, _)) = c
-            .debug_containers("bench", "web")
-            .await
-            .into_iter()
-            .find(|(_, state)| state == "running")
-        {
-            container = name;
-            return true;
-        }
-        false
-    })
-    .await;
+    let container = c.running_debug_container("bench", "web").await;
 
-    let load = load_average();
+    let load = support::load_average();
     let mut samples: Vec<(u64, Way, Sample)> = Vec::new();
     for round in 0..ROUNDS {
         for latency in LATENCIES_MS {
