@@ -1238,7 +1238,7 @@ async fn benchmark_fifty_pods_three_steps_against_a_kubectl_loop() {
          `cargo test --release --test runbook -- --ignored --nocapture benchmark`, which rewrites this section.\n\n{table}\n\
          The bash loop is what a runbook does today with stock kubectl: one pod at a time, a kubectl process per call \
          (each loads the kubeconfig and does its own discovery), a polling wait for the container. \
-         Ours makes somewhat fewer API requests (per pod: a GET of it, the PATCH, the watch, one exec per step, the agent's stop and the wait for Terminated; who we are and the namespace's Pod Security level once per run, not per pod), but the difference in time is elsewhere: pods overlap (bounded by `--parallel`), one process and one connection pool serve them all, and waits are watches, not polls. Past `--parallel 10` the two CPUs starting runc containers are the limit, not the API.\n{BENCH_END}\n",
+         Ours makes somewhat fewer API requests (per pod: a GET of it, the PATCH with the watch opened beside it, one exec per step, the last of which ends the container with its session, so no stop is sent; who we are and the namespace's Pod Security level once per run, not per pod), but the difference in time is elsewhere: pods overlap (bounded by `--parallel`), one process and one connection pool serve them all, and waits are watches, not polls. Past `--parallel 10` the two CPUs starting runc containers are the limit, not the API.\n{BENCH_END}\n",
         BENCH_STEPS.join("`, `"),
         std::thread::available_parallelism().map_or(0, usize::from),
         load,
