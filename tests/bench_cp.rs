@@ -173,12 +173,6 @@ async fn send(
     took
 }
 
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
-}
-
 #[tokio::test]
 #[ignore = "a benchmark: run tests/bench_cp.sh"]
 async fn copy_256_mib_out_of_the_target_ours_beside_kubectl_exec_cat() {
@@ -220,30 +214,13 @@ async fn copy_256_mib_out_of_the_target_ours_beside_kubectl_exec_cat() {
         .plugin(&["-n", "bench", "pod/web", "--", "sleep", "600"])
         .spawn()
         .expect("a session holds the debug container");
-    let mut container = String::new();
-    c.wait_for(
-        "a running debug container",
-        Duration::from_secs(60),
-        async || {
-            if let Some((name, _)) = c
-                .debug_containers("bench", "web")
-                .await
-                .into_iter()
-                .find(|(_, state)| state == "running")
-            {
-                container = name;
-                return true;
-            }
-            false
-        },
-    )
-    .await;
+    let container = c.running_debug_container("bench", "web").await;
 
     let dir = std::env::temp_dir().join(format!("dd-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let bytes = SIZE_MIB << 20;
-    let load = load_average();
+    let load = support::load_average();
     let upload = dir.join("upload");
     std::io::copy(
         &mut std::io::Read::take(std::fs::File::open("/dev/urandom").unwrap(), bytes),
@@ -306,6 +283,6 @@ async fn copy_256_mib_out_of_the_target_ours_beside_kubectl_exec_cat() {
     println!(
         "BENCH cp {SIZE_MIB} MiB out of the target, median of {ROUNDS}: ours {ours:.1} MiB/s, kubectl exec cat {theirs:.1} MiB/s (ratio {:.2}); load average at start {load}, at end {}",
         ours / theirs,
-        load_average()
+        support::load_average()
     );
 }

@@ -110,21 +110,7 @@ fn install_demo_on_a_fresh_clone_ends_with_a_session() {
 /// The newest kubectl of this machine that completes plugins (1.26 and later): a versioned
 /// `kubectl.1.NN` beside the one on PATH.
 fn completing_kubectl() -> Option<PathBuf> {
-    let out = Command::new("sh")
-        .args(["-c", "readlink -f \"$(command -v kubectl)\""])
-        .output()
-        .ok()?;
-    let resolved = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    let dir = resolved.parent()?;
-    std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(|entry| {
-            let name = entry.ok()?.file_name().into_string().ok()?;
-            let minor: u32 = name.strip_prefix("kubectl.1.")?.parse().ok()?;
-            (minor >= 26).then(|| (minor, dir.join(name)))
-        })
-        .max()
-        .map(|(_, path)| path)
+    support::newest_versioned_kubectl(26).map(|(_, path)| path)
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::PostParams;
-use kube_sandbox::SandboxOptions;
+use kube_sandbox::{Faults, SandboxOptions};
 use serde_json::{Value, json};
 use support::{NONROOT_APP, Run, TestCluster};
 
@@ -737,6 +737,66 @@ async fn ctrl_c_during_a_fan_out_stops_every_debug_container_and_no_target() {
 /// Every pod's plan needs who we are (SelfSubjectReview) and its namespace's Pod Security
 /// level (GET namespace); they were read again for every pod of a fan-out. (No node: the pods
 /// stay Pending and cannot be debugged, but each is planned, which is where the reads are.)
+/// Per pod, the watch is opened beside the PATCH (not after its answer), and a run whose last
+/// step ran to its end sends no `stop`: the agent ends each container with its last session.
+#[tokio::test]
+async fn a_fan_out_opens_each_watch_with_its_patch_and_sends_no_stop() {
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    c.namespace("brisk", Some("restricted")).await;
+    let names = fleet(&c, "brisk", "web", 3).await;
+    // With latency on every answer, "sent before the PATCH's answer" is not a matter of luck.
+    c.sb.set_faults(Faults {
+        latency_ms: 150,
+        ..Faults::default()
+    });
+    c.sb.clear_requests();
+    let run = c
+        .run(
+            &[
+                "-n", "brisk", "-l", "app=web", "-o", "json", "--", "sh", "-c", "echo hi",
+            ],
+            LIMIT,
+        )
+        .await;
+    c.sb.set_faults(Faults::default());
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let requests = c.sb.requests();
+    for pod in document(&run)["pods"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
+        assert_eq!(pod["status"], "ok", "{pod}");
+        assert_eq!(pod["teardown"], "stopped", "seen Terminated: {pod}");
+    }
+    assert_eq!(
+        support::exec_verbs(&requests),
+        ["run", "run", "run"],
+        "one exec per pod, its step's: no stop"
+    );
+    for name in &names {
+        let patch = requests
+            .iter()
+            .find(|r| r.method == "PATCH" && r.path.contains(&format!("/pods/{name}/")))
+            .expect("a PATCH per pod");
+        let watch = requests
+            .iter()
+            .find(|r| {
+                r.query.contains("watch=true")
+                    && r.query.contains(&format!("metadata.name%3D{name}"))
+            })
+            .expect("a watch per pod");
+        assert!(
+            watch.received < patch.received + patch.duration,
+            "{name}: the watch was sent before the PATCH's answer"
+        );
+        c.wait_all_terminated("brisk", name, Duration::from_secs(5))
+            .await;
+    }
+}
+
 #[tokio::test]
 async fn a_fan_out_reads_who_we_are_once_and_each_namespace_once() {
     let Some(c) = support::cluster_with(SandboxOptions::api_only()).await else {
@@ -1178,7 +1238,7 @@ async fn benchmark_fifty_pods_three_steps_against_a_kubectl_loop() {
          `cargo test --release --test runbook -- --ignored --nocapture benchmark`, which rewrites this section.\n\n{table}\n\
          The bash loop is what a runbook does today with stock kubectl: one pod at a time, a kubectl process per call \
          (each loads the kubeconfig and does its own discovery), a polling wait for the container. \
-         Ours makes somewhat fewer API requests (per pod: a GET of it, the PATCH, the watch, one exec per step, the agent's stop and the wait for Terminated; who we are and the namespace's Pod Security level once per run, not per pod), but the difference in time is elsewhere: pods overlap (bounded by `--parallel`), one process and one connection pool serve them all, and waits are watches, not polls. Past `--parallel 10` the two CPUs starting runc containers are the limit, not the API.\n{BENCH_END}\n",
+         Ours makes somewhat fewer API requests (per pod: a GET of it, the PATCH with the watch opened beside it, one exec per step, the last of which ends the container with its session, so no stop is sent; who we are and the namespace's Pod Security level once per run, not per pod), but the difference in time is elsewhere: pods overlap (bounded by `--parallel`), one process and one connection pool serve them all, and waits are watches, not polls. Past `--parallel 10` the two CPUs starting runc containers are the limit, not the API.\n{BENCH_END}\n",
         BENCH_STEPS.join("`, `"),
         std::thread::available_parallelism().map_or(0, usize::from),
         load,

@@ -125,8 +125,53 @@ async fn json_result_carries_the_exit_code_and_output() {
     assert_eq!(result["reused"], false);
 }
 
+/// The requests before the first exec, in the order they arrived, grouped into round trips:
+/// with `latency` added to every answer, a request sent after another's answer arrives at
+/// least `latency` later, while requests sent together arrive within a fraction of it. The
+/// trail's Events are written beside the work, not waited for: left out.
+fn round_trips_before_the_exec(
+    requests: &[kube_sandbox::RequestRecord],
+    latency: Duration,
+) -> Vec<Vec<String>> {
+    let mut sorted: Vec<_> = requests
+        .iter()
+        .filter(|r| !r.path.ends_with("/events"))
+        .collect();
+    sorted.sort_by_key(|r| r.received);
+    let mut trips: Vec<Vec<String>> = Vec::new();
+    let mut trip_start = None;
+    for r in sorted {
+        let line = format!(
+            "{} {}{}",
+            r.method,
+            r.path,
+            if r.query.contains("watch=true") {
+                "?watch"
+            } else {
+                ""
+            }
+        );
+        match trip_start {
+            Some(at) if r.received.duration_since(at) < latency / 2 => {
+                trips.last_mut().expect("a trip").push(line)
+            }
+            _ => {
+                trip_start = Some(r.received);
+                trips.push(vec![line]);
+            }
+        }
+        if r.path.ends_with("/exec") {
+            break;
+        }
+    }
+    for trip in &mut trips {
+        trip.sort();
+    }
+    trips
+}
+
 #[tokio::test]
-async fn a_fresh_session_makes_four_sequential_round_trips_and_a_reused_one_two() {
+async fn a_fresh_session_makes_three_sequential_round_trips_and_a_reused_one_two() {
     let Some(c) = support::cluster().await else {
         return;
     };
@@ -140,68 +185,67 @@ async fn a_fresh_session_makes_four_sequential_round_trips_and_a_reused_one_two(
         "--",
         "sh",
         "-c",
-        "echo started; sleep 20",
+        "echo started; sleep 8",
     ]);
     first.stdout(std::process::Stdio::piped());
+    let latency = Duration::from_millis(300);
+    c.sb.set_faults(kube_sandbox::Faults {
+        latency_ms: latency.as_millis() as u64,
+        ..Default::default()
+    });
     c.sb.clear_requests();
     let mut first = first.spawn().expect("the first session starts");
     assert_eq!(
         support::first_line(&mut first, LIMIT).await.as_deref(),
         Some("started")
     );
+    c.sb.set_faults(kube_sandbox::Faults::default());
     let fresh: Vec<_> = c.sb.requests();
 
-    // The trail's first Event is written beside the exec (docs/recording.md): not a round trip.
-    let before_exec: Vec<String> = fresh
+    let trips = round_trips_before_the_exec(&fresh, latency);
+    assert_eq!(
+        trips,
+        [
+            vec![
+                "GET /api/v1/namespaces/locked",
+                "GET /api/v1/namespaces/locked/pods/web",
+                "POST /apis/authentication.k8s.io/v1/selfsubjectreviews",
+                // May we exec? Else attach mode, decided before the PATCH.
+                "POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            ],
+            // The watch sees the PATCH land and the container start: no trip of its own.
+            vec![
+                "GET /api/v1/namespaces/locked/pods?watch",
+                "PATCH /api/v1/namespaces/locked/pods/web/ephemeralcontainers",
+            ],
+            vec!["GET /api/v1/namespaces/locked/pods/web/exec"],
+        ],
+        "three sequential round trips, the exec the third: {trips:#?}"
+    );
+    let get = fresh
         .iter()
-        .filter(|r| !r.path.ends_with("/events"))
-        .take_while(|r| !r.path.ends_with("/exec"))
-        .map(|r| {
-            format!(
-                "{} {}{}",
-                r.method,
-                r.path,
-                if r.query.contains("watch=true") {
-                    "?watch"
-                } else {
-                    ""
-                }
-            )
-        })
-        .collect();
-    let mut reads: Vec<&str> = before_exec.iter().take(4).map(String::as_str).collect();
-    reads.sort();
-    assert_eq!(
-        reads,
-        [
-            "GET /api/v1/namespaces/locked",
-            "GET /api/v1/namespaces/locked/pods/web",
-            "POST /apis/authentication.k8s.io/v1/selfsubjectreviews",
-            // May we exec? Else attach mode, decided before the PATCH.
-            "POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
-        ],
-        "{before_exec:#?}"
-    );
-    assert_eq!(
-        &before_exec[4..],
-        [
-            "PATCH /api/v1/namespaces/locked/pods/web/ephemeralcontainers",
-            "GET /api/v1/namespaces/locked/pods?watch"
-        ],
-        "then the PATCH and one WATCH, then the exec: {before_exec:#?}"
-    );
-    assert!(
-        fresh.iter().any(|r| r.path.ends_with("/exec")),
-        "the exec follows"
-    );
+        .find(|r| r.method == "GET" && r.path.ends_with("/pods/web"))
+        .expect("the GET");
     let watch = fresh
         .iter()
         .find(|r| r.query.contains("watch=true"))
         .expect("a watch");
     assert!(
         watch.query.contains("resourceVersion="),
-        "from the PATCH's version: {}",
+        "from the GET's version: {}",
         watch.query
+    );
+    assert!(
+        watch.received >= get.received + latency,
+        "opened after the GET's answer, not before"
+    );
+    assert_eq!(
+        fresh
+            .iter()
+            .filter(|r| r.query.contains("watch=true"))
+            .count(),
+        1,
+        "one watch"
     );
     assert!(
         !fresh
@@ -232,6 +276,19 @@ async fn a_fresh_session_makes_four_sequential_round_trips_and_a_reused_one_two(
         !reused.iter().any(|r| r.method == "PATCH"),
         "no second PATCH"
     );
+    // At the end, no pod read and no exec: the agent ends the container with its last session.
+    let after_exec: Vec<String> = reused
+        .iter()
+        .filter(|r| !r.path.ends_with("/events"))
+        .skip_while(|r| !r.path.ends_with("/exec"))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(
+        after_exec,
+        ["GET /api/v1/namespaces/locked/pods/web/exec"],
+        "nothing after the work"
+    );
+    assert_eq!(support::exec_verbs(&reused), ["run"]);
     assert_eq!(
         reused
             .iter()
@@ -241,9 +298,32 @@ async fn a_fresh_session_makes_four_sequential_round_trips_and_a_reused_one_two(
         "the reuse and the end, as Events"
     );
     assert_eq!(c.debug_containers("locked", "web").await.len(), 1);
+    assert!(
+        c.debug_containers("locked", "web")
+            .await
+            .iter()
+            .all(|(_, s)| s == "running"),
+        "the first session still uses it"
+    );
 
-    assert_eq!(support::exit_code(&mut first, LIMIT).await, Some(0));
-    c.wait_all_terminated("locked", "web", Duration::from_secs(20))
+    // The first one ends normally: the agent ends the container, no `stop` is sent, and the
+    // plugin reports it Terminated from the watch it kept.
+    c.sb.clear_requests();
+    let ended = support::exit_code(&mut first, LIMIT).await;
+    assert_eq!(ended, Some(0));
+    let at_the_end = c.sb.requests();
+    assert!(
+        support::exec_verbs(&at_the_end).is_empty(),
+        "a normal end sends no exec: {:?}",
+        support::exec_verbs(&at_the_end)
+    );
+    assert!(
+        !at_the_end
+            .iter()
+            .any(|r| r.method == "GET" && r.path.ends_with("/pods/web")),
+        "and reads no pod: {at_the_end:#?}"
+    );
+    c.wait_all_terminated("locked", "web", Duration::from_secs(5))
         .await;
 }
 

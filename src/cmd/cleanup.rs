@@ -81,6 +81,10 @@ pub async fn run(
                 "left {}/{} {}: in use",
                 c.namespace, c.pod, c.name
             )),
+            Teardown::EndsItself => printer.note(&format!(
+                "left {}/{} {} to its agent: it ends with its last session",
+                c.namespace, c.pod, c.name
+            )),
             Teardown::LeftRunning(why) => {
                 failed += 1;
                 printer.warn(&format!(

@@ -31,8 +31,9 @@ use crate::session::events;
 use crate::session::facts::{Read, read_facts};
 use crate::session::obtain::{Obtained, obtain};
 use crate::session::plan::{Durations, plan_with};
+use crate::session::refusal::NOT_IDENTIFIED;
 use crate::session::settle::{Settled, settle};
-use crate::session::spec::{TargetProcess, run_command};
+use crate::session::spec::{TargetProcess, ending_the_container, run_command};
 use crate::session::teardown::Teardown;
 use crate::toolkit::catalog::ImageChoice;
 use crate::transfer::cp::tar_command;
@@ -225,6 +226,16 @@ impl Fanout<'_> {
                 StepStatus::TimedOut | StepStatus::Interrupted | StepStatus::Error
             )
         });
+        // The last step's exec ran to its end as a session that ends the container: the agent
+        // stops it (exit code 3 may be the agent's refusal, which registers no session).
+        let runbook = &self.prepared.runbook.steps;
+        session.ends_itself = session.has_agent
+            && runbook.len() == result.steps.len()
+            && matches!(runbook.last().map(|s| &s.action), Some(Action::Run(_)))
+            && result.steps.last().is_some_and(|s| {
+                matches!(s.status, StepStatus::Ok | StepStatus::Failed)
+                    && s.exit_code.is_some_and(|code| code != NOT_IDENTIFIED)
+            });
         let teardown = session
             .teardown(&self.quiet, interrupted || abandoned)
             .await;
@@ -234,6 +245,7 @@ impl Fanout<'_> {
             Teardown::NeverStarted => ("never_started", None),
             Teardown::LeftRunning(why) => ("left_running", Some(why)),
             Teardown::EndedWithTarget => ("ended_with_target", None),
+            Teardown::EndsItself => ("ends_itself", None),
         };
         result.teardown = Some(word.into());
         let status = PodResult::status_from_steps(&result.steps);
@@ -298,7 +310,8 @@ impl Fanout<'_> {
                             name: step.name.clone(),
                         },
                     );
-                    self.step(step, place, interrupts, deadline, &mut facts, result)
+                    let last = number + 1 == self.prepared.runbook.steps.len();
+                    self.step(step, last, place, interrupts, deadline, &mut facts, result)
                         .await
                 }
             };
@@ -319,9 +332,12 @@ impl Fanout<'_> {
         interrupted
     }
 
+    /// One step; `last`: the runbook's last, whose exec (a `run`) ends the container.
+    #[allow(clippy::too_many_arguments)]
     async fn step(
         &self,
         step: &Step,
+        last: bool,
         place: &Place<'_>,
         interrupts: &mut Interrupts,
         deadline: Instant,
@@ -384,7 +400,10 @@ impl Fanout<'_> {
         }
         let limit = step.timeout.map_or(remaining, |t| t.min(remaining));
         match &step.action {
-            Action::Run(argv) => self.run_step(step, argv, place, interrupts, limit).await,
+            Action::Run(argv) => {
+                self.run_step(step, last, argv, place, interrupts, limit)
+                    .await
+            }
             Action::Collect(path) => {
                 self.collect_step(step, path, place, interrupts, limit)
                     .await
@@ -395,6 +414,7 @@ impl Fanout<'_> {
     async fn run_step(
         &self,
         step: &Step,
+        last: bool,
         argv: &[String],
         place: &Place<'_>,
         interrupts: &mut Interrupts,
@@ -408,14 +428,14 @@ impl Fanout<'_> {
                 () = tokio::time::sleep(limit) => TIME_LIMIT,
             }
         };
-        let ended = streamed_until(
-            &place.remote,
-            run_command(place.image, place.target, argv),
-            false,
-            Some(&mut captured),
-            stop,
-        )
-        .await;
+        let command = run_command(place.image, place.target, argv);
+        // The runbook's last exec is the session that ends the container: no `stop` after it.
+        let command = if last && place.image.has_agent() {
+            ending_the_container(command)
+        } else {
+            command
+        };
+        let ended = streamed_until(&place.remote, command, false, Some(&mut captured), stop).await;
         let mut r = StepResult::without_output(
             &step.name,
             StepStatus::Ok,

@@ -1,5 +1,8 @@
-//! Steps 4–5 for a fresh debug container: the PATCH that adds it, then the WATCH until it
-//! runs. Ctrl-C while waiting, or a failure to start, stops it again.
+//! Steps 4–5 for a fresh debug container: the PATCH that adds it, with the WATCH of the pod
+//! opened at the same moment from the resourceVersion of the plan's GET (it sees the PATCH
+//! land, then the container start: one round trip for both), until it runs. Ctrl-C while
+//! waiting, or a failure to start, stops it again. The session keeps the watch, to see the
+//! container end after the work (teardown.rs).
 
 use std::time::Instant;
 
@@ -14,7 +17,8 @@ use crate::session::inject::add_debug_container;
 use crate::session::options::DebugOptions;
 use crate::session::plan::{Durations, Plan};
 use crate::session::teardown::{Origin, Session};
-use crate::session::wait::{Waiting, wait_until_running};
+use crate::session::wait::{Waiting, wait_on};
+use crate::session::watch::PodWatch;
 
 /// How adding a container ended.
 // One value per run, moved once.
@@ -25,8 +29,8 @@ pub enum Added {
     Interrupted(i32),
 }
 
-/// Steps 4–5 for a fresh container: the PATCH, then the WATCH until it runs (Ctrl-C while
-/// waiting, or a failure to start, stops it again).
+/// Steps 4–5 for a fresh container: the PATCH and the WATCH together, until it runs (Ctrl-C
+/// while waiting, or a failure to start, stops it again).
 #[allow(clippy::too_many_arguments)]
 pub async fn add_and_wait(
     options: &DebugOptions,
@@ -45,7 +49,18 @@ pub async fn add_and_wait(
         "adding {} ({image}) to pod {pod_name}, targeting {}",
         container.name, plan.target.container
     ));
-    let updated = add_debug_container(cluster, pods, pod_name, container, false).await?;
+    let read = plan.target.pod.metadata.resource_version.as_deref();
+    let mut watch = PodWatch::new(pods, pod_name, read.unwrap_or_default(), cluster.retry);
+    let (added, ()) = tokio::join!(
+        add_debug_container(cluster, pods, pod_name, container, false),
+        watch.open()
+    );
+    let updated = added?;
+    // Without the GET's version (a pod from elsewhere), the PATCH's.
+    if read.is_none() {
+        let version = updated.metadata.resource_version.as_deref();
+        watch = PodWatch::new(pods, pod_name, version.unwrap_or_default(), cluster.retry);
+    }
     durations.inject += clock.elapsed().as_millis();
     let mut session = Session::new(
         cluster,
@@ -63,13 +78,8 @@ pub async fn add_and_wait(
         container: &container.name,
         image,
     };
-    let version = updated
-        .metadata
-        .resource_version
-        .clone()
-        .unwrap_or_default();
     let waited = tokio::select! {
-        waited = wait_until_running(cluster, pods, &what, &version, options.timeout, printer) => waited.map(|_| ()),
+        waited = wait_on(cluster, &mut watch, &what, options.timeout, printer) => waited.map(|_| ()),
         signal = interrupts.recv() => {
             printer.note("interrupted while waiting for the debug container; stopping it");
             session.teardown(printer, true).await;
@@ -81,5 +91,6 @@ pub async fn add_and_wait(
         session.teardown(printer, false).await;
         return Err(error);
     }
+    session.watch = Some(watch);
     Ok(Added::Ready(session))
 }

@@ -1,9 +1,12 @@
 //! The default command, `kubectl distroless-debug TARGET [-- COMMAND...]`, step by step.
 //!
 //! Round trips are the latency a user feels at 3 a.m., so they are designed, not incidental:
-//! a fresh session makes at most four sequential ones before the shell runs: (1) GET pod, GET
-//! namespace, SelfSubjectReview and the SelfSubjectAccessReview for exec in parallel, (2) the PATCH, (3) the WATCH from the PATCH's
-//! resourceVersion, (4) the exec. A reused session makes (1) and (4). No LIST, no discovery.
+//! a fresh session makes three sequential ones before the shell runs: (1) GET pod, GET
+//! namespace, SelfSubjectReview and the SelfSubjectAccessReview for exec in parallel, (2) the
+//! PATCH, with the WATCH of the pod opened at the same moment from the GET's
+//! resourceVersion, (3) the exec. A reused session makes (1) and (3). No LIST, no discovery.
+//! After the work the user waits for nothing: the exec asked the agent to end the container
+//! when it is the last session out, so no `stop` is sent (teardown.rs).
 
 use std::time::Instant;
 
@@ -203,11 +206,19 @@ pub async fn run(
     let interrupted = matches!(ended, Ok(Ending::Interrupted(_)));
     // A lost connection leaves our exec's process alive in the container, like a signal does.
     let cut_off = interrupted || matches!(ended, Err(Error::Stream { .. }));
+    // The exec ran as a session that ends the container (a refusal ran none): after a normal
+    // end the agent does the stopping. Anything else keeps the stop of old.
+    session.ends_itself =
+        session.has_agent && refused.is_none() && matches!(ended, Ok(Ending::Exited(_)));
 
-    let teardown_clock = Instant::now();
-    session.teardown(printer, cut_off).await;
-    durations.teardown = teardown_clock.elapsed().as_millis();
-    trail.end(first, ended.as_ref().ok(), printer).await;
+    // The last Event is written beside the teardown: after the work, one wait, not two.
+    let teardown = async {
+        let clock = Instant::now();
+        session.teardown(printer, cut_off).await;
+        clock.elapsed().as_millis()
+    };
+    let (took, _) = tokio::join!(teardown, trail.end(first, ended.as_ref().ok(), printer));
+    durations.teardown = took;
 
     if let Some(refused) = refused {
         return Err(refused.into());
@@ -259,6 +270,14 @@ async fn work(
     } else {
         crate::toolkit::catalog::ImageChoice::Custom(String::new())
     };
+    // The session's only exec: with an agent, it ends the container when it is the last.
+    let last = |command: Vec<String>| {
+        if session.has_agent {
+            spec::ending_the_container(command)
+        } else {
+            command
+        }
+    };
     let result =
         match &options.mode {
             Mode::Interactive => {
@@ -269,7 +288,7 @@ async fn work(
             ));
                 exec::interactive(
                     &remote,
-                    spec::shell_command(&image, &session.target),
+                    last(spec::shell_command(&image, &session.target)),
                     interrupts,
                 )
                 .await
@@ -279,7 +298,7 @@ async fn work(
             } => {
                 exec::interactive(
                     &remote,
-                    spec::run_command(&image, &session.target, argv),
+                    last(spec::run_command(&image, &session.target, argv)),
                     interrupts,
                 )
                 .await
@@ -291,7 +310,7 @@ async fn work(
             } => {
                 exec::streamed(
                     &remote,
-                    spec::run_command(&image, &session.target, argv),
+                    last(spec::run_command(&image, &session.target, argv)),
                     *stdin,
                     captured,
                     interrupts,
@@ -301,7 +320,7 @@ async fn work(
             Mode::PipedShell => {
                 exec::streamed(
                     &remote,
-                    spec::shell_command(&image, &session.target),
+                    last(spec::shell_command(&image, &session.target)),
                     true,
                     captured,
                     interrupts,

@@ -215,9 +215,11 @@ fn inject_and_run(fake: &FakeApiServer) {
 }
 
 #[tokio::test]
-async fn a_fresh_session_makes_four_sequential_round_trips_and_no_list() {
+async fn a_fresh_session_makes_three_sequential_round_trips_and_no_list() {
     let fake = FakeApiServer::with_latency(Duration::from_millis(40));
-    reads(&fake, &distroless_pod(), "restricted");
+    let mut read = distroless_pod();
+    read.metadata.resource_version = Some("100".into());
+    reads(&fake, &read, "restricted");
     inject_and_run(&fake);
     // Watch events come from a closure over the PATCH body: answer with whatever was added.
     let fake_for_watch = fake.clone();
@@ -279,22 +281,35 @@ async fn a_fresh_session_makes_four_sequential_round_trips_and_no_list() {
         Some(4),
         "the reads overlap: {log:?}"
     );
-    // Round trips 2-4: PATCH, WATCH from its resourceVersion, exec.
-    assert_eq!(lines[4], format!("PATCH {POD}/ephemeralcontainers"));
+    // Round trip 2: the PATCH, and beside it the WATCH from the GET's resourceVersion.
+    let mut second: Vec<&str> = lines[4..6].iter().map(String::as_str).collect();
+    second.sort();
     assert_eq!(
-        log[4].content_type,
-        "application/strategic-merge-patch+json"
+        second,
+        [
+            format!("GET {PODS}"),
+            format!("PATCH {POD}/ephemeralcontainers")
+        ]
     );
-    assert!(log[5].is_watch() && log[5].path == PODS, "{:?}", log[5]);
     assert_eq!(
-        log[5].query_param("resourceVersion").as_deref(),
-        Some("123")
+        log[4..6].iter().map(|s| s.in_flight).max(),
+        Some(2),
+        "the watch overlaps the PATCH: {log:?}"
+    );
+    let patch = &log[if log[4].is_watch() { 5 } else { 4 }];
+    assert_eq!(patch.content_type, "application/strategic-merge-patch+json");
+    let watch = &log[if log[4].is_watch() { 4 } else { 5 }];
+    assert!(watch.is_watch() && watch.path == PODS, "{watch:?}");
+    assert_eq!(
+        watch.query_param("resourceVersion").as_deref(),
+        Some("100"),
+        "the GET's version: the PATCH's event is seen too"
     );
     assert_eq!(
-        log[5].query_param("fieldSelector").as_deref(),
+        watch.query_param("fieldSelector").as_deref(),
         Some("metadata.name=web")
     );
-    // Round trip 4: the exec, with the first Event of the trail written beside it.
+    // Round trip 3: the exec, with the first Event of the trail written beside it.
     let mut last: Vec<&str> = lines[6..8].iter().map(String::as_str).collect();
     last.sort();
     assert_eq!(
@@ -312,7 +327,7 @@ async fn a_fresh_session_makes_four_sequential_round_trips_and_no_list() {
     let exec = &log[if lines[6].ends_with("/exec") { 6 } else { 7 }];
     assert!(
         exec.query
-            .contains("command=distroless-debug-agent&command=run&command=--&command=true"),
+            .contains("command=distroless-debug-agent&command=run&command=--end-container&command=--&command=true"),
         "{}",
         exec.query
     );

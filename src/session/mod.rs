@@ -24,3 +24,4 @@ pub mod target;
 pub mod teardown;
 pub mod trail;
 pub mod wait;
+pub mod watch;

@@ -322,6 +322,32 @@ fn commands_go_through_the_agent_only_in_our_images() {
 }
 
 #[test]
+fn the_last_exec_asks_the_agent_to_end_the_container_and_nothing_else_changes() {
+    let argv = vec!["ls".to_string(), "--end-container".to_string()];
+    assert_eq!(
+        ending_the_container(run_command(&base(), &TargetProcess::default(), &argv)),
+        [
+            "distroless-debug-agent",
+            "run",
+            "--end-container",
+            "--",
+            "ls",
+            "--end-container"
+        ]
+    );
+    assert_eq!(
+        ending_the_container(shell_command(&base(), &TargetProcess::default())),
+        ["distroless-debug-agent", "shell", "--end-container"]
+    );
+    // Generic mode has no agent; other verbs are not sessions.
+    assert_eq!(ending_the_container(argv.clone()), argv);
+    assert_eq!(
+        ending_the_container(stop_command(true)),
+        ["distroless-debug-agent", "stop"]
+    );
+}
+
+#[test]
 fn names_are_dbg_and_five_lowercase_alphanumerics_unique_in_the_pod() {
     let s = random_suffix();
     assert_eq!(s.len(), 5);

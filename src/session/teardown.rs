@@ -6,6 +6,12 @@
 //! the runtime. Teardown execs the agent's `stop` (or, for `--image`, kills the pid our hold
 //! loop recorded in the debug container's own filesystem): it never signals a target process.
 //! A container another session still uses is left to the last one out.
+//!
+//! After a normal end of a session whose last exec ran with the agent's `--end-container`
+//! ([`Session::ends_itself`]), the agent ends the container by itself (the last session out,
+//! docs/agent.md): no `stop` is sent and the user waits for nothing. A container we added is
+//! watched on the watch its wait opened, for at most [`LAST_OUT_WAIT`], to report it
+//! Terminated; a reused one is not looked at again.
 
 use std::time::Duration;
 
@@ -22,10 +28,14 @@ use crate::output::printer::Printer;
 use crate::session::spec::{AGENT, TargetProcess, stop_command};
 use crate::session::target::{shares_pid_namespace, status_of};
 use crate::session::wait::{Progress, progress_of};
+use crate::session::watch::{PodWatch, Seen};
 
 /// How long teardown waits for a container that has not started yet, then for Terminated.
 const START_GRACE: Duration = Duration::from_secs(30);
 const TERMINATE_GRACE: Duration = Duration::from_secs(15);
+/// How long a normal end waits to see a container that ends itself Terminated, after which
+/// it says so and exits: the agent's own stop still happens.
+pub const LAST_OUT_WAIT: Duration = Duration::from_secs(2);
 
 /// The agent's exit code for "other sessions still use this container" in our stop-if-unused
 /// script (EX_TEMPFAIL).
@@ -67,6 +77,9 @@ pub enum Teardown {
     /// It had ended by itself with the target: the target restarted, and without a shared PID
     /// namespace the kernel ends every process of the target's namespace with its PID 1.
     EndedWithTarget,
+    /// Left to its agent, which ends it when the last session in it ends: not seen Terminated
+    /// within [`LAST_OUT_WAIT`] (another session may use it), or reused and not looked at.
+    EndsItself,
 }
 
 pub struct Session {
@@ -81,6 +94,11 @@ pub struct Session {
     pub idle: Duration,
     /// Which process every agent exec of this session works on.
     pub target: TargetProcess,
+    /// The session's last exec ran with the agent's `--end-container` and ended normally:
+    /// the agent ends the container when no other session is left in it.
+    pub ends_itself: bool,
+    /// The pod's watch the wait opened (a container we added), kept to see it end.
+    pub watch: Option<PodWatch>,
     done: bool,
 }
 
@@ -104,6 +122,8 @@ impl Session {
             origin,
             idle,
             target: TargetProcess::default(),
+            ends_itself: false,
+            watch: None,
             done: false,
         }
     }
@@ -144,6 +164,11 @@ impl Session {
                 "container {} of pod {} restarted (its process ended or was killed) and {} ended with it: the target's main process is PID 1 of the PID namespace the debug container joined, and the kernel ends every process in a namespace whose PID 1 ends. A new session debugs the restarted target.",
                 self.target.container, self.pod, self.container
             )),
+            Teardown::EndsItself if self.origin == Origin::Reused => {}
+            Teardown::EndsItself => printer.note(&format!(
+                "not waiting longer for {} to end: its agent ends it when the last session in it ends (`kubectl distroless-debug ls` shows it).",
+                self.container
+            )),
             Teardown::LeftRunning(why) if self.origin == Origin::Attached => {
                 printer.warn(&format!(
                     "{} is still running: {why}. It ends when its shell or command does.",
@@ -166,8 +191,11 @@ impl Session {
         self.stop(printer, How::Forced).await
     }
 
-    async fn stop(&self, printer: &Printer, how: How) -> Teardown {
+    async fn stop(&mut self, printer: &Printer, how: How) -> Teardown {
         let interrupted = how == How::Interrupted;
+        if how == How::Normal && self.ends_itself && self.origin != Origin::Attached {
+            return self.see_it_end().await;
+        }
         if self.origin == Origin::Attached {
             return match self
                 .wait_for(TERMINATE_GRACE, |p| {
@@ -262,6 +290,33 @@ impl Session {
                 "it was not Terminated within {}",
                 Human(TERMINATE_GRACE)
             )),
+        }
+    }
+
+    /// After a normal end that the agent turns into the container's: Terminated as the kept
+    /// watch shows it, within [`LAST_OUT_WAIT`]. No read and no exec: a reused container
+    /// (no watch) is left to its agent at once.
+    async fn see_it_end(&mut self) -> Teardown {
+        let container = self.container.clone();
+        let Some(watch) = self.watch.as_mut() else {
+            return Teardown::EndsItself;
+        };
+        let ended = async {
+            loop {
+                match watch.next().await {
+                    Ok(Seen::Gone) => return true,
+                    Ok(Seen::Pod(pod)) => {
+                        if let Progress::Exited { .. } = progress_of(&pod, &container) {
+                            return true;
+                        }
+                    }
+                    Err(_) => return false,
+                }
+            }
+        };
+        match tokio::time::timeout(LAST_OUT_WAIT, ended).await {
+            Ok(true) => Teardown::Stopped,
+            _ => Teardown::EndsItself,
         }
     }
 

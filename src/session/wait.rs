@@ -1,27 +1,21 @@
 //! Waiting for the debug container to run, or to fail, without polling.
 //!
-//! One watch of the one pod (`fieldSelector=metadata.name=NAME`) from the resourceVersion the
-//! PATCH returned: no LIST, and no event between the PATCH and the watch is missed. The
-//! kubelet's waiting reasons that never heal by themselves end the wait at once, with the
-//! kubelet's message; anything else waits until `--timeout`, then shows the pod's events.
-//!
-//! A watch that ends, or breaks (the connection dropped mid-stream), is started again from
-//! the last resourceVersion it saw; a break is retried under the connection's retry policy,
-//! whose budget starts afresh whenever an event arrives. A 410 Expired, as an event or as
-//! the answer to the watch itself, means that version is too old: the pod is read once and
-//! the watch goes on from the version read.
+//! One watch of the one pod (`fieldSelector=metadata.name=NAME`, watch.rs) from a
+//! resourceVersion read before the PATCH landed (the GET's, when it is opened beside the
+//! PATCH): no LIST, and no event between the PATCH and the watch is missed. The kubelet's
+//! waiting reasons that never heal by themselves end the wait at once, with the kubelet's
+//! message; anything else waits until `--timeout`, then shows the pod's events.
 
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::Api;
-use kube::api::{ListParams, WatchEvent, WatchParams};
+use kube::api::ListParams;
 
 use crate::base::error::Error;
 use crate::kube::cluster::Cluster;
-use crate::kube::retry::RetryPolicy;
 use crate::output::printer::Printer;
+use crate::session::watch::{PodWatch, Seen};
 
 /// Waiting reasons that will not resolve on their own (kubelet `images` and `kuberuntime`).
 pub const FATAL_WAITING_REASONS: [&str; 6] = [
@@ -103,12 +97,19 @@ pub async fn wait_until_running(
     timeout: Duration,
     printer: &Printer,
 ) -> Result<Pod, Error> {
-    match tokio::time::timeout(
-        timeout,
-        watch_until_running(pods, what, resource_version, cluster.retry, printer),
-    )
-    .await
-    {
+    let mut watch = PodWatch::new(pods, what.pod, resource_version, cluster.retry);
+    wait_on(cluster, &mut watch, what, timeout, printer).await
+}
+
+/// As [`wait_until_running`], on a watch the caller opened (beside its PATCH) and keeps.
+pub async fn wait_on(
+    cluster: &Cluster,
+    watch: &mut PodWatch,
+    what: &Waiting<'_>,
+    timeout: Duration,
+    printer: &Printer,
+) -> Result<Pod, Error> {
+    match tokio::time::timeout(timeout, watch_until_running(watch, what, printer)).await {
         Ok(result) => result,
         Err(_) => Err(Error::StartTimeout {
             pod: what.pod.to_string(),
@@ -120,86 +121,25 @@ pub async fn wait_until_running(
 }
 
 async fn watch_until_running(
-    pods: &Api<Pod>,
+    watch: &mut PodWatch,
     what: &Waiting<'_>,
-    resource_version: &str,
-    retry: RetryPolicy,
     printer: &Printer,
 ) -> Result<Pod, Error> {
-    let mut version = resource_version.to_string();
     let mut last_shown = None;
-    let params = WatchParams::default()
-        .fields(&format!("metadata.name={}", what.pod))
-        .timeout(290);
-    let watch_error = |source| Error::Watch {
-        pod: what.pod.to_string(),
-        container: what.container.to_string(),
-        source,
-    };
-    let mut breaks = retry.start();
     loop {
-        let mut expired = false;
-        let mut broken = None;
-        match pods.watch(&params, &version).await {
-            Err(kube::Error::Api(status)) if status.code == 410 => expired = true,
-            Err(source) => return Err(watch_error(source)),
-            Ok(events) => {
-                let mut events = events.boxed();
-                loop {
-                    let event = match events.try_next().await {
-                        Ok(Some(event)) => event,
-                        Ok(None) => break,
-                        Err(source) => {
-                            broken = Some(source);
-                            break;
-                        }
-                    };
-                    breaks = retry.start();
-                    let pod = match event {
-                        WatchEvent::Added(pod) | WatchEvent::Modified(pod) => pod,
-                        WatchEvent::Deleted(_) => {
-                            return Err(progress_error(what, Progress::PodGone));
-                        }
-                        WatchEvent::Bookmark(mark) => {
-                            version = mark.metadata.resource_version;
-                            continue;
-                        }
-                        WatchEvent::Error(status) if status.code == 410 => {
-                            expired = true;
-                            break;
-                        }
-                        WatchEvent::Error(status) => {
-                            return Err(watch_error(kube::Error::Api(status)));
-                        }
-                    };
-                    if let Some(v) = &pod.metadata.resource_version {
-                        version = v.clone();
-                    }
-                    if let Some(done) = settle(what, &pod, printer, &mut last_shown) {
-                        return done;
-                    }
+        let seen = watch.next().await.map_err(|source| Error::Watch {
+            pod: what.pod.to_string(),
+            container: what.container.to_string(),
+            source,
+        })?;
+        match seen {
+            Seen::Gone => return Err(progress_error(what, Progress::PodGone)),
+            Seen::Pod(pod) => {
+                if let Some(done) = settle(what, &pod, printer, &mut last_shown) {
+                    return done;
                 }
             }
         }
-        if expired {
-            // 410 Expired: our version is too old to watch from; read the pod once and go on.
-            let pod = pods.get(what.pod).await.map_err(watch_error)?;
-            version = pod.metadata.resource_version.clone().unwrap_or_default();
-            if let Some(done) = settle(what, &pod, printer, &mut last_shown) {
-                return done;
-            }
-            continue;
-        }
-        // Ended by the server (its timeout) or broken: carry on from where it stopped, without
-        // hammering a server that ends watches at once, and not forever if it keeps breaking.
-        let pause = match broken {
-            None => Duration::from_millis(500),
-            Some(source) => match breaks.next(None) {
-                Some(next) => next.delay,
-                None => return Err(watch_error(source)),
-            },
-        };
-        tokio::time::sleep(pause).await;
     }
 }
 

@@ -330,6 +330,29 @@ impl TestCluster {
 
     /// (name, state) of every ephemeral container in the pod, state one of
     /// running/terminated/waiting/none.
+    /// The name of the first running debug container of `pod`, once there is one.
+    pub async fn running_debug_container(&self, namespace: &str, pod: &str) -> String {
+        let mut container = String::new();
+        self.wait_for(
+            "a running debug container",
+            Duration::from_secs(60),
+            async || {
+                if let Some((name, _)) = self
+                    .debug_containers(namespace, pod)
+                    .await
+                    .into_iter()
+                    .find(|(_, state)| state == "running")
+                {
+                    container = name;
+                    return true;
+                }
+                false
+            },
+        )
+        .await;
+        container
+    }
+
     pub async fn debug_containers(&self, namespace: &str, pod: &str) -> Vec<(String, String)> {
         let json = self.pod_json(namespace, pod).await;
         let statuses = json["status"]["ephemeralContainerStatuses"]
@@ -504,6 +527,49 @@ async fn proxied(
         .await
         .map_err(std::io::Error::other)?;
     Ok(response.map(http_body_util::combinators::BoxBody::new))
+}
+
+/// The newest versioned kubectl of this machine (`kubectl.1.NN` beside the one on PATH) of
+/// at least 1.`min`, with its minor version.
+pub fn newest_versioned_kubectl(min: u32) -> Option<(u32, PathBuf)> {
+    let out = std::process::Command::new("sh")
+        .args(["-c", "readlink -f \"$(command -v kubectl)\""])
+        .output()
+        .ok()?;
+    let resolved = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let dir = resolved.parent()?;
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name().into_string().ok()?;
+            let minor: u32 = name.strip_prefix("kubectl.1.")?.parse().ok()?;
+            (minor >= min).then(|| (minor, dir.join(name)))
+        })
+        .max()
+}
+
+/// The first three fields of /proc/loadavg, for a benchmark to say how busy the machine was.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// The second word of each exec's command in the log: the agent's verb (`run`, `stop`...),
+/// `-c` for a shell script.
+pub fn exec_verbs(requests: &[kube_sandbox::RequestRecord]) -> Vec<String> {
+    requests
+        .iter()
+        .filter(|r| r.path.ends_with("/exec"))
+        .map(|r| {
+            r.query
+                .split('&')
+                .filter_map(|p| p.strip_prefix("command="))
+                .nth(1)
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect()
 }
 
 /// Sends `signal` to `child`, which must still be running (not reaped).

@@ -60,12 +60,17 @@ pub struct HoldFlags {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct RunFlags {
     pub target: TargetFlags,
+    /// `--end-container`: `hold` ends the container when this session ends and no other is
+    /// alive.
+    pub end_container: bool,
     pub argv: Vec<OsString>,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct ShellFlags {
     pub target: TargetFlags,
+    /// As `run --end-container`.
+    pub end_container: bool,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -232,27 +237,33 @@ fn parse_run(args: &[OsString]) -> Result<Command, UsageError> {
     // -l` works as `run -- ls -l`, and the command's own flags are never taken for ours.
     let mut flags = Flags::new("run", args);
     let mut target = TargetFlags::default();
+    let mut end_container = false;
     loop {
         let at = flags.index;
         match args.get(at).and_then(|a| a.to_str()) {
             Some("--help" | "-h") => return Ok(Command::Help(RUN_HELP)),
-            Some("--") => return non_empty_command(target, &args[at + 1..]),
+            Some("--") => return non_empty_command(target, end_container, &args[at + 1..]),
             Some(flag) if flag.starts_with('-') && flag != "-" => match flags.next()? {
                 Some(Arg::Flag(name @ ("--target-pid" | "--target-id"), v)) => {
                     flags.target(&mut target, name, v)?
                 }
+                Some(Arg::Flag("--end-container", None)) => end_container = true,
                 _ => {
                     return Err(
                         flags.error(&format!("unknown flag {flag:?} (put the command after --)"))
                     );
                 }
             },
-            _ => return non_empty_command(target, &args[at..]),
+            _ => return non_empty_command(target, end_container, &args[at..]),
         }
     }
 }
 
-fn non_empty_command(target: TargetFlags, argv: &[OsString]) -> Result<Command, UsageError> {
+fn non_empty_command(
+    target: TargetFlags,
+    end_container: bool,
+    argv: &[OsString],
+) -> Result<Command, UsageError> {
     if argv.is_empty() {
         return Err(UsageError {
             message: "run needs a command".into(),
@@ -261,6 +272,7 @@ fn non_empty_command(target: TargetFlags, argv: &[OsString]) -> Result<Command, 
     }
     Ok(Command::Run(RunFlags {
         target,
+        end_container,
         argv: argv.to_vec(),
     }))
 }
@@ -274,6 +286,7 @@ fn parse_shell(args: &[OsString]) -> Result<Command, UsageError> {
             Arg::Flag(name @ ("--target-pid" | "--target-id" | "--pid"), v) => {
                 flags.target(&mut shell.target, name, v)?
             }
+            Arg::Flag("--end-container", None) => shell.end_container = true,
             other => return Err(flags.unexpected(other)),
         }
     }
@@ -687,6 +700,7 @@ mod tests {
         let run = |words: &[&str]| {
             Ok(Command::Run(RunFlags {
                 target: TargetFlags::default(),
+                end_container: false,
                 argv: argv(words),
             }))
         };
@@ -703,6 +717,23 @@ mod tests {
         assert!(parse_words(&["run"]).is_err());
         assert!(parse_words(&["run", "--"]).is_err());
         assert!(parse_words(&["run", "-x"]).is_err());
+        assert_eq!(
+            parse_words(&["run", "--end-container", "--", "ls", "--end-container"]),
+            Ok(Command::Run(RunFlags {
+                target: TargetFlags::default(),
+                end_container: true,
+                argv: argv(&["ls", "--end-container"]),
+            })),
+            "ours before the command, the command's after it"
+        );
+        assert!(parse_words(&["run", "--end-container=yes", "ls"]).is_err());
+        assert_eq!(
+            parse_words(&["shell", "--end-container"]),
+            Ok(Command::Shell(ShellFlags {
+                target: TargetFlags::default(),
+                end_container: true,
+            }))
+        );
     }
 
     #[test]
@@ -752,6 +783,7 @@ mod tests {
             parse_words(&["run", "--target-id", ID, "--", "ls"]),
             Ok(Command::Run(RunFlags {
                 target: by_id(),
+                end_container: false,
                 argv: argv(&["ls"])
             }))
         );
@@ -762,12 +794,16 @@ mod tests {
                     pid: Some(7),
                     id: None
                 },
+                end_container: false,
                 argv: argv(&["ls", "-l"])
             }))
         );
         assert_eq!(
             parse_words(&["shell", "--target-id", &format!("cri-o://{ID}")]),
-            Ok(Command::Shell(ShellFlags { target: by_id() }))
+            Ok(Command::Shell(ShellFlags {
+                target: by_id(),
+                end_container: false,
+            }))
         );
         assert_eq!(
             parse_words(&["target", "--target-id", ID, "-o", "json"]),

@@ -57,6 +57,7 @@ Keeps the debug container open. At start it resolves the target (see the main --
 points /target at it and logs it; a target that cannot be identified is logged with the
 candidates and hold keeps running. Exits 0, with one line on stderr saying why, when:
   - it receives SIGTERM or SIGINT, or `stop` asks it to;
+  - a session started with --end-container has ended and no other session is alive;
   - the ttl has elapsed since it started;
   - no session (run/shell) has been alive for the idle time (counted from start).
 
@@ -73,19 +74,23 @@ a bad DISTROLESS_DEBUG_* value.
 ";
 
 pub const RUN_HELP: &str = "\
-Usage: distroless-debug-agent run [--target-id ID | --target-pid N] [--] CMD [ARGS...]
+Usage: distroless-debug-agent run [--target-id ID | --target-pid N] [--end-container] [--] CMD [ARGS...]
 
 Resolves the target (see the main --help), registers a session (so `hold` does not idle
 out and `stop` can end it), then executes CMD in place of the agent: the exit code and
 signals are the command's own. CMD gets TARGET_PID (the target's pid) and TARGET_ROOT
 (/target when it leads to that pid's root, else /proc/<pid>/root).
 
+Flags:
+  --end-container  when this session ends and no other session is alive, `hold` exits
+                   and the container ends (no `stop` needed)
+
 Exit codes: the command's own; 126 found but not executable; 127 not found; 2 no command
 or bad flags; 3 target not identified (candidates on stderr).
 ";
 
 pub const SHELL_HELP: &str = "\
-Usage: distroless-debug-agent shell [--target-id ID | --target-pid N]
+Usage: distroless-debug-agent shell [--target-id ID | --target-pid N] [--end-container]
 
 Resolves the target (see the main --help), registers a session and starts an interactive shell ($SHELL, else bash if present, else
 /bin/sh) in /, with HOME=/tmp when HOME is unset or not writable, a PATH that includes the
@@ -97,6 +102,7 @@ Flags:
   --target-id ID   the target container's ID (env DISTROLESS_DEBUG_TARGET_ID)
   --target-pid N   the target process (env DISTROLESS_DEBUG_TARGET_PID; --pid is the
                    older spelling)
+  --end-container  as run --end-container: the container ends with the last session
 
 Exit codes: the shell's own; 126/127 when no shell can be executed; 2 bad flags; 3 target
 not identified (candidates on stderr).
@@ -127,6 +133,7 @@ Flags:
   --target-id ID   the target container's ID (env DISTROLESS_DEBUG_TARGET_ID)
   --target-pid N   the target process (env DISTROLESS_DEBUG_TARGET_PID; --pid is the
                    older spelling)
+  --end-container  as run --end-container: the container ends with the last session
   -o, --output F   json or text (default text)
 
 Exit codes: 0 facts printed (possibly partial); 1 the target exited meanwhile; 2 bad

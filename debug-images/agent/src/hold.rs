@@ -1,6 +1,12 @@
 //! `hold`: the debug container's main process. It does nothing but wait, and it is the
 //! safety net of DESIGN.md step 8: a client that vanishes mid-session still leaves nothing
 //! running, because `hold` ends at its ttl or when no session has been alive for `idle`.
+//!
+//! It is also the normal end of a container: a session started with `--end-container`
+//! (the plugin's, for its last exec) that has ended, with no other session alive, ends
+//! `hold` and with it the container, so the plugin sends no `stop` and the user waits for
+//! nothing after the work. A session still alive, whoever started it, keeps the container
+//! for itself: that is what reusing a container relies on.
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +23,8 @@ pub const DEFAULT_IDLE: Duration = Duration::from_secs(15 * 60);
 
 /// How often sessions, ttl and idle are checked when no signal arrives.
 const TICK: Duration = Duration::from_secs(1);
+/// The same while a session is alive: its end is seen this soon (a few syscalls per look).
+const SESSION_TICK: Duration = Duration::from_millis(50);
 /// How long `hold` waits for the `stop` that asked it to exit to finish first.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
@@ -51,6 +59,8 @@ enum Reason {
     Signal(i32),
     Ttl(Duration),
     Idle(Duration),
+    /// A session that asked to end the container ended, and no other was alive.
+    LastSession,
 }
 
 impl std::fmt::Display for Reason {
@@ -62,6 +72,7 @@ impl std::fmt::Display for Reason {
             Reason::Signal(n) => write!(f, "signal: {n}"),
             Reason::Ttl(ttl) => write!(f, "ttl: {} elapsed", Human(*ttl)),
             Reason::Idle(idle) => write!(f, "idle: no session for {}", Human(*idle)),
+            Reason::LastSession => f.write_str("last session: it ended the container"),
         }
     }
 }
@@ -127,8 +138,9 @@ fn hold(options: &Options, target: &TargetFlags, state: &StateDir) -> std::io::R
 
     let started = Instant::now();
     let mut last_session = started;
+    let mut tick = TICK;
     let reason = loop {
-        match signals.wait(TICK) {
+        match signals.wait(tick) {
             Some(libc::SIGCHLD) | None => {}
             Some(signal) => {
                 break match state.read_stop_request() {
@@ -139,8 +151,15 @@ fn hold(options: &Options, target: &TargetFlags, state: &StateDir) -> std::io::R
         }
         sys::reap_children();
         let now = Instant::now();
-        if !state.live_sessions(true).unwrap_or_default().is_empty() {
+        let sessions = state.sweep_sessions().unwrap_or_default();
+        if sessions.live.is_empty() && sessions.ended_one_ending_the_container {
+            break Reason::LastSession;
+        }
+        if sessions.live.is_empty() {
+            tick = TICK;
+        } else {
             last_session = now;
+            tick = SESSION_TICK;
         }
         if let Some(ttl) = options.ttl.filter(|&ttl| now - started >= ttl) {
             break Reason::Ttl(ttl);
@@ -237,6 +256,10 @@ mod tests {
             "ttl: 1h elapsed"
         );
         assert_eq!(Reason::Stop(9).to_string(), "stop: requested by pid 9");
+        assert_eq!(
+            Reason::LastSession.to_string(),
+            "last session: it ended the container"
+        );
         assert_eq!(Reason::Signal(libc::SIGTERM).to_string(), "signal: SIGTERM");
     }
 }

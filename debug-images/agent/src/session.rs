@@ -34,7 +34,7 @@ pub fn run(flags: RunFlags) -> Status {
         Err(failure) => return failure.report("run"),
     };
     let argv = flags.argv;
-    register(&format!("run {}", shell_words(&argv)));
+    register(&format!("run {}", shell_words(&argv)), flags.end_container);
     let path = path_with_standard_dirs(std::env::var_os("PATH"));
     let Some(program) = find_program(&argv[0], &path) else {
         return exec_failed(&argv[0], io::Error::from(io::ErrorKind::NotFound));
@@ -89,7 +89,7 @@ pub fn shell(flags: ShellFlags) -> Status {
         Ok(target) => target,
         Err(failure) => return failure.report("shell"),
     };
-    register("shell");
+    register("shell", flags.end_container);
     eprintln!("{}", target_line(&target));
 
     let shell = choose_shell(std::env::var_os("SHELL"));
@@ -112,9 +112,17 @@ pub fn shell(flags: ShellFlags) -> Status {
 }
 
 /// Registers the session; a failure is reported but does not stop the command, which the
-/// user needs more than the idle bookkeeping.
-fn register(note: &str) {
-    if let Err(e) = StateDir::from_env().register_session(note) {
+/// user needs more than the idle bookkeeping. `end_container`: `hold` ends the container
+/// when this session ends and no other is alive (hold.rs).
+fn register(note: &str, end_container: bool) {
+    let state = StateDir::from_env();
+    let registered = state.register_session(note, end_container);
+    // Wake `hold` (SIGCHLD is its "look again"), so it watches this session closely from
+    // now on and sees its end at once, however short it is. Only a `hold` of ours.
+    if let Some(hold) = state.read_hold_pid().filter(|&pid| procs::is_ours(pid)) {
+        let _ = sys::kill(hold, libc::SIGCHLD);
+    }
+    if let Err(e) = registered {
         eprintln!(
             "distroless-debug-agent: warning: cannot register this session ({e}); \
              hold may end the container when its idle time passes"

@@ -4,7 +4,8 @@
 //! /tmp/.distroless-debug/            0700, owned by the container's uid
 //!   hold.pid                         pid of `hold`, removed when it starts to exit
 //!   stop.request                     pid of a `stop` that asked `hold` to exit
-//!   sessions/<pid>                   one per `run`/`shell`, locked while it lives
+//!   sessions/<pid>                   one per `run`/`shell`, locked while it lives; its
+//!                                    first line is `end-container` for `--end-container`
 //!   target -> /proc/<pid>/root       the last target resolved (images: /target -> here)
 //! ```
 //!
@@ -16,7 +17,7 @@
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, IntoRawFd};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -24,6 +25,18 @@ use std::path::{Path, PathBuf};
 use crate::sys;
 
 pub const DEFAULT_DIR: &str = "/tmp/.distroless-debug";
+
+/// The first line of a session file whose session ends the container when it is the last.
+const END_CONTAINER: &str = "end-container\n";
+
+/// What one look at the sessions found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Sessions {
+    /// Pids (from the file names) of the sessions whose lock is held, sorted.
+    pub live: Vec<i32>,
+    /// A session registered with `--end-container` was found ended (and its file swept).
+    pub ended_one_ending_the_container: bool,
+}
 
 pub struct StateDir {
     root: PathBuf,
@@ -127,8 +140,9 @@ impl StateDir {
 
     /// Registers the calling process as a session and keeps it registered across `execve`
     /// and until every process that inherited the lock has exited. `note` (verb and command)
-    /// is written into the file for people looking at it.
-    pub fn register_session(&self, note: &str) -> io::Result<()> {
+    /// is written into the file for people looking at it, after the `end-container` line
+    /// when `end_container`.
+    pub fn register_session(&self, note: &str, end_container: bool) -> io::Result<()> {
         self.ensure()?;
         let pid = std::process::id();
         let dir = self.sessions_dir();
@@ -143,6 +157,9 @@ impl StateDir {
             .open(&tmp)
             .map_err(|e| with_path(e, &tmp))?;
         sys::flock(file.as_fd(), libc::LOCK_EX)?;
+        if end_container {
+            (&file).write_all(END_CONTAINER.as_bytes())?;
+        }
         (&file).write_all(note.as_bytes())?;
         sys::set_inheritable(file.as_fd())?;
         fs::rename(&tmp, dir.join(pid.to_string())).map_err(|e| with_path(e, &tmp))?;
@@ -154,10 +171,20 @@ impl StateDir {
     /// Pids (from the file names) of sessions whose lock is held. Files of ended sessions
     /// are removed on the way when `sweep` is set.
     pub fn live_sessions(&self, sweep: bool) -> io::Result<Vec<i32>> {
-        let mut live = Vec::new();
+        self.look_at_sessions(sweep).map(|s| s.live)
+    }
+
+    /// The live sessions, and whether one of those that ended asked to end the container;
+    /// the files of ended sessions are removed (so each ending is seen once).
+    pub fn sweep_sessions(&self) -> io::Result<Sessions> {
+        self.look_at_sessions(true)
+    }
+
+    fn look_at_sessions(&self, sweep: bool) -> io::Result<Sessions> {
+        let mut found = Sessions::default();
         let entries = match fs::read_dir(self.sessions_dir()) {
             Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(live),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(found),
             Err(e) => return Err(e),
         };
         for entry in entries {
@@ -166,13 +193,18 @@ impl StateDir {
                 continue;
             };
             let path = entry.path();
-            let Ok(file) = File::open(&path) else {
+            let Ok(mut file) = File::open(&path) else {
                 continue;
             };
             match sys::flock(file.as_fd(), libc::LOCK_EX | libc::LOCK_NB) {
-                Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => live.push(pid),
+                Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => found.live.push(pid),
                 Ok(()) => {
                     if sweep {
+                        let mut first = [0u8; END_CONTAINER.len()];
+                        if file.read_exact(&mut first).is_ok() && first == END_CONTAINER.as_bytes()
+                        {
+                            found.ended_one_ending_the_container = true;
+                        }
                         // Removed while we hold the lock: no session can be using it.
                         let _ = fs::remove_file(&path);
                     }
@@ -180,8 +212,8 @@ impl StateDir {
                 Err(_) => {}
             }
         }
-        live.sort_unstable();
-        Ok(live)
+        found.live.sort_unstable();
+        Ok(found)
     }
 }
 
@@ -251,6 +283,40 @@ mod tests {
 
         drop(live);
         assert_eq!(state.live_sessions(true).unwrap(), Vec::<i32>::new());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn an_ended_session_that_ends_the_container_is_reported_once() {
+        let dir = temp_dir("ending");
+        let state = StateDir::at(dir.clone());
+        state.ensure().unwrap();
+        let sessions = state.sessions_dir();
+        let write = |name: &str, text: &str| {
+            let file = File::create(sessions.join(name)).unwrap();
+            (&file).write_all(text.as_bytes()).unwrap();
+            file
+        };
+        let live = write("10", "end-container\nshell");
+        sys::flock(live.as_fd(), libc::LOCK_EX).unwrap();
+        drop(write("11", "run ls"));
+        let found = state.sweep_sessions().unwrap();
+        assert_eq!(found.live, vec![10]);
+        assert!(
+            !found.ended_one_ending_the_container,
+            "the ended one did not ask; the one that asked is alive"
+        );
+
+        drop(live);
+        drop(write("12", "end-container\nrun ls"));
+        let found = state.sweep_sessions().unwrap();
+        assert_eq!(found.live, Vec::<i32>::new());
+        assert!(found.ended_one_ending_the_container);
+        assert_eq!(
+            state.sweep_sessions().unwrap(),
+            Sessions::default(),
+            "seen once"
+        );
         fs::remove_dir_all(dir).unwrap();
     }
 

@@ -181,6 +181,53 @@ fn a_running_session_keeps_hold_alive() {
 }
 
 #[test]
+fn the_last_session_that_ends_the_container_ends_hold_and_only_the_last() {
+    let scratch = Scratch::new("lastout");
+    let mut hold = scratch.spawn_hold(&["--idle", "0"]);
+    // A session without the flag ends: hold stays.
+    assert!(scratch.output(&["run", "--", "true"]).status.success());
+    // One that asked ends while another (a reuser) is alive: hold stays for the other.
+    let mut other = scratch
+        .agent(&["run", "--", "sleep", "1.5"])
+        .spawn()
+        .unwrap();
+    sleep(Duration::from_millis(200));
+    assert!(
+        scratch
+            .output(&["run", "--end-container", "--", "true"])
+            .status
+            .success()
+    );
+    sleep(Duration::from_millis(300));
+    assert!(
+        hold.try_wait().unwrap().is_none(),
+        "hold ended while a session was alive"
+    );
+    assert!(exit_within(&mut other, Duration::from_secs(3)).success());
+    sleep(Duration::from_millis(300));
+    assert!(
+        hold.try_wait().unwrap().is_none(),
+        "the session alive last did not ask to end the container"
+    );
+    // The last one out asks: hold ends at once.
+    let ended = Instant::now();
+    assert!(
+        scratch
+            .output(&["run", "--end-container", "--", "true"])
+            .status
+            .success()
+    );
+    assert!(exit_within(&mut hold, Duration::from_secs(2)).success());
+    assert!(
+        ended.elapsed() < Duration::from_millis(1000),
+        "seen within a tick of 50 ms, not the idle second: {:?}",
+        ended.elapsed()
+    );
+    assert!(stderr_of(hold).contains("exiting: last session: it ended the container"));
+    assert!(!scratch.state().join("hold.pid").exists());
+}
+
+#[test]
 fn stop_ends_sessions_and_their_children_but_nothing_else() {
     let scratch = Scratch::new("stopsessions");
     let mut hold = scratch.spawn_hold(&["--idle", "0"]);

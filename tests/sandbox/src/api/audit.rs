@@ -1,7 +1,7 @@
 //! The request log: one record per request, readable and clearable through the library.
 
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// One served request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +19,9 @@ pub struct RequestRecord {
     /// Time until the response head was ready, injected latency included. For watches and
     /// streams this is not the stream's lifetime.
     pub duration: Duration,
+    /// When the request arrived, before any injected latency: requests that arrive together
+    /// were sent together (the same round trip), and the log is in the order answers were ready.
+    pub received: Instant,
     /// The authenticated user (empty for anonymous requests).
     pub user: String,
 }

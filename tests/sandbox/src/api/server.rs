@@ -127,6 +127,7 @@ async fn handle(
         accept,
         status: if dropped { 0 } else { resp.status().as_u16() },
         duration: started.elapsed(),
+        received: started,
         user,
     });
     if dropped {

@@ -85,6 +85,9 @@ pub struct Node {
     pods: Mutex<HashMap<(String, String), Arc<PodRuntime>>>,
     /// Normalised references pulled at least once (for `IfNotPresent`).
     pulled: Mutex<HashSet<String>>,
+    /// How long each container start took, from the node taking it up (pull included) to
+    /// its process running: (namespace, pod, container, time).
+    starts: Mutex<Vec<(String, String, String, Duration)>>,
     pause_rootfs: PathBuf,
     shut_down: std::sync::atomic::AtomicBool,
 }
@@ -175,6 +178,7 @@ impl Node {
             handle,
             pods: Mutex::new(HashMap::new()),
             pulled: Mutex::new(HashSet::new()),
+            starts: Mutex::new(Vec::new()),
             pause_rootfs,
             shut_down: false.into(),
         }))
@@ -191,6 +195,21 @@ impl Node {
 
     pub fn state_dir(&self) -> &Path {
         &self.state_dir
+    }
+
+    /// Every container start so far, oldest first: (namespace, pod, container, how long
+    /// from the node taking it up, pull included, to its process running).
+    pub fn container_starts(&self) -> Vec<(String, String, String, Duration)> {
+        lock(&self.starts).clone()
+    }
+
+    pub(crate) fn record_start(&self, pod: &Pod, container: &str, took: Duration) {
+        lock(&self.starts).push((
+            pod.metadata.namespace.clone().unwrap_or_default(),
+            pod.metadata.name.clone().unwrap_or_default(),
+            container.to_string(),
+            took,
+        ));
     }
 
     /// Host pid of a running container's main process (tests read `/proc/<pid>/status`).

@@ -66,6 +66,7 @@ impl Node {
             if p.cancel.is_cancelled() {
                 return None;
             }
+            let taken_up = std::time::Instant::now();
             let pod = lock(&p.pod).clone();
             let (container, target) = container_spec(&pod, &name, kind)?;
             let image_name = container.image.clone().unwrap_or_default();
@@ -134,6 +135,7 @@ impl Node {
                     (128, "StartError".to_string(), Some(message), None, None)
                 }
                 Ok(instance) => {
+                    self.record_start(&pod, &name, taken_up.elapsed());
                     let started_at = instance.started_at;
                     let hide_user = self
                         .faults

@@ -1,0 +1,367 @@
+//! Benchmark, not a test (ignored by default): how long a session takes, beside kubectl
+//! doing the same, at 0, 25 and 100 ms added to every API request (the sandbox's latency
+//! fault). Four ways, in alternating order round after round so load that comes and goes
+//! hits all alike:
+//!
+//! - ours, fresh: `pod/web --new -- sh -c 'echo hi; sleep 1'` (adds a debug container);
+//! - `kubectl debug -i --target=app --profile=general --image=<our base image> web -- sh -c
+//!   'echo hi; sleep 1'` with the newest versioned kubectl of the machine;
+//! - ours, reused: `pod/web -- echo hi` into a debug container a held session keeps running;
+//! - `kubectl exec -c <that container> web -- echo hi`.
+//!
+//! Each is timed to its first byte of output and to its exit (median of [`ROUNDS`]), with
+//! the API requests it made (the sandbox's log) and, for the fresh ones, the container's
+//! start as the node measured it (taken up → process running). The physical limit is the
+//! round trips the design needs × the added latency + that start (+ the command's own
+//! second for the fresh ones, which sleep). Prints the table and rewrites its section of
+//! docs/benchmarks.md:
+//! `cargo test --release --locked --test bench_session -- --ignored --nocapture`.
+
+mod support;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use kube_sandbox::Faults;
+use support::{NONROOT_APP, TestCluster};
+use tokio::io::AsyncReadExt;
+
+const ROUNDS: usize = 7;
+const LATENCIES_MS: [u64; 3] = [0, 25, 100];
+const FRESH_COMMAND: &str = "echo hi; sleep 1";
+/// What the fresh command spends by itself after its first output.
+const FRESH_WORK: Duration = Duration::from_secs(1);
+const LIMIT: Duration = Duration::from_secs(120);
+const START: &str = "<!-- session:start -->";
+const END: &str = "<!-- session:end -->";
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Way {
+    OursFresh,
+    KubectlDebug,
+    OursReused,
+    KubectlExec,
+}
+
+impl Way {
+    const ALL: [Way; 4] = [
+        Way::OursFresh,
+        Way::KubectlDebug,
+        Way::OursReused,
+        Way::KubectlExec,
+    ];
+
+    fn label(self, kubectl: &str) -> String {
+        match self {
+            Way::OursFresh => "ours, fresh (`pod/web --new -- …`)".into(),
+            Way::KubectlDebug => {
+                format!("`kubectl debug -i --target=app --profile=general -- …` ({kubectl})")
+            }
+            Way::OursReused => "ours, reused container (`pod/web -- echo hi`)".into(),
+            Way::KubectlExec => "`kubectl exec -c <that container> -- echo hi`".into(),
+        }
+    }
+
+    /// Sequential round trips before the command runs, as designed: the reads, the PATCH
+    /// (with the watch beside it), the exec; a reused container needs only the exec.
+    fn round_trips(self) -> u32 {
+        match self {
+            Way::OursFresh | Way::KubectlDebug => 3,
+            Way::OursReused | Way::KubectlExec => 1,
+        }
+    }
+
+    fn adds_a_container(self) -> bool {
+        matches!(self, Way::OursFresh | Way::KubectlDebug)
+    }
+}
+
+struct Sample {
+    /// None when the output never came: `kubectl debug -i` attaches after the container
+    /// started, and what the command printed before is lost.
+    first: Option<Duration>,
+    exit: Duration,
+    requests: usize,
+    /// The node's start of the container this run added.
+    start: Option<Duration>,
+}
+
+fn median(mut values: Vec<Duration>) -> Duration {
+    values.sort();
+    values[values.len() / 2]
+}
+
+fn ms(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms >= 1000 {
+        format!("{},{:03} ms", ms / 1000, ms % 1000)
+    } else {
+        format!("{ms} ms")
+    }
+}
+
+/// Runs `command` to its end: the time to its first byte of stdout and to its exit.
+async fn timed(c: &TestCluster, mut command: tokio::process::Command, way: Way) -> Sample {
+    let starts_before = c.sb.node().map_or(0, |n| n.container_starts().len());
+    c.sb.clear_requests();
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let started = Instant::now();
+    let mut child = command.spawn().expect("it starts");
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let errors = tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text).await;
+        text
+    });
+    // The command's output, not kubectl's notices (`kubectl debug` prints them on stdout).
+    let mut output = Vec::new();
+    let mut first = None;
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = match tokio::time::timeout(LIMIT, stdout.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => n,
+            _ => break,
+        };
+        output.extend_from_slice(&chunk[..n]);
+        if first.is_none() && output.windows(3).any(|w| w == b"hi\n") {
+            first = Some(started.elapsed());
+        }
+    }
+    let status = tokio::time::timeout(LIMIT, child.wait())
+        .await
+        .expect("it ends")
+        .expect("it ran");
+    let exit = started.elapsed();
+    let errors = errors.await.unwrap_or_default();
+    assert!(status.success(), "{way:?}: {status:?}: {errors}");
+    let output = String::from_utf8_lossy(&output);
+    if way == Way::KubectlDebug {
+        if first.is_none() {
+            eprintln!("{way:?}: attached too late, the output was lost: {output:?}");
+        }
+    } else {
+        assert_eq!(output, "hi\n", "{way:?}: {errors}");
+    }
+    let start = c.sb.node().and_then(|n| {
+        n.container_starts()
+            .get(starts_before..)
+            .and_then(|new| new.iter().map(|s| s.3).max())
+    });
+    Sample {
+        first,
+        exit,
+        requests: c.sb.requests().len(),
+        start: start.filter(|_| way.adds_a_container()),
+    }
+}
+
+fn command_for(
+    c: &TestCluster,
+    way: Way,
+    kubectl: &Path,
+    container: &str,
+) -> tokio::process::Command {
+    let image = support::base_image_ref();
+    match way {
+        Way::OursFresh => c.plugin(&[
+            "-n",
+            "bench",
+            "pod/web",
+            "--new",
+            "--",
+            "sh",
+            "-c",
+            FRESH_COMMAND,
+        ]),
+        Way::OursReused => c.plugin(&["-n", "bench", "pod/web", "--", "echo", "hi"]),
+        Way::KubectlDebug => {
+            let mut command = c.sb.kubectl_at(kubectl);
+            command.args([
+                "-n",
+                "bench",
+                "debug",
+                "-i",
+                "web",
+                "--target=app",
+                "--profile=general",
+                &format!("--image={image}"),
+                "--",
+                "sh",
+                "-c",
+                FRESH_COMMAND,
+            ]);
+            tokio::process::Command::from(command)
+        }
+        Way::KubectlExec => {
+            let mut command = c.sb.kubectl_at(kubectl);
+            command.args([
+                "-n", "bench", "exec", "web", "-c", container, "--", "echo", "hi",
+            ]);
+            tokio::process::Command::from(command)
+        }
+    }
+}
+
+#[tokio::test]
+#[ignore = "a benchmark: cargo test --release --test bench_session -- --ignored --nocapture"]
+async fn a_session_beside_kubectl_at_three_latencies() {
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    let Some((minor, kubectl)) = support::newest_versioned_kubectl(0) else {
+        panic!("no versioned kubectl (kubectl.1.NN beside the kubectl on PATH)");
+    };
+    let kubectl_name = format!("kubectl 1.{minor}");
+    // No Pod Security level: `kubectl debug --profile=general` sets no securityContext.
+    c.namespace("bench", None).await;
+    c.running_app("bench", "web", NONROOT_APP, Some((65532, 65532)))
+        .await;
+    // One debug container of ours kept running, for the reused session and kubectl exec.
+    let mut holder = c
+        .plugin(&["-n", "bench", "pod/web", "--", "sleep", "3600"])
+        .spawn()
+        .expect("a session holds the debug container");
+    let container = c.running_debug_container("bench", "web").await;
+
+    let load = support::load_average();
+    let mut samples: Vec<(u64, Way, Sample)> = Vec::new();
+    for round in 0..ROUNDS {
+        for latency in LATENCIES_MS {
+            c.sb.set_faults(Faults {
+                latency_ms: latency,
+                ..Faults::default()
+            });
+            // Alternate the order: each way goes first in turn.
+            for i in 0..Way::ALL.len() {
+                let way = Way::ALL[(i + round) % Way::ALL.len()];
+                let command = command_for(&c, way, &kubectl, &container);
+                let sample = timed(&c, command, way).await;
+                samples.push((latency, way, sample));
+            }
+            c.sb.set_faults(Faults::default());
+        }
+        eprintln!("round {} of {ROUNDS} done", round + 1);
+    }
+    let _ = holder.start_kill();
+    let _ = holder.wait().await;
+
+    let mut table = String::from(
+        "| added latency | | first output | process exit | API requests | container start (node) | physical limit: first output / exit | exit vs. limit |\n\
+         |---:|---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let mut ratios = String::new();
+    for latency in LATENCIES_MS {
+        let mut medians = Vec::new();
+        for way in Way::ALL {
+            let of: Vec<&Sample> = samples
+                .iter()
+                .filter(|(l, w, _)| *l == latency && *w == way)
+                .map(|(_, _, s)| s)
+                .collect();
+            let shown: Vec<Duration> = of.iter().filter_map(|s| s.first).collect();
+            let lost = of.len() - shown.len();
+            let first = if shown.is_empty() {
+                Duration::ZERO
+            } else {
+                median(shown)
+            };
+            let exit = median(of.iter().map(|s| s.exit).collect());
+            let mut requests: Vec<usize> = of.iter().map(|s| s.requests).collect();
+            requests.sort_unstable();
+            let requests = requests[requests.len() / 2];
+            let starts: Vec<Duration> = of.iter().filter_map(|s| s.start).collect();
+            let start = (!starts.is_empty()).then(|| median(starts));
+            let trips = Duration::from_millis(latency) * way.round_trips();
+            let limit_first = trips + start.unwrap_or_default();
+            let limit_exit = limit_first
+                + if way.adds_a_container() {
+                    FRESH_WORK
+                } else {
+                    Duration::ZERO
+                };
+            table.push_str(&format!(
+                "| {latency} ms | {} | {}{} | {} | {requests} | {} | {} / {} | {} |\n",
+                way.label(&kubectl_name),
+                if lost == of.len() {
+                    "lost".to_string()
+                } else {
+                    ms(first)
+                },
+                if lost > 0 && lost < of.len() {
+                    format!(" ({lost} of {} lost it)", of.len())
+                } else {
+                    String::new()
+                },
+                ms(exit),
+                start.map_or_else(|| "–".to_string(), ms),
+                ms(limit_first),
+                ms(limit_exit),
+                if limit_exit.is_zero() {
+                    "–".to_string()
+                } else {
+                    format!("{:.2}×", exit.as_secs_f64() / limit_exit.as_secs_f64())
+                },
+            ));
+            medians.push((way, first, exit));
+        }
+        let of = |way: Way| {
+            medians
+                .iter()
+                .find(|(w, _, _)| *w == way)
+                .map(|(_, f, e)| (f.as_secs_f64(), e.as_secs_f64()))
+                .unwrap_or((1.0, 1.0))
+        };
+        let (fresh, debug, reused, exec) = (
+            of(Way::OursFresh),
+            of(Way::KubectlDebug),
+            of(Way::OursReused),
+            of(Way::KubectlExec),
+        );
+        ratios.push_str(&format!(
+            "| {latency} ms | {:.2}× | {:.2}× | {:.2}× | {:.2}× |\n",
+            fresh.0 / debug.0,
+            fresh.1 / debug.1,
+            reused.0 / exec.0,
+            reused.1 / exec.1,
+        ));
+    }
+    eprintln!("\n{table}\n{ratios}");
+    let section = format!(
+        "{START}\n## A session beside kubectl, at 0, 25 and 100 ms of API latency\n\n\
+         Issue 13's benchmark: `sh -c '{FRESH_COMMAND}'` in a fresh debug container, and `echo hi` in a \
+         running one, each of the four ways {ROUNDS} times per latency, in alternating order, on the \
+         sandbox cluster with runc pods ({} CPUs, load average {load} when it started; release \
+         build). Every API request is delayed by the added latency (sandbox fault injection); \
+         the times are medians, from the process's start to its first byte of output and to \
+         its exit. API requests: the median count in the sandbox's log per run (our Events \
+         included). Container start: the node's own measure, from taking the container up to \
+         its process running. Physical limit: the round trips the design needs before the \
+         command (3 for a fresh container: the reads, the PATCH with the watch beside it, the \
+         exec; 1 for a running one) × the latency + the container start, and for exit the \
+         command's own second on top. Measured {} by \
+         `cargo test --release --locked --test bench_session -- --ignored --nocapture`, which \
+         rewrites this section.\n\n{table}\n\
+         Ours against kubectl (below 1 is faster):\n\n\
+         | added latency | fresh first output vs. `kubectl debug` | fresh exit vs. `kubectl debug` | reused first output vs. `kubectl exec` | reused exit vs. `kubectl exec` |\n\
+         |---:|---:|---:|---:|---:|\n{ratios}{END}\n",
+        std::thread::available_parallelism().map_or(0, usize::from),
+        jiff::Timestamp::now().strftime("%Y-%m-%d"),
+    );
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/benchmarks.md");
+    let current = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".into());
+    let updated = match (current.find(START), current.find(END)) {
+        (Some(start), Some(end)) if end > start => format!(
+            "{}{section}{}",
+            &current[..start],
+            current[end + END.len()..].trim_start_matches('\n')
+        ),
+        _ => format!("{}\n{section}", current.trim_end()),
+    };
+    std::fs::write(&path, updated).expect("write docs/benchmarks.md");
+}
