@@ -16,6 +16,7 @@ use crate::base::exit::ExitStatus;
 use crate::base::interrupt::Interrupts;
 use crate::kube::cluster::Cluster;
 use crate::kube::exec::{self, Captured, Ending, ExecError, Remote};
+use crate::kube::exec_output;
 use crate::output::printer::OutputFormat;
 use crate::output::printer::Printer;
 use crate::session::attach;
@@ -289,7 +290,7 @@ async fn work(
                 stdin,
                 tty: false,
             } => {
-                exec::streamed(
+                exec_output::streamed(
                     &remote,
                     spec::run_command(&image, &session.target, argv),
                     *stdin,
@@ -299,7 +300,7 @@ async fn work(
                 .await
             }
             Mode::PipedShell => {
-                exec::streamed(
+                exec_output::streamed(
                     &remote,
                     spec::shell_command(&image, &session.target),
                     true,

@@ -73,20 +73,7 @@ fn pattern(n: usize) -> Vec<u8> {
 }
 
 fn download_parts() -> (Chunks, Received) {
-    let (queue, queued) = mpsc::channel(CHUNKS_IN_FLIGHT);
-    let (spent, reusable) = std::sync::mpsc::channel();
-    let chunks = Chunks {
-        queue,
-        reusable,
-        filling: None,
-        len: 0,
-    };
-    let received = Received {
-        queued,
-        spent,
-        current: Chunk::default(),
-    };
-    (chunks, received)
+    chunked()
 }
 
 /// Reads `received` to its end on a blocking thread: the bytes, the sizes of the pieces it
@@ -121,7 +108,7 @@ async fn stdout_frames_reach_the_reader_in_whole_chunks_and_stderr_and_the_statu
     }
     server.unbounded_send(on(STDERR, b"a warning\n")).unwrap();
     server.unbounded_send(exit_status(0)).unwrap();
-    let output = message_loop(ws, true, None, Some(chunks), status_tx).await;
+    let output = message_loop(ws, true, None, Some(chunks), None, status_tx).await;
     let (all, pieces, error) = reading.await.unwrap();
     assert!(all == data, "every byte, in order");
     assert_eq!(pieces, vec![CHUNK, CHUNK, CHUNK, 1000]);
@@ -149,7 +136,7 @@ async fn a_pause_hands_over_what_came_and_a_broken_connection_ends_the_reader_wi
             }
         }
     });
-    let looping = tokio::spawn(message_loop(ws, true, None, Some(chunks), status_tx));
+    let looping = tokio::spawn(message_loop(ws, true, None, Some(chunks), None, status_tx));
     server.unbounded_send(on(STDOUT, b"first")).unwrap();
     // Nothing more comes and the stream has not ended: only the pause hands it over.
     assert_eq!(pieces.recv().await.unwrap(), b"first");
@@ -177,7 +164,7 @@ async fn a_reader_that_is_gone_ends_the_loop_with_what_stderr_said() {
     // The server side stays open: only the reader being gone can end the loop.
     let output = tokio::time::timeout(
         Duration::from_secs(5),
-        message_loop(ws, true, None, Some(chunks), status_tx),
+        message_loop(ws, true, None, Some(chunks), None, status_tx),
     )
     .await
     .expect("the loop ends");
@@ -189,7 +176,7 @@ async fn stdin_goes_in_full_frames_on_channel_zero_then_the_v5_close() {
     let (ws, server, mut client) = fake();
     let (queue, queued) = mpsc::channel(FRAMES_IN_FLIGHT);
     let (status_tx, status) = oneshot::channel();
-    let looping = tokio::spawn(message_loop(ws, true, Some(queued), None, status_tx));
+    let looping = tokio::spawn(message_loop(ws, true, Some(queued), None, None, status_tx));
     let data = pattern(2 * FRAME + 10);
     let writing = {
         let data = data.clone();
@@ -234,7 +221,7 @@ async fn v4_ends_stdin_by_closing_the_connection_and_a_write_after_the_end_is_a_
     let (ws, server, mut client) = fake();
     let (queue, queued) = mpsc::channel(FRAMES_IN_FLIGHT);
     let (status_tx, _status) = oneshot::channel();
-    let looping = tokio::spawn(message_loop(ws, false, Some(queued), None, status_tx));
+    let looping = tokio::spawn(message_loop(ws, false, Some(queued), None, None, status_tx));
     tokio::task::spawn_blocking(move || {
         let frames = Frames {
             queue,
