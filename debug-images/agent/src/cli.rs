@@ -57,12 +57,15 @@ pub struct HoldFlags {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct RunFlags {
     pub target: TargetFlags,
+    /// `--handshake`: run nothing until stdin's first line says `go` (session.rs).
+    pub handshake: bool,
     pub argv: Vec<OsString>,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct ShellFlags {
     pub target: TargetFlags,
+    pub handshake: bool,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -207,11 +210,16 @@ fn parse_run(args: &[OsString]) -> Result<Command, UsageError> {
     // -l` works as `run -- ls -l`, and the command's own flags are never taken for ours.
     let mut flags = Flags::new("run", args);
     let mut target = TargetFlags::default();
+    let mut handshake = false;
     loop {
         let at = flags.index;
         match args.get(at).and_then(|a| a.to_str()) {
             Some("--help" | "-h") => return Ok(Command::Help(RUN_HELP)),
-            Some("--") => return non_empty_command(target, &args[at + 1..]),
+            Some("--") => return non_empty_command(target, handshake, &args[at + 1..]),
+            Some("--handshake") => {
+                flags.index += 1;
+                handshake = true;
+            }
             Some(flag) if flag.starts_with('-') && flag != "-" => match flags.next()? {
                 Some(Arg::Flag(name @ ("--target-pid" | "--target-id"), v)) => {
                     flags.target(&mut target, name, v)?
@@ -222,12 +230,16 @@ fn parse_run(args: &[OsString]) -> Result<Command, UsageError> {
                     );
                 }
             },
-            _ => return non_empty_command(target, &args[at..]),
+            _ => return non_empty_command(target, handshake, &args[at..]),
         }
     }
 }
 
-fn non_empty_command(target: TargetFlags, argv: &[OsString]) -> Result<Command, UsageError> {
+fn non_empty_command(
+    target: TargetFlags,
+    handshake: bool,
+    argv: &[OsString],
+) -> Result<Command, UsageError> {
     if argv.is_empty() {
         return Err(UsageError {
             message: "run needs a command".into(),
@@ -236,6 +248,7 @@ fn non_empty_command(target: TargetFlags, argv: &[OsString]) -> Result<Command, 
     }
     Ok(Command::Run(RunFlags {
         target,
+        handshake,
         argv: argv.to_vec(),
     }))
 }
@@ -249,6 +262,7 @@ fn parse_shell(args: &[OsString]) -> Result<Command, UsageError> {
             Arg::Flag(name @ ("--target-pid" | "--target-id" | "--pid"), v) => {
                 flags.target(&mut shell.target, name, v)?
             }
+            Arg::Flag("--handshake", None) => shell.handshake = true,
             other => return Err(flags.unexpected(other)),
         }
     }
@@ -567,6 +581,7 @@ mod tests {
         let run = |words: &[&str]| {
             Ok(Command::Run(RunFlags {
                 target: TargetFlags::default(),
+                handshake: false,
                 argv: argv(words),
             }))
         };
@@ -583,6 +598,35 @@ mod tests {
         assert!(parse_words(&["run"]).is_err());
         assert!(parse_words(&["run", "--"]).is_err());
         assert!(parse_words(&["run", "-x"]).is_err());
+    }
+
+    #[test]
+    fn handshake_is_a_flag_of_run_and_shell_and_only_before_the_command() {
+        assert_eq!(
+            parse_words(&["run", "--handshake", "--target-id", ID, "--", "ls"]),
+            Ok(Command::Run(RunFlags {
+                target: by_id(),
+                handshake: true,
+                argv: argv(&["ls"])
+            }))
+        );
+        assert_eq!(
+            parse_words(&["run", "ls", "--handshake"]),
+            Ok(Command::Run(RunFlags {
+                target: TargetFlags::default(),
+                handshake: false,
+                argv: argv(&["ls", "--handshake"])
+            })),
+            "after the command it is the command's"
+        );
+        assert_eq!(
+            parse_words(&["shell", "--handshake"]),
+            Ok(Command::Shell(ShellFlags {
+                target: TargetFlags::default(),
+                handshake: true
+            }))
+        );
+        assert!(parse_words(&["shell", "--handshake=yes"]).is_err());
     }
 
     #[test]
@@ -632,6 +676,7 @@ mod tests {
             parse_words(&["run", "--target-id", ID, "--", "ls"]),
             Ok(Command::Run(RunFlags {
                 target: by_id(),
+                handshake: false,
                 argv: argv(&["ls"])
             }))
         );
@@ -642,12 +687,16 @@ mod tests {
                     pid: Some(7),
                     id: None
                 },
+                handshake: false,
                 argv: argv(&["ls", "-l"])
             }))
         );
         assert_eq!(
             parse_words(&["shell", "--target-id", &format!("cri-o://{ID}")]),
-            Ok(Command::Shell(ShellFlags { target: by_id() }))
+            Ok(Command::Shell(ShellFlags {
+                target: by_id(),
+                handshake: false
+            }))
         );
         assert_eq!(
             parse_words(&["target", "--target-id", ID, "-o", "json"]),
