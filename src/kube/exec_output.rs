@@ -48,11 +48,72 @@ pub async fn streamed_until(
     let (output, ending) = exec_stream::output(remote, command, stdin)
         .await
         .map_err(ExecError::Open)?;
+    drive(remote, output, ending, None, stdin, capture, interrupted).await
+}
+
+/// The line that lets a gated command run (the agent's `--handshake`); closing its stdin
+/// instead, as dropping a [`Gated`] does, runs nothing.
+pub const GO: &[u8] = b"go\n";
+
+/// An exec opened before anyone knew whether it should run: its command waits for [`GO`]
+/// on stdin. Dropping it aborts it.
+pub struct Gated {
+    output: exec_stream::Output,
+    ending: exec_stream::Ending,
+}
+
+/// Opens `command` (an agent verb with `--handshake`) with stdin, for [`Gated::run`] later.
+pub async fn open_gated(remote: &Remote<'_>, command: Vec<String>) -> Result<Gated, kube::Error> {
+    let (output, ending) = exec_stream::output(remote, command, true).await?;
+    Ok(Gated { output, ending })
+}
+
+impl Gated {
+    /// Says go, then runs as [`streamed_until`] does; without `stdin` the command's stdin
+    /// ends right after the line.
+    pub async fn run(
+        self,
+        remote: &Remote<'_>,
+        stdin: bool,
+        capture: Option<&mut Captured>,
+        interrupted: impl std::future::Future<Output = i32>,
+    ) -> Result<Ending, ExecError> {
+        drive(
+            remote,
+            self.output,
+            self.ending,
+            Some(GO),
+            stdin,
+            capture,
+            interrupted,
+        )
+        .await
+    }
+}
+
+/// Runs an opened exec to its end: `first` (if any) on its stdin, then ours if `forward`.
+async fn drive(
+    remote: &Remote<'_>,
+    output: exec_stream::Output,
+    ending: exec_stream::Ending,
+    first: Option<&'static [u8]>,
+    forward: bool,
+    capture: Option<&mut Captured>,
+    interrupted: impl std::future::Future<Output = i32>,
+) -> Result<Ending, ExecError> {
     let capturing = capture.is_some();
     let out_task = writer(output.stdout, capturing, Stream::Stdout, remote.tap.clone());
     let err_task = writer(output.stderr, capturing, Stream::Stderr, remote.tap.clone());
     let in_task = output.stdin.map(|frames| {
         tokio::spawn(async move {
+            if let Some(first) = first
+                && frames.send(stdin_frame(first)).await.is_err()
+            {
+                return;
+            }
+            if !forward {
+                return;
+            }
             let mut chunks = terminal::spawn_stdin_reader();
             while let Some(chunk) = chunks.recv().await {
                 if frames.send(stdin_frame(&chunk)).await.is_err() {

@@ -1,7 +1,7 @@
 //! The request log: one record per request, readable and clearable through the library.
 
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// One served request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +16,8 @@ pub struct RequestRecord {
     pub accept: String,
     /// 0 when the answer was dropped (the `drop_response` fault).
     pub status: u16,
+    /// When the request arrived: with `duration`, which requests overlapped.
+    pub received: Instant,
     /// Time until the response head was ready, injected latency included. For watches and
     /// streams this is not the stream's lifetime.
     pub duration: Duration,

@@ -126,6 +126,7 @@ async fn handle(
         content_type,
         accept,
         status: if dropped { 0 } else { resp.status().as_u16() },
+        received: started,
         duration: started.elapsed(),
         user,
     });
