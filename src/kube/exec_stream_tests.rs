@@ -247,3 +247,68 @@ async fn v4_ends_stdin_by_closing_the_connection_and_a_write_after_the_end_is_a_
         .unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sessions_stdout_and_stderr_reach_their_own_readers_and_a_cut_ends_both() {
+    let (ws, server, _client) = fake();
+    let (out_chunks, out) = chunked();
+    let (err_chunks, err) = chunked();
+    let (status_tx, status) = oneshot::channel();
+    let (reading_out, reading_err) = (read_all(out), read_all(err));
+    let data = pattern(CHUNK + 10);
+    server.unbounded_send(on(STDOUT, &data[..CHUNK])).unwrap();
+    server.unbounded_send(on(STDERR, b"warning: ")).unwrap();
+    server.unbounded_send(on(STDOUT, &data[CHUNK..])).unwrap();
+    server.unbounded_send(on(STDERR, b"careful\n")).unwrap();
+    server.unbounded_send(exit_status(4)).unwrap();
+    let kept = message_loop(
+        ws,
+        true,
+        None,
+        Some(out_chunks),
+        Some(err_chunks),
+        status_tx,
+    )
+    .await;
+    assert_eq!(kept, "", "nothing kept: all of it was passed on");
+    let (all_out, _, error) = reading_out.await.unwrap();
+    assert!(all_out == data && error.is_none());
+    let (all_err, _, error) = reading_err.await.unwrap();
+    assert_eq!(all_err, b"warning: careful\n");
+    assert!(error.is_none());
+    assert_eq!(
+        status.await.unwrap().reason.as_deref(),
+        Some("NonZeroExitCode")
+    );
+
+    let (ws, server, _client) = fake();
+    let (out_chunks, out) = chunked();
+    let (err_chunks, err) = chunked();
+    let (status_tx, status) = oneshot::channel();
+    let (reading_out, reading_err) = (read_all(out), read_all(err));
+    server.unbounded_send(on(STDERR, b"half a line")).unwrap();
+    server
+        .unbounded_send(Err(tungstenite::Error::ConnectionClosed))
+        .unwrap();
+    message_loop(
+        ws,
+        true,
+        None,
+        Some(out_chunks),
+        Some(err_chunks),
+        status_tx,
+    )
+    .await;
+    let (_, _, out_error) = reading_out.await.unwrap();
+    let (all_err, _, err_error) = reading_err.await.unwrap();
+    assert_eq!(all_err, b"half a line", "what came, then the error");
+    assert_eq!(
+        out_error.map(|e| e.kind()),
+        Some(io::ErrorKind::ConnectionAborted)
+    );
+    assert_eq!(
+        err_error.map(|e| e.kind()),
+        Some(io::ErrorKind::ConnectionAborted)
+    );
+    assert!(status.await.is_err(), "no status");
+}
