@@ -58,17 +58,20 @@ async fn run(c: &TestCluster, tool: &Tool, container: &str, out: &Path) -> Durat
         .stderr(std::process::Stdio::piped())
         .stdin(std::process::Stdio::null());
     let started = Instant::now();
-    let output = tokio::time::timeout(LIMIT, process.output())
+    let child = process.spawn().expect("runs");
+    let output = tokio::time::timeout(LIMIT, child.wait_with_output())
         .await
         .expect("within the limit")
         .expect("runs");
     let took = started.elapsed();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(
+        std::fs::metadata(out).unwrap().len(),
+        BYTES,
+        "every byte: {stderr}; {:?}",
+        output.stdout.len()
     );
-    assert_eq!(std::fs::metadata(out).unwrap().len(), BYTES, "every byte");
     let _ = std::fs::remove_file(out);
     took
 }
