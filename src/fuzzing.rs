@@ -14,9 +14,9 @@ use tokio_tungstenite::tungstenite::{self, Message};
 
 use crate::fanout::runbook::{self, Condition};
 use crate::kube::exec::exit_code_of;
+use crate::kube::exec_stream;
 use crate::session::target::{TargetRef, is_dns_subdomain};
 use crate::toolkit::config;
-use crate::transfer::exec_stream;
 use crate::transfer::extract::{Destination, extract};
 
 /// `info -o json` documents a `when:` is evaluated against: each fact present, absent, and
@@ -187,6 +187,7 @@ pub fn exec_frames(messages: Vec<Incoming>) -> Decoded {
             true,
             None,
             Some(chunks),
+            None,
             status_tx,
         ));
         let (stdout, stdout_broken) = reader.join().expect("the reader thread");

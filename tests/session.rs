@@ -254,10 +254,11 @@ async fn a_fresh_session_makes_three_sequential_round_trips_and_a_reused_one_two
         "no discovery"
     );
 
+    // With a cold cache (tests/reuse.rs has the warm one): the reads, then the exec.
     c.sb.clear_requests();
-    let second = c
-        .run(&["-n", "locked", "pod/web", "--", "true"], LIMIT)
-        .await;
+    let mut second = c.plugin(&["-n", "locked", "pod/web", "--", "true"]);
+    second.env("XDG_CACHE_HOME", c.sb.dir().join("cold-cache"));
+    let second = support::run_command(second, LIMIT).await;
     assert_eq!(second.code, Some(0), "{second:?}");
     assert!(second.stderr.contains("reusing dbg-"), "{second:?}");
     let reused = c.sb.requests();

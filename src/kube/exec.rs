@@ -2,9 +2,10 @@
 //!
 //! Interactive: a tty, the local terminal raw (see `terminal.rs`), the initial size and every
 //! SIGWINCH sent on the resize channel, keystrokes (Ctrl-C included) forwarded as bytes.
-//! Non-interactive: stdout and stderr copied as they arrive, stdin forwarded when asked, and
-//! the exit code taken from the status frame (`NonZeroExitCode`, cause `ExitCode`), as
-//! kubectl's `CodeExitError` does. Streams are dropped before `join`, as kube-rs requires.
+//! Non-interactive in attach mode: stdout and stderr copied as they arrive, stdin forwarded
+//! when asked (a non-interactive exec has its own connection: `exec_output.rs`). The exit
+//! code is taken from the status frame (`NonZeroExitCode`, cause `ExitCode`), as kubectl's
+//! `CodeExitError` does. Streams are dropped before `join`, as kube-rs requires.
 
 use futures::SinkExt;
 use k8s_openapi::api::core::v1::Pod;
@@ -235,38 +236,6 @@ pub enum ExecError {
     Session(Error),
 }
 
-/// A command without a terminal: output streamed (or captured), stdin forwarded if `stdin`.
-pub async fn streamed(
-    remote: &Remote<'_>,
-    command: Vec<String>,
-    stdin: bool,
-    capture: Option<&mut Captured>,
-    interrupts: &mut Interrupts,
-) -> Result<Ending, ExecError> {
-    streamed_until(remote, command, stdin, capture, interrupts.recv()).await
-}
-
-/// [`streamed`], ended early by whatever `interrupted` resolves to (a signal number): a
-/// fan-out ends a step at its time limit this way, with the output so far kept.
-pub async fn streamed_until(
-    remote: &Remote<'_>,
-    command: Vec<String>,
-    stdin: bool,
-    capture: Option<&mut Captured>,
-    interrupted: impl std::future::Future<Output = i32>,
-) -> Result<Ending, ExecError> {
-    let params = AttachParams::default()
-        .container(remote.container)
-        .stdin(stdin)
-        .stdout(true)
-        .stderr(true);
-    let attached = open(remote, command, &params)
-        .await
-        .map_err(ExecError::Open)?;
-    let input = if stdin { Input::Forward } else { Input::None };
-    drive_streamed(remote, attached, input, capture, interrupted).await
-}
-
 /// The line an attach-mode command waits for before it starts (see `spec::attach_command`):
 /// sent once our attach is connected, so no output is written before anyone reads it.
 pub const ATTACH_GATE: &[u8] = b"\n";
@@ -291,30 +260,19 @@ pub async fn streamed_attach(
         .attach(remote.pod, &params)
         .await
         .map_err(ExecError::Open)?;
-    let input = Input::Gate { forward: stdin };
-    match drive_streamed(remote, attached, input, capture, interrupts.recv()).await {
+    match drive_streamed(remote, attached, stdin, capture, interrupts.recv()).await {
         // No exit code in the frame: the caller reads it from the terminated container.
         Err(ExecError::Session(Error::Stream { .. })) => Ok(Ending::Exited(-1)),
         other => other,
     }
 }
 
-/// What the remote process's stdin gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Input {
-    /// Nothing: no stdin stream.
-    None,
-    /// Our stdin, then EOF.
-    Forward,
-    /// [`ATTACH_GATE`] first, then our stdin and EOF if `forward`, else nothing more and
-    /// the stream held open until the end.
-    Gate { forward: bool },
-}
-
+/// Drives an attach-mode command: the remote's stdin gets [`ATTACH_GATE`] first, then our
+/// stdin and EOF if `forward`, else nothing more and the stream held open until the end.
 async fn drive_streamed(
     remote: &Remote<'_>,
     mut attached: AttachedProcess,
-    input: Input,
+    forward: bool,
     capture: Option<&mut Captured>,
     interrupted: impl std::future::Future<Output = i32>,
 ) -> Result<Ending, ExecError> {
@@ -344,30 +302,25 @@ async fn drive_streamed(
         stop,
         remote.tap.clone(),
     ));
-    let in_task = attached
-        .stdin()
-        .filter(|_| input != Input::None)
-        .map(|mut remote_in| {
-            tokio::spawn(async move {
-                if let Input::Gate { .. } = input
-                    && remote_in.write_all(ATTACH_GATE).await.is_err()
-                {
+    let in_task = attached.stdin().map(|mut remote_in| {
+        tokio::spawn(async move {
+            if remote_in.write_all(ATTACH_GATE).await.is_err() {
+                return;
+            }
+            if !forward {
+                // Held open: its end tells the command that we are gone.
+                std::future::pending::<()>().await;
+            }
+            let mut chunks = terminal::spawn_stdin_reader();
+            while let Some(chunk) = chunks.recv().await {
+                if remote_in.write_all(&chunk).await.is_err() {
                     return;
                 }
-                if input == (Input::Gate { forward: false }) {
-                    // Held open: its end tells the command that we are gone.
-                    std::future::pending::<()>().await;
-                }
-                let mut chunks = terminal::spawn_stdin_reader();
-                while let Some(chunk) = chunks.recv().await {
-                    if remote_in.write_all(&chunk).await.is_err() {
-                        return;
-                    }
-                }
-                // EOF on our stdin becomes EOF on the remote's (a v5 close frame).
-                let _ = remote_in.shutdown().await;
-            })
-        });
+            }
+            // EOF on our stdin becomes EOF on the remote's (a v5 close frame).
+            let _ = remote_in.shutdown().await;
+        })
+    });
 
     let ending = tokio::select! {
         status = status => exit_code_of(status.as_ref()).map(Ending::Exited).map_err(|m| stream_error(remote, m)),

@@ -5,6 +5,8 @@
 pub mod access;
 pub mod cluster;
 pub mod exec;
+pub mod exec_output;
+pub mod exec_stream;
 #[cfg(test)]
 pub mod fake_apiserver;
 pub mod retry;

@@ -4,7 +4,9 @@
 //! a fresh session makes three sequential ones before the shell runs: (1) GET pod, GET
 //! namespace, SelfSubjectReview and the SelfSubjectAccessReview for exec in parallel, (2) the
 //! PATCH, with the WATCH of the pod opened at the same moment from the GET's
-//! resourceVersion, (3) the exec. A reused session makes (1) and (3). No LIST, no discovery.
+//! resourceVersion, (3) the exec. A reused session makes (1) and (3), or only (1) when the
+//! cache names its container (handshake.rs): the exec then opens beside the reads and its
+//! command waits for them. No LIST, no discovery.
 //! After the work the user waits for nothing: the exec asked the agent to end the container
 //! when it is the last session out, so no `stop` is sent (teardown.rs).
 
@@ -19,15 +21,19 @@ use crate::base::exit::ExitStatus;
 use crate::base::interrupt::Interrupts;
 use crate::kube::cluster::Cluster;
 use crate::kube::exec::{self, Captured, Ending, ExecError, Remote};
+use crate::kube::exec_output;
+use crate::kube::exec_output::Gated;
 use crate::output::printer::OutputFormat;
 use crate::output::printer::Printer;
 use crate::session::attach;
 use crate::session::events;
+use crate::session::handshake;
 use crate::session::inject::{add_debug_container, patch_body};
 use crate::session::obtain::{Obtained, obtain};
 use crate::session::options::{DebugOptions, DryRun, Mode};
 use crate::session::plan::{Durations, Plan, plan};
 use crate::session::refusal::{NOT_IDENTIFIED, refusal};
+use crate::session::reuse_cache::ReuseCache;
 use crate::session::spec::{self};
 use crate::session::teardown::Session;
 use crate::session::trail::SessionTrail;
@@ -91,9 +97,13 @@ pub async fn run(
     // before the PATCH whether it needs attach mode (see attach.rs): a holding container
     // nobody may exec into could not even be stopped.
     let ask = options.dry_run.is_none();
-    let (planned, exec_forbidden) = tokio::join!(plan(options, cluster, &pods, printer), async {
-        ask && attach::exec_is_forbidden(cluster).await
-    });
+    let cache = ReuseCache::from_env();
+    let key = handshake::key_of(options, &cluster.namespace);
+    let (planned, exec_forbidden, early) = tokio::join!(
+        plan(options, cluster, &pods, printer),
+        async { ask && attach::exec_is_forbidden(cluster).await },
+        handshake::open_early(options, &pods, &cache, key.as_ref()),
+    );
     let plan = planned?;
     let pod_name = plan.target.pod_name().to_string();
     durations.resolve = clock.elapsed().as_millis();
@@ -161,6 +171,10 @@ pub async fn run(
         Obtained::Ready { session, reused } => (session, reused),
         Obtained::Interrupted(signal) => return Ok(ExitStatus::Interrupted(signal)),
     };
+    // Unconfirmed, the early exec is dropped here: its command never runs.
+    let gated = early.and_then(|early| early.confirmed(&plan, &session));
+    // Remembered as the work starts, so that a session beside this one finds it too.
+    handshake::remember(&cache, key.as_ref(), &plan, &session);
 
     let clock = Instant::now();
     let interactive = matches!(
@@ -185,6 +199,7 @@ pub async fn run(
             &mut interrupts,
             captured.as_mut(),
             trail.tap(),
+            gated,
             printer,
         )
     );
@@ -249,7 +264,9 @@ pub async fn run(
     })
 }
 
-/// Step 6: the shell or the command, in the running debug container.
+/// Step 6: the shell or the command, in the running debug container (through the exec the
+/// handshake opened, when the reads confirmed it).
+#[allow(clippy::too_many_arguments)]
 async fn work(
     options: &DebugOptions,
     session: &Session,
@@ -257,6 +274,7 @@ async fn work(
     interrupts: &mut Interrupts,
     captured: Option<&mut Captured>,
     tap: Option<crate::base::tap::SharedTap>,
+    gated: Option<Gated>,
     printer: &Printer,
 ) -> Result<Ending, Error> {
     let remote = Remote {
@@ -278,7 +296,16 @@ async fn work(
             command
         }
     };
-    let result =
+    // Only sessions without a terminal are gated (handshake::key_of).
+    let forward = matches!(
+        options.mode,
+        Mode::PipedShell | Mode::Command { stdin: true, .. }
+    );
+    let result = if let Some(gated) = gated {
+        gated
+            .run(&remote, forward, captured, interrupts.recv())
+            .await
+    } else {
         match &options.mode {
             Mode::Interactive => {
                 printer.note(&format!(
@@ -308,7 +335,7 @@ async fn work(
                 stdin,
                 tty: false,
             } => {
-                exec::streamed(
+                exec_output::streamed(
                     &remote,
                     last(spec::run_command(&image, &session.target, argv)),
                     *stdin,
@@ -318,7 +345,7 @@ async fn work(
                 .await
             }
             Mode::PipedShell => {
-                exec::streamed(
+                exec_output::streamed(
                     &remote,
                     last(spec::shell_command(&image, &session.target)),
                     true,
@@ -327,7 +354,8 @@ async fn work(
                 )
                 .await
             }
-        };
+        }
+    };
     match result {
         Ok(ending) => Ok(ending),
         Err(ExecError::Session(error)) => Err(error),

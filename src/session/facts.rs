@@ -8,7 +8,8 @@ use serde_json::{Map, Value};
 
 use crate::base::error::{CREATE_EXEC, Error, status_code};
 use crate::base::interrupt::Interrupts;
-use crate::kube::exec::{self, Captured, Ending, ExecError, Remote};
+use crate::kube::exec::{Captured, Ending, ExecError, Remote};
+use crate::kube::exec_output;
 use crate::output::printer::Printer;
 use crate::session::refusal::{NOT_IDENTIFIED, TargetNotIdentified};
 use crate::session::spec::{TargetProcess, agent_command};
@@ -63,7 +64,8 @@ pub async fn read_facts(
         container: container.to_string(),
         source: why.into(),
     };
-    let ended = exec::streamed(remote, command, false, Some(&mut captured), interrupts).await;
+    let ended =
+        exec_output::streamed(remote, command, false, Some(&mut captured), interrupts).await;
     match ended {
         Ok(Ending::Interrupted(signal)) => Ok(Read::Interrupted(signal)),
         Ok(Ending::Exited(code)) => {

@@ -2,7 +2,6 @@
 //! `cp` and `snapshot`. Imports only from the layers below (docs/layout.md).
 
 pub mod cp;
-pub mod exec_stream;
 pub mod extract;
 pub mod glob;
 pub mod manifest;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::base::interrupt::Interrupts;
 use crate::kube::exec::{ExecError, Remote, exit_code_of};
-use crate::transfer::exec_stream::{self, Ending, read_from_buffer};
+use crate::kube::exec_stream::{self, Ending, read_from_buffer};
 
 const GRACE: Duration = Duration::from_secs(10);
 

@@ -179,6 +179,8 @@ impl TestCluster {
             )
             // Recordings go to this cluster's directory, not the machine user's.
             .env("XDG_STATE_HOME", self.state_home())
+            // So does the cache of which container a pod's last session used.
+            .env("XDG_CACHE_HOME", self.cache_home())
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true);
         command
@@ -187,6 +189,11 @@ impl TestCluster {
     /// The `$XDG_STATE_HOME` of the plugin's runs: recordings land under it.
     pub fn state_home(&self) -> PathBuf {
         self.sb.dir().join("state")
+    }
+
+    /// The `$XDG_CACHE_HOME` of the plugin's runs (session/reuse_cache.rs).
+    pub fn cache_home(&self) -> PathBuf {
+        self.sb.dir().join("cache")
     }
 
     /// Runs the plugin to the end, within `limit`.

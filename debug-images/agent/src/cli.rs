@@ -63,6 +63,8 @@ pub struct RunFlags {
     /// `--end-container`: `hold` ends the container when this session ends and no other is
     /// alive.
     pub end_container: bool,
+    /// `--handshake`: run nothing until stdin's first line says `go` (session.rs).
+    pub handshake: bool,
     pub argv: Vec<OsString>,
 }
 
@@ -71,6 +73,7 @@ pub struct ShellFlags {
     pub target: TargetFlags,
     /// As `run --end-container`.
     pub end_container: bool,
+    pub handshake: bool,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -238,11 +241,18 @@ fn parse_run(args: &[OsString]) -> Result<Command, UsageError> {
     let mut flags = Flags::new("run", args);
     let mut target = TargetFlags::default();
     let mut end_container = false;
+    let mut handshake = false;
     loop {
         let at = flags.index;
         match args.get(at).and_then(|a| a.to_str()) {
             Some("--help" | "-h") => return Ok(Command::Help(RUN_HELP)),
-            Some("--") => return non_empty_command(target, end_container, &args[at + 1..]),
+            Some("--") => {
+                return non_empty_command(target, end_container, handshake, &args[at + 1..]);
+            }
+            Some("--handshake") => {
+                flags.index += 1;
+                handshake = true;
+            }
             Some(flag) if flag.starts_with('-') && flag != "-" => match flags.next()? {
                 Some(Arg::Flag(name @ ("--target-pid" | "--target-id"), v)) => {
                     flags.target(&mut target, name, v)?
@@ -254,7 +264,7 @@ fn parse_run(args: &[OsString]) -> Result<Command, UsageError> {
                     );
                 }
             },
-            _ => return non_empty_command(target, end_container, &args[at..]),
+            _ => return non_empty_command(target, end_container, handshake, &args[at..]),
         }
     }
 }
@@ -262,6 +272,7 @@ fn parse_run(args: &[OsString]) -> Result<Command, UsageError> {
 fn non_empty_command(
     target: TargetFlags,
     end_container: bool,
+    handshake: bool,
     argv: &[OsString],
 ) -> Result<Command, UsageError> {
     if argv.is_empty() {
@@ -273,6 +284,7 @@ fn non_empty_command(
     Ok(Command::Run(RunFlags {
         target,
         end_container,
+        handshake,
         argv: argv.to_vec(),
     }))
 }
@@ -287,6 +299,7 @@ fn parse_shell(args: &[OsString]) -> Result<Command, UsageError> {
                 flags.target(&mut shell.target, name, v)?
             }
             Arg::Flag("--end-container", None) => shell.end_container = true,
+            Arg::Flag("--handshake", None) => shell.handshake = true,
             other => return Err(flags.unexpected(other)),
         }
     }
@@ -701,6 +714,7 @@ mod tests {
             Ok(Command::Run(RunFlags {
                 target: TargetFlags::default(),
                 end_container: false,
+                handshake: false,
                 argv: argv(words),
             }))
         };
@@ -722,6 +736,7 @@ mod tests {
             Ok(Command::Run(RunFlags {
                 target: TargetFlags::default(),
                 end_container: true,
+                handshake: false,
                 argv: argv(&["ls", "--end-container"]),
             })),
             "ours before the command, the command's after it"
@@ -732,8 +747,41 @@ mod tests {
             Ok(Command::Shell(ShellFlags {
                 target: TargetFlags::default(),
                 end_container: true,
+                handshake: false,
             }))
         );
+    }
+
+    #[test]
+    fn handshake_is_a_flag_of_run_and_shell_and_only_before_the_command() {
+        assert_eq!(
+            parse_words(&["run", "--handshake", "--target-id", ID, "--", "ls"]),
+            Ok(Command::Run(RunFlags {
+                target: by_id(),
+                end_container: false,
+                handshake: true,
+                argv: argv(&["ls"])
+            }))
+        );
+        assert_eq!(
+            parse_words(&["run", "ls", "--handshake"]),
+            Ok(Command::Run(RunFlags {
+                target: TargetFlags::default(),
+                end_container: false,
+                handshake: false,
+                argv: argv(&["ls", "--handshake"])
+            })),
+            "after the command it is the command's"
+        );
+        assert_eq!(
+            parse_words(&["shell", "--handshake"]),
+            Ok(Command::Shell(ShellFlags {
+                target: TargetFlags::default(),
+                end_container: false,
+                handshake: true
+            }))
+        );
+        assert!(parse_words(&["shell", "--handshake=yes"]).is_err());
     }
 
     #[test]
@@ -784,6 +832,7 @@ mod tests {
             Ok(Command::Run(RunFlags {
                 target: by_id(),
                 end_container: false,
+                handshake: false,
                 argv: argv(&["ls"])
             }))
         );
@@ -795,6 +844,7 @@ mod tests {
                     id: None
                 },
                 end_container: false,
+                handshake: false,
                 argv: argv(&["ls", "-l"])
             }))
         );
@@ -803,6 +853,7 @@ mod tests {
             Ok(Command::Shell(ShellFlags {
                 target: by_id(),
                 end_container: false,
+                handshake: false
             }))
         );
         assert_eq!(

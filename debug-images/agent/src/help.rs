@@ -74,7 +74,7 @@ a bad DISTROLESS_DEBUG_* value.
 ";
 
 pub const RUN_HELP: &str = "\
-Usage: distroless-debug-agent run [--target-id ID | --target-pid N] [--end-container] [--] CMD [ARGS...]
+Usage: distroless-debug-agent run [--handshake] [--end-container] [--target-id ID | --target-pid N] [--] CMD [ARGS...]
 
 Resolves the target (see the main --help), registers a session (so `hold` does not idle
 out and `stop` can end it), then executes CMD in place of the agent: the exit code and
@@ -84,13 +84,16 @@ signals are the command's own. CMD gets TARGET_PID (the target's pid) and TARGET
 Flags:
   --end-container  when this session ends and no other session is alive, `hold` exits
                    and the container ends (no `stop` needed)
+  --handshake      first read one line of stdin: `go` runs as above; `abort`, anything
+                   else or a closed stdin runs nothing (exit 1). The rest of stdin is CMD's.
 
-Exit codes: the command's own; 126 found but not executable; 127 not found; 2 no command
+Exit codes: the command's own; 1 the handshake did not say go; 126 found but not
+executable; 127 not found; 2 no command
 or bad flags; 3 target not identified (candidates on stderr).
 ";
 
 pub const SHELL_HELP: &str = "\
-Usage: distroless-debug-agent shell [--target-id ID | --target-pid N] [--end-container]
+Usage: distroless-debug-agent shell [--handshake] [--end-container] [--target-id ID | --target-pid N]
 
 Resolves the target (see the main --help), registers a session and starts an interactive shell ($SHELL, else bash if present, else
 /bin/sh) in /, with HOME=/tmp when HOME is unset or not writable, a PATH that includes the
@@ -103,8 +106,10 @@ Flags:
   --target-pid N   the target process (env DISTROLESS_DEBUG_TARGET_PID; --pid is the
                    older spelling)
   --end-container  as run --end-container: the container ends with the last session
+  --handshake      first read one line of stdin: `go` starts the shell; `abort`, anything
+                   else or a closed stdin starts nothing (exit 1)
 
-Exit codes: the shell's own; 126/127 when no shell can be executed; 2 bad flags; 3 target
+Exit codes: the shell's own; 1 the handshake did not say go; 126/127 when no shell can be executed; 2 bad flags; 3 target
 not identified (candidates on stderr).
 ";
 

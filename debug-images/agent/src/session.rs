@@ -3,9 +3,16 @@
 //! Becoming the command rather than spawning it means the exit code, the signals (the
 //! plugin's Ctrl-C) and the terminal are the command's own, with no agent process in
 //! between to forward them. The session lock rides along on an inherited descriptor.
+//!
+//! `--handshake` lets the plugin open the exec before it has read the pod (a reused
+//! session's one round trip): nothing runs, not even the target's lookup, until the first
+//! line of stdin says `go`; `abort`, anything else or a closed stdin ends the verb (exit 1)
+//! with nothing run. The line is read a byte at a time so that the rest of stdin stays the
+//! command's.
 
 use std::ffi::{CString, OsStr, OsString};
-use std::io;
+use std::io::{self, Read};
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -29,6 +36,9 @@ pub const STANDARD_PATH: [&str; 6] = [
 ];
 
 pub fn run(flags: RunFlags) -> Status {
+    if flags.handshake && !handshake_says_go("run") {
+        return Status::Failure;
+    }
     let target = match target::identify(&flags.target) {
         Ok(target) => target,
         Err(failure) => return failure.report("run"),
@@ -85,6 +95,9 @@ pub fn find_program(name: &OsStr, path: &OsStr) -> Option<PathBuf> {
 }
 
 pub fn shell(flags: ShellFlags) -> Status {
+    if flags.handshake && !handshake_says_go("shell") {
+        return Status::Failure;
+    }
     let target = match target::identify(&flags.target) {
         Ok(target) => target,
         Err(failure) => return failure.report("shell"),
@@ -109,6 +122,48 @@ pub fn shell(flags: ShellFlags) -> Status {
     }
     command.arg("-i");
     exec_failed(&shell, command.exec())
+}
+
+/// The longest handshake line we read before giving up on it.
+const HANDSHAKE_LINE: usize = 16;
+
+/// Waits for the plugin's word (see the module's doc); says why nothing ran when it is not
+/// `go`.
+fn handshake_says_go(verb: &str) -> bool {
+    // Our own descriptor for fd 0, read unbuffered: std's Stdin would read ahead.
+    let word = io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .ok()
+        .and_then(|fd| handshake_word(&mut std::fs::File::from(fd)));
+    if word.as_deref() == Some("go") {
+        return true;
+    }
+    eprintln!(
+        "distroless-debug-agent: {verb}: the handshake said {}: nothing was run",
+        word.map_or_else(
+            || "nothing (stdin closed)".to_string(),
+            |w| format!("{w:?}")
+        )
+    );
+    false
+}
+
+/// The first line of `input`, read one byte at a time and no further; `None` at EOF or on
+/// an error before the newline.
+fn handshake_word(input: &mut impl Read) -> Option<String> {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while line.len() <= HANDSHAKE_LINE {
+        match input.read(&mut byte) {
+            Ok(0) => return None,
+            Ok(_) if byte[0] == b'\n' => return Some(String::from_utf8_lossy(&line).into_owned()),
+            Ok(_) => line.push(byte[0]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    Some(String::from_utf8_lossy(&line).into_owned())
 }
 
 /// Registers the session; a failure is reported but does not stop the command, which the
@@ -272,6 +327,27 @@ mod tests {
             Some(PathBuf::from("./x"))
         );
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_handshake_reads_one_line_and_leaves_the_rest_to_the_command() {
+        let mut input = io::Cursor::new(b"go\nthe command's stdin".to_vec());
+        assert_eq!(handshake_word(&mut input).as_deref(), Some("go"));
+        let mut rest = String::new();
+        input.read_to_string(&mut rest).unwrap();
+        assert_eq!(rest, "the command's stdin");
+        assert_eq!(
+            handshake_word(&mut io::Cursor::new(b"abort\n".to_vec())).as_deref(),
+            Some("abort")
+        );
+        assert_eq!(handshake_word(&mut io::Cursor::new(b"go".to_vec())), None);
+        assert_eq!(handshake_word(&mut io::Cursor::new(Vec::new())), None);
+        let endless = io::repeat(b'g');
+        assert_eq!(
+            handshake_word(&mut endless.take(1 << 20)).map(|w| w.len()),
+            Some(HANDSHAKE_LINE + 1),
+            "a line with no end is not waited for"
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::thread::sleep;
@@ -600,4 +601,33 @@ fn bad_hold_durations_are_usage_errors() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("DISTROLESS_DEBUG_IDLE"));
+}
+
+#[test]
+fn run_with_a_handshake_runs_only_after_go_and_leaves_the_rest_of_stdin_to_the_command() {
+    let scratch = Scratch::new("handshake");
+    let with_stdin = |input: &'static [u8]| {
+        let mut child = scratch
+            .agent(&["run", "--handshake", "--", "sh", "-c", "cat; echo ran"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input).unwrap();
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    };
+    let went = with_stdin(b"go\nthe rest\n");
+    assert_eq!(went.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&went.stdout), "the rest\nran\n");
+
+    for refused in [&b"abort\n"[..], b"", b"go"] {
+        let out = with_stdin(refused);
+        assert_eq!(out.status.code(), Some(1), "{refused:?}");
+        assert!(out.stdout.is_empty(), "nothing ran: {refused:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("nothing was run"), "{stderr}");
+    }
 }

@@ -17,6 +17,7 @@ use crate::base::exit::ExitStatus;
 use crate::base::interrupt::Interrupts;
 use crate::kube::cluster::Cluster;
 use crate::kube::exec::{self, Ending, ExecError, Remote};
+use crate::kube::exec_output;
 use crate::output::printer::{OutputFormat, Printer};
 use crate::session::copy::entrypoint::{Entrypoint, entrypoint_of, needs_image_config};
 use crate::session::copy::failure::{COPY_PERMISSIONS, CopyFailure};
@@ -343,7 +344,7 @@ async fn work_in_copy(
             stdin,
             tty: false,
         } => {
-            exec::streamed(
+            exec_output::streamed(
                 &remote,
                 run_command(image, &target, argv),
                 *stdin,
@@ -353,7 +354,7 @@ async fn work_in_copy(
             .await
         }
         Mode::PipedShell => {
-            exec::streamed(
+            exec_output::streamed(
                 &remote,
                 shell_command(image, &target),
                 true,

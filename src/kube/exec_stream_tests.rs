@@ -104,7 +104,7 @@ async fn stdout_frames_reach_the_reader_in_whole_chunks_and_stderr_and_the_statu
     }
     server.unbounded_send(on(STDERR, b"a warning\n")).unwrap();
     server.unbounded_send(exit_status(0)).unwrap();
-    let output = message_loop(ws, true, None, Some(chunks), status_tx).await;
+    let output = message_loop(ws, true, None, Some(chunks), None, status_tx).await;
     let (all, pieces, error) = reading.await.unwrap();
     assert!(all == data, "every byte, in order");
     assert_eq!(pieces, vec![CHUNK, CHUNK, CHUNK, 1000]);
@@ -132,7 +132,7 @@ async fn a_pause_hands_over_what_came_and_a_broken_connection_ends_the_reader_wi
             }
         }
     });
-    let looping = tokio::spawn(message_loop(ws, true, None, Some(chunks), status_tx));
+    let looping = tokio::spawn(message_loop(ws, true, None, Some(chunks), None, status_tx));
     server.unbounded_send(on(STDOUT, b"first")).unwrap();
     // Nothing more comes and the stream has not ended: only the pause hands it over.
     assert_eq!(pieces.recv().await.unwrap(), b"first");
@@ -160,7 +160,7 @@ async fn a_reader_that_is_gone_ends_the_loop_with_what_stderr_said() {
     // The server side stays open: only the reader being gone can end the loop.
     let output = tokio::time::timeout(
         Duration::from_secs(5),
-        message_loop(ws, true, None, Some(chunks), status_tx),
+        message_loop(ws, true, None, Some(chunks), None, status_tx),
     )
     .await
     .expect("the loop ends");
@@ -172,7 +172,7 @@ async fn stdin_goes_in_full_frames_on_channel_zero_then_the_v5_close() {
     let (ws, server, mut client) = fake();
     let (queue, queued) = mpsc::channel(FRAMES_IN_FLIGHT);
     let (status_tx, status) = oneshot::channel();
-    let looping = tokio::spawn(message_loop(ws, true, Some(queued), None, status_tx));
+    let looping = tokio::spawn(message_loop(ws, true, Some(queued), None, None, status_tx));
     let data = pattern(2 * FRAME + 10);
     let writing = {
         let data = data.clone();
@@ -217,7 +217,7 @@ async fn v4_ends_stdin_by_closing_the_connection_and_a_write_after_the_end_is_a_
     let (ws, server, mut client) = fake();
     let (queue, queued) = mpsc::channel(FRAMES_IN_FLIGHT);
     let (status_tx, _status) = oneshot::channel();
-    let looping = tokio::spawn(message_loop(ws, false, Some(queued), None, status_tx));
+    let looping = tokio::spawn(message_loop(ws, false, Some(queued), None, None, status_tx));
     tokio::task::spawn_blocking(move || {
         let frames = Frames {
             queue,
@@ -242,4 +242,69 @@ async fn v4_ends_stdin_by_closing_the_connection_and_a_write_after_the_end_is_a_
         .unwrap()
         .unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sessions_stdout_and_stderr_reach_their_own_readers_and_a_cut_ends_both() {
+    let (ws, server, _client) = fake();
+    let (out_chunks, out) = download_parts();
+    let (err_chunks, err) = download_parts();
+    let (status_tx, status) = oneshot::channel();
+    let (reading_out, reading_err) = (read_all(out), read_all(err));
+    let data = pattern(CHUNK + 10);
+    server.unbounded_send(on(STDOUT, &data[..CHUNK])).unwrap();
+    server.unbounded_send(on(STDERR, b"warning: ")).unwrap();
+    server.unbounded_send(on(STDOUT, &data[CHUNK..])).unwrap();
+    server.unbounded_send(on(STDERR, b"careful\n")).unwrap();
+    server.unbounded_send(exit_status(4)).unwrap();
+    let kept = message_loop(
+        ws,
+        true,
+        None,
+        Some(out_chunks),
+        Some(err_chunks),
+        status_tx,
+    )
+    .await;
+    assert_eq!(kept, "", "nothing kept: all of it was passed on");
+    let (all_out, _, error) = reading_out.await.unwrap();
+    assert!(all_out == data && error.is_none());
+    let (all_err, _, error) = reading_err.await.unwrap();
+    assert_eq!(all_err, b"warning: careful\n");
+    assert!(error.is_none());
+    assert_eq!(
+        status.await.unwrap().reason.as_deref(),
+        Some("NonZeroExitCode")
+    );
+
+    let (ws, server, _client) = fake();
+    let (out_chunks, out) = download_parts();
+    let (err_chunks, err) = download_parts();
+    let (status_tx, status) = oneshot::channel();
+    let (reading_out, reading_err) = (read_all(out), read_all(err));
+    server.unbounded_send(on(STDERR, b"half a line")).unwrap();
+    server
+        .unbounded_send(Err(tungstenite::Error::ConnectionClosed))
+        .unwrap();
+    message_loop(
+        ws,
+        true,
+        None,
+        Some(out_chunks),
+        Some(err_chunks),
+        status_tx,
+    )
+    .await;
+    let (_, _, out_error) = reading_out.await.unwrap();
+    let (all_err, _, err_error) = reading_err.await.unwrap();
+    assert_eq!(all_err, b"half a line", "what came, then the error");
+    assert_eq!(
+        out_error.map(|e| e.kind()),
+        Some(io::ErrorKind::ConnectionAborted)
+    );
+    assert_eq!(
+        err_error.map(|e| e.kind()),
+        Some(io::ErrorKind::ConnectionAborted)
+    );
+    assert!(status.await.is_err(), "no status");
 }

@@ -1,5 +1,6 @@
-//! The exec connection under `cp`, `snapshot` and a runbook's `collect`: opened by us, so a
-//! transfer's bytes move in large pieces with few copies and few wake-ups.
+//! The exec connection under `cp`, `snapshot`, a runbook's `collect`, and the output of
+//! non-interactive sessions and runbook steps (`exec_output.rs`): opened by us, so the bytes
+//! move in large pieces with few copies and few wake-ups.
 //!
 //! kube-rs's `AttachedProcess` moves every stream through a 1 KiB-by-default pipe between its
 //! task and ours, and reads stdin through a `ReaderStream` of 4 KiB, which kube-client 5 does
@@ -16,6 +17,8 @@
 //! - a download's stdout frames (32 KiB from a kubelet) are gathered into 256 KiB chunks and
 //!   handed to the consuming thread whole (when full, after [`QUIET`] without more, at the
 //!   end), so that thread wakes once per chunk and writes each from where it lies.
+//!
+//! - a session's stderr, when it is not kept, is gathered and handed over the same way.
 //!
 //! Each is bounded (16 frames, 8 chunks in flight), so a copy of any size runs in constant
 //! memory, and a slow side holds the other back. The remote's stderr (and stdout, when it is
@@ -74,11 +77,12 @@ pub async fn download(
     command: Vec<String>,
 ) -> Result<(Received, Ending), kube::Error> {
     let (stdout, received) = download_parts();
-    let ending = open(remote, command, None, Some(stdout)).await?;
+    let ending = open(remote, command, None, Some(stdout), None).await?;
     Ok((received, ending))
 }
 
-/// The two ends of a download's stdout: the message loop's and the reader's.
+/// A pipe from the message loop to a blocking reader, in chunks: a download's stdout, or a
+/// session's stdout and stderr.
 pub(crate) fn download_parts() -> (Chunks, Received) {
     let (queue, queued) = mpsc::channel(CHUNKS_IN_FLIGHT);
     let (spent, reusable) = std::sync::mpsc::channel();
@@ -96,13 +100,54 @@ pub(crate) fn download_parts() -> (Chunks, Received) {
     (chunks, received)
 }
 
+/// What [`output`] hands over: the remote's stdout and stderr for blocking readers, and its
+/// stdin (whole frames, from [`stdin_frame`]) when it was asked for; dropping that sender ends
+/// the remote's stdin.
+pub struct Output {
+    pub stdout: Received,
+    pub stderr: Received,
+    pub stdin: Option<mpsc::Sender<Vec<u8>>>,
+}
+
+/// Runs `command` with both its output streams for blocking readers, and its stdin fed by
+/// the caller when `stdin`.
+pub async fn output(
+    remote: &Remote<'_>,
+    command: Vec<String>,
+    stdin: bool,
+) -> Result<(Output, Ending), kube::Error> {
+    let (out_chunks, stdout) = download_parts();
+    let (err_chunks, stderr) = download_parts();
+    let (frames, queued) = if stdin {
+        let (frames, queued) = mpsc::channel(FRAMES_IN_FLIGHT);
+        (Some(frames), Some(queued))
+    } else {
+        (None, None)
+    };
+    let ending = open(remote, command, queued, Some(out_chunks), Some(err_chunks)).await?;
+    let output = Output {
+        stdout,
+        stderr,
+        stdin: frames,
+    };
+    Ok((output, ending))
+}
+
+/// `bytes` as one stdin frame (channel 0) for [`Output::stdin`].
+pub fn stdin_frame(bytes: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(bytes.len() + 1);
+    frame.push(STDIN);
+    frame.extend_from_slice(bytes);
+    frame
+}
+
 /// Runs `command` with its stdin from a blocking writer.
 pub async fn upload(
     remote: &Remote<'_>,
     command: Vec<String>,
 ) -> Result<(Frames, Ending), kube::Error> {
     let (frames, queued) = mpsc::channel(FRAMES_IN_FLIGHT);
-    let ending = open(remote, command, Some(queued), None).await?;
+    let ending = open(remote, command, Some(queued), None, None).await?;
     let stdin = Frames {
         queue: frames,
         frame: new_frame(),
@@ -115,6 +160,7 @@ async fn open(
     command: Vec<String>,
     stdin: Option<mpsc::Receiver<Vec<u8>>>,
     stdout: Option<Chunks>,
+    stderr: Option<Chunks>,
 ) -> Result<Ending, kube::Error> {
     let params = AttachParams::default()
         .container(remote.container)
@@ -135,6 +181,7 @@ async fn open(
         close_supported,
         stdin,
         stdout,
+        stderr,
         status_tx,
     ));
     Ok(Ending { status, output })
@@ -243,11 +290,11 @@ impl Chunks {
     }
 
     /// The connection broke: the reader gets what came, then this error.
-    async fn broken(mut self, e: tungstenite::Error) {
+    async fn broken(mut self, why: String) {
         if self.flush().await.is_ok() {
             let _ = self
                 .queue
-                .send(Err(io::Error::new(io::ErrorKind::ConnectionAborted, e)))
+                .send(Err(io::Error::new(io::ErrorKind::ConnectionAborted, why)))
                 .await;
         }
     }
@@ -287,7 +334,7 @@ impl Read for Received {
     }
 }
 
-/// Sends the queued stdin frames, passes stdout on (or keeps it) and keeps stderr, until the
+/// Sends the queued stdin frames, passes stdout and stderr on (or keeps them), until the
 /// status arrives or the connection ends; returns what was kept, stderr first. A reader that
 /// is gone ends it, dropping the connection, as a dropped reader of kube's pipe does.
 pub(crate) async fn message_loop(
@@ -297,6 +344,7 @@ pub(crate) async fn message_loop(
     close_supported: bool,
     mut stdin: Option<mpsc::Receiver<Vec<u8>>>,
     mut stdout: Option<Chunks>,
+    mut stderr: Option<Chunks>,
     status: oneshot::Sender<Status>,
 ) -> String {
     let (mut to_remote, mut from_remote) = ws.split();
@@ -307,7 +355,8 @@ pub(crate) async fn message_loop(
     let quiet = tokio::time::sleep(QUIET);
     tokio::pin!(quiet);
     loop {
-        let pending = stdout.as_ref().is_some_and(Chunks::pending);
+        let pending = stdout.as_ref().is_some_and(Chunks::pending)
+            || stderr.as_ref().is_some_and(Chunks::pending);
         tokio::select! {
             frame = next_frame(&mut stdin), if stdin.is_some() => {
                 let sent = match frame {
@@ -330,17 +379,25 @@ pub(crate) async fn message_loop(
                 }
             }
             message = from_remote.next() => match message {
-                Some(Ok(Message::Binary(bin))) if bin.len() > 1 => match (bin[0], &mut stdout) {
-                    (STDOUT, Some(chunks)) => {
-                        if chunks.push(&bin[1..]).await.is_err() {
-                            stdout = None;
-                            break;
+                Some(Ok(Message::Binary(bin))) if bin.len() > 1 => match bin[0] {
+                    STDOUT | STDERR => {
+                        let (passed, kept) = if bin[0] == STDOUT {
+                            (&mut stdout, &mut kept_out)
+                        } else {
+                            (&mut stderr, &mut kept_err)
+                        };
+                        match passed {
+                            Some(chunks) => {
+                                if chunks.push(&bin[1..]).await.is_err() {
+                                    *passed = None;
+                                    break;
+                                }
+                                quiet.as_mut().reset(Instant::now() + QUIET);
+                            }
+                            None => keep(kept, &bin[1..]),
                         }
-                        quiet.as_mut().reset(Instant::now() + QUIET);
                     }
-                    (STDOUT, None) => keep(&mut kept_out, &bin[1..]),
-                    (STDERR, _) => keep(&mut kept_err, &bin[1..]),
-                    (STATUS, _) => {
+                    STATUS => {
                         if let Ok(parsed) = serde_json::from_slice::<Status>(&bin[1..]) {
                             let _ = status.send(parsed);
                         }
@@ -350,18 +407,15 @@ pub(crate) async fn message_loop(
                 },
                 Some(Ok(_)) => {}
                 Some(Err(e)) => {
-                    if let Some(chunks) = stdout.take() {
-                        chunks.broken(e).await;
+                    for chunks in [stdout.take(), stderr.take()].into_iter().flatten() {
+                        chunks.broken(e.to_string()).await;
                     }
                     break;
                 }
                 None => break,
             },
             () = &mut quiet, if pending => {
-                if let Some(chunks) = stdout.as_mut()
-                    && chunks.flush().await.is_err()
-                {
-                    stdout = None;
+                if flush(&mut stdout).await.is_err() || flush(&mut stderr).await.is_err() {
                     break;
                 }
             }
@@ -372,12 +426,23 @@ pub(crate) async fn message_loop(
             }
         }
     }
-    // What came before the end goes to the reader; dropping the queue then ends its stream.
-    if let Some(mut chunks) = stdout {
-        let _ = chunks.flush().await;
-    }
+    // What came before the end goes to the readers; dropping the queues then ends their
+    // streams.
+    let _ = flush(&mut stdout).await;
+    let _ = flush(&mut stderr).await;
     kept_err.extend_from_slice(&kept_out);
     String::from_utf8_lossy(&kept_err).into_owned()
+}
+
+/// Hands over what `passed` gathered; a reader that is gone is forgotten.
+async fn flush(passed: &mut Option<Chunks>) -> Result<(), Gone> {
+    if let Some(chunks) = passed.as_mut()
+        && chunks.flush().await.is_err()
+    {
+        *passed = None;
+        return Err(Gone);
+    }
+    Ok(())
 }
 
 async fn next_frame(stdin: &mut Option<mpsc::Receiver<Vec<u8>>>) -> Option<Vec<u8>> {

@@ -1,0 +1,212 @@
+//! A reused session in one round trip: the exec into the debug container this pod's last
+//! session used (reuse_cache.rs) is opened at once, beside the reads of the pod, with the
+//! agent's `--handshake` (docs/agent.md), so its command waits for our word on stdin. The
+//! reads then decide: when they find that very container reusable (ours, running, same image,
+//! profile and target) and the target's container ID unchanged (it did not restart), the
+//! command is told to go; otherwise the exec is dropped, which closes its stdin, and the
+//! agent runs nothing. The session then goes on as if there had been no cache: reuse what the
+//! reads found, or add a container. So a miss or an abort costs what a reused session cost
+//! before, and the user's command never runs in a container the reads did not confirm.
+//!
+//! Only sessions without a terminal use it: with a tty the remote terminal would echo the
+//! handshake line before our raw mode begins. Interactive shells take the path of before.
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+
+use crate::kube::exec::Remote;
+use crate::kube::exec_output::{self, Gated};
+use crate::session::options::{DebugOptions, Mode};
+use crate::session::plan::Plan;
+use crate::session::reuse_cache::{Entry, Key, ReuseCache};
+use crate::session::spec::{self, TargetProcess};
+use crate::session::target::TargetKind;
+use crate::session::teardown::Session;
+
+/// The cache key of this session, when it may take the one-round-trip path: a pod named as
+/// such, reuse allowed, our agent in the image, no terminal, nothing dry.
+pub fn key_of(options: &DebugOptions, namespace: &str) -> Option<Key> {
+    let without_tty = matches!(
+        options.mode,
+        Mode::PipedShell | Mode::Command { tty: false, .. }
+    );
+    let eligible = options.reuse
+        && options.dry_run.is_none()
+        && options.image.has_agent()
+        && without_tty
+        && options.target.kind == TargetKind::Pod;
+    eligible.then(|| Key {
+        context: options.record.context.clone().unwrap_or_default(),
+        namespace: namespace.to_string(),
+        pod: options.target.name.clone(),
+        container: options.container.clone().unwrap_or_default(),
+    })
+}
+
+/// An exec opened on the cache's word, waiting for the reads.
+pub struct Early {
+    entry: Entry,
+    gated: Gated,
+}
+
+/// Opens the gated exec into the remembered container; `None` on a miss or when the exec
+/// cannot be opened (a container that is gone, say): the session then goes the usual way.
+pub async fn open_early(
+    options: &DebugOptions,
+    pods: &Api<Pod>,
+    cache: &ReuseCache,
+    key: Option<&Key>,
+) -> Option<Early> {
+    let key = key?;
+    let entry = cache.lookup(key)?;
+    let target = TargetProcess {
+        container: entry.target.clone(),
+        container_id: entry.target_id.clone(),
+        pid: options.target_pid,
+        containers: Vec::new(),
+    };
+    let remote = Remote {
+        pods,
+        pod: &key.pod,
+        container: &entry.debug_container,
+        tap: None,
+    };
+    let gated = exec_output::open_gated(&remote, gated_command(options, &target)?)
+        .await
+        .ok()?;
+    Some(Early { entry, gated })
+}
+
+/// The session's command with the agent's `--handshake` after its verb.
+fn gated_command(options: &DebugOptions, target: &TargetProcess) -> Option<Vec<String>> {
+    let mut command = match &options.mode {
+        Mode::Command { argv, .. } => spec::run_command(&options.image, target, argv),
+        Mode::PipedShell => spec::shell_command(&options.image, target),
+        Mode::Interactive => return None,
+    };
+    // [agent, verb, flags...]: the session ends the container when it is the last one out,
+    // as an ungated one does (spec::ending_the_container).
+    command.insert(2, "--handshake".to_string());
+    Some(spec::ending_the_container(command))
+}
+
+impl Early {
+    /// The exec, if the reads confirm its container: the one they would reuse, for the same
+    /// target container, which did not restart since. Otherwise `None`, and dropping the
+    /// exec aborts it.
+    pub fn confirmed(self, plan: &Plan, session: &Session) -> Option<Gated> {
+        let reusable = plan.reusable.as_ref()?;
+        let same = reusable.name == self.entry.debug_container
+            && reusable.has_agent
+            && session.container == self.entry.debug_container
+            && plan.target.container == self.entry.target
+            && plan.process.container_id == self.entry.target_id;
+        same.then_some(self.gated)
+    }
+}
+
+/// Remembers the container this session ran in, for the next one on the same pod.
+pub fn remember(cache: &ReuseCache, key: Option<&Key>, plan: &Plan, session: &Session) {
+    let Some(key) = key.filter(|_| session.has_agent) else {
+        return;
+    };
+    cache.remember(
+        key,
+        Entry {
+            debug_container: session.container.clone(),
+            target: plan.target.container.clone(),
+            target_id: plan.process.container_id.clone(),
+            image: plan.image.clone(),
+        },
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::debug::tests::options as session_options;
+    use crate::session::profile::Profile;
+    use crate::session::target::TargetRef;
+
+    fn target() -> TargetProcess {
+        TargetProcess {
+            container: "app".into(),
+            container_id: Some("containerd://abc".into()),
+            pid: None,
+            containers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_handshake_flag_goes_right_after_the_agent_verb() {
+        let options = DebugOptions {
+            mode: Mode::Command {
+                argv: vec!["ls".into(), "--handshake".into()],
+                stdin: false,
+                tty: false,
+            },
+            ..session_options(Profile::Auto, true)
+        };
+        let command = gated_command(&options, &target()).unwrap();
+        assert_eq!(
+            command[1..],
+            [
+                "run",
+                "--handshake",
+                "--target-id",
+                "containerd://abc",
+                "--",
+                "ls",
+                "--handshake"
+            ]
+        );
+        let shell = DebugOptions {
+            mode: Mode::PipedShell,
+            ..session_options(Profile::Auto, true)
+        };
+        assert_eq!(
+            gated_command(&shell, &target()).unwrap()[1..3],
+            ["shell", "--handshake"]
+        );
+    }
+
+    #[test]
+    fn only_pods_without_a_terminal_and_with_reuse_take_the_one_round_trip() {
+        let command = Mode::Command {
+            argv: vec!["true".into()],
+            stdin: false,
+            tty: false,
+        };
+        let options = DebugOptions {
+            mode: command,
+            ..session_options(Profile::Auto, true)
+        };
+        let key = key_of(&options, "shop").expect("eligible");
+        assert_eq!(key.namespace, "shop");
+        assert_eq!(key.pod, options.target.name);
+        for refused in [
+            DebugOptions {
+                mode: Mode::Interactive,
+                ..options.clone()
+            },
+            DebugOptions {
+                mode: Mode::Command {
+                    argv: vec!["true".into()],
+                    stdin: false,
+                    tty: true,
+                },
+                ..options.clone()
+            },
+            DebugOptions {
+                reuse: false,
+                ..options.clone()
+            },
+            DebugOptions {
+                target: "deploy/web".parse::<TargetRef>().unwrap(),
+                ..options.clone()
+            },
+        ] {
+            assert_eq!(key_of(&refused, "shop"), None, "{:?}", refused.mode);
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! Which debug container a session on a pod used last, so that the next session can open its
+//! exec at once, beside its reads (handshake.rs), instead of after them.
+//!
+//! One small JSON file in the user's cache directory
+//! (`$XDG_CACHE_HOME/kubectl-distroless-debug/reuse.json`, else
+//! `~/.cache/kubectl-distroless-debug/reuse.json`), keyed by context, namespace, pod and the
+//! `-c` asked for. It is a hint, never a fact: the reads of the pod decide whether the
+//! container is used. So every failure is a miss: a file that is missing, unreadable or not
+//! ours is read as empty, and one that cannot be written is left as it was. Writes go to a
+//! temporary file renamed over the old one, so a reader never sees half a file.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+const DIR: &str = "kubectl-distroless-debug";
+const FILE: &str = "reuse.json";
+/// The most pods remembered; the least recently used go first.
+const MOST: usize = 200;
+
+/// What a session was asked for: the same words find the same entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Key {
+    /// The kubeconfig context; empty in-cluster.
+    pub context: String,
+    pub namespace: String,
+    pub pod: String,
+    /// `-c` as given; empty for the pod's default container.
+    pub container: String,
+}
+
+/// The debug container a session on [`Key`] used, and what it was for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub debug_container: String,
+    /// The target container's name and, when the pod said it, its ID then: a different ID
+    /// now means the target restarted.
+    pub target: String,
+    pub target_id: Option<String>,
+    pub image: String,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct File {
+    /// Least recently used first.
+    entries: Vec<Remembered>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Remembered {
+    key: Key,
+    entry: Entry,
+}
+
+/// The cache file, or none when no cache directory can be named.
+pub struct ReuseCache {
+    path: Option<PathBuf>,
+}
+
+impl ReuseCache {
+    /// The user's cache (see the module's doc).
+    #[cfg(not(test))]
+    pub fn from_env() -> ReuseCache {
+        let var = |name| std::env::var_os(name).map(PathBuf::from);
+        ReuseCache {
+            path: cache_dir(var("XDG_CACHE_HOME"), var("HOME")).map(|d| d.join(DIR).join(FILE)),
+        }
+    }
+
+    /// None in unit tests: the mock-client sessions (debug_tests.rs) expect exactly their
+    /// requests, and must not write into the user's cache.
+    #[cfg(test)]
+    pub fn from_env() -> ReuseCache {
+        ReuseCache { path: None }
+    }
+
+    #[cfg(test)]
+    pub fn at(path: PathBuf) -> ReuseCache {
+        ReuseCache { path: Some(path) }
+    }
+
+    pub fn lookup(&self, key: &Key) -> Option<Entry> {
+        self.read()
+            .entries
+            .into_iter()
+            .find(|r| &r.key == key)
+            .map(|r| r.entry)
+    }
+
+    /// Remembers `entry` for `key`, most recently used; best effort.
+    pub fn remember(&self, key: &Key, entry: Entry) {
+        let mut file = self.read();
+        file.entries.retain(|r| &r.key != key);
+        file.entries.push(Remembered {
+            key: key.clone(),
+            entry,
+        });
+        let extra = file.entries.len().saturating_sub(MOST);
+        file.entries.drain(..extra);
+        self.write(&file);
+    }
+
+    fn read(&self) -> File {
+        self.path
+            .as_deref()
+            .and_then(|path| std::fs::read(path).ok())
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default()
+    }
+
+    fn write(&self, file: &File) {
+        let Some(path) = self.path.as_deref() else {
+            return;
+        };
+        let _ = write_atomically(path, &serde_json::to_vec(file).unwrap_or_default());
+    }
+}
+
+/// `$XDG_CACHE_HOME` when absolute (the XDG spec ignores a relative one), else `~/.cache`.
+fn cache_dir(xdg: Option<PathBuf>, home: Option<PathBuf>) -> Option<PathBuf> {
+    xdg.filter(|d| d.is_absolute())
+        .or_else(|| home.filter(|h| h.is_absolute()).map(|h| h.join(".cache")))
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let temporary = dir.join(format!(".{FILE}.{}", std::process::id()));
+    std::fs::write(&temporary, bytes)?;
+    std::fs::rename(&temporary, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&temporary);
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(pod: &str) -> Key {
+        Key {
+            context: "prod".into(),
+            namespace: "shop".into(),
+            pod: pod.into(),
+            container: String::new(),
+        }
+    }
+
+    fn entry(name: &str) -> Entry {
+        Entry {
+            debug_container: name.into(),
+            target: "app".into(),
+            target_id: Some("containerd://abc".into()),
+            image: "base".into(),
+        }
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("reuse-cache-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir.join(DIR).join(FILE)
+    }
+
+    #[test]
+    fn an_entry_is_found_by_its_whole_key_and_replaced_by_the_next() {
+        let path = scratch("key");
+        let cache = ReuseCache::at(path.clone());
+        assert_eq!(cache.lookup(&key("web")), None, "no file: a miss");
+        cache.remember(&key("web"), entry("dbg-aaaaa"));
+        cache.remember(&key("api"), entry("dbg-bbbbb"));
+        assert_eq!(cache.lookup(&key("web")), Some(entry("dbg-aaaaa")));
+        let other_context = Key {
+            context: "staging".into(),
+            ..key("web")
+        };
+        assert_eq!(cache.lookup(&other_context), None);
+        let other_container = Key {
+            container: "sidecar".into(),
+            ..key("web")
+        };
+        assert_eq!(cache.lookup(&other_container), None);
+        cache.remember(&key("web"), entry("dbg-ccccc"));
+        assert_eq!(cache.lookup(&key("web")), Some(entry("dbg-ccccc")));
+        let _ = std::fs::remove_dir_all(path.parent().unwrap().parent().unwrap());
+    }
+
+    #[test]
+    fn a_corrupt_file_is_a_miss_and_is_replaced_whole() {
+        let path = scratch("corrupt");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, b"{\"entries\": [ {\"key\": ").unwrap();
+        let cache = ReuseCache::at(path.clone());
+        assert_eq!(cache.lookup(&key("web")), None);
+        cache.remember(&key("web"), entry("dbg-aaaaa"));
+        assert_eq!(cache.lookup(&key("web")), Some(entry("dbg-aaaaa")));
+        let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, [FILE], "no temporary file left behind");
+        let _ = std::fs::remove_dir_all(path.parent().unwrap().parent().unwrap());
+    }
+
+    #[test]
+    fn the_least_recently_used_go_first() {
+        let path = scratch("bound");
+        let cache = ReuseCache::at(path.clone());
+        for i in 0..=MOST {
+            cache.remember(&key(&format!("pod-{i}")), entry("dbg-aaaaa"));
+        }
+        assert_eq!(cache.lookup(&key("pod-0")), None);
+        assert!(cache.lookup(&key("pod-1")).is_some());
+        assert!(cache.lookup(&key(&format!("pod-{MOST}"))).is_some());
+        let _ = std::fs::remove_dir_all(path.parent().unwrap().parent().unwrap());
+    }
+
+    #[test]
+    fn the_directory_follows_xdg_then_home() {
+        assert_eq!(
+            cache_dir(Some("/x/cache".into()), Some("/home/u".into())),
+            Some(PathBuf::from("/x/cache"))
+        );
+        assert_eq!(
+            cache_dir(Some("relative".into()), Some("/home/u".into())),
+            Some(PathBuf::from("/home/u/.cache"))
+        );
+        assert_eq!(cache_dir(None, None), None);
+    }
+}
