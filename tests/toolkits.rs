@@ -489,8 +489,8 @@ async fn toolkit_auto_picks_go_for_a_go_binary_and_base_otherwise() {
 
     assert_eq!(
         writes(&c),
-        (2, 4),
-        "PATCHes (probe, go) and execs (info, stop the probe, the command, stop)"
+        (2, 3),
+        "PATCHes (probe, go) and execs (info, stop the probe, the command, which ends its container: no stop)"
     );
 
     // auto on the Rust target: runtime other, so the probe itself is the session's container.
@@ -508,8 +508,8 @@ async fn toolkit_auto_picks_go_for_a_go_binary_and_base_otherwise() {
     );
     assert_eq!(
         writes(&c),
-        (1, 3),
-        "one PATCH (the probe, kept) and execs (info, the command, stop)"
+        (1, 2),
+        "one PATCH (the probe, kept) and execs (info, the command, which ends its container: no stop)"
     );
     let containers = c.debug_containers("auto", "web").await;
     let pod = c.pod_json("auto", "web").await;
@@ -742,9 +742,9 @@ async fn the_default_toolkit_follows_a_runtime_the_pod_spec_names_at_no_extra_co
         1,
         "one debug container"
     );
-    // The same requests as any fresh session: one PATCH, and no probe exec beyond the
-    // command and the teardown's stop.
-    assert_eq!(writes(&c), (1, 2), "{:#?}", c.sb.requests());
+    // The same requests as any fresh session: one PATCH and the command's exec, no probe
+    // exec, and no stop (the command's session ends the container).
+    assert_eq!(writes(&c), (1, 1), "{:#?}", c.sb.requests());
     // A distroless target with no runtime in its name keeps base.
     c.running_app("hinted", "web", NONROOT_APP, Some((65532, 65532)))
         .await;

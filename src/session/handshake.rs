@@ -138,7 +138,7 @@ mod tests {
     }
 
     #[test]
-    fn the_handshake_flag_goes_right_after_the_agent_verb() {
+    fn the_handshake_flag_goes_right_after_the_agent_verb_and_the_session_ends_the_container() {
         let options = DebugOptions {
             mode: Mode::Command {
                 argv: vec!["ls".into(), "--handshake".into()],
@@ -152,6 +152,7 @@ mod tests {
             command[1..],
             [
                 "run",
+                "--end-container",
                 "--handshake",
                 "--target-id",
                 "containerd://abc",
@@ -165,8 +166,8 @@ mod tests {
             ..session_options(Profile::Auto, true)
         };
         assert_eq!(
-            gated_command(&shell, &target()).unwrap()[1..3],
-            ["shell", "--handshake"]
+            gated_command(&shell, &target()).unwrap()[1..4],
+            ["shell", "--end-container", "--handshake"]
         );
     }
 

@@ -304,18 +304,20 @@ impl Session {
         let ended = async {
             loop {
                 match watch.next().await {
-                    Ok(Seen::Gone) => return true,
+                    Ok(Seen::Gone) => return Some(None),
                     Ok(Seen::Pod(pod)) => {
                         if let Progress::Exited { .. } = progress_of(&pod, &container) {
-                            return true;
+                            return Some(Some(pod));
                         }
                     }
-                    Err(_) => return false,
+                    Err(_) => return None,
                 }
             }
         };
         match tokio::time::timeout(LAST_OUT_WAIT, ended).await {
-            Ok(true) => Teardown::Stopped,
+            // The pod that showed it ended also says whether the target ended it.
+            Ok(Some(Some(pod))) => self.ended_in(&pod),
+            Ok(Some(None)) => Teardown::Stopped,
             _ => Teardown::EndsItself,
         }
     }
@@ -332,14 +334,22 @@ impl Session {
     /// A container of ours that ended by itself: with the target when the target is no longer
     /// the container we were told (a new ID, or not running), not under a shared PID namespace.
     async fn ended(&self) -> Teardown {
+        if self.target.container_id.is_none() {
+            return Teardown::Stopped;
+        }
+        match self.cluster.bounded(self.pods.get(&self.pod)).await {
+            Ok(pod) => self.ended_in(&pod),
+            Err(_) => Teardown::Stopped,
+        }
+    }
+
+    /// [`Self::ended`] as `pod` tells it.
+    fn ended_in(&self, pod: &Pod) -> Teardown {
         let Some(id) = &self.target.container_id else {
             return Teardown::Stopped;
         };
-        let Ok(pod) = self.cluster.bounded(self.pods.get(&self.pod)).await else {
-            return Teardown::Stopped;
-        };
-        let shared = shares_pid_namespace(&pod);
-        let now = status_of(&pod, &self.target.container);
+        let shared = shares_pid_namespace(pod);
+        let now = status_of(pod, &self.target.container);
         let same = now.and_then(|s| s.container_id.as_ref()) == Some(id)
             && now
                 .and_then(|s| s.state.as_ref())
