@@ -147,3 +147,36 @@ pub fn container_to_hold(source: &Source, container: Option<&str>) -> Result<Str
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(yaml_json: serde_json::Value) -> Source {
+        Source {
+            pod: serde_json::from_value(yaml_json).expect("a pod"),
+            original: "web".into(),
+            from_template: false,
+        }
+    }
+
+    #[test]
+    fn the_held_container_is_a_regular_one_and_a_native_sidecar_is_refused() {
+        let web = source(serde_json::json!({
+            "metadata": {"name": "web", "annotations": {"kubectl.kubernetes.io/default-container": "app"}},
+            "spec": {
+                "initContainers": [{"name": "proxy", "image": "envoy", "restartPolicy": "Always"}],
+                "containers": [{"name": "log", "image": "fluent"}, {"name": "app", "image": "app"}]
+            }
+        }));
+        // The default-container annotation, not the first container listed.
+        assert_eq!(container_to_hold(&web, None).unwrap(), "app");
+        assert_eq!(container_to_hold(&web, Some("log")).unwrap(), "log");
+        let refused = container_to_hold(&web, Some("proxy")).unwrap_err();
+        assert!(
+            refused.to_string().contains("proxy is an init container"),
+            "{refused}"
+        );
+        assert!(container_to_hold(&web, Some("nope")).is_err());
+    }
+}
