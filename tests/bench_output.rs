@@ -3,7 +3,8 @@
 //! `head -c 134217728 /dev/zero` (issue 13's command, whose busybox copy loop is slower than
 //! either transport) and `cat` of a 128 MiB file made once in the container (which hands the
 //! bytes to the pipe with sendfile(2), so the transport is the limit). Each producer is also
-//! timed alone in the container, its output to /dev/null: what no transport can beat. When
+//! timed alone in the container, its output to /dev/null: what no transport can beat. Ours
+//! runs twice, recording the session locally (the default) and with `--no-record`. When
 //! `BENCH_OUTPUT_BEFORE` names a plugin binary built before output went over our own exec
 //! connection, that one is measured too. Each run's stdout goes to a file whose size is
 //! checked; rounds alternate which tool goes first. Prints the table (medians of 7, or of
@@ -31,8 +32,8 @@ const CLOCK: &str = r#"now() { set -- $(adjtimex | sed -n 's/^ *time\.tv_[a-z]*:
 
 #[derive(Clone)]
 enum Tool {
-    /// A plugin binary: this build's, or the one before.
-    Plugin(String),
+    /// A plugin binary (this build's, or the one before) and its flags before `pod/web`.
+    Plugin(String, &'static [&'static str]),
     Kubectl,
     /// The command alone in the container, its output to /dev/null, timed by the container's
     /// clock.
@@ -61,7 +62,7 @@ async fn run(
 ) -> Duration {
     let mut process = match tool {
         Tool::Alone => return alone(c, container, command).await,
-        Tool::Plugin(binary) => {
+        Tool::Plugin(binary, flags) => {
             let mut plugin = c.plugin(&[]);
             let plugin = plugin.as_std_mut();
             let mut replaced = std::process::Command::new(binary);
@@ -72,6 +73,7 @@ async fn run(
                 };
             }
             replaced
+                .args(*flags)
                 .args(["-n", "bench", "pod/web", "--"])
                 .args(command);
             tokio::process::Command::from(replaced)
@@ -182,7 +184,11 @@ async fn session_output_128_mib_ours_beside_kubectl_exec() {
     let load = support::load_average();
 
     let mut tools = vec![
-        ("ours".to_string(), Tool::Plugin(BIN.to_string())),
+        ("ours".to_string(), Tool::Plugin(BIN.to_string(), &[])),
+        (
+            "ours, `--no-record`".to_string(),
+            Tool::Plugin(BIN.to_string(), &["--no-record"]),
+        ),
         (
             "`kubectl exec -c <that container>`".to_string(),
             Tool::Kubectl,
@@ -194,10 +200,10 @@ async fn session_output_128_mib_ours_beside_kubectl_exec() {
     ];
     if let Ok(before) = std::env::var("BENCH_OUTPUT_BEFORE") {
         tools.insert(
-            1,
+            2,
             (
                 "ours before (kube's exec stream, 1 KiB pipes)".to_string(),
-                Tool::Plugin(before),
+                Tool::Plugin(before, &[]),
             ),
         );
     }
@@ -265,7 +271,9 @@ async fn session_output_128_mib_ours_beside_kubectl_exec() {
          measured {} by `cargo test --release --test bench_output -- --ignored --nocapture` (with `BENCH_OUTPUT_BEFORE=<binary>` \
          for a row of a plugin built before), which rewrites this section.\n\n{table}\n\
          What the time includes: for ours, the whole command (process start, the API reads, the exec, the bytes to a local file, \
-         the reused container's teardown checks); for `kubectl exec`, process start, one exec, the bytes to a local file; for the \
+         the reused container's teardown checks) and the session's local recording, on by default (asciicast: the output decoded as UTF-8, \
+         invalid bytes as U+FFFD, and JSON-escaped, up to the recording's size cap: docs/recording.md); for ours with `--no-record`, the same without the \
+         recording; for `kubectl exec`, process start, one exec, the bytes to a local file; for the \
          command alone, its own process start and run in the container with its output to /dev/null, timed by the container's clock \
          (`adjtimex`, to the microsecond) net of the cost of reading that clock: no transport at all, the most any tool can reach.\n\n\
          What bounds each: {}. Busybox's `head -c` copies byte by byte between 4 KiB stdio reads and writes: its own CPU is a \
