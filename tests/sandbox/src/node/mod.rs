@@ -45,7 +45,7 @@ mod sys;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Pod;
@@ -88,6 +88,9 @@ pub struct Node {
     /// How long each container start took, from the node taking it up (pull included) to
     /// its process running: (namespace, pod, container, time).
     starts: Mutex<Vec<(String, String, String, Duration)>>,
+    /// How long each exec took to start, from the node taking it up to its process running
+    /// (`runc exec` returned): (namespace, pod, container, time).
+    exec_starts: Mutex<Vec<(String, String, String, Duration)>>,
     pause_rootfs: PathBuf,
     shut_down: std::sync::atomic::AtomicBool,
 }
@@ -179,6 +182,7 @@ impl Node {
             pods: Mutex::new(HashMap::new()),
             pulled: Mutex::new(HashSet::new()),
             starts: Mutex::new(Vec::new()),
+            exec_starts: Mutex::new(Vec::new()),
             pause_rootfs,
             shut_down: false.into(),
         }))
@@ -201,6 +205,13 @@ impl Node {
     /// from the node taking it up, pull included, to its process running).
     pub fn container_starts(&self) -> Vec<(String, String, String, Duration)> {
         lock(&self.starts).clone()
+    }
+
+    /// Every exec start so far, oldest first: (namespace, pod, container, how long from the
+    /// node taking the exec up to its process running). Execs without a terminal only: one
+    /// with a terminal starts after the answer, once the client's terminal size arrives.
+    pub fn exec_starts(&self) -> Vec<(String, String, String, Duration)> {
+        lock(&self.exec_starts).clone()
     }
 
     pub(crate) fn record_start(&self, pod: &Pod, container: &str, took: Duration) {
@@ -392,8 +403,16 @@ impl Runtime for Node {
         streams: StreamOptions,
     ) -> BoxFuture<'static, Result<Process, RuntimeError>> {
         let found = self.running_instance(&namespace, &pod, &container);
-        let (runc, reaper) = (self.runc.clone(), self.reaper);
-        Box::pin(async move { found?.exec(&runc, reaper, command, streams).await })
+        let (runc, reaper, me) = (self.runc.clone(), self.reaper, self.me.clone());
+        Box::pin(async move {
+            let taken_up = Instant::now();
+            let tty = streams.tty;
+            let process = found?.exec(&runc, reaper, command, streams).await?;
+            if let (false, Some(node)) = (tty, me.upgrade()) {
+                lock(&node.exec_starts).push((namespace, pod, container, taken_up.elapsed()));
+            }
+            Ok(process)
+        })
     }
 
     fn attach(
