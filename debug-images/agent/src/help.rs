@@ -84,7 +84,7 @@ signals are the command's own. CMD gets TARGET_PID (the target's pid) and TARGET
 Flags:
   --end-container  when this session ends and no other session is alive, `hold` exits
                    and the container ends (no `stop` needed)
-  --handshake      first read one line of stdin: `go` runs as above; `abort`, anything
+  --handshake      before CMD, read one line of stdin: `go` runs as above; `abort`, anything
                    else or a closed stdin runs nothing (exit 1). The rest of stdin is CMD's.
 
 Exit codes: the command's own; 1 the handshake did not say go; 126 found but not
@@ -106,7 +106,7 @@ Flags:
   --target-pid N   the target process (env DISTROLESS_DEBUG_TARGET_PID; --pid is the
                    older spelling)
   --end-container  as run --end-container: the container ends with the last session
-  --handshake      first read one line of stdin: `go` starts the shell; `abort`, anything
+  --handshake      before the shell, read one line of stdin: `go` starts it; `abort`, anything
                    else or a closed stdin starts nothing (exit 1)
 
 Exit codes: the shell's own; 1 the handshake did not say go; 126/127 when no shell can be executed; 2 bad flags; 3 target

@@ -5,10 +5,12 @@
 //! between to forward them. The session lock rides along on an inherited descriptor.
 //!
 //! `--handshake` lets the plugin open the exec before it has read the pod (a reused
-//! session's one round trip): nothing runs, not even the target's lookup, until the first
-//! line of stdin says `go`; `abort`, anything else or a closed stdin ends the verb (exit 1)
-//! with nothing run. The line is read a byte at a time so that the rest of stdin stays the
-//! command's.
+//! session's one round trip): no command runs until the first line of stdin says `go`;
+//! `abort`, anything else or a closed stdin ends the verb (exit 1) with nothing run. The line
+//! is read a byte at a time so that the rest of stdin stays the command's. While it waits,
+//! the session is already registered (so `hold` does not end the container under it when
+//! the session before it was the last one out) and the target already looked up (it only
+//! reads /proc), so that `go` finds nothing left to do but the command.
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io::{self, Read};
@@ -36,15 +38,15 @@ pub const STANDARD_PATH: [&str; 6] = [
 ];
 
 pub fn run(flags: RunFlags) -> Status {
-    if flags.handshake && !handshake_says_go("run") {
-        return Status::Failure;
-    }
+    let argv = flags.argv;
+    register(&format!("run {}", shell_words(&argv)), flags.end_container);
     let target = match target::identify(&flags.target) {
         Ok(target) => target,
         Err(failure) => return failure.report("run"),
     };
-    let argv = flags.argv;
-    register(&format!("run {}", shell_words(&argv)), flags.end_container);
+    if flags.handshake && !handshake_says_go("run") {
+        return Status::Failure;
+    }
     let path = path_with_standard_dirs(std::env::var_os("PATH"));
     let Some(program) = find_program(&argv[0], &path) else {
         return exec_failed(&argv[0], io::Error::from(io::ErrorKind::NotFound));
@@ -95,14 +97,14 @@ pub fn find_program(name: &OsStr, path: &OsStr) -> Option<PathBuf> {
 }
 
 pub fn shell(flags: ShellFlags) -> Status {
-    if flags.handshake && !handshake_says_go("shell") {
-        return Status::Failure;
-    }
+    register("shell", flags.end_container);
     let target = match target::identify(&flags.target) {
         Ok(target) => target,
         Err(failure) => return failure.report("shell"),
     };
-    register("shell", flags.end_container);
+    if flags.handshake && !handshake_says_go("shell") {
+        return Status::Failure;
+    }
     eprintln!("{}", target_line(&target));
 
     let shell = choose_shell(std::env::var_os("SHELL"));

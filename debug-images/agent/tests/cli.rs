@@ -631,3 +631,38 @@ fn run_with_a_handshake_runs_only_after_go_and_leaves_the_rest_of_stdin_to_the_c
         assert!(stderr.contains("nothing was run"), "{stderr}");
     }
 }
+
+#[test]
+fn a_session_waiting_for_its_handshake_keeps_hold_from_ending_the_container() {
+    let scratch = Scratch::new("gatedlive");
+    let mut hold = scratch.spawn_hold(&["--idle", "0"]);
+    // A reused session's exec, opened beside the plugin's reads, waits for its word...
+    let mut gated = scratch
+        .agent(&["run", "--handshake", "--end-container", "--", "echo", "ran"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    sleep(Duration::from_millis(200));
+    // ...while the session before it, the last one out so far, ends and asks to end the
+    // container.
+    assert!(
+        scratch
+            .output(&["run", "--end-container", "--", "true"])
+            .status
+            .success()
+    );
+    sleep(Duration::from_millis(300));
+    assert!(
+        hold.try_wait().unwrap().is_none(),
+        "hold ended the container under a session waiting for its handshake"
+    );
+    let mut stdin = gated.stdin.take().unwrap();
+    stdin.write_all(b"go\n").unwrap();
+    drop(stdin);
+    let out = gated.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ran\n");
+    // Now it was the last one out.
+    assert!(exit_within(&mut hold, Duration::from_secs(2)).success());
+}
