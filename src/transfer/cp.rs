@@ -11,6 +11,7 @@
 //! Naming follows `cp -r`: a source goes into an existing directory under its own name, or
 //! becomes the destination when that does not exist (its parent must).
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -28,7 +29,7 @@ use crate::output::printer::Printer;
 use crate::session::obtain::{Obtained, running_debug_container};
 use crate::session::plan::Plan;
 use crate::session::refusal::{NOT_IDENTIFIED, refusal};
-use crate::session::spec::{TargetProcess, agent_command, run_command};
+use crate::session::spec::{TargetProcess, agent_command, ending_the_container, run_command};
 use crate::session::target::TargetRef;
 use crate::toolkit::catalog::ImageChoice;
 use crate::transfer::extract::{Destination, ExtractError, Stats, extract};
@@ -144,6 +145,8 @@ pub async fn run(
         image: &options.session.image,
         target: &session.target,
         remote: &remote,
+        ends_container: session.has_agent,
+        last_exit: Cell::new(None),
         progress,
         printer,
     };
@@ -168,6 +171,7 @@ pub async fn run(
         (Direction::Download { .. }, None) => Ok(ExitStatus::Failure),
     };
     let interrupted = matches!(result, Ok(ExitStatus::Interrupted(_)));
+    session.last_exec_exited(copy.last_exit.get());
     session.teardown(printer, interrupted).await;
     result
 }
@@ -190,11 +194,25 @@ struct Copy<'a> {
     image: &'a ImageChoice,
     target: &'a TargetProcess,
     remote: &'a Remote<'a>,
+    /// The last exec (`tar` down, `untar` up) ends the container as the last session out.
+    ends_container: bool,
+    /// The exit code of that exec, once it exited (for teardown).
+    last_exit: Cell<Option<i32>>,
     progress: bool,
     printer: &'a Printer,
 }
 
 impl Copy<'_> {
+    /// `argv`, an agent verb that is the copy's last exec, wrapped as every exec is.
+    fn last_exec(&self, argv: Vec<String>) -> Vec<String> {
+        let argv = if self.ends_container {
+            ending_the_container(argv)
+        } else {
+            argv
+        };
+        run_command(self.image, self.target, &argv)
+    }
+
     fn pod(&self) -> String {
         self.plan.target.pod_name().to_string()
     }
@@ -248,7 +266,7 @@ impl Copy<'_> {
         let started = Instant::now();
         let transferred = from_remote(
             self.remote,
-            run_command(self.image, self.target, &argv),
+            self.last_exec(argv),
             &counter,
             interrupts,
             move |reader| {
@@ -261,7 +279,10 @@ impl Copy<'_> {
         .map_err(|e| self.exec_error(e));
         meter.stop();
         let ((result, warnings), remote) = match transferred? {
-            Transferred::Done { local, remote } => (local, remote),
+            Transferred::Done { local, remote } => {
+                self.last_exit.set(remote.code.as_ref().ok().copied());
+                (local, remote)
+            }
             Transferred::Interrupted(signal) => {
                 self.printer.note(&format!(
                     "interrupted: {} may hold part of the copy",
@@ -374,7 +395,7 @@ impl Copy<'_> {
         let source = local.to_path_buf();
         let transferred = to_remote(
             self.remote,
-            run_command(self.image, self.target, &argv),
+            self.last_exec(argv),
             &counter,
             interrupts,
             move |writer| {
@@ -387,7 +408,10 @@ impl Copy<'_> {
         .map_err(|e| self.exec_error(e));
         meter.stop();
         let ((result, warnings), remote) = match transferred? {
-            Transferred::Done { local, remote } => (local, remote),
+            Transferred::Done { local, remote } => {
+                self.last_exit.set(remote.code.as_ref().ok().copied());
+                (local, remote)
+            }
             Transferred::Interrupted(signal) => {
                 self.printer.note(&format!(
                     "interrupted: {into} in the target may hold part of the copy"
