@@ -35,6 +35,7 @@ use crate::toolkit::catalog::ImageChoice;
 use crate::transfer::extract::{Destination, ExtractError, Stats, extract};
 use crate::transfer::options::{CopyOptions, Direction};
 use crate::transfer::pack::{PackError, Packed, pack};
+use crate::transfer::read_only::read_only;
 use crate::transfer::remote::{
     Bytes, Counter, Meter, RemoteEnd, Transferred, from_remote, rate, to_remote,
 };
@@ -520,58 +521,6 @@ fn join_remote(dir: &str, name: &str) -> String {
         ("/", name) => format!("/{name}"),
         (dir, name) => format!("{dir}/{name}"),
     }
-}
-
-/// Why `dir` is read-only in the target, and where it could write instead.
-fn read_only(plan: &Plan, dir: &str) -> Error {
-    let (why, writable) = read_only_reason(&plan.target.pod, &plan.target.container, dir);
-    Error::ReadOnlyTarget {
-        pod: plan.target.pod_name().to_string(),
-        container: plan.target.container.clone(),
-        path: dir.to_string(),
-        why,
-        writable,
-    }
-}
-
-/// The reason a path is on a read-only filesystem in `container`, from the pod spec (the
-/// volume mount holding it, or `readOnlyRootFilesystem`), and the writable mount paths.
-pub fn read_only_reason(pod: &Pod, container: &str, path: &str) -> (String, Vec<String>) {
-    let spec = crate::session::target::container_spec(pod, container);
-    let mounts = spec
-        .and_then(|c| c.volume_mounts.clone())
-        .unwrap_or_default();
-    let under = |mount: &str| {
-        let mount = mount.trim_end_matches('/');
-        path == mount || path.starts_with(&format!("{mount}/")) || mount.is_empty()
-    };
-    let holding = mounts
-        .iter()
-        .filter(|m| under(&m.mount_path))
-        .max_by_key(|m| m.mount_path.len());
-    let writable: Vec<String> = mounts
-        .iter()
-        .filter(|m| m.read_only != Some(true))
-        .map(|m| m.mount_path.clone())
-        .collect();
-    let why = match holding {
-        Some(m) if m.read_only == Some(true) => {
-            format!("volume {} is mounted readOnly at {}", m.name, m.mount_path)
-        }
-        Some(m) => format!(
-            "volume {} at {} is read-only (its source is)",
-            m.name, m.mount_path
-        ),
-        None if spec
-            .and_then(|c| c.security_context.as_ref())
-            .and_then(|s| s.read_only_root_filesystem)
-            == Some(true) =>
-        {
-            "readOnlyRootFilesystem".to_string()
-        }
-        None => "its root filesystem is mounted read-only".to_string(),
-    };
-    (why, writable)
 }
 
 /// The agent's stderr, without its `distroless-debug-agent VERB:` prefixes, in one line.
