@@ -255,6 +255,112 @@ async fn a_tree_round_trips_with_modes_and_symlinks_and_uploads_write_as_the_tar
     assert!(run.stderr.contains("uid 65532"), "{run:?}");
 }
 
+/// A normal `cp` sends no `stop`, down or up: its last exec (the agent's `tar`, `untar`) ends
+/// the container as the last session out, also when the agent fails (a missing path), and
+/// the plugin only sees it Terminated. Each exec before it is left unmarked.
+#[tokio::test]
+async fn a_normal_copy_ends_its_container_without_a_stop() {
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    restricted_app(&c).await;
+    let s = Scratch::new("laststop");
+    std::fs::write(s.path("up.txt"), "up\n").unwrap();
+    let down = ["pod/web:/etc/app/current/config.yaml", &s.arg("down.yaml")];
+    let up = [&s.arg("up.txt"), "pod/web:/tmp"];
+    let missing = ["pod/web:/etc/nope", &s.arg("nope")];
+    for (what, args, code, execs, last) in [
+        ("download", &down, 0, &["run"][..], "tar"),
+        ("upload", &up, 0, &["stat", "run"][..], "untar"),
+        ("missing path", &missing, 1, &["run"][..], "tar"),
+    ] {
+        c.sb.clear_requests();
+        let run = cp(&c, args).await;
+        assert_eq!(run.code, Some(code), "{what}: {run:?}");
+        let requests = c.sb.requests();
+        assert_eq!(
+            support::exec_verbs(&requests),
+            execs,
+            "{what}: no stop after the work: {requests:#?}"
+        );
+        support::assert_no_stop_after_the_work(&requests, what);
+        assert_eq!(
+            support::verbs_ending_the_container(&requests),
+            [last],
+            "{what}: only the last exec ends the container"
+        );
+        c.wait_all_terminated("files", "web", Duration::from_secs(20))
+            .await;
+    }
+    assert_eq!(std::fs::read(s.path("down.yaml")).unwrap().len(), 86);
+}
+
+/// A debug container reused while its own session runs stays for that session: `cp` both
+/// ways, `snapshot` and `info` end their execs with `--end-container`, but a live session
+/// keeps it (the agent's rule), and no `stop` is sent either.
+#[tokio::test]
+async fn a_reused_container_outlives_copies_snapshots_and_info_beside_a_live_session() {
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    restricted_app(&c).await;
+    let s = Scratch::new("reusedlast");
+    std::fs::write(s.path("up.txt"), "up\n").unwrap();
+    let mut holder = c
+        .started_session(&[
+            "-n",
+            "files",
+            "pod/web",
+            "--",
+            "sh",
+            "-c",
+            "echo started; sleep 120",
+        ])
+        .await;
+    let held = c.debug_containers("files", "web").await;
+    assert_eq!(held.len(), 1, "{held:?}");
+    let snapshot = s.arg("etc.tar");
+    let down = s.arg("down.yaml");
+    let up = s.arg("up.txt");
+    for args in [
+        vec!["cp", "pod/web:/etc/app/current/config.yaml", &down],
+        vec!["cp", &up, "pod/web:/tmp"],
+        vec![
+            "snapshot",
+            "pod/web",
+            "--include",
+            "/etc/**",
+            "-o",
+            &snapshot,
+        ],
+        vec!["info", "pod/web"],
+    ] {
+        c.sb.clear_requests();
+        let mut argv = vec!["-n", "files"];
+        argv.extend_from_slice(&args);
+        let run = c.run(&argv, LIMIT).await;
+        assert_eq!(run.code, Some(0), "{args:?}: {run:?}");
+        assert!(run.stderr.contains("reusing dbg-"), "{args:?}: {run:?}");
+        let requests = c.sb.requests();
+        support::assert_no_stop_after_the_work(&requests, &format!("{args:?}"));
+        assert_eq!(
+            support::verbs_ending_the_container(&requests).len(),
+            1,
+            "{args:?}"
+        );
+        // Seen within the agent's 50 ms tick had it ended.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(
+            c.debug_containers("files", "web").await,
+            held,
+            "{args:?}: the session's container still runs"
+        );
+    }
+    support::send(&holder, libc::SIGTERM);
+    support::exit_code(&mut holder, LIMIT).await;
+    c.wait_all_terminated("files", "web", LIMIT).await;
+}
+
 /// The agent refuses the first entry and exits while most of a large upload is still on its
 /// way: kube-rs's stdin pipe then stopped being read and the plugin waited forever.
 #[tokio::test]

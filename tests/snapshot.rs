@@ -138,9 +138,18 @@ async fn a_snapshot_holds_the_binary_config_and_symlink_with_matching_sha256s() 
     };
     app_with_volume(&c).await;
     let s = Scratch::new("full");
+    c.sb.clear_requests();
     let run = snapshot(&c, &["-o", &s.arg("web.tar.gz")]).await;
     assert_eq!(run.code, Some(0), "{run:?}");
     assert!(run.stderr.contains("wrote "), "{run:?}");
+    // One exec, the agent's `tar`, which ends the container as the last session out: no
+    // `stop` after it, and the container ends by itself.
+    let requests = c.sb.requests();
+    assert_eq!(support::exec_verbs(&requests), ["run"], "{requests:#?}");
+    support::assert_no_stop_after_the_work(&requests, "snapshot");
+    assert_eq!(support::verbs_ending_the_container(&requests), ["tar"]);
+    c.wait_all_terminated("snap", "web", Duration::from_secs(20))
+        .await;
     assert!(!Path::new(&s.arg("web.tar.gz.partial")).exists());
     let archive = read_archive(Path::new(&s.arg("web.tar.gz")));
 

@@ -211,6 +211,37 @@ async fn without_container_ids_in_cgroups_a_shared_pid_session_refuses_with_cand
     // No debug container is left running after the refusal.
     c.wait_all_terminated("t", "shared", LIMIT).await;
 
+    // `cp` and `info` refuse the same way. Their last exec ran with `--end-container`, but
+    // the agent's refusal (exit 3) registers no session: the plugin's `stop` still ends the
+    // container.
+    let local = std::env::temp_dir().join(format!("dd-refused-{}", std::process::id()));
+    let local = local.display().to_string();
+    for args in [
+        vec!["cp", "pod/shared:/etc/os-release", &local],
+        vec!["info", "pod/shared"],
+    ] {
+        c.sb.clear_requests();
+        let mut argv = vec!["-n", "t"];
+        argv.extend_from_slice(&args);
+        argv.extend(["-c", "app"]);
+        let run = c.run(&argv, LIMIT).await;
+        assert_eq!(run.code, Some(2), "{args:?}: {run:?}");
+        assert!(
+            run.stderr
+                .contains("cannot tell which process is container app"),
+            "{args:?}: {run:?}"
+        );
+        assert_eq!(
+            support::stop_execs(&c.sb.requests()),
+            1,
+            "{args:?}: {:#?}",
+            c.sb.requests()
+        );
+        c.wait_all_terminated("t", "shared", Duration::from_secs(30))
+            .await;
+    }
+    assert!(!std::path::Path::new(&local).exists());
+
     let run = in_shared_app(
         &c,
         &["--target-pid", &app_pid],

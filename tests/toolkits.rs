@@ -410,10 +410,16 @@ async fn toolkit_auto_picks_go_for_a_go_binary_and_base_otherwise() {
         .await;
 
     // `info` reads the target: the Go binary, its uid, its socket.
+    c.sb.clear_requests();
     let r = c
         .run(&["-n", "auto", "info", "pod/goapp", "-o", "json"], LIMIT)
         .await;
     assert_eq!(r.code, Some(0), "{r:?}");
+    // Its one exec ends the container as the last session out: no `stop` after it.
+    let requests = c.sb.requests();
+    assert_eq!(support::exec_verbs(&requests), ["info"], "{requests:#?}");
+    assert_eq!(support::verbs_ending_the_container(&requests), ["info"]);
+    support::assert_no_stop_after_the_work(&requests, "info");
     let info: Value = serde_json::from_str(&r.stdout).expect("info -o json is JSON");
     assert_eq!(info["pod"], "goapp");
     assert_eq!(info["container"], "app");
@@ -438,7 +444,8 @@ async fn toolkit_auto_picks_go_for_a_go_binary_and_base_otherwise() {
             .is_some_and(|l| l.iter().any(|s| s["port"] == 8001)),
         "{info}"
     );
-    c.wait_all_terminated("auto", "goapp", LIMIT).await;
+    c.wait_all_terminated("auto", "goapp", Duration::from_secs(20))
+        .await;
 
     // Text form: one aligned line per fact.
     let r = c.run(&["-n", "auto", "info", "pod/web"], LIMIT).await;

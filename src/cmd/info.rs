@@ -22,7 +22,7 @@ use crate::session::obtain::{Obtained, running_debug_container};
 use crate::session::options::DebugOptions;
 use crate::toolkit::runtime::toolkit_for_runtime;
 
-use crate::session::facts::{Read, read_facts};
+use crate::session::facts::{Read, read_facts_last};
 
 pub async fn run(
     options: &DebugOptions,
@@ -44,8 +44,11 @@ pub async fn run(
         container: &session.container,
         tap: None,
     };
-    let read = read_facts(&remote, &session.target, &mut interrupts).await;
+    // Its one exec is its last: the container ends with it (docs/agent.md).
+    let (read, exited) =
+        read_facts_last(&remote, &session.target, session.has_agent, &mut interrupts).await;
     let interrupted = matches!(read, Ok(Read::Interrupted(_)));
+    session.last_exec_exited(exited);
     session.teardown(printer, interrupted).await;
     let mut facts = match read? {
         Read::Facts(facts) => facts,

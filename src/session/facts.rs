@@ -12,7 +12,7 @@ use crate::kube::exec::{Captured, Ending, ExecError, Remote};
 use crate::kube::exec_output;
 use crate::output::printer::Printer;
 use crate::session::refusal::{NOT_IDENTIFIED, TargetNotIdentified};
-use crate::session::spec::{TargetProcess, agent_command};
+use crate::session::spec::{TargetProcess, agent_command, ending_the_container};
 use crate::session::teardown::Session;
 
 /// How reading the facts ended.
@@ -56,8 +56,36 @@ pub async fn read_facts(
     target: &TargetProcess,
     interrupts: &mut Interrupts,
 ) -> Result<Read, Error> {
-    let (pods, pod, container) = (remote.pods, remote.pod, remote.container);
     let command = agent_command("info", target, &["-o", "json"]);
+    read(remote, command, target, interrupts).await.0
+}
+
+/// [`read_facts`] as the last exec of its session (`kubectl distroless-debug info`): with
+/// `end_container` the agent's `info` ends the container as the last session out
+/// (docs/agent.md). Beside the read, the agent's exit code, `None` when it did not exit (a
+/// signal, a broken connection, no exec), for [`Session::last_exec_exited`].
+pub async fn read_facts_last(
+    remote: &Remote<'_>,
+    target: &TargetProcess,
+    end_container: bool,
+    interrupts: &mut Interrupts,
+) -> (Result<Read, Error>, Option<i32>) {
+    let command = agent_command("info", target, &["-o", "json"]);
+    let command = if end_container {
+        ending_the_container(command)
+    } else {
+        command
+    };
+    read(remote, command, target, interrupts).await
+}
+
+async fn read(
+    remote: &Remote<'_>,
+    command: Vec<String>,
+    target: &TargetProcess,
+    interrupts: &mut Interrupts,
+) -> (Result<Read, Error>, Option<i32>) {
+    let (pods, pod, container) = (remote.pods, remote.pod, remote.container);
     let mut captured = Captured::default();
     let stream_error = |why: String| Error::Stream {
         pod: pod.to_string(),
@@ -66,17 +94,20 @@ pub async fn read_facts(
     };
     let ended =
         exec_output::streamed(remote, command, false, Some(&mut captured), interrupts).await;
-    match ended {
+    let exited = match ended {
+        Ok(Ending::Exited(code)) => Some(code),
+        _ => None,
+    };
+    let read = match ended {
         Ok(Ending::Interrupted(signal)) => Ok(Read::Interrupted(signal)),
         Ok(Ending::Exited(code)) => {
             let stdout = String::from_utf8_lossy(&captured.stdout);
-            if code == NOT_IDENTIFIED
-                && let Some(refused) = TargetNotIdentified::from_json(&stdout, pod, target)
-            {
-                return Err(refused.into());
-            }
-            match serde_json::from_str::<Value>(&stdout) {
-                Ok(Value::Object(facts)) if code == 0 => Ok(Read::Facts(facts)),
+            let refused = (code == NOT_IDENTIFIED)
+                .then(|| TargetNotIdentified::from_json(&stdout, pod, target))
+                .flatten();
+            match (refused, serde_json::from_str::<Value>(&stdout)) {
+                (Some(refused), _) => Err(refused.into()),
+                (None, Ok(Value::Object(facts))) if code == 0 => Ok(Read::Facts(facts)),
                 _ => Err(stream_error(format!(
                     "the agent's `info` exited {code} without its JSON facts: {}",
                     String::from_utf8_lossy(&captured.stderr).trim()
@@ -98,5 +129,6 @@ pub async fn read_facts(
             container: container.to_string(),
             source,
         }),
-    }
+    };
+    (read, exited)
 }

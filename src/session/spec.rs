@@ -260,12 +260,16 @@ pub fn run_command(image: &ImageChoice, target: &TargetProcess, argv: &[String])
     }
 }
 
-/// `command` (an agent `run` or `shell`) as the session's last exec: with `--end-container`,
-/// the agent ends the container when this session ends and no other is alive, so teardown
-/// sends no `stop` (docs/agent.md). Any other command is returned as it is.
+/// `command` (an agent `run` or `shell`, or the `tar`, `untar` or `info` that ends a `cp`,
+/// a `snapshot` or an `info`) as the session's last exec: with `--end-container`, the agent
+/// ends the container when this session ends and no other is alive, so teardown sends no
+/// `stop` (docs/agent.md). Any other command is returned as it is.
 pub fn ending_the_container(mut command: Vec<String>) -> Vec<String> {
     if command.first().map(String::as_str) == Some(AGENT)
-        && matches!(command.get(1).map(String::as_str), Some("run" | "shell"))
+        && matches!(
+            command.get(1).map(String::as_str),
+            Some("run" | "shell" | "tar" | "untar" | "info")
+        )
     {
         command.insert(2, "--end-container".into());
     }

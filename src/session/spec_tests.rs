@@ -345,6 +345,34 @@ fn the_last_exec_asks_the_agent_to_end_the_container_and_nothing_else_changes() 
         ending_the_container(stop_command(true)),
         ["distroless-debug-agent", "stop"]
     );
+    let stat = agent_command("stat", &TargetProcess::default(), &["--", "/etc"]);
+    assert_eq!(
+        ending_the_container(stat.clone()),
+        stat,
+        "never a last exec"
+    );
+}
+
+#[test]
+fn the_last_tar_untar_or_info_carries_the_flag_on_the_verb_not_on_its_paths() {
+    let target = TargetProcess {
+        pid: None,
+        container_id: Some("3f2a".into()),
+        ..TargetProcess::default()
+    };
+    for (verb, rest) in [
+        ("tar", &["--", "/--end-container"][..]),
+        ("untar", &["--", "/tmp"]),
+        ("info", &["-o", "json"]),
+    ] {
+        let ended = ending_the_container(agent_command(verb, &target, rest));
+        assert_eq!(
+            ended[..3],
+            ["distroless-debug-agent", verb, "--end-container"],
+            "{ended:?}"
+        );
+        assert_eq!(ended[3..], agent_command(verb, &target, rest)[2..]);
+    }
 }
 
 #[test]

@@ -25,6 +25,7 @@ use crate::base::error::describe;
 use crate::kube::cluster::Cluster;
 use crate::kube::exec::{Remote, run_quietly};
 use crate::output::printer::Printer;
+use crate::session::refusal::NOT_IDENTIFIED;
 use crate::session::spec::{AGENT, TargetProcess, stop_command};
 use crate::session::target::{shares_pid_namespace, status_of};
 use crate::session::wait::{Progress, progress_of};
@@ -40,6 +41,9 @@ pub const LAST_OUT_WAIT: Duration = Duration::from_secs(2);
 /// The agent's exit code for "other sessions still use this container" in our stop-if-unused
 /// script (EX_TEMPFAIL).
 const IN_USE: i32 = 75;
+
+/// The agent's exit code for a command line it refuses (an agent older than the flag).
+const AGENT_USAGE: i32 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
@@ -126,6 +130,19 @@ impl Session {
             watch: None,
             done: false,
         }
+    }
+
+    /// The session's last exec, an agent verb run [`ending_the_container`] (`cp`'s `tar` or
+    /// `untar`, `snapshot`'s `tar`, `info`'s `info`), exited `code`; `None` when it did not
+    /// end with an exit status (a signal, a broken connection). The verb registered itself
+    /// as a session that ends the container unless it refused its command line or could not
+    /// identify the target, which it does first (docs/agent.md): then, and after anything
+    /// but an exit, teardown keeps its `stop`.
+    ///
+    /// [`ending_the_container`]: crate::session::spec::ending_the_container
+    pub fn last_exec_exited(&mut self, code: Option<i32>) {
+        self.ends_itself = self.has_agent
+            && code.is_some_and(|code| code != AGENT_USAGE && code != NOT_IDENTIFIED);
     }
 
     fn remote(&self) -> Remote<'_> {

@@ -11,6 +11,7 @@
 //! Naming follows `cp -r`: a source goes into an existing directory under its own name, or
 //! becomes the destination when that does not exist (its parent must).
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -28,12 +29,13 @@ use crate::output::printer::Printer;
 use crate::session::obtain::{Obtained, running_debug_container};
 use crate::session::plan::Plan;
 use crate::session::refusal::{NOT_IDENTIFIED, refusal};
-use crate::session::spec::{TargetProcess, agent_command, run_command};
+use crate::session::spec::{TargetProcess, agent_command, ending_the_container, run_command};
 use crate::session::target::TargetRef;
 use crate::toolkit::catalog::ImageChoice;
 use crate::transfer::extract::{Destination, ExtractError, Stats, extract};
 use crate::transfer::options::{CopyOptions, Direction};
 use crate::transfer::pack::{PackError, Packed, pack};
+use crate::transfer::read_only::read_only;
 use crate::transfer::remote::{
     Bytes, Counter, Meter, RemoteEnd, Transferred, from_remote, rate, to_remote,
 };
@@ -144,6 +146,8 @@ pub async fn run(
         image: &options.session.image,
         target: &session.target,
         remote: &remote,
+        ends_container: session.has_agent,
+        last_exit: Cell::new(None),
         progress,
         printer,
     };
@@ -168,6 +172,7 @@ pub async fn run(
         (Direction::Download { .. }, None) => Ok(ExitStatus::Failure),
     };
     let interrupted = matches!(result, Ok(ExitStatus::Interrupted(_)));
+    session.last_exec_exited(copy.last_exit.get());
     session.teardown(printer, interrupted).await;
     result
 }
@@ -190,11 +195,25 @@ struct Copy<'a> {
     image: &'a ImageChoice,
     target: &'a TargetProcess,
     remote: &'a Remote<'a>,
+    /// The last exec (`tar` down, `untar` up) ends the container as the last session out.
+    ends_container: bool,
+    /// The exit code of that exec, once it exited (for teardown).
+    last_exit: Cell<Option<i32>>,
     progress: bool,
     printer: &'a Printer,
 }
 
 impl Copy<'_> {
+    /// `argv`, an agent verb that is the copy's last exec, wrapped as every exec is.
+    fn last_exec(&self, argv: Vec<String>) -> Vec<String> {
+        let argv = if self.ends_container {
+            ending_the_container(argv)
+        } else {
+            argv
+        };
+        run_command(self.image, self.target, &argv)
+    }
+
     fn pod(&self) -> String {
         self.plan.target.pod_name().to_string()
     }
@@ -248,7 +267,7 @@ impl Copy<'_> {
         let started = Instant::now();
         let transferred = from_remote(
             self.remote,
-            run_command(self.image, self.target, &argv),
+            self.last_exec(argv),
             &counter,
             interrupts,
             move |reader| {
@@ -261,7 +280,10 @@ impl Copy<'_> {
         .map_err(|e| self.exec_error(e));
         meter.stop();
         let ((result, warnings), remote) = match transferred? {
-            Transferred::Done { local, remote } => (local, remote),
+            Transferred::Done { local, remote } => {
+                self.last_exit.set(remote.code.as_ref().ok().copied());
+                (local, remote)
+            }
             Transferred::Interrupted(signal) => {
                 self.printer.note(&format!(
                     "interrupted: {} may hold part of the copy",
@@ -374,7 +396,7 @@ impl Copy<'_> {
         let source = local.to_path_buf();
         let transferred = to_remote(
             self.remote,
-            run_command(self.image, self.target, &argv),
+            self.last_exec(argv),
             &counter,
             interrupts,
             move |writer| {
@@ -387,7 +409,10 @@ impl Copy<'_> {
         .map_err(|e| self.exec_error(e));
         meter.stop();
         let ((result, warnings), remote) = match transferred? {
-            Transferred::Done { local, remote } => (local, remote),
+            Transferred::Done { local, remote } => {
+                self.last_exit.set(remote.code.as_ref().ok().copied());
+                (local, remote)
+            }
             Transferred::Interrupted(signal) => {
                 self.printer.note(&format!(
                     "interrupted: {into} in the target may hold part of the copy"
@@ -496,58 +521,6 @@ fn join_remote(dir: &str, name: &str) -> String {
         ("/", name) => format!("/{name}"),
         (dir, name) => format!("{dir}/{name}"),
     }
-}
-
-/// Why `dir` is read-only in the target, and where it could write instead.
-fn read_only(plan: &Plan, dir: &str) -> Error {
-    let (why, writable) = read_only_reason(&plan.target.pod, &plan.target.container, dir);
-    Error::ReadOnlyTarget {
-        pod: plan.target.pod_name().to_string(),
-        container: plan.target.container.clone(),
-        path: dir.to_string(),
-        why,
-        writable,
-    }
-}
-
-/// The reason a path is on a read-only filesystem in `container`, from the pod spec (the
-/// volume mount holding it, or `readOnlyRootFilesystem`), and the writable mount paths.
-pub fn read_only_reason(pod: &Pod, container: &str, path: &str) -> (String, Vec<String>) {
-    let spec = crate::session::target::container_spec(pod, container);
-    let mounts = spec
-        .and_then(|c| c.volume_mounts.clone())
-        .unwrap_or_default();
-    let under = |mount: &str| {
-        let mount = mount.trim_end_matches('/');
-        path == mount || path.starts_with(&format!("{mount}/")) || mount.is_empty()
-    };
-    let holding = mounts
-        .iter()
-        .filter(|m| under(&m.mount_path))
-        .max_by_key(|m| m.mount_path.len());
-    let writable: Vec<String> = mounts
-        .iter()
-        .filter(|m| m.read_only != Some(true))
-        .map(|m| m.mount_path.clone())
-        .collect();
-    let why = match holding {
-        Some(m) if m.read_only == Some(true) => {
-            format!("volume {} is mounted readOnly at {}", m.name, m.mount_path)
-        }
-        Some(m) => format!(
-            "volume {} at {} is read-only (its source is)",
-            m.name, m.mount_path
-        ),
-        None if spec
-            .and_then(|c| c.security_context.as_ref())
-            .and_then(|s| s.read_only_root_filesystem)
-            == Some(true) =>
-        {
-            "readOnlyRootFilesystem".to_string()
-        }
-        None => "its root filesystem is mounted read-only".to_string(),
-    };
-    (why, writable)
 }
 
 /// The agent's stderr, without its `distroless-debug-agent VERB:` prefixes, in one line.

@@ -5,6 +5,7 @@ use k8s_openapi::api::core::v1::{SecurityContext, VolumeMount};
 
 use super::*;
 use crate::session::target::TargetKind;
+use crate::transfer::read_only::read_only_reason;
 
 #[test]
 fn remote_sides_are_target_colon_absolute_path() {

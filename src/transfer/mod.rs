@@ -7,5 +7,6 @@ pub mod glob;
 pub mod manifest;
 pub mod options;
 pub mod pack;
+pub mod read_only;
 pub mod remote;
 pub mod snapshot;

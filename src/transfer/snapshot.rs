@@ -27,7 +27,7 @@ use crate::output::printer::Printer;
 use crate::session::obtain::{Obtained, running_debug_container};
 use crate::session::plan::Plan;
 use crate::session::refusal::{NOT_IDENTIFIED, refusal};
-use crate::session::spec::{agent_command, run_command};
+use crate::session::spec::{agent_command, ending_the_container, run_command};
 use crate::transfer::manifest::{MANIFEST_NAME, Manifest, RecordError, Recorder};
 use crate::transfer::options::{SnapshotOptions, SnapshotOutput};
 use crate::transfer::remote::{Bytes, Counter, Meter, Transferred, from_remote, rate};
@@ -164,6 +164,7 @@ async fn snapshot(
         Obtained::Ready { session, .. } => session,
         Obtained::Interrupted(signal) => return Ok(ExitStatus::Interrupted(signal)),
     };
+    let mut last_exit = None;
     let result = record(
         options,
         cluster,
@@ -173,9 +174,11 @@ async fn snapshot(
         printer,
         sink,
         &mut interrupts,
+        &mut last_exit,
     )
     .await;
     let interrupted = matches!(result, Ok(ExitStatus::Interrupted(_)));
+    session.last_exec_exited(last_exit);
     session.teardown(printer, interrupted).await;
     result
 }
@@ -190,6 +193,7 @@ async fn record(
     printer: &Printer,
     sink: Sink,
     interrupts: &mut Interrupts,
+    last_exit: &mut Option<i32>,
 ) -> Result<ExitStatus, Error> {
     let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
     let remote = Remote {
@@ -206,6 +210,10 @@ async fn record(
         argv.extend(["--exclude".into(), path.clone()]);
     }
     argv.extend(["--".into(), "/".into()]);
+    // The snapshot's one exec is its last: the container ends with it (docs/agent.md).
+    if session.has_agent {
+        argv = ending_the_container(argv);
+    }
 
     let filter = options.filter.clone();
     let counter = Counter::default();
@@ -241,7 +249,10 @@ async fn record(
         },
     })?;
     let ((recorded, warnings), remote_end) = match transferred {
-        Transferred::Done { local, remote } => (local, remote),
+        Transferred::Done { local, remote } => {
+            *last_exit = remote.code.as_ref().ok().copied();
+            (local, remote)
+        }
         Transferred::Interrupted(signal) => {
             printer.note("interrupted: no snapshot was written");
             return Ok(ExitStatus::Interrupted(signal));

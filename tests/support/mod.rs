@@ -579,6 +579,59 @@ pub fn exec_verbs(requests: &[kube_sandbox::RequestRecord]) -> Vec<String> {
         .collect()
 }
 
+/// How many execs in the log stop a debug container: the agent's `stop`, or the teardown's
+/// stop-if-unused script (`-c`: the only shell script the plugin execs into a container
+/// with our agent).
+pub fn stop_execs(requests: &[kube_sandbox::RequestRecord]) -> usize {
+    exec_verbs(requests)
+        .iter()
+        .filter(|verb| *verb == "stop" || *verb == "-c")
+        .count()
+}
+
+/// `METHOD path` of the requests after the last exec, Events left out: what a teardown after
+/// the work sent. Empty when the agent ended the container and the plugin only watched.
+pub fn after_the_last_exec(requests: &[kube_sandbox::RequestRecord]) -> Vec<String> {
+    let last = requests.iter().rposition(|r| r.path.ends_with("/exec"));
+    requests[last.map_or(0, |at| at + 1)..]
+        .iter()
+        .filter(|r| !r.path.ends_with("/events"))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect()
+}
+
+/// The log of a command whose last exec ended its container by itself: no `stop` exec, and
+/// after that exec not even a pod read (teardown only watched, or left a reused container
+/// to its agent). `what` names the command in the failure.
+pub fn assert_no_stop_after_the_work(requests: &[kube_sandbox::RequestRecord], what: &str) {
+    assert_eq!(stop_execs(requests), 0, "{what}: {requests:#?}");
+    assert_eq!(
+        after_the_last_exec(requests),
+        Vec::<String>::new(),
+        "{what}: not even a pod read"
+    );
+}
+
+/// The agent verbs in the log's execs that ran with `--end-container` right after them
+/// (`cp`'s `tar` is the command of an agent `run`, so it is not the second word).
+pub fn verbs_ending_the_container(requests: &[kube_sandbox::RequestRecord]) -> Vec<String> {
+    requests
+        .iter()
+        .filter(|r| r.path.ends_with("/exec"))
+        .filter_map(|r| {
+            let words: Vec<&str> = r
+                .query
+                .split('&')
+                .filter_map(|p| p.strip_prefix("command="))
+                .collect();
+            words
+                .windows(2)
+                .find(|w| w[1] == "--end-container")
+                .map(|w| w[0].to_string())
+        })
+        .collect()
+}
+
 /// Sends `signal` to `child`, which must still be running (not reaped).
 pub fn send(child: &tokio::process::Child, signal: i32) {
     let pid = child.id().expect("a running child") as i32;

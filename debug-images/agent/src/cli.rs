@@ -80,6 +80,8 @@ pub struct ShellFlags {
 pub struct InfoFlags {
     pub target: TargetFlags,
     pub json: bool,
+    /// As `run --end-container`: this `info` is a session for its whole run.
+    pub end_container: bool,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -92,6 +94,8 @@ pub struct TargetVerbFlags {
 pub struct TarFlags {
     pub root: Option<PathBuf>,
     pub target: TargetFlags,
+    /// As `run --end-container`: this `tar` is a session for its whole run.
+    pub end_container: bool,
     pub excludes: Vec<PathBuf>,
     pub paths: Vec<PathBuf>,
 }
@@ -107,6 +111,8 @@ pub struct StatFlags {
 pub struct UntarFlags {
     pub root: Option<PathBuf>,
     pub target: TargetFlags,
+    /// As `run --end-container`: this `untar` is a session for its whole run.
+    pub end_container: bool,
     pub dest: PathBuf,
 }
 
@@ -315,6 +321,7 @@ fn parse_info(args: &[OsString]) -> Result<Command, UsageError> {
                 flags.target(&mut info.target, name, v)?
             }
             Arg::Flag("-o" | "--output", v) => info.json = flags.json(v)?,
+            Arg::Flag("--end-container", None) => info.end_container = true,
             other => return Err(flags.unexpected(other)),
         }
     }
@@ -346,6 +353,7 @@ fn parse_tar(args: &[OsString]) -> Result<Command, UsageError> {
                 flags.target(&mut tar.target, name, v)?
             }
             Arg::Flag("--exclude", v) => tar.excludes.push(flags.value("--exclude", v)?.into()),
+            Arg::Flag("--end-container", None) => tar.end_container = true,
             Arg::Positional(p) => tar.paths.push(p.into()),
             other => return Err(flags.unexpected(other)),
         }
@@ -361,6 +369,7 @@ fn parse_untar(args: &[OsString]) -> Result<Command, UsageError> {
     let mut flags = Flags::new("untar", args);
     let mut root = None;
     let mut target = TargetFlags::default();
+    let mut end_container = false;
     let mut dests = Vec::new();
     while let Some(arg) = flags.next()? {
         match arg {
@@ -368,13 +377,19 @@ fn parse_untar(args: &[OsString]) -> Result<Command, UsageError> {
             Arg::Flag(name @ ("--target-pid" | "--target-id"), v) => {
                 flags.target(&mut target, name, v)?
             }
+            Arg::Flag("--end-container", None) => end_container = true,
             Arg::Positional(p) => dests.push(PathBuf::from(p)),
             other => return Err(flags.unexpected(other)),
         }
     }
     flags.root_or_target(&root, &target)?;
     match <[PathBuf; 1]>::try_from(dests) {
-        Ok([dest]) => Ok(Command::Untar(UntarFlags { root, target, dest })),
+        Ok([dest]) => Ok(Command::Untar(UntarFlags {
+            root,
+            target,
+            end_container,
+            dest,
+        })),
         Err(_) => Err(flags.error("untar needs exactly one DEST")),
     }
 }
@@ -790,6 +805,7 @@ mod tests {
             Ok(Command::Info(InfoFlags {
                 target: TargetFlags { pid, id: None },
                 json,
+                end_container: false,
             }))
         };
         assert_eq!(
@@ -876,7 +892,7 @@ mod tests {
             Ok(Command::Untar(UntarFlags {
                 target: by_id(),
                 dest: "/tmp".into(),
-                root: None
+                ..UntarFlags::default()
             }))
         );
         assert_eq!(
@@ -920,22 +936,68 @@ mod tests {
             parse_words(&["tar", "--root", "/r", "/etc", "--", "--odd-name"]),
             Ok(Command::Tar(TarFlags {
                 root: Some("/r".into()),
-                target: TargetFlags::default(),
-                excludes: Vec::new(),
                 paths: vec!["/etc".into(), "--odd-name".into()],
+                ..TarFlags::default()
             }))
         );
         assert!(parse_words(&["tar"]).is_err());
         assert_eq!(
             parse_words(&["untar", "/tmp/x"]),
             Ok(Command::Untar(UntarFlags {
-                root: None,
-                target: TargetFlags::default(),
-                dest: "/tmp/x".into()
+                dest: "/tmp/x".into(),
+                ..UntarFlags::default()
             }))
         );
         assert!(parse_words(&["untar"]).is_err());
         assert!(parse_words(&["untar", "a", "b"]).is_err());
+    }
+
+    #[test]
+    fn tar_untar_and_info_take_end_container_as_a_plain_flag() {
+        assert_eq!(
+            parse_words(&["tar", "--end-container", "--target-id", ID, "--", "/etc"]),
+            Ok(Command::Tar(TarFlags {
+                target: by_id(),
+                end_container: true,
+                paths: vec!["/etc".into()],
+                ..TarFlags::default()
+            }))
+        );
+        assert_eq!(
+            parse_words(&["tar", "--root", "/r", "--", "--end-container"]),
+            Ok(Command::Tar(TarFlags {
+                root: Some("/r".into()),
+                paths: vec!["--end-container".into()],
+                ..TarFlags::default()
+            })),
+            "after -- it is a PATH"
+        );
+        assert_eq!(
+            parse_words(&["untar", "--root", "/r", "--end-container", "/tmp"]),
+            Ok(Command::Untar(UntarFlags {
+                root: Some("/r".into()),
+                end_container: true,
+                dest: "/tmp".into(),
+                ..UntarFlags::default()
+            }))
+        );
+        assert_eq!(
+            parse_words(&["info", "--end-container", "-o", "json"]),
+            Ok(Command::Info(InfoFlags {
+                target: TargetFlags::default(),
+                json: true,
+                end_container: true,
+            }))
+        );
+        for verb in [&["tar", "/etc"][..], &["untar", "/tmp"], &["info"]] {
+            let mut words = vec![verb[0], "--end-container=yes"];
+            words.extend_from_slice(&verb[1..]);
+            assert!(parse_words(&words).is_err(), "{words:?}");
+        }
+        assert!(
+            parse_words(&["stat", "--end-container", "/etc"]).is_err(),
+            "stat is never the last exec"
+        );
     }
 
     #[test]

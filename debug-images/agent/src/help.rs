@@ -126,7 +126,8 @@ Exit codes: 0 stopped (or nothing to stop); 1 hold did not acknowledge within 5s
 ";
 
 pub const INFO_HELP: &str = "\
-Usage: distroless-debug-agent info [--target-id ID | --target-pid N] [-o json|text]
+Usage: distroless-debug-agent info [--target-id ID | --target-pid N] [--end-container]
+                                   [-o json|text]
 
 Facts about the target process: pid, its container ID and how it was found
 (container_id, method: cgroup|pid1|flag), uid/gid/groups, exe, cmdline, runtime
@@ -138,7 +139,9 @@ Flags:
   --target-id ID   the target container's ID (env DISTROLESS_DEBUG_TARGET_ID)
   --target-pid N   the target process (env DISTROLESS_DEBUG_TARGET_PID; --pid is the
                    older spelling)
-  --end-container  as run --end-container: the container ends with the last session
+  --end-container  once the target is found, register this info as a session that,
+                   as with run --end-container, ends the container when it is the last
+                   (none on exit code 2 or 3); output and exit code are the same
   -o, --output F   json or text (default text)
 
 Exit codes: 0 facts printed (possibly partial); 1 the target exited meanwhile; 2 bad
@@ -172,7 +175,7 @@ Exit codes: 0 target printed; 2 bad flags; 3 target not identified.
 
 pub const TAR_HELP: &str = "\
 Usage: distroless-debug-agent tar [--root DIR | --target-id ID | --target-pid N]
-                                  [--exclude PATH]... PATH...
+                                  [--end-container] [--exclude PATH]... PATH...
 
 Writes a tar (ustar with PAX extensions) of PATHs to stdout. PATHs are resolved inside
 DIR (default the target's root, /proc/<target pid>/root): symlinks in them are followed as the target
@@ -188,6 +191,9 @@ Flags:
   --target-id ID   the target container's ID (env DISTROLESS_DEBUG_TARGET_ID)
   --target-pid N   the target process (env DISTROLESS_DEBUG_TARGET_PID)
   --exclude PATH   leave out PATH (inside the root) and everything below it; repeatable
+  --end-container  once the root is known, register this tar as a session that, as with
+                   run --end-container, ends the container when it is the last (none on
+                   exit code 2 or 3); the archive and exit code are the same
 
 Env: DISTROLESS_DEBUG_NO_OPENAT2=1 forces the userspace resolver.
 
@@ -196,7 +202,8 @@ stdout failed; 2 bad flags; 3 target not identified.
 ";
 
 pub const UNTAR_HELP: &str = "\
-Usage: distroless-debug-agent untar [--root DIR | --target-id ID | --target-pid N] DEST
+Usage: distroless-debug-agent untar [--root DIR | --target-id ID | --target-pid N]
+                                    [--end-container] DEST
 
 Reads a tar from stdin and extracts it under DEST, an existing directory resolved inside
 DIR (default the target's root, /proc/<target pid>/root). Refuses, naming the entry, any entry with
@@ -204,6 +211,12 @@ DIR (default the target's root, /proc/<target pid>/root). Refuses, naming the en
 stops at the first refusal, leaving the entries before it in place. Existing files are
 replaced. Sets modes and mtimes; uid/gid only where permitted. Devices and fifos are
 skipped with a note.
+
+Flags:
+  --root DIR       resolve DEST inside DIR
+  --target-id ID   the target container's ID (env DISTROLESS_DEBUG_TARGET_ID)
+  --target-pid N   the target process (env DISTROLESS_DEBUG_TARGET_PID)
+  --end-container  as tar --end-container: the container ends with the last session
 
 Env: DISTROLESS_DEBUG_NO_OPENAT2=1 forces the userspace resolver.
 

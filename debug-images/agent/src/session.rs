@@ -170,8 +170,10 @@ fn handshake_word(input: &mut impl Read) -> Option<String> {
 
 /// Registers the session; a failure is reported but does not stop the command, which the
 /// user needs more than the idle bookkeeping. `end_container`: `hold` ends the container
-/// when this session ends and no other is alive (hold.rs).
-fn register(note: &str, end_container: bool) {
+/// when this session ends and no other is alive (hold.rs). `tar`, `untar` and `info` call
+/// it too for `--end-container`, once their target is known: the session is the verb's own
+/// process, and ends with it.
+pub fn register(note: &str, end_container: bool) {
     let state = StateDir::from_env();
     let registered = state.register_session(note, end_container);
     // Wake `hold` (SIGCHLD is its "look again"), so it watches this session closely from

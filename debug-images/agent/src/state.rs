@@ -4,7 +4,8 @@
 //! /tmp/.distroless-debug/            0700, owned by the container's uid
 //!   hold.pid                         pid of `hold`, removed when it starts to exit
 //!   stop.request                     pid of a `stop` that asked `hold` to exit
-//!   sessions/<pid>                   one per `run`/`shell`, locked while it lives; its
+//!   sessions/<pid>                   one per `run`/`shell` (and per `tar`/`untar`/`info`
+//!                                    with `--end-container`), locked while it lives; its
 //!                                    first line is `end-container` for `--end-container`
 //!   target -> /proc/<pid>/root       the last target resolved (images: /target -> here)
 //! ```

@@ -523,6 +523,97 @@ fn untar_takes_gnu_tar_archives_and_refuses_absolute_names() {
     assert_eq!(std::fs::read_dir(root.join("data")).unwrap().count(), 0);
 }
 
+/// `tar`, `untar` and `info` with `--end-container` (the last exec of `cp`, `snapshot` and
+/// `info`): the same output and exit code as without, and hold ends with them when no other
+/// session is alive; without the flag, or beside a live session, hold stays.
+#[test]
+fn tar_untar_and_info_with_end_container_end_hold_only_as_the_last_session() {
+    let scratch = Scratch::new("verblast");
+    let root = target_tree(&scratch);
+    let root = root.to_str().unwrap();
+    let me = std::process::id().to_string();
+    let archive = scratch
+        .output(&["tar", "--root", root, "--", "/etc/app"])
+        .stdout;
+    assert!(!archive.is_empty());
+    // The verb, with the flag or without, and what it answered.
+    let verb = |name: &str, ending: bool| -> Output {
+        let mut args = vec![name];
+        if ending {
+            args.push("--end-container");
+        }
+        let (rest, input): (&[&str], &[u8]) = match name {
+            "tar" => (&["--root", root, "--", "/etc/app"], b""),
+            "untar" => (&["--root", root, "/data"], &archive),
+            _ => (&["--target-pid", &me, "-o", "json"], b""),
+        };
+        args.extend_from_slice(rest);
+        let mut child = scratch
+            .agent(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let still_held = |hold: &mut Child, why: &str| {
+        sleep(Duration::from_millis(300));
+        assert!(hold.try_wait().unwrap().is_none(), "{why}");
+    };
+    for name in ["tar", "untar", "info"] {
+        let mut hold = scratch.spawn_hold(&["--idle", "0"]);
+        let plain = verb(name, false);
+        assert!(
+            plain.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&plain.stderr)
+        );
+        still_held(&mut hold, &format!("{name} without the flag ended hold"));
+
+        let mut other = scratch.agent(&["run", "--", "sleep", "1"]).spawn().unwrap();
+        sleep(Duration::from_millis(100));
+        let beside = verb(name, true);
+        assert_eq!(beside.status.code(), plain.status.code(), "{name}");
+        still_held(
+            &mut hold,
+            &format!("{name} ended hold while a session was alive"),
+        );
+        assert!(exit_within(&mut other, Duration::from_secs(3)).success());
+        still_held(&mut hold, &format!("{name}'s mark outlived it"));
+
+        let ended = Instant::now();
+        let last = verb(name, true);
+        assert_eq!(last.status.code(), plain.status.code(), "{name}");
+        if name == "tar" {
+            assert_eq!(last.stdout, plain.stdout, "the same archive");
+        } else {
+            assert_eq!(last.stdout.is_empty(), plain.stdout.is_empty(), "{name}");
+        }
+        assert_eq!(last.stderr, plain.stderr, "{name}: nothing more on stderr");
+        assert!(
+            exit_within(&mut hold, Duration::from_secs(2)).success(),
+            "{name}"
+        );
+        assert!(
+            ended.elapsed() < Duration::from_millis(1000),
+            "{name}: seen within a tick, not the idle second: {:?}",
+            ended.elapsed()
+        );
+        let log = stderr_of(hold);
+        assert!(
+            log.contains("exiting: last session: it ended the container"),
+            "{name}: {log}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(scratch.0.join("root/data/etc/app/v2/config.yaml")).unwrap(),
+        "port: 8080\n",
+        "untar extracted as it does without the flag"
+    );
+}
+
 #[test]
 fn tar_of_nothing_readable_fails_with_a_summary() {
     let scratch = Scratch::new("tarmissing");

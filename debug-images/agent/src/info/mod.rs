@@ -18,6 +18,7 @@ use serde::Serialize;
 use crate::cli::InfoFlags;
 use crate::exit::Status;
 use crate::procs;
+use crate::session;
 use crate::target::{self, Failure, Method, Resolved};
 use procfs::{Listener, Mount};
 
@@ -61,6 +62,9 @@ pub fn main(flags: InfoFlags) -> Status {
         }
         Err(failure) => return failure.report("info"),
     };
+    if flags.end_container {
+        session::register("info", true);
+    }
     let pid = resolved.pid;
     if !Path::new(&format!("/proc/{pid}")).exists() {
         eprintln!("distroless-debug-agent info: pid {pid} has exited");

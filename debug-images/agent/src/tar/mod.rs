@@ -23,6 +23,7 @@ use std::path::PathBuf;
 
 use crate::cli::{TarFlags, TargetFlags, UntarFlags};
 use crate::exit::Status;
+use crate::session;
 use crate::target;
 use resolve::Root;
 
@@ -60,6 +61,9 @@ pub fn archive_main(flags: TarFlags) -> Status {
         Ok(dir) => dir,
         Err(status) => return status,
     };
+    if flags.end_container {
+        session::register("tar", true);
+    }
     let Some(root) = open_root(&dir, "tar") else {
         return Status::Failure;
     };
@@ -118,6 +122,9 @@ pub fn extract_main(flags: UntarFlags) -> Status {
         Ok(dir) => dir,
         Err(status) => return status,
     };
+    if flags.end_container {
+        session::register(&format!("untar {}", flags.dest.display()), true);
+    }
     let Some(root) = open_root(&dir, "untar") else {
         return Status::Failure;
     };
