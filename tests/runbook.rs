@@ -966,6 +966,13 @@ async fn two_clusters_by_context_keep_same_named_pods_apart() {
                 .filter(|r| r.method == "PATCH" && r.path.ends_with("/ephemeralcontainers"))
                 .count();
         assert_eq!(patches, 2, "each cluster's own pods, once each");
+        // The last step is a collect: its `tar` ends each container, no stop is sent.
+        assert_eq!(
+            support::stop_execs(&c.sb.requests()),
+            0,
+            "{:#?}",
+            c.sb.requests()
+        );
         assert_eq!(count(c, "POST", SELF_SUBJECT_REVIEWS), 1);
         assert_eq!(count(c, "GET", "/api/v1/namespaces/shop"), 1);
         for name in ["web-1", "web-2"] {

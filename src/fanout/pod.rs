@@ -227,12 +227,12 @@ impl Fanout<'_> {
                 StepStatus::TimedOut | StepStatus::Interrupted | StepStatus::Error
             )
         });
-        // The last step's exec ran to its end as a session that ends the container: the agent
-        // stops it (exit code 3 may be the agent's refusal, which registers no session).
+        // The last step's exec (a `run`, or a `collect`'s `tar`) ran to its end as a session
+        // that ends the container: the agent stops it (exit code 3 may be the agent's refusal,
+        // which registers no session).
         let runbook = &self.prepared.runbook.steps;
         session.ends_itself = session.has_agent
             && runbook.len() == result.steps.len()
-            && matches!(runbook.last().map(|s| &s.action), Some(Action::Run(_)))
             && result.steps.last().is_some_and(|s| {
                 matches!(s.status, StepStatus::Ok | StepStatus::Failed)
                     && s.exit_code.is_some_and(|code| code != NOT_IDENTIFIED)
@@ -406,7 +406,7 @@ impl Fanout<'_> {
                     .await
             }
             Action::Collect(path) => {
-                self.collect_step(step, path, place, interrupts, limit)
+                self.collect_step(step, last, path, place, interrupts, limit)
                     .await
             }
         }
@@ -510,6 +510,7 @@ impl Fanout<'_> {
     async fn collect_step(
         &self,
         step: &Step,
+        last: bool,
         path: &str,
         place: &Place<'_>,
         interrupts: &mut Interrupts,
@@ -546,9 +547,16 @@ impl Fanout<'_> {
         let argv = tar_command(place.target, path);
         let prefix = path.trim_start_matches('/').as_bytes().to_vec();
         let counter = Counter::default();
+        let command = run_command(place.image, place.target, &argv);
+        // As a last `run` step: the runbook's last exec ends the container.
+        let command = if last && place.image.has_agent() {
+            ending_the_container(command)
+        } else {
+            command
+        };
         let transfer = from_remote(
             &place.remote,
-            run_command(place.image, place.target, &argv),
+            command,
             &counter,
             interrupts,
             move |reader| {
