@@ -11,13 +11,17 @@
 //!
 //! Files are created 0600 in a 0700 directory (they can hold secrets seen in a session). A
 //! size cap per session ends the recording with an `"m"` marker and drops what follows; the
-//! session itself never waits on the recording, and a write that fails ends it quietly.
+//! session's streams hand their bytes to a writer thread (which does the UTF-8 and JSON work
+//! and the writes), and a write that fails ends the recording quietly.
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -200,7 +204,6 @@ struct Inner {
     /// The cap was reached (or a write failed): nothing more is written.
     stopped: bool,
     truncated: bool,
-    bytes: Bytes,
 }
 
 /// Which file an event goes to.
@@ -210,13 +213,38 @@ enum Stream {
     Err,
 }
 
+/// What the session hands to the recording's writer thread.
+enum Message {
+    /// Bytes of a stream, at `time` seconds since the start, under event `code`.
+    Event {
+        stream: Stream,
+        code: &'static str,
+        time: f64,
+        bytes: Vec<u8>,
+    },
+    /// The closing marker; the thread then ends.
+    Finish { time: f64, ending: String },
+}
+
+/// How many events may wait for the writer thread. Only a disk slower than the connection
+/// fills it (a session's chunks are at most 256 KiB, so at most 16 MiB wait); the session then
+/// waits for the disk rather than drop what the recording promised to keep.
+const QUEUED_EVENTS: usize = 64;
+
 /// A session's recording in progress; a [`Tap`] for the exec streams.
+///
+/// The exec streams only count the bytes and queue a copy: the UTF-8 and JSON work and the
+/// file writes happen on a writer thread, so the output reaches the user at the connection's
+/// speed.
 pub struct Recording {
     start: Instant,
-    max_bytes: u64,
     input: bool,
     pub stderr_path: Option<PathBuf>,
-    inner: Mutex<Inner>,
+    bytes: Mutex<Bytes>,
+    /// Set by the writer once the cap is reached: nothing more is queued.
+    full: Arc<AtomicBool>,
+    queue: Mutex<Option<SyncSender<Message>>>,
+    writer: Mutex<Option<JoinHandle<bool>>>,
 }
 
 impl Recording {
@@ -258,77 +286,148 @@ impl Recording {
             written += n;
             (Some(err), Some(at))
         };
+        let inner = Inner {
+            out,
+            err,
+            written,
+            stopped: false,
+            truncated: false,
+        };
+        let full = Arc::new(AtomicBool::new(false));
+        let (queue, queued) = sync_channel(QUEUED_EVENTS);
+        let writer = {
+            let full = full.clone();
+            let max_bytes = options.max_bytes;
+            std::thread::Builder::new()
+                .name("recording".into())
+                .spawn(move || write_events(inner, max_bytes, &full, &queued))?
+        };
         Ok(Recording {
             start: Instant::now(),
-            max_bytes: options.max_bytes,
             input: options.input,
             stderr_path,
-            inner: Mutex::new(Inner {
-                out,
-                err,
-                written,
-                stopped: false,
-                truncated: false,
-                bytes: Bytes::default(),
-            }),
+            bytes: Mutex::new(Bytes::default()),
+            full,
+            queue: Mutex::new(Some(queue)),
+            writer: Mutex::new(Some(writer)),
         })
     }
 
-    fn event(&self, stream: Stream, code: &str, bytes: &[u8]) {
-        let Ok(mut inner) = self.inner.lock() else {
-            return;
-        };
-        if inner.stopped {
+    fn event(&self, stream: Stream, code: &'static str, bytes: &[u8]) {
+        if self.full.load(Ordering::Relaxed) {
             return;
         }
         let time = self.start.elapsed().as_secs_f64();
-        let text = match stream {
-            Stream::Out => inner.out.text(bytes),
-            Stream::Err => match inner.err.as_mut() {
-                Some(err) => err.text(bytes),
-                None => return,
-            },
-        };
-        if text.is_empty() {
+        let Ok(queue) = self.queue.lock() else {
             return;
-        }
-        let line = format!("{}\n", json!([round(time), code, text]));
-        if inner.written + line.len() as u64 > self.max_bytes {
-            let marker = json!([
-                round(time),
-                "m",
-                format!(
-                    "recording truncated: the size cap of {} bytes was reached",
-                    self.max_bytes
-                )
-            ]);
-            let _ = writeln!(inner.out.file, "{marker}");
-            inner.stopped = true;
-            inner.truncated = true;
-            return;
-        }
-        inner.written += line.len() as u64;
-        let file = match (stream, inner.err.as_mut()) {
-            (Stream::Err, Some(err)) => &mut err.file,
-            _ => &mut inner.out.file,
         };
-        if file.write_all(line.as_bytes()).is_err() {
-            inner.stopped = true;
+        if let Some(queue) = queue.as_ref() {
+            // A writer that ended (a failed write) drops what follows, as the cap does.
+            let _ = queue.send(Message::Event {
+                stream,
+                code,
+                time,
+                bytes: bytes.to_vec(),
+            });
         }
     }
 
-    /// Ends the recording with a marker naming how the session ended; the bytes seen and
-    /// whether the cap cut it.
-    pub fn finish(&self, ending: &str) -> (Bytes, bool) {
-        let Ok(mut inner) = self.inner.lock() else {
-            return (Bytes::default(), false);
-        };
-        let marker = json!([round(self.start.elapsed().as_secs_f64()), "m", ending]);
-        if !inner.stopped {
-            let _ = writeln!(inner.out.file, "{marker}");
+    fn count(&self, add: impl FnOnce(&mut Bytes)) {
+        if let Ok(mut bytes) = self.bytes.lock() {
+            add(&mut bytes);
         }
+    }
+
+    /// Ends the recording with a marker naming how the session ended, once everything
+    /// queued is written; the bytes seen and whether the cap cut it.
+    pub fn finish(&self, ending: &str) -> (Bytes, bool) {
+        let queue = self.queue.lock().ok().and_then(|mut q| q.take());
+        if let Some(queue) = queue {
+            let _ = queue.send(Message::Finish {
+                time: self.start.elapsed().as_secs_f64(),
+                ending: ending.to_string(),
+            });
+        }
+        let writer = self.writer.lock().ok().and_then(|mut w| w.take());
+        let truncated = writer.is_some_and(|w| w.join().unwrap_or(false));
+        let bytes = self.bytes.lock().map(|b| *b).unwrap_or_default();
+        (bytes, truncated)
+    }
+}
+
+/// The writer thread: each queued event as an asciicast line, up to the cap; whether the cap
+/// cut the recording.
+fn write_events(
+    mut inner: Inner,
+    max_bytes: u64,
+    full: &AtomicBool,
+    queued: &Receiver<Message>,
+) -> bool {
+    while let Ok(message) = queued.recv() {
+        match message {
+            Message::Event {
+                stream,
+                code,
+                time,
+                bytes,
+            } => {
+                if !inner.stopped {
+                    write_event(&mut inner, max_bytes, stream, code, time, &bytes);
+                    if inner.stopped {
+                        full.store(true, Ordering::Relaxed);
+                    }
+                }
+            }
+            Message::Finish { time, ending } => {
+                if !inner.stopped {
+                    let marker = json!([round(time), "m", ending]);
+                    let _ = writeln!(inner.out.file, "{marker}");
+                }
+                inner.stopped = true;
+                break;
+            }
+        }
+    }
+    inner.truncated
+}
+
+fn write_event(
+    inner: &mut Inner,
+    max_bytes: u64,
+    stream: Stream,
+    code: &str,
+    time: f64,
+    bytes: &[u8],
+) {
+    let text = match stream {
+        Stream::Out => inner.out.text(bytes),
+        Stream::Err => match inner.err.as_mut() {
+            Some(err) => err.text(bytes),
+            None => return,
+        },
+    };
+    if text.is_empty() {
+        return;
+    }
+    let line = format!("{}\n", json!([round(time), code, text]));
+    if inner.written + line.len() as u64 > max_bytes {
+        let marker = json!([
+            round(time),
+            "m",
+            format!("recording truncated: the size cap of {max_bytes} bytes was reached")
+        ]);
+        let _ = writeln!(inner.out.file, "{marker}");
         inner.stopped = true;
-        (inner.bytes, inner.truncated)
+        inner.truncated = true;
+        return;
+    }
+    inner.written += line.len() as u64;
+    let file = match (stream, inner.err.as_mut()) {
+        (Stream::Err, Some(err)) => &mut err.file,
+        _ => &mut inner.out.file,
+    };
+    if file.write_all(line.as_bytes()).is_err() {
+        inner.stopped = true;
     }
 }
 
@@ -339,23 +438,17 @@ fn round(seconds: f64) -> f64 {
 
 impl Tap for Recording {
     fn stdout(&self, bytes: &[u8]) {
-        if let Ok(mut inner) = self.inner.lock() {
-            inner.bytes.stdout += bytes.len() as u64;
-        }
+        self.count(|b| b.stdout += bytes.len() as u64);
         self.event(Stream::Out, "o", bytes);
     }
 
     fn stderr(&self, bytes: &[u8]) {
-        if let Ok(mut inner) = self.inner.lock() {
-            inner.bytes.stderr += bytes.len() as u64;
-        }
+        self.count(|b| b.stderr += bytes.len() as u64);
         self.event(Stream::Err, "o", bytes);
     }
 
     fn input(&self, bytes: &[u8]) {
-        if let Ok(mut inner) = self.inner.lock() {
-            inner.bytes.input += bytes.len() as u64;
-        }
+        self.count(|b| b.input += bytes.len() as u64);
         if self.input {
             self.event(Stream::Out, "i", bytes);
         }
