@@ -5,7 +5,7 @@
 //! alternate which tool goes first, so load that comes and goes hits both alike; each round
 //! also fetches a 1 KiB file with both, whose time is each tool's fixed cost, and sends a
 //! 256 MiB file into the target with both (`kubectl exec -i ... -- sh -c 'cat > ...'`).
-//! Prints MiB/s (medians) and the load average; run it with `tests/bench_cp.sh` (release
+//! Prints MiB/s (medians) and the load average; run it with `tests/bench_cp.sh` (bench profile
 //! build) and put the numbers in docs/benchmarks.md.
 
 mod support;

@@ -9,7 +9,7 @@
 //! connection, that one is measured too. Each run's stdout goes to a file whose size is
 //! checked; rounds alternate which tool goes first. Prints the table (medians of 7, or of
 //! `BENCH_OUTPUT_ROUNDS`) and rewrites its section of docs/benchmarks.md:
-//! `cargo test --release --test bench_output -- --ignored --nocapture`.
+//! `cargo test --profile bench --locked --test bench_output -- --ignored --nocapture`.
 
 mod support;
 
@@ -138,7 +138,7 @@ fn median(mut values: Vec<Duration>) -> Duration {
 }
 
 #[tokio::test]
-#[ignore = "a benchmark: cargo test --release --test bench_output -- --ignored --nocapture"]
+#[ignore = "a benchmark: cargo test --profile bench --locked --test bench_output -- --ignored --nocapture"]
 async fn session_output_128_mib_ours_beside_kubectl_exec() {
     let Some(c) = support::cluster().await else {
         return;
@@ -268,7 +268,7 @@ async fn session_output_128_mib_ours_beside_kubectl_exec() {
          `restricted` namespace), ours (`pod/web -- COMMAND`) beside `kubectl exec` of the same command in the same container, \
          stdout to a local file whose size is checked; median of {rounds} rounds that alternate which tool goes first. \
          Sandbox cluster with runc pods ({} CPUs shared with other builds, {} build, load average {load} when it started), \
-         measured {} by `cargo test --release --test bench_output -- --ignored --nocapture` (with `BENCH_OUTPUT_BEFORE=<binary>` \
+         measured {} by `cargo test --profile bench --locked --test bench_output -- --ignored --nocapture` (with `BENCH_OUTPUT_BEFORE=<binary>` \
          for a row of a plugin built before), which rewrites this section.\n\n{table}\n\
          What the time includes: for ours, the whole command (process start, the API reads, the exec, the bytes to a local file, \
          the reused container's teardown checks) and the session's local recording, on by default (asciicast: the output decoded as UTF-8, \
@@ -287,7 +287,7 @@ async fn session_output_128_mib_ours_beside_kubectl_exec() {
         if cfg!(debug_assertions) {
             "dev-profile"
         } else {
-            "release"
+            "bench-profile (release optimisations, thin LTO)"
         },
         jiff::Timestamp::now().strftime("%Y-%m-%d"),
         shares.join("; "),

@@ -16,7 +16,7 @@
 //! (+ the command's own second for the fresh ones, which sleep): what the node itself must
 //! do before the command runs, however fast the client. Prints the table and rewrites its section of
 //! docs/benchmarks.md:
-//! `cargo test --release --locked --test bench_session -- --ignored --nocapture`.
+//! `cargo test --profile bench --locked --test bench_session -- --ignored --nocapture`.
 
 mod support;
 
@@ -220,7 +220,7 @@ fn command_for(
 }
 
 #[tokio::test]
-#[ignore = "a benchmark: cargo test --release --test bench_session -- --ignored --nocapture"]
+#[ignore = "a benchmark: cargo test --profile bench --locked --test bench_session -- --ignored --nocapture"]
 async fn a_session_beside_kubectl_at_three_latencies() {
     let Some(c) = support::cluster().await else {
         return;
@@ -354,8 +354,8 @@ async fn a_session_beside_kubectl_at_three_latencies() {
         "{START}\n## A session beside kubectl, at 0, 25 and 100 ms of API latency\n\n\
          Issue 13's benchmark: `sh -c '{FRESH_COMMAND}'` in a fresh debug container, and `echo hi` in a \
          running one, each of the four ways {ROUNDS} times per latency, in alternating order, on the \
-         sandbox cluster with runc pods ({} CPUs, load average {load} when it started; release \
-         build). Every API request is delayed by the added latency (sandbox fault injection); \
+         sandbox cluster with runc pods ({} CPUs, load average {load} when it started; the bench \
+         profile: release optimisations, thin LTO). Every API request is delayed by the added latency (sandbox fault injection); \
          the times are medians, from the process's start to its first byte of output and to \
          its exit. API requests: the median count in the sandbox's log per run (our Events \
          included). Container start and exec start: the node's own measures, from taking the \
@@ -366,7 +366,7 @@ async fn a_session_beside_kubectl_at_three_latencies() {
          container start + the exec start, what the node must do whatever the client; for exit \
          the command's own second on top. A client's own costs (its process start, the \
          kubeconfig, the TLS handshake) are not in the limit. Measured {} by \
-         `cargo test --release --locked --test bench_session -- --ignored --nocapture`, which \
+         `cargo test --profile bench --locked --test bench_session -- --ignored --nocapture`, which \
          rewrites this section.\n\n{table}\n\
          Ours against kubectl (below 1 is faster):\n\n\
          | added latency | fresh first output vs. `kubectl debug` | fresh exit vs. `kubectl debug` | reused first output vs. `kubectl exec` | reused exit vs. `kubectl exec` |\n\

@@ -1402,7 +1402,7 @@ async fn benchmark_fifty_pods_three_steps_against_a_kubectl_loop() {
          Each approach adds a debug container per pod, waits for it, runs the steps and ends the container; each starts once every debug container \
          of the approach before is Terminated (the pods stay, with one more Terminated debug container each). Wall time is the whole command's; \
          API requests are the sandbox's log of that command, per pod by kind (a mean where it is not whole) and the others once per run. \
-         Measured {} by `cargo test --release --test runbook -- --ignored --nocapture benchmark`, which rewrites this section.\n\n{table}\n\
+         Measured {} by `cargo test --profile bench --locked --test runbook -- --ignored --nocapture benchmark`, which rewrites this section.\n\n{table}\n\
          The rows:\n\
          - Ours: `run` of a three-step runbook with `-l app=bench`, `--parallel` pods at a time in one process. Per pod: a GET of it, the PATCH \
          with the watch that waits for the container opened beside it, one exec per step, and an Event on the pod (the incident trail: who, why, \
@@ -1423,7 +1423,7 @@ async fn benchmark_fifty_pods_three_steps_against_a_kubectl_loop() {
         if cfg!(debug_assertions) {
             "dev-profile"
         } else {
-            "release"
+            "bench-profile (release optimisations, thin LTO)"
         },
         load,
         jiff::Timestamp::now().strftime("%Y-%m-%d"),

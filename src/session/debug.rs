@@ -189,10 +189,12 @@ pub async fn run(
         interactive,
     );
     let mut captured = options.format.map(|_| Captured::default());
-    // The first Event is written beside the work, so it costs the session no round trip.
-    let (first, ended) = tokio::join!(
-        trail.started(reused),
-        work(
+    // The first Event is written beside the work, so it costs the session no round trip, and
+    // the last one does not wait for it: a short command can end before the first is written.
+    let mut started = Box::pin(trail.started(reused));
+    let mut first = None;
+    let ended = {
+        let work = work(
             options,
             &session,
             &pods,
@@ -201,8 +203,15 @@ pub async fn run(
             trail.tap(),
             gated,
             printer,
-        )
-    );
+        );
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                name = &mut started, if first.is_none() => first = Some(name),
+                ended = &mut work => break ended,
+            }
+        }
+    };
     // Exit code 3 is the agent's "target not identified" unless the command's own: the
     // agent's `target` tells them apart.
     let refused = match ended {
@@ -226,13 +235,21 @@ pub async fn run(
     session.ends_itself =
         session.has_agent && refused.is_none() && matches!(ended, Ok(Ending::Exited(_)));
 
-    // The last Event is written beside the teardown: after the work, one wait, not two.
+    // The last Event is written beside the teardown (and the first, if still on its way):
+    // after the work, one wait, not two.
     let teardown = async {
         let clock = Instant::now();
         session.teardown(printer, cut_off).await;
         clock.elapsed().as_millis()
     };
-    let (took, _) = tokio::join!(teardown, trail.end(first, ended.as_ref().ok(), printer));
+    let first = async move {
+        match first {
+            Some(name) => name,
+            None => started.await,
+        }
+    };
+    let (took, first, last) = tokio::join!(teardown, first, trail.last_event(ended.as_ref().ok()));
+    trail.close(first, last, ended.as_ref().ok(), printer);
     durations.teardown = took;
 
     if let Some(refused) = refused {

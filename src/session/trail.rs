@@ -67,23 +67,40 @@ impl<'a> SessionTrail<'a> {
             .await
     }
 
-    /// The last Event, then the recording closed and its sidecar completed. The names of the
-    /// Events written.
+    /// The last Event; its name when written. It does not wait for the first: both are
+    /// written beside other work, and [`Self::close`] lists them.
+    pub async fn last_event(&self, ended: Option<&Ending>) -> Option<String> {
+        self.events
+            .write(events::ended(
+                &self.events.trail,
+                end_of(ended),
+                self.clock.elapsed(),
+            ))
+            .await
+    }
+
+    /// The last Event, then [`Self::close`]: for a session whose first Event was already
+    /// written.
     pub async fn end(
         self,
         first: Option<String>,
         ended: Option<&Ending>,
         printer: &Printer,
     ) -> Vec<String> {
-        let end = match ended {
-            Some(Ending::Exited(code)) => End::Exited(*code),
-            Some(Ending::Interrupted(signal)) => End::Interrupted(*signal),
-            None => End::Failed,
-        };
-        let last = self
-            .events
-            .write(events::ended(&self.events.trail, end, self.clock.elapsed()))
-            .await;
+        let last = self.last_event(ended).await;
+        self.close(first, last, ended, printer)
+    }
+
+    /// The recording closed and its sidecar completed, with the Events written (`first` and
+    /// `last`, as [`Self::started`] and [`Self::last_event`] returned them). Their names.
+    pub fn close(
+        self,
+        first: Option<String>,
+        last: Option<String>,
+        ended: Option<&Ending>,
+        printer: &Printer,
+    ) -> Vec<String> {
+        let end = end_of(ended);
         let names: Vec<String> = first.into_iter().chain(last).collect();
         if let Some(mut local) = self.local {
             let marker = match end {
@@ -109,6 +126,14 @@ impl<'a> SessionTrail<'a> {
             }
         }
         names
+    }
+}
+
+fn end_of(ended: Option<&Ending>) -> End {
+    match ended {
+        Some(Ending::Exited(code)) => End::Exited(*code),
+        Some(Ending::Interrupted(signal)) => End::Interrupted(*signal),
+        None => End::Failed,
     }
 }
 
