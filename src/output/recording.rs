@@ -12,14 +12,15 @@
 //! Files are created 0600 in a 0700 directory (they can hold secrets seen in a session). A
 //! size cap per session ends the recording with an `"m"` marker and drops what follows; the
 //! session's streams hand their bytes to a writer thread (which does the UTF-8 and JSON work
-//! and the writes), and a write that fails ends the recording quietly.
+//! and the writes) and never wait for it: output that outruns the writer by more than 4 MiB
+//! ends the recording the same way, and a write that fails ends it quietly.
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -222,14 +223,17 @@ enum Message {
         time: f64,
         bytes: Vec<u8>,
     },
+    /// The output outran the writer by more than [`BEHIND_BYTES`]: the recording ends here.
+    FellBehind { time: f64 },
     /// The closing marker; the thread then ends.
     Finish { time: f64, ending: String },
 }
 
-/// How many events may wait for the writer thread. Only a disk slower than the connection
-/// fills it (a session's chunks are at most 256 KiB, so at most 16 MiB wait); the session then
-/// waits for the disk rather than drop what the recording promised to keep.
-const QUEUED_EVENTS: usize = 64;
+/// How many bytes may wait for the writer thread. When the session's output outruns the
+/// writer by more (binary output by the hundred MiB: every invalid byte becomes U+FFFD in
+/// the JSON), the recording ends there with a marker saying so: the session never waits
+/// for it.
+const BEHIND_BYTES: usize = 4 * 1024 * 1024;
 
 /// A session's recording in progress; a [`Tap`] for the exec streams.
 ///
@@ -241,9 +245,11 @@ pub struct Recording {
     input: bool,
     pub stderr_path: Option<PathBuf>,
     bytes: Mutex<Bytes>,
-    /// Set by the writer once the cap is reached: nothing more is queued.
+    /// Set once the cap is reached or the writer fell behind: nothing more is queued.
     full: Arc<AtomicBool>,
-    queue: Mutex<Option<SyncSender<Message>>>,
+    /// Bytes queued and not yet written.
+    behind: Arc<AtomicUsize>,
+    queue: Mutex<Option<Sender<Message>>>,
     writer: Mutex<Option<JoinHandle<bool>>>,
 }
 
@@ -294,13 +300,14 @@ impl Recording {
             truncated: false,
         };
         let full = Arc::new(AtomicBool::new(false));
-        let (queue, queued) = sync_channel(QUEUED_EVENTS);
+        let behind = Arc::new(AtomicUsize::new(0));
+        let (queue, queued) = channel();
         let writer = {
-            let full = full.clone();
+            let (full, behind) = (full.clone(), behind.clone());
             let max_bytes = options.max_bytes;
             std::thread::Builder::new()
                 .name("recording".into())
-                .spawn(move || write_events(inner, max_bytes, &full, &queued))?
+                .spawn(move || write_events(inner, max_bytes, &full, &behind, &queued))?
         };
         Ok(Recording {
             start: Instant::now(),
@@ -308,6 +315,7 @@ impl Recording {
             stderr_path,
             bytes: Mutex::new(Bytes::default()),
             full,
+            behind,
             queue: Mutex::new(Some(queue)),
             writer: Mutex::new(Some(writer)),
         })
@@ -321,15 +329,23 @@ impl Recording {
         let Ok(queue) = self.queue.lock() else {
             return;
         };
-        if let Some(queue) = queue.as_ref() {
-            // A writer that ended (a failed write) drops what follows, as the cap does.
-            let _ = queue.send(Message::Event {
-                stream,
-                code,
-                time,
-                bytes: bytes.to_vec(),
-            });
-        }
+        let Some(queue) = queue.as_ref() else {
+            return;
+        };
+        let message =
+            if self.behind.fetch_add(bytes.len(), Ordering::Relaxed) + bytes.len() > BEHIND_BYTES {
+                self.full.store(true, Ordering::Relaxed);
+                Message::FellBehind { time }
+            } else {
+                Message::Event {
+                    stream,
+                    code,
+                    time,
+                    bytes: bytes.to_vec(),
+                }
+            };
+        // A writer that ended (a failed write) drops what follows, as the cap does.
+        let _ = queue.send(message);
     }
 
     fn count(&self, add: impl FnOnce(&mut Bytes)) {
@@ -361,6 +377,7 @@ fn write_events(
     mut inner: Inner,
     max_bytes: u64,
     full: &AtomicBool,
+    behind: &AtomicUsize,
     queued: &Receiver<Message>,
 ) -> bool {
     while let Ok(message) = queued.recv() {
@@ -377,11 +394,30 @@ fn write_events(
                         full.store(true, Ordering::Relaxed);
                     }
                 }
+                behind.fetch_sub(bytes.len(), Ordering::Relaxed);
+            }
+            Message::FellBehind { time } => {
+                if !inner.stopped {
+                    let _ = inner.out.file.write_all(
+                        event_line(
+                            time,
+                            "m",
+                            &format!(
+                                "recording truncated: the output outran the recording by more than {BEHIND_BYTES} bytes"
+                            ),
+                        )
+                        .as_bytes(),
+                    );
+                    inner.stopped = true;
+                    inner.truncated = true;
+                }
             }
             Message::Finish { time, ending } => {
                 if !inner.stopped {
-                    let marker = json!([round(time), "m", ending]);
-                    let _ = writeln!(inner.out.file, "{marker}");
+                    let _ = inner
+                        .out
+                        .file
+                        .write_all(event_line(time, "m", &ending).as_bytes());
                 }
                 inner.stopped = true;
                 break;
@@ -409,14 +445,14 @@ fn write_event(
     if text.is_empty() {
         return;
     }
-    let line = format!("{}\n", json!([round(time), code, text]));
+    let line = event_line(time, code, &text);
     if inner.written + line.len() as u64 > max_bytes {
-        let marker = json!([
-            round(time),
+        let marker = event_line(
+            time,
             "m",
-            format!("recording truncated: the size cap of {max_bytes} bytes was reached")
-        ]);
-        let _ = writeln!(inner.out.file, "{marker}");
+            &format!("recording truncated: the size cap of {max_bytes} bytes was reached"),
+        );
+        let _ = inner.out.file.write_all(marker.as_bytes());
         inner.stopped = true;
         inner.truncated = true;
         return;
@@ -429,6 +465,22 @@ fn write_event(
     if file.write_all(line.as_bytes()).is_err() {
         inner.stopped = true;
     }
+}
+
+/// One asciicast event line, `[TIME, "CODE", "TEXT"]` and a newline, written straight from the
+/// text (no JSON value built on the way).
+fn event_line(time: f64, code: &str, text: &str) -> String {
+    let time = serde_json::to_string(&round(time)).unwrap_or_else(|_| "0".into());
+    let text = serde_json::to_string(text).unwrap_or_else(|_| "\"\"".into());
+    let mut line = String::with_capacity(time.len() + code.len() + text.len() + 8);
+    line.push('[');
+    line.push_str(&time);
+    line.push_str(",\"");
+    line.push_str(code);
+    line.push_str("\",");
+    line.push_str(&text);
+    line.push_str("]\n");
+    line
 }
 
 /// Microseconds are as fine as asciinema writes them.

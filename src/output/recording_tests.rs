@@ -196,3 +196,47 @@ fn ids_sort_by_time_and_stderr_sits_beside_the_cast() {
         PathBuf::from("/x/out.log.stderr.cast")
     );
 }
+
+#[test]
+fn output_that_outruns_the_writer_ends_the_recording_with_a_marker_and_is_not_waited_for() {
+    let dir = scratch("behind");
+    let path = dir.join("b.cast");
+    let rec =
+        Recording::create(&path, false, (80, 24), "t", &RecordOptions::default()).expect("created");
+    rec.stdout(b"before\n");
+    // More than the writer may be behind in one go: the recording ends there.
+    let big = vec![b'x'; BEHIND_BYTES + 1];
+    rec.stdout(&big);
+    rec.stdout(b"after\n");
+    let (bytes, truncated) = rec.finish("exit code 0");
+    assert!(truncated);
+    assert_eq!(
+        bytes.stdout,
+        7 + big.len() as u64 + 6,
+        "every byte seen is counted"
+    );
+    let events = lines(&path);
+    let texts: Vec<&str> = events.iter().filter_map(|e| e[2].as_str()).collect();
+    assert_eq!(texts.first(), Some(&"before\n"), "{texts:?}");
+    assert!(
+        texts
+            .last()
+            .is_some_and(|t| t.contains("outran the recording")),
+        "{texts:?}"
+    );
+    assert!(
+        !texts.contains(&"after\n"),
+        "nothing after the cut: {texts:?}"
+    );
+}
+
+#[test]
+fn an_event_line_is_the_json_array_asciinema_reads() {
+    let line = event_line(1.5, "o", "tab\there \"quoted\" \u{1b}[0m");
+    assert_eq!(
+        line,
+        "[1.5,\"o\",\"tab\\there \\\"quoted\\\" \\u001b[0m\"]\n"
+    );
+    let parsed: Value = serde_json::from_str(line.trim_end()).expect("JSON");
+    assert_eq!(parsed[2], "tab\there \"quoted\" \u{1b}[0m");
+}
