@@ -121,6 +121,41 @@ impl OutDir {
     }
 }
 
+/// At most this many collected paths are listed per step (all of them are written).
+const COLLECTED_LISTED: usize = 1000;
+
+/// What a `collect` step wrote at `path`, relative to the out dir `root`, for its result: at
+/// most [`COLLECTED_LISTED`] paths, then how many more.
+pub fn collected(root: &Path, path: &Path) -> Vec<String> {
+    let mut found = listed(root, path);
+    if found.len() > COLLECTED_LISTED {
+        let more = found.len() - COLLECTED_LISTED;
+        found.truncate(COLLECTED_LISTED);
+        found.push(format!("... and {more} more"));
+    }
+    found
+}
+
+/// Files and symlinks at or under `path`, relative to `root`, sorted; nothing is followed.
+fn listed(root: &Path, path: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut pending = vec![path.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&next) else {
+            continue;
+        };
+        if meta.is_dir() {
+            if let Ok(entries) = std::fs::read_dir(&next) {
+                pending.extend(entries.flatten().map(|e| e.path()));
+            }
+        } else if let Ok(relative) = next.strip_prefix(root) {
+            found.push(relative.display().to_string());
+        }
+    }
+    found.sort();
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::Value;
@@ -244,5 +279,25 @@ mod tests {
             b"b"
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn collected_paths_are_listed_relative_to_the_out_dir() {
+        let root = std::env::temp_dir().join(format!("dd-listed-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let dir = root.join("ns/web/config/app");
+        let _ = std::fs::create_dir_all(dir.join("sub"));
+        let _ = std::fs::write(dir.join("a.yaml"), "a");
+        let _ = std::fs::write(dir.join("sub/b"), "b");
+        let _ = std::os::unix::fs::symlink("/etc/passwd", dir.join("link"));
+        assert_eq!(
+            listed(&root, &root.join("ns/web/config/app")),
+            [
+                "ns/web/config/app/a.yaml",
+                "ns/web/config/app/link",
+                "ns/web/config/app/sub/b"
+            ]
+        );
+        let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -7,7 +7,6 @@
 //! safe extractor of `cp`. Every outcome, a pod that cannot be debugged included, ends up in
 //! its [`PodResult`]: nothing here returns an error.
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -20,7 +19,7 @@ use super::reads::SharedReads;
 use crate::base::duration::Human;
 use crate::base::error::{Error, describe};
 use crate::base::interrupt::Interrupts;
-use crate::fanout::out_dir::OutDir;
+use crate::fanout::out_dir::{OutDir, collected};
 use crate::fanout::progress::{Phase, Reporter};
 use crate::fanout::results::{PodAddress, PodResult, PodStatus, StepResult, StepStatus};
 use crate::fanout::runbook::{Action, Step};
@@ -44,9 +43,6 @@ use crate::transfer::remote::{Counter, Transferred, from_remote};
 /// What ends a step at its time limit, in the place of a signal number: no signal we handle
 /// is SIGALRM, so it cannot be mistaken for Ctrl-C.
 const TIME_LIMIT: i32 = libc::SIGALRM;
-
-/// At most this many collected paths are listed per step (all of them are written).
-const COLLECTED_LISTED: usize = 1000;
 
 /// The whole error chain in one line, for a result's `error` or `reason`.
 pub(super) fn one_line(error: &Error) -> String {
@@ -621,62 +617,12 @@ impl Fanout<'_> {
                 }
             }
         }
-        r.collected = listed(&out.root, &written);
-        if r.collected.len() > COLLECTED_LISTED {
-            let more = r.collected.len() - COLLECTED_LISTED;
-            r.collected.truncate(COLLECTED_LISTED);
-            r.collected.push(format!("... and {more} more"));
-        }
+        r.collected = collected(&out.root, &written);
         self.keep_output(&mut r, place, None, stderr.as_bytes());
         r
     }
 }
 
-/// Files and symlinks at or under `path`, relative to `root`, sorted; nothing is followed.
-fn listed(root: &Path, path: &Path) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut pending = vec![path.to_path_buf()];
-    while let Some(next) = pending.pop() {
-        let Ok(meta) = std::fs::symlink_metadata(&next) else {
-            continue;
-        };
-        if meta.is_dir() {
-            if let Ok(entries) = std::fs::read_dir(&next) {
-                pending.extend(entries.flatten().map(|e| e.path()));
-            }
-        } else if let Ok(relative) = next.strip_prefix(root) {
-            found.push(relative.display().to_string());
-        }
-    }
-    found.sort();
-    found
-}
-
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn collected_paths_are_listed_relative_to_the_out_dir() {
-        let root = std::env::temp_dir().join(format!("dd-listed-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        let dir = root.join("ns/web/config/app");
-        let _ = std::fs::create_dir_all(dir.join("sub"));
-        let _ = std::fs::write(dir.join("a.yaml"), "a");
-        let _ = std::fs::write(dir.join("sub/b"), "b");
-        let _ = std::os::unix::fs::symlink("/etc/passwd", dir.join("link"));
-        assert_eq!(
-            listed(&root, &root.join("ns/web/config/app")),
-            [
-                "ns/web/config/app/a.yaml",
-                "ns/web/config/app/link",
-                "ns/web/config/app/sub/b"
-            ]
-        );
-        let _ = std::fs::remove_dir_all(&root);
-    }
 }
