@@ -425,13 +425,11 @@ impl Fanout<'_> {
                 () = tokio::time::sleep(limit) => TIME_LIMIT,
             }
         };
-        let command = run_command(place.image, place.target, argv);
-        // The runbook's last exec is the session that ends the container: no `stop` after it.
-        let command = if last && place.image.has_agent() {
-            ending_the_container(command)
-        } else {
-            command
-        };
+        let command = closing(
+            run_command(place.image, place.target, argv),
+            last,
+            place.image,
+        );
         let ended = streamed_until(&place.remote, command, false, Some(&mut captured), stop).await;
         let mut r = StepResult::without_output(
             &step.name,
@@ -543,13 +541,11 @@ impl Fanout<'_> {
         let argv = tar_command(place.target, path);
         let prefix = path.trim_start_matches('/').as_bytes().to_vec();
         let counter = Counter::default();
-        let command = run_command(place.image, place.target, &argv);
-        // As a last `run` step: the runbook's last exec ends the container.
-        let command = if last && place.image.has_agent() {
-            ending_the_container(command)
-        } else {
-            command
-        };
+        let command = closing(
+            run_command(place.image, place.target, &argv),
+            last,
+            place.image,
+        );
         let transfer = from_remote(
             &place.remote,
             command,
@@ -620,6 +616,16 @@ impl Fanout<'_> {
         r.collected = collected(&out.root, &written);
         self.keep_output(&mut r, place, None, stderr.as_bytes());
         r
+    }
+}
+
+/// The runbook's last exec (a `run`, or a `collect`'s `tar`) as the session that ends the
+/// container: no `stop` after it. Any other exec as it is.
+fn closing(command: Vec<String>, last: bool, image: &ImageChoice) -> Vec<String> {
+    if last && image.has_agent() {
+        ending_the_container(command)
+    } else {
+        command
     }
 }
 

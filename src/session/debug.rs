@@ -34,9 +34,10 @@ use crate::session::options::{DebugOptions, DryRun, Mode};
 use crate::session::plan::{Durations, Plan, plan};
 use crate::session::refusal::{NOT_IDENTIFIED, refusal};
 use crate::session::reuse_cache::ReuseCache;
-use crate::session::spec::{self};
+use crate::session::spec::{self, TargetProcess};
 use crate::session::teardown::Session;
 use crate::session::trail::SessionTrail;
+use crate::toolkit::catalog::ImageChoice;
 
 /// The `-o json|yaml` result of a non-interactive session. Versioned: fields are only added.
 #[derive(Debug, Serialize)]
@@ -323,55 +324,25 @@ async fn work(
             .run(&remote, forward, captured, interrupts.recv())
             .await
     } else {
-        match &options.mode {
-            Mode::Interactive => {
+        let ready =
+            || {
                 printer.note(&format!(
                 "{} is ready; the target's filesystem is at {}. Exit the shell to end the session.",
                 session.container,
                 if session.has_agent { "/target" } else { spec::GENERIC_TARGET_LINK }
-            ));
-                exec::interactive(
-                    &remote,
-                    last(spec::shell_command(&image, &session.target)),
-                    interrupts,
-                )
-                .await
-            }
-            Mode::Command {
-                argv, tty: true, ..
-            } => {
-                exec::interactive(
-                    &remote,
-                    last(spec::run_command(&image, &session.target, argv)),
-                    interrupts,
-                )
-                .await
-            }
-            Mode::Command {
-                argv,
-                stdin,
-                tty: false,
-            } => {
-                exec_output::streamed(
-                    &remote,
-                    last(spec::run_command(&image, &session.target, argv)),
-                    *stdin,
-                    captured,
-                    interrupts,
-                )
-                .await
-            }
-            Mode::PipedShell => {
-                exec_output::streamed(
-                    &remote,
-                    last(spec::shell_command(&image, &session.target)),
-                    true,
-                    captured,
-                    interrupts,
-                )
-                .await
-            }
-        }
+            ))
+            };
+        exec_by_mode(
+            &options.mode,
+            &remote,
+            &image,
+            &session.target,
+            last,
+            captured,
+            interrupts,
+            ready,
+        )
+        .await
     };
     match result {
         Ok(ending) => Ok(ending),
@@ -390,6 +361,63 @@ async fn work(
             container: session.container.clone(),
             source,
         }),
+    }
+}
+
+/// The session's one exec, as its mode asks: a shell or a command, with a terminal or without
+/// one (then over our own exec connection). `last` marks the command as the container's last
+/// session when that is wanted; `ready` is said just before an interactive shell. Sessions
+/// and `--copy` sessions share it.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn exec_by_mode(
+    mode: &Mode,
+    remote: &Remote<'_>,
+    image: &ImageChoice,
+    target: &TargetProcess,
+    last: impl Fn(Vec<String>) -> Vec<String>,
+    captured: Option<&mut Captured>,
+    interrupts: &mut Interrupts,
+    ready: impl FnOnce(),
+) -> Result<Ending, ExecError> {
+    match mode {
+        Mode::Interactive => {
+            ready();
+            exec::interactive(remote, last(spec::shell_command(image, target)), interrupts).await
+        }
+        Mode::Command {
+            argv, tty: true, ..
+        } => {
+            exec::interactive(
+                remote,
+                last(spec::run_command(image, target, argv)),
+                interrupts,
+            )
+            .await
+        }
+        Mode::Command {
+            argv,
+            stdin,
+            tty: false,
+        } => {
+            exec_output::streamed(
+                remote,
+                last(spec::run_command(image, target, argv)),
+                *stdin,
+                captured,
+                interrupts,
+            )
+            .await
+        }
+        Mode::PipedShell => {
+            exec_output::streamed(
+                remote,
+                last(spec::shell_command(image, target)),
+                true,
+                captured,
+                interrupts,
+            )
+            .await
+        }
     }
 }
 

@@ -16,8 +16,7 @@ use crate::base::error::{Error, api_message, status_code};
 use crate::base::exit::ExitStatus;
 use crate::base::interrupt::Interrupts;
 use crate::kube::cluster::Cluster;
-use crate::kube::exec::{self, Ending, ExecError, Remote};
-use crate::kube::exec_output;
+use crate::kube::exec::{Ending, ExecError, Remote};
 use crate::output::printer::{OutputFormat, Printer};
 use crate::session::copy::entrypoint::{Entrypoint, entrypoint_of, needs_image_config};
 use crate::session::copy::failure::{COPY_PERMISSIONS, CopyFailure};
@@ -26,13 +25,12 @@ use crate::session::copy::registry::{self, Access};
 use crate::session::copy::source::{Source, container_to_hold, source_of};
 use crate::session::copy::spec::{CopySource, DEBUG_CONTAINER, copy_pod_for};
 use crate::session::copy::wait::wait_for_copy;
+use crate::session::debug::exec_by_mode;
 use crate::session::identity::{Identity, identity_of};
-use crate::session::options::{DebugOptions, DryRun, Mode};
+use crate::session::options::{DebugOptions, DryRun};
 use crate::session::plan::surroundings;
 use crate::session::profile::{PodSecurityRefusal, level_needed, profile_that_fits, violations};
-use crate::session::spec::{
-    SessionFacts, TargetProcess, random_suffix, run_command, shell_command,
-};
+use crate::session::spec::{SessionFacts, TargetProcess, random_suffix};
 use crate::session::target::{container_names_by_id, status_of};
 use crate::toolkit::catalog::{ImageChoice, Toolkit, VERSION};
 
@@ -329,41 +327,22 @@ async fn work_in_copy(
         tap: None,
     };
     let image = &session.image;
-    let result = match &session.mode {
-        Mode::Interactive => {
-            printer.note(&format!(
-                "copy {name} is ready; container {container} is held before its entrypoint and its filesystem is at /target. `start` runs the entrypoint (`start KEY=VALUE... [ARGS]`, again after it exits); exit the shell to end the session and delete the copy."
-            ));
-            exec::interactive(&remote, shell_command(image, &target), interrupts).await
-        }
-        Mode::Command {
-            argv, tty: true, ..
-        } => exec::interactive(&remote, run_command(image, &target, argv), interrupts).await,
-        Mode::Command {
-            argv,
-            stdin,
-            tty: false,
-        } => {
-            exec_output::streamed(
-                &remote,
-                run_command(image, &target, argv),
-                *stdin,
-                None,
-                interrupts,
-            )
-            .await
-        }
-        Mode::PipedShell => {
-            exec_output::streamed(
-                &remote,
-                shell_command(image, &target),
-                true,
-                None,
-                interrupts,
-            )
-            .await
-        }
+    let ready = || {
+        printer.note(&format!(
+            "copy {name} is ready; container {container} is held before its entrypoint and its filesystem is at /target. `start` runs the entrypoint (`start KEY=VALUE... [ARGS]`, again after it exits); exit the shell to end the session and delete the copy."
+        ))
     };
+    let result = exec_by_mode(
+        &session.mode,
+        &remote,
+        image,
+        &target,
+        |command| command,
+        None,
+        interrupts,
+        ready,
+    )
+    .await;
     match result {
         Ok(ending) => Ok(ending),
         Err(ExecError::Session(error)) => Err(error),
