@@ -405,6 +405,17 @@ async fn exec_with_and_without_tty_in_busybox() {
     assert_eq!(read_all(p.stdout.take()).await, "out\n");
     assert_eq!(read_all(p.stderr.take()).await, "err\n");
     assert_eq!(p.exit.await.unwrap(), ProcessExit::Code(3));
+    // Each exec's start is the node's own measure, as container starts are (the benchmarks'
+    // physical limit counts it).
+    let starts = f.node.exec_starts();
+    assert_eq!(starts.len(), 2, "{starts:?}");
+    for (ns, pod, container, took) in &starts {
+        assert_eq!(
+            (ns.as_str(), pod.as_str(), container.as_str()),
+            ("default", "bb", "bb")
+        );
+        assert!(!took.is_zero());
+    }
 
     // A real pty: size applied by TIOCSWINSZ is what stty sees.
     let streams = StreamOptions {
@@ -431,6 +442,8 @@ async fn exec_with_and_without_tty_in_busybox() {
     resize(&p, 91, 19);
     assert_eq!(read_all(p.stdout.take()).await.trim(), "19 91");
     assert_eq!(p.exit.await.unwrap(), ProcessExit::Code(0));
+    // A terminal exec starts after the answer, once the size arrives: not measured.
+    assert_eq!(f.node.exec_starts().len(), 2);
 
     // A missing binary with a tty: the same runtime message.
     let mut p = f.exec("bb", "bb", &["nope"], streams).await;
