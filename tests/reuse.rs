@@ -161,21 +161,20 @@ async fn a_stale_entry_is_aborted_a_new_container_is_added_and_the_command_runs_
         return;
     };
     app(&c, "stale").await;
-    // The first session ends, and its container with it: the cache names a stopped one.
-    let first = counting(&c, "stale", &[]).await;
-    assert_eq!(first.stdout.trim(), "runs=1", "{first:?}");
+    // The cache names a container that is stopped meanwhile by someone else (`cleanup`), so
+    // no session of ours saw it end: the session that used it was killed before.
+    let (mut first, stopped) = held(&c, "stale", &[]).await;
+    support::send(&first, libc::SIGKILL);
+    support::exit_code(&mut first, LIMIT).await;
+    let cleanup = c.run(&["cleanup", "-n", "stale"], LIMIT).await;
+    assert_eq!(cleanup.code, Some(0), "{cleanup:?}");
     c.wait_all_terminated("stale", "web", Duration::from_secs(20))
         .await;
-    let stopped = c.debug_containers("stale", "web").await[0].0.clone();
 
     c.sb.clear_requests();
     let second = counting(&c, "stale", &[]).await;
     assert_eq!(second.code, Some(0), "{second:?}");
-    assert_eq!(
-        second.stdout.trim(),
-        "runs=2",
-        "once more, not twice: {second:?}"
-    );
+    assert_eq!(second.stdout.trim(), "runs=1", "once, not twice: {second:?}");
     let requests = c.sb.requests();
     assert_eq!(
         gated_execs_into(&c, &stopped).len(),
@@ -188,4 +187,157 @@ async fn a_stale_entry_is_aborted_a_new_container_is_added_and_the_command_runs_
         "a new container was added"
     );
     assert_eq!(c.debug_containers("stale", "web").await.len(), 2);
+}
+
+/// The PATCHes of the requests, as (content type, status).
+fn patches(requests: &[kube_sandbox::RequestRecord]) -> Vec<(String, u16)> {
+    requests
+        .iter()
+        .filter(|r| r.method == "PATCH")
+        .map(|r| (r.content_type.clone(), r.status))
+        .collect()
+}
+
+const JSON_PATCH: &str = "application/json-patch+json";
+
+#[tokio::test]
+async fn a_pod_whose_last_container_was_seen_to_end_gets_its_patch_beside_the_reads() {
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    app(&c, "presumed").await;
+    // The first session sees its container end, and remembers the pod as it was then.
+    let first = counting(&c, "presumed", &[]).await;
+    assert_eq!(first.stdout.trim(), "runs=1", "{first:?}");
+    c.wait_all_terminated("presumed", "web", Duration::from_secs(20))
+        .await;
+
+    c.sb.set_faults(Faults {
+        latency_ms: LATENCY_MS,
+        ..Faults::default()
+    });
+    c.sb.clear_requests();
+    let second = counting(&c, "presumed", &[]).await;
+    c.sb.set_faults(Faults::default());
+    assert_eq!(second.code, Some(0), "{second:?}");
+    assert_eq!(second.stdout.trim(), "runs=2", "{second:?}");
+
+    let requests = c.sb.requests();
+    assert_eq!(
+        patches(&requests),
+        [(JSON_PATCH.to_string(), 200)],
+        "one guarded PATCH: {requests:#?}"
+    );
+    let get_pod = requests
+        .iter()
+        .find(|r| r.method == "GET" && r.path == "/api/v1/namespaces/presumed/pods/web")
+        .expect("the pod is read");
+    let answered = get_pod.received + get_pod.duration;
+    let patch = requests.iter().find(|r| r.method == "PATCH").unwrap();
+    let watch = requests
+        .iter()
+        .find(|r| r.path == "/api/v1/namespaces/presumed/pods" && r.query.contains("watch=true"))
+        .expect("the pod is watched");
+    assert!(
+        patch.received < answered && watch.received < answered,
+        "the PATCH and the watch went out beside the reads: {requests:#?}"
+    );
+    // Two round trips before the exec: the reads with the PATCH and the watch, then the exec
+    // once the watch shows the container running.
+    let runs: Vec<_> = requests
+        .iter()
+        .filter(|r| r.path.ends_with("/exec") && r.query.contains("command=run&"))
+        .collect();
+    assert_eq!(runs.len(), 1, "{requests:#?}");
+    assert!(runs[0].received > patch.received + patch.duration);
+    assert_eq!(c.debug_containers("presumed", "web").await.len(), 2);
+    c.wait_all_terminated("presumed", "web", Duration::from_secs(20))
+        .await;
+}
+
+#[tokio::test]
+async fn a_pod_made_anew_refuses_the_guarded_patch_and_gets_one_container() {
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    app(&c, "remade").await;
+    let first = counting(&c, "remade", &[]).await;
+    assert_eq!(first.stdout.trim(), "runs=1", "{first:?}");
+    c.wait_all_terminated("remade", "web", Duration::from_secs(20))
+        .await;
+    // The same name, another pod: another uid, another target container ID.
+    let pods = c.pods("remade");
+    pods.delete("web", &Default::default()).await.expect("delete");
+    support::wait_for("the pod gone", LIMIT, &mut async || {
+        pods.get_opt("web").await.ok().flatten().is_none()
+    })
+    .await;
+    c.running_app("remade", "web", NONROOT_APP, Some((65532, 65532)))
+        .await;
+
+    c.sb.clear_requests();
+    let second = counting(&c, "remade", &[]).await;
+    assert_eq!(second.code, Some(0), "{second:?}");
+    assert_eq!(second.stdout.trim(), "runs=1", "{second:?}");
+    let requests = c.sb.requests();
+    let sent = patches(&requests);
+    assert_eq!(sent.len(), 2, "{requests:#?}");
+    assert!(
+        sent.contains(&(JSON_PATCH.to_string(), 422)),
+        "the guarded PATCH was refused: {sent:?}"
+    );
+    assert!(
+        sent.iter().any(|(kind, status)| kind != JSON_PATCH && *status == 200),
+        "then the container was added as usual: {sent:?}"
+    );
+    assert_eq!(c.debug_containers("remade", "web").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_container_the_reads_do_not_confirm_is_stopped_and_the_reused_one_runs_the_command() {
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    app(&c, "withdrawn").await;
+    let first = counting(&c, "withdrawn", &[]).await;
+    assert_eq!(first.stdout.trim(), "runs=1", "{first:?}");
+    c.wait_all_terminated("withdrawn", "web", Duration::from_secs(20))
+        .await;
+    // Meanwhile a session with a cache of its own starts a container of ours: the reads will
+    // reuse it, which the pod the cache remembers does not show.
+    let elsewhere = c.cache_home().join("elsewhere");
+    let mut holder = c.plugin(&[
+        "-n",
+        "withdrawn",
+        "pod/web",
+        "--",
+        "sh",
+        "-c",
+        "echo started; sleep 30",
+    ]);
+    holder
+        .env("XDG_CACHE_HOME", &elsewhere)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut holder = holder.spawn().expect("a session starts");
+    assert_eq!(
+        support::first_line(&mut holder, LIMIT).await.as_deref(),
+        Some("started")
+    );
+    let held = c.running_debug_container("withdrawn", "web").await;
+
+    let second = counting(&c, "withdrawn", &[]).await;
+    assert_eq!(second.code, Some(0), "{second:?}");
+    assert_eq!(second.stdout.trim(), "runs=2", "once: {second:?}");
+    assert_eq!(reused_name(&second).as_deref(), Some(held.as_str()));
+    assert!(
+        second.stderr.starts_with("stopped dbg-"),
+        "the container sent beside the reads, stopped: {second:?}"
+    );
+    let containers = c.debug_containers("withdrawn", "web").await;
+    assert_eq!(containers.len(), 3, "{containers:?}");
+
+    assert_eq!(support::exit_code(&mut holder, LIMIT).await, Some(0));
+    c.wait_all_terminated("withdrawn", "web", Duration::from_secs(20))
+        .await;
 }

@@ -62,11 +62,38 @@ pub async fn add_and_wait(
         watch = PodWatch::new(pods, pod_name, version.unwrap_or_default(), cluster.retry);
     }
     durations.inject += clock.elapsed().as_millis();
+    wait_added(
+        options,
+        cluster,
+        plan,
+        &container.name,
+        watch,
+        interrupts,
+        printer,
+        durations,
+    )
+    .await
+}
+
+/// Step 5 for a container the PATCH added: waits on `watch` until it runs (Ctrl-C while
+/// waiting, or a failure to start, stops it again). The session keeps the watch.
+#[allow(clippy::too_many_arguments)]
+pub async fn wait_added(
+    options: &DebugOptions,
+    cluster: &Cluster,
+    plan: &Plan,
+    name: &str,
+    mut watch: PodWatch,
+    interrupts: &mut Interrupts,
+    printer: &Printer,
+    durations: &mut Durations,
+) -> Result<Added, Error> {
+    let pod_name = plan.target.pod_name();
     let mut session = Session::new(
         cluster,
         &cluster.namespace,
         pod_name,
-        &container.name,
+        name,
         options.image.has_agent(),
         Origin::Created,
         options.idle,
@@ -75,8 +102,8 @@ pub async fn add_and_wait(
     let clock = Instant::now();
     let what = Waiting {
         pod: pod_name,
-        container: &container.name,
-        image,
+        container: name,
+        image: &plan.image,
     };
     let waited = tokio::select! {
         waited = wait_on(cluster, &mut watch, &what, options.timeout, printer) => waited.map(|_| ()),

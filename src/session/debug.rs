@@ -12,6 +12,8 @@
 
 use std::time::Instant;
 
+use futures::FutureExt;
+
 use k8s_openapi::api::core::v1::{EphemeralContainer, Pod};
 use kube::Api;
 use serde::Serialize;
@@ -32,6 +34,7 @@ use crate::session::inject::{add_debug_container, patch_body};
 use crate::session::obtain::{Obtained, obtain};
 use crate::session::options::{DebugOptions, DryRun, Mode};
 use crate::session::plan::{Durations, Plan, plan};
+use crate::session::presume;
 use crate::session::refusal::{NOT_IDENTIFIED, refusal};
 use crate::session::reuse_cache::ReuseCache;
 use crate::session::spec::{self, TargetProcess};
@@ -100,12 +103,42 @@ pub async fn run(
     let ask = options.dry_run.is_none();
     let cache = ReuseCache::from_env();
     let key = handshake::key_of(options, &cluster.namespace);
-    let (planned, exec_forbidden, early) = tokio::join!(
+    // On a pod a session saw its container end in, the PATCH goes beside the reads
+    // (presume.rs); from then on a signal must not leave its container behind.
+    let presumed = key
+        .as_ref()
+        .and_then(|key| cache.lookup(key))
+        .and_then(|entry| presume::presume(options, &cluster.namespace, &entry));
+    let mut early_interrupts = match presumed {
+        Some(_) => Some(Interrupts::install().map_err(|source| Error::Terminal { source })?),
+        None => None,
+    };
+    let (planned, exec_forbidden, early, advanced) = tokio::join!(
         plan(options, cluster, &pods, printer),
         async { ask && attach::exec_is_forbidden(cluster).await },
         handshake::open_early(options, &pods, &cache, key.as_ref()),
+        presume::advance(cluster, &pods, presumed),
     );
-    let plan = planned?;
+    let signalled = early_interrupts
+        .as_mut()
+        .and_then(|i| i.recv().now_or_never());
+    let (mut plan, advanced) = match (planned, advanced, signalled) {
+        (Ok(plan), advanced, None) => (plan, advanced),
+        (planned, advanced, signalled) => {
+            if let Some(advanced) = advanced {
+                let why = match signalled {
+                    Some(_) => "interrupted",
+                    None => "the session cannot go on",
+                };
+                presume::withdraw(advanced, options, cluster, printer, why, signalled.is_some())
+                    .await;
+            }
+            return match signalled {
+                Some(signal) => Ok(ExitStatus::Interrupted(signal)),
+                None => planned.map(|_| ExitStatus::Success),
+            };
+        }
+    };
     let pod_name = plan.target.pod_name().to_string();
     durations.resolve = clock.elapsed().as_millis();
 
@@ -124,7 +157,24 @@ pub async fn run(
         None => {}
     }
 
-    let mut interrupts = Interrupts::install().map_err(|source| Error::Terminal { source })?;
+    let mut interrupts = match early_interrupts {
+        Some(interrupts) => interrupts,
+        None => Interrupts::install().map_err(|source| Error::Terminal { source })?,
+    };
+    // What was sent beside the reads is used only when they confirm it.
+    let advanced = match advanced {
+        Some(advanced) if !exec_forbidden && presume::agrees(&advanced.plan, &plan) => {
+            Some(advanced)
+        }
+        Some(advanced) => {
+            let why = format!(
+                "pod {pod_name} is not as the last session left it, or the plan changed"
+            );
+            presume::withdraw(advanced, options, cluster, printer, &why, false).await;
+            None
+        }
+        None => None,
+    };
     if exec_forbidden {
         let mut captured = options.format.map(|_| Captured::default());
         let clock = Instant::now();
@@ -158,17 +208,34 @@ pub async fn run(
         }
         return Ok(status);
     }
-    let (mut session, reused) = match obtain(
-        options,
-        cluster,
-        &pods,
-        &plan,
-        &mut interrupts,
-        printer,
-        &mut durations,
-    )
-    .await?
-    {
+    let obtained = match advanced {
+        Some(advanced) => {
+            plan.container = advanced.plan.container;
+            presume::added(
+                options,
+                cluster,
+                &plan,
+                advanced.watch,
+                &mut interrupts,
+                printer,
+                &mut durations,
+            )
+            .await?
+        }
+        None => {
+            obtain(
+                options,
+                cluster,
+                &pods,
+                &plan,
+                &mut interrupts,
+                printer,
+                &mut durations,
+            )
+            .await?
+        }
+    };
+    let (mut session, reused) = match obtained {
         Obtained::Ready { session, reused } => (session, reused),
         Obtained::Interrupted(signal) => return Ok(ExitStatus::Interrupted(signal)),
     };
@@ -252,6 +319,9 @@ pub async fn run(
     let (took, first, last) = tokio::join!(teardown, first, trail.last_event(ended.as_ref().ok()));
     trail.close(first, last, ended.as_ref().ok(), printer);
     durations.teardown = took;
+    if let Some(pod) = &session.ended_in {
+        handshake::remember_ended(&cache, key.as_ref(), &plan, &session, pod);
+    }
 
     if let Some(refused) = refused {
         return Err(refused.into());

@@ -23,17 +23,12 @@ use crate::session::spec::{self, TargetProcess};
 use crate::session::target::TargetKind;
 use crate::session::teardown::Session;
 
-/// The cache key of this session, when it may take the one-round-trip path: a pod named as
-/// such, reuse allowed, our agent in the image, no terminal, nothing dry.
+/// The cache key of this session, when the cache serves it: a pod named as such, our agent
+/// in the image, nothing dry. Which path it may then take is [`takes_handshake`]'s and
+/// presume.rs's to say.
 pub fn key_of(options: &DebugOptions, namespace: &str) -> Option<Key> {
-    let without_tty = matches!(
-        options.mode,
-        Mode::PipedShell | Mode::Command { tty: false, .. }
-    );
-    let eligible = options.reuse
-        && options.dry_run.is_none()
+    let eligible = options.dry_run.is_none()
         && options.image.has_agent()
-        && without_tty
         && options.target.kind == TargetKind::Pod;
     eligible.then(|| Key {
         context: options.record.context.clone().unwrap_or_default(),
@@ -41,6 +36,15 @@ pub fn key_of(options: &DebugOptions, namespace: &str) -> Option<Key> {
         pod: options.target.name.clone(),
         container: options.container.clone().unwrap_or_default(),
     })
+}
+
+/// Whether the session may take the one-round-trip path: reuse allowed and no terminal.
+fn takes_handshake(options: &DebugOptions) -> bool {
+    options.reuse
+        && matches!(
+            options.mode,
+            Mode::PipedShell | Mode::Command { tty: false, .. }
+        )
 }
 
 /// An exec opened on the cache's word, waiting for the reads.
@@ -57,8 +61,9 @@ pub async fn open_early(
     cache: &ReuseCache,
     key: Option<&Key>,
 ) -> Option<Early> {
-    let key = key?;
-    let entry = cache.lookup(key)?;
+    let key = key.filter(|_| takes_handshake(options))?;
+    // A container the last session saw end is not tried.
+    let entry = cache.lookup(key).filter(|entry| entry.ended.is_none())?;
     let target = TargetProcess {
         container: entry.target.clone(),
         container_id: entry.target_id.clone(),
@@ -117,6 +122,31 @@ pub fn remember(cache: &ReuseCache, key: Option<&Key>, plan: &Plan, session: &Se
             target: plan.target.container.clone(),
             target_id: plan.process.container_id.clone(),
             image: plan.image.clone(),
+            ended: None,
+        },
+    );
+}
+
+/// Remembers that this session saw its container end, in the pod it last saw, for the next
+/// session on the pod to send its PATCH beside its reads (presume.rs).
+pub fn remember_ended(
+    cache: &ReuseCache,
+    key: Option<&Key>,
+    plan: &Plan,
+    session: &Session,
+    pod: &Pod,
+) {
+    let Some(key) = key.filter(|_| session.has_agent) else {
+        return;
+    };
+    cache.remember(
+        key,
+        Entry {
+            debug_container: session.container.clone(),
+            target: plan.target.container.clone(),
+            target_id: plan.process.container_id.clone(),
+            image: plan.image.clone(),
+            ended: Some(crate::session::presume::ended(pod, &plan.user, plan.enforced)),
         },
     );
 }
@@ -185,6 +215,7 @@ mod tests {
         let key = key_of(&options, "shop").expect("eligible");
         assert_eq!(key.namespace, "shop");
         assert_eq!(key.pod, options.target.name);
+        assert!(takes_handshake(&options));
         for refused in [
             DebugOptions {
                 mode: Mode::Interactive,
@@ -202,12 +233,20 @@ mod tests {
                 reuse: false,
                 ..options.clone()
             },
-            DebugOptions {
-                target: "deploy/web".parse::<TargetRef>().unwrap(),
-                ..options.clone()
-            },
         ] {
-            assert_eq!(key_of(&refused, "shop"), None, "{:?}", refused.mode);
+            assert!(!takes_handshake(&refused), "{:?}", refused.mode);
+            // The cache still serves them: a fresh container may be presumed (presume.rs).
+            assert!(key_of(&refused, "shop").is_some(), "{:?}", refused.mode);
         }
+        let deployment = DebugOptions {
+            target: "deploy/web".parse::<TargetRef>().unwrap(),
+            ..options.clone()
+        };
+        assert_eq!(key_of(&deployment, "shop"), None);
+        let dry = DebugOptions {
+            dry_run: Some(crate::session::options::DryRun::Client),
+            ..options.clone()
+        };
+        assert_eq!(key_of(&dry, "shop"), None);
     }
 }

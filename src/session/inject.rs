@@ -40,11 +40,47 @@ pub async fn add_debug_container(
         dry_run,
         ..PatchParams::default()
     };
-    let body = patch_body(container);
+    patch_until_known(
+        cluster,
+        pods,
+        pod,
+        container,
+        &params,
+        &Patch::Strategic(patch_body(container)),
+    )
+    .await
+}
+
+/// Adds `container` with a JSON patch of the caller's (presume.rs: one that `test`s the pod
+/// first), with the same handling of failures as [`add_debug_container`].
+pub async fn add_with_patch(
+    cluster: &Cluster,
+    pods: &Api<Pod>,
+    pod: &str,
+    container: &EphemeralContainer,
+    ops: serde_json::Value,
+) -> Result<Pod, Error> {
+    let patch = serde_json::from_value(ops)
+        .map_err(|e| crate::base::error::UsageError(format!("a JSON patch of ours: {e}")))?;
+    let params = PatchParams::default();
+    patch_until_known(cluster, pods, pod, container, &params, &Patch::Json::<()>(patch)).await
+}
+
+/// The PATCH, until its outcome is known: a failure after which it may or may not have been
+/// applied reads the pod to see whether the container is there, and else sends it again.
+async fn patch_until_known<P: serde::Serialize + std::fmt::Debug>(
+    cluster: &Cluster,
+    pods: &Api<Pod>,
+    pod: &str,
+    container: &EphemeralContainer,
+    params: &PatchParams,
+    patch: &Patch<P>,
+) -> Result<Pod, Error> {
+    let dry_run = params.dry_run;
     let mut attempts = cluster.retry.start();
     loop {
         let source = match cluster
-            .bounded(pods.patch_ephemeral_containers(pod, &params, &Patch::Strategic(&body)))
+            .bounded(pods.patch_ephemeral_containers(pod, params, patch))
             .await
         {
             Ok(updated) => return Ok(updated),

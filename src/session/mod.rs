@@ -16,6 +16,7 @@ pub mod inject;
 pub mod obtain;
 pub mod options;
 pub mod plan;
+pub mod presume;
 pub mod probe;
 pub mod profile;
 pub mod refusal;

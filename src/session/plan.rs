@@ -206,6 +206,36 @@ pub async fn plan_with(
     printer: &Printer,
 ) -> Result<Plan, Error> {
     let resolved = resolve(options, cluster, pods, known).await?;
+    plan_from(options, resolved, &cluster.namespace, Some(printer))
+}
+
+/// The plan a session would make from `pod` and `surroundings` read earlier (presume.rs):
+/// the same checks and the same container, with nothing printed.
+pub fn presumed_plan(
+    options: &DebugOptions,
+    namespace: &str,
+    pod: Pod,
+    surroundings: Surroundings,
+) -> Result<Plan, Error> {
+    let target = target_in(pod, options.container.as_deref())?;
+    let identity = identity_of(&target.pod, &target.container);
+    let resolved = Resolved {
+        target,
+        identity,
+        enforced: surroundings.enforced,
+        user: surroundings.user,
+    };
+    plan_from(options, resolved, namespace, None)
+}
+
+/// Steps 2–3 from the reads: the checks, and the container the session would add (or the
+/// one of ours it would reuse). `printer`: where the notes go; none for a presumed plan.
+fn plan_from(
+    options: &DebugOptions,
+    resolved: Resolved,
+    namespace: &str,
+    printer: Option<&Printer>,
+) -> Result<Plan, Error> {
     generic_check(options, &resolved.target)?;
     let spec_hinted;
     let options = match resolved
@@ -234,14 +264,14 @@ pub async fn plan_with(
         })
         .flatten();
     if reusable.is_none() {
-        precheck(options, &resolved, &cluster.namespace)?;
-        if needed(options, &resolved.identity) {
-            printer.progress(&format!(
+        precheck(options, &resolved, namespace)?;
+        match printer {
+            Some(printer) if needed(options, &resolved.identity) => printer.progress(&format!(
                 "the API does not say which uid/gid container {} runs as (no runAsUser/runAsGroup, and the node does not report containerStatuses[].user): the agent reads them once the debug container runs",
                 resolved.target.container
-            ));
-        } else {
-            identity_notes(options, &resolved, printer);
+            )),
+            Some(printer) => identity_notes(options, &resolved, printer),
+            None => {}
         }
     }
     let facts = SessionFacts {
@@ -258,7 +288,9 @@ pub async fn plan_with(
         &facts,
         &unused_suffix(&resolved.target.pod, random_suffix),
     );
-    extras(options, &resolved.target, &mut container, printer);
+    if let Some(printer) = printer {
+        extras(options, &resolved.target, &mut container, printer);
+    }
     Ok(Plan {
         target: resolved.target,
         identity: resolved.identity,

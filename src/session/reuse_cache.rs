@@ -9,6 +9,7 @@
 //! ours is read as empty, and one that cannot be written is left as it was. Writes go to a
 //! temporary file renamed over the old one, so a reader never sees half a file.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -30,7 +31,7 @@ pub struct Key {
 }
 
 /// The debug container a session on [`Key`] used, and what it was for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
     pub debug_container: String,
     /// The target container's name and, when the pod said it, its ID then: a different ID
@@ -38,6 +39,22 @@ pub struct Entry {
     pub target: String,
     pub target_id: Option<String>,
     pub image: String,
+    /// Set when the session saw that container end: the pod as it was then, for the next
+    /// session to send its PATCH beside its reads (presume.rs). Absent in older files.
+    #[serde(default)]
+    pub ended: Option<Ended>,
+}
+
+/// The pod as a session saw it last, once its debug container had ended, with what the reads
+/// beside it said: enough to plan the next container without reading first (presume.rs).
+/// The pod is stripped of what a plan does not need and a cache file should not hold: the
+/// containers' environment, annotations other than the default container's, managed fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ended {
+    pub pod: k8s_openapi::api::core::v1::Pod,
+    pub user: String,
+    /// The namespace's enforced Pod Security level then, as its label says it.
+    pub enforced: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -126,7 +143,14 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let temporary = dir.join(format!(".{FILE}.{}", std::process::id()));
-    std::fs::write(&temporary, bytes)?;
+    // The user's own: it names their pods and debug containers.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temporary)
+        .and_then(|mut file| std::io::Write::write_all(&mut file, bytes))?;
     std::fs::rename(&temporary, path).inspect_err(|_| {
         let _ = std::fs::remove_file(&temporary);
     })
@@ -151,6 +175,7 @@ mod tests {
             target: "app".into(),
             target_id: Some("containerd://abc".into()),
             image: "base".into(),
+            ended: None,
         }
     }
 

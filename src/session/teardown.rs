@@ -103,6 +103,9 @@ pub struct Session {
     pub ends_itself: bool,
     /// The pod's watch the wait opened (a container we added), kept to see it end.
     pub watch: Option<PodWatch>,
+    /// The pod as the kept watch showed it when the container had ended by itself, for the
+    /// next session's plan (presume.rs).
+    pub ended_in: Option<Pod>,
     done: bool,
 }
 
@@ -128,6 +131,7 @@ impl Session {
             target: TargetProcess::default(),
             ends_itself: false,
             watch: None,
+            ended_in: None,
             done: false,
         }
     }
@@ -333,7 +337,13 @@ impl Session {
         };
         match tokio::time::timeout(LAST_OUT_WAIT, ended).await {
             // The pod that showed it ended also says whether the target ended it.
-            Ok(Some(Some(pod))) => self.ended_in(&pod),
+            Ok(Some(Some(pod))) => {
+                let outcome = self.ended_in(&pod);
+                if outcome == Teardown::Stopped {
+                    self.ended_in = Some(*pod);
+                }
+                outcome
+            }
             Ok(Some(None)) => Teardown::Stopped,
             _ => Teardown::EndsItself,
         }

@@ -1,0 +1,268 @@
+//! A fresh session in two round trips on a pod a session of ours has seen before: the PATCH
+//! goes out beside the reads instead of after them.
+//!
+//! When a session sees its debug container end, it remembers the pod as that last event
+//! showed it (reuse_cache.rs, [`Ended`]). The next session on the same pod plans its container
+//! from that pod with the very code that plans from a fresh read ([`presumed_plan`]), and sends
+//! the PATCH at once, beside its reads, with a WATCH of the pod opened at the same moment. The
+//! PATCH is a JSON patch that only applies if the pod is still what the plan was made from:
+//! it `test`s the pod's uid (the same pod object: the containers of a pod cannot change, only
+//! their images, which restarts them) and the target container's ID (the same instance, not
+//! restarted since), then adds the container. A pod that changed refuses it (422) and nothing
+//! is added.
+//!
+//! The reads still decide ([`agrees`]): the container is used only when the plan made from
+//! them is the one that was sent (the same spec, bar its random name and start time).
+//! Otherwise it is stopped and the session goes on as if nothing had been presumed. So a
+//! miss costs what a fresh session cost before (three round trips), a refused PATCH adds
+//! nothing to the pod, and a container the reads did not confirm never runs a command.
+
+use k8s_openapi::api::core::v1::{EphemeralContainer, Pod};
+use kube::Api;
+use serde_json::{Value, json};
+
+use crate::base::error::Error;
+use crate::base::interrupt::Interrupts;
+use crate::kube::cluster::Cluster;
+use crate::output::printer::Printer;
+use crate::session::add::{Added, wait_added};
+use crate::session::inject::add_with_patch;
+use crate::session::obtain::Obtained;
+use crate::session::options::DebugOptions;
+use crate::session::plan::{Durations, Plan, Surroundings, needed, presumed_plan};
+use crate::session::profile::PsaLevel;
+use crate::session::reuse_cache::{Ended, Entry};
+use crate::session::spec::ENV_STARTED;
+use crate::session::target::TargetKind;
+use crate::session::teardown::{Origin, Session};
+use crate::session::watch::PodWatch;
+
+/// The annotation that names a pod's default container, the only one a plan reads.
+const DEFAULT_CONTAINER: &str = "kubectl.kubernetes.io/default-container";
+
+/// A plan made from the pod a session saw last, and the guarded PATCH that adds its container.
+pub struct Presumed {
+    pub plan: Plan,
+    patch: Value,
+}
+
+/// The container the PATCH sent beside the reads, with the watch opened beside it.
+pub struct Advanced {
+    pub plan: Plan,
+    pub watch: PodWatch,
+}
+
+/// Whether a session may send its PATCH before its reads: a pod named as such, our agent
+/// (whose container ends itself, so the pod seen then shows it Terminated), nothing dry, and
+/// nothing the plan takes from what the cache does not keep (the target's env and volumes).
+pub fn eligible(options: &DebugOptions) -> bool {
+    options.dry_run.is_none()
+        && options.image.has_agent()
+        && options.target.kind == TargetKind::Pod
+        && !options.copy_env
+        && !options.mirror_volumes
+}
+
+/// The plan from the pod `entry` saw end, when this session may presume it: a fresh container
+/// (nothing of ours to reuse there), a target whose uid and gid the pod says (else the agent
+/// reads them first, probe.rs) and whose container ID it says (the guard).
+pub fn presume(options: &DebugOptions, namespace: &str, entry: &Entry) -> Option<Presumed> {
+    let ended = entry.ended.as_ref().filter(|_| eligible(options))?;
+    let surroundings = Surroundings {
+        user: ended.user.clone(),
+        enforced: ended.enforced.as_deref().and_then(PsaLevel::from_label),
+    };
+    let plan = presumed_plan(options, namespace, ended.pod.clone(), surroundings).ok()?;
+    if plan.reusable.is_some() || needed(options, &plan.identity) {
+        return None;
+    }
+    let patch = guarded_patch(&plan)?;
+    Some(Presumed { plan, patch })
+}
+
+/// `test` the pod's uid and the target's container ID, then add the container.
+fn guarded_patch(plan: &Plan) -> Option<Value> {
+    let pod = &plan.target.pod;
+    let uid = pod.metadata.uid.as_deref()?;
+    let id = plan.process.container_id.as_deref()?;
+    let status = pod.status.as_ref()?;
+    let at = |list: &Option<Vec<k8s_openapi::api::core::v1::ContainerStatus>>| {
+        list.iter()
+            .flatten()
+            .position(|s| s.name == plan.target.container)
+    };
+    let pointer = match at(&status.container_statuses) {
+        Some(i) => format!("/status/containerStatuses/{i}/containerID"),
+        None => format!(
+            "/status/initContainerStatuses/{}/containerID",
+            at(&status.init_container_statuses)?
+        ),
+    };
+    let container = serde_json::to_value(&plan.container).ok()?;
+    let has_list = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.ephemeral_containers.as_ref())
+        .is_some_and(|list| !list.is_empty());
+    // With no list yet, `add` makes it; one that appeared since is then replaced, which the
+    // apiserver refuses (ephemeral containers cannot be removed): nothing is added.
+    let add = if has_list {
+        json!({"op": "add", "path": "/spec/ephemeralContainers/-", "value": container})
+    } else {
+        json!({"op": "add", "path": "/spec/ephemeralContainers", "value": [container]})
+    };
+    Some(json!([
+        {"op": "test", "path": "/metadata/uid", "value": uid},
+        {"op": "test", "path": pointer, "value": id},
+        add,
+    ]))
+}
+
+/// Sends the guarded PATCH with the pod's watch opened beside it; `None` when the pod
+/// refused it (it changed) or it failed: the session then goes the usual way.
+pub async fn advance(
+    cluster: &Cluster,
+    pods: &Api<Pod>,
+    presumed: Option<Presumed>,
+) -> Option<Advanced> {
+    let Presumed { plan, patch } = presumed?;
+    let pod = plan.target.pod_name().to_string();
+    // From now: the first event is the pod as it is, then what follows; the wait looks for
+    // this container by its name, so which comes first does not matter.
+    let mut watch = PodWatch::new(pods, &pod, "", cluster.retry);
+    let (added, ()) = tokio::join!(
+        add_with_patch(cluster, pods, &pod, &plan.container, patch),
+        watch.open()
+    );
+    added.ok()?;
+    Some(Advanced { plan, watch })
+}
+
+/// Whether the reads confirm what was sent: the plan made from them adds the same container
+/// (its random name and start time aside), for the same target container instance.
+pub fn agrees(sent: &Plan, read: &Plan) -> bool {
+    fn bare(container: &EphemeralContainer) -> EphemeralContainer {
+        let mut container = container.clone();
+        container.name.clear();
+        for var in container.env.iter_mut().flatten() {
+            if var.name == ENV_STARTED {
+                var.value = None;
+            }
+        }
+        container
+    }
+    let reused_other = read
+        .reusable
+        .as_ref()
+        .is_some_and(|r| r.name != sent.container.name);
+    !reused_other
+        && read.target.container == sent.target.container
+        && read.process.container_id == sent.process.container_id
+        && read.image == sent.image
+        && bare(&read.container) == bare(&sent.container)
+}
+
+/// What the cache keeps of the pod a session saw its container end in, with the reads of
+/// that session (reuse_cache.rs [`Ended`]).
+pub fn ended(pod: &Pod, user: &str, enforced: Option<PsaLevel>) -> Ended {
+    let mut pod = pod.clone();
+    let meta = &mut pod.metadata;
+    meta.managed_fields = None;
+    meta.annotations = meta.annotations.take().map(|mut all| {
+        all.retain(|name, _| name == DEFAULT_CONTAINER);
+        all
+    });
+    if let Some(spec) = pod.spec.as_mut() {
+        for c in spec
+            .containers
+            .iter_mut()
+            .chain(spec.init_containers.iter_mut().flatten())
+        {
+            c.env = None;
+            c.env_from = None;
+        }
+        for c in spec.ephemeral_containers.iter_mut().flatten() {
+            c.env = c.env.take().map(|mut env| {
+                env.retain(|v| v.name.starts_with("DISTROLESS_DEBUG_"));
+                env
+            });
+            c.env_from = None;
+        }
+    }
+    Ended {
+        pod,
+        user: user.to_string(),
+        enforced: enforced.map(|level| level.to_string()),
+    }
+}
+
+/// Stops a container the reads did not confirm (or that the session cannot use), as a
+/// container that was added and then not wanted is stopped.
+pub async fn withdraw(
+    advanced: Advanced,
+    options: &DebugOptions,
+    cluster: &Cluster,
+    printer: &Printer,
+    why: &str,
+    interrupted: bool,
+) {
+    let Advanced { plan, watch } = advanced;
+    printer.progress(&format!(
+        "{why}: stopping {}, added to pod {} beside the reads",
+        plan.container.name,
+        plan.target.pod_name()
+    ));
+    let mut session = Session::new(
+        cluster,
+        &cluster.namespace,
+        plan.target.pod_name(),
+        &plan.container.name,
+        options.image.has_agent(),
+        Origin::Created,
+        options.idle,
+    );
+    session.target = plan.process.clone();
+    session.watch = Some(watch);
+    session.teardown(printer, interrupted).await;
+}
+
+/// Step 5 for the container the reads confirmed: it was added with `plan.container`'s name;
+/// wait until it runs, as for any container we add.
+pub async fn added(
+    options: &DebugOptions,
+    cluster: &Cluster,
+    plan: &Plan,
+    watch: PodWatch,
+    interrupts: &mut Interrupts,
+    printer: &Printer,
+    durations: &mut Durations,
+) -> Result<Obtained, Error> {
+    printer.progress(&format!(
+        "added {} ({}) to pod {}, targeting {}, beside the reads",
+        plan.container.name,
+        plan.image,
+        plan.target.pod_name(),
+        plan.target.container
+    ));
+    let name = plan.container.name.clone();
+    Ok(
+        match wait_added(
+            options,
+            cluster,
+            plan,
+            &name,
+            watch,
+            interrupts,
+            printer,
+            durations,
+        )
+        .await?
+        {
+            Added::Ready(session) => Obtained::Ready {
+                session,
+                reused: false,
+            },
+            Added::Interrupted(signal) => Obtained::Interrupted(signal),
+        },
+    )
+}
