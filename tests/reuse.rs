@@ -174,7 +174,11 @@ async fn a_stale_entry_is_aborted_a_new_container_is_added_and_the_command_runs_
     c.sb.clear_requests();
     let second = counting(&c, "stale", &[]).await;
     assert_eq!(second.code, Some(0), "{second:?}");
-    assert_eq!(second.stdout.trim(), "runs=1", "once, not twice: {second:?}");
+    assert_eq!(
+        second.stdout.trim(),
+        "runs=1",
+        "once, not twice: {second:?}"
+    );
     let requests = c.sb.requests();
     assert_eq!(
         gated_execs_into(&c, &stopped).len(),
@@ -256,41 +260,51 @@ async fn a_pod_whose_last_container_was_seen_to_end_gets_its_patch_beside_the_re
 }
 
 #[tokio::test]
-async fn a_pod_made_anew_refuses_the_guarded_patch_and_gets_one_container() {
+async fn a_target_that_restarted_refuses_the_guarded_patch_and_one_container_is_added() {
     let Some(c) = support::cluster().await else {
         return;
     };
-    app(&c, "remade").await;
-    let first = counting(&c, "remade", &[]).await;
+    app(&c, "restarted").await;
+    let first = counting(&c, "restarted", &[]).await;
     assert_eq!(first.stdout.trim(), "runs=1", "{first:?}");
-    c.wait_all_terminated("remade", "web", Duration::from_secs(20))
+    c.wait_all_terminated("restarted", "web", Duration::from_secs(20))
         .await;
-    // The same name, another pod: another uid, another target container ID.
-    let pods = c.pods("remade");
-    pods.delete("web", &Default::default()).await.expect("delete");
-    support::wait_for("the pod gone", LIMIT, &mut async || {
-        pods.get_opt("web").await.ok().flatten().is_none()
+    // The same pod, the target restarted: another container ID than the cache's pod shows.
+    let id = |pod: serde_json::Value| {
+        let status = &pod["status"]["containerStatuses"][0];
+        let running = !status["state"]["running"].is_null();
+        running.then(|| status["containerID"].as_str().unwrap_or("").to_string())
+    };
+    let old = id(c.pod_json("restarted", "web").await).expect("running");
+    support::kill_on_host(&old);
+    c.wait_for("the target restarted", LIMIT, async || {
+        id(c.pod_json("restarted", "web").await).is_some_and(|now| now != old)
     })
     .await;
-    c.running_app("remade", "web", NONROOT_APP, Some((65532, 65532)))
-        .await;
 
     c.sb.clear_requests();
-    let second = counting(&c, "remade", &[]).await;
+    let second = counting(&c, "restarted", &[]).await;
     assert_eq!(second.code, Some(0), "{second:?}");
-    assert_eq!(second.stdout.trim(), "runs=1", "{second:?}");
+    assert_eq!(second.stdout.lines().count(), 1, "once: {second:?}");
     let requests = c.sb.requests();
     let sent = patches(&requests);
     assert_eq!(sent.len(), 2, "{requests:#?}");
-    assert!(
-        sent.contains(&(JSON_PATCH.to_string(), 422)),
+    assert_eq!(
+        sent[0],
+        (JSON_PATCH.to_string(), 422),
         "the guarded PATCH was refused: {sent:?}"
     );
     assert!(
-        sent.iter().any(|(kind, status)| kind != JSON_PATCH && *status == 200),
+        sent[1].0 != JSON_PATCH && sent[1].1 == 200,
         "then the container was added as usual: {sent:?}"
     );
-    assert_eq!(c.debug_containers("remade", "web").await.len(), 1);
+    assert_eq!(
+        c.debug_containers("restarted", "web").await.len(),
+        2,
+        "one container added, none by the refused PATCH"
+    );
+    c.wait_all_terminated("restarted", "web", Duration::from_secs(20))
+        .await;
 }
 
 #[tokio::test]

@@ -362,26 +362,6 @@ async fn running_id(c: &TestCluster, pod: &str, container: &str) -> String {
     id
 }
 
-/// SIGKILL, from the host, to the main process of container `id` (`/sandbox-app`): what an
-/// OOM kill or a crash does to a target.
-fn kill_on_host(id: &str) {
-    let bare = id.rsplit("://").next().unwrap_or(id);
-    let mut killed = 0;
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let cgroup = std::fs::read_to_string(entry.path().join("cgroup")).unwrap_or_default();
-        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
-        if cgroup.contains(bare) && comm.trim() == "sandbox-app" {
-            // SAFETY: kill(2) with a pid read from /proc; a process gone meanwhile is ESRCH.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            killed += 1;
-        }
-    }
-    assert_eq!(killed, 1, "the target process of {id} on the host");
-}
-
 /// A session kept open (`-- sh -c 'echo started; sleep N'`) so its container is reused.
 async fn held_session(c: &TestCluster, pod: &str, seconds: u32) -> tokio::process::Child {
     let script = format!("echo started; sleep {seconds}");
@@ -399,7 +379,7 @@ async fn a_reused_debug_container_follows_a_target_that_restarted() {
     let before = info(&c, &[]).await;
     let old_id = running_id(&c, "shared", "app").await;
 
-    kill_on_host(&old_id);
+    support::kill_on_host(&old_id);
     let mut new_id = old_id.clone();
     c.wait_for("the target restarted", LIMIT, async || {
         new_id = running_id(&c, "shared", "app").await;
@@ -443,7 +423,7 @@ async fn without_a_shared_pid_namespace_a_target_restart_ends_the_session_and_sa
     c.running_app("t", "solo", NONROOT_APP, None).await;
     let id = running_id(&c, "solo", "app").await;
     let mut session = held_session(&c, "pod/solo", 120).await;
-    kill_on_host(&id);
+    support::kill_on_host(&id);
     let code = support::exit_code(&mut session, LIMIT).await;
     let mut stderr = String::new();
     if let Some(mut pipe) = session.stderr.take() {

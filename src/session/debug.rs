@@ -130,8 +130,15 @@ pub async fn run(
                     Some(_) => "interrupted",
                     None => "the session cannot go on",
                 };
-                presume::withdraw(advanced, options, cluster, printer, why, signalled.is_some())
-                    .await;
+                presume::withdraw(
+                    advanced,
+                    options,
+                    cluster,
+                    printer,
+                    why,
+                    signalled.is_some(),
+                )
+                .await;
             }
             return match signalled {
                 Some(signal) => Ok(ExitStatus::Interrupted(signal)),
@@ -167,9 +174,8 @@ pub async fn run(
             Some(advanced)
         }
         Some(advanced) => {
-            let why = format!(
-                "pod {pod_name} is not as the last session left it, or the plan changed"
-            );
+            let why =
+                format!("pod {pod_name} is not as the last session left it, or the plan changed");
             presume::withdraw(advanced, options, cluster, printer, &why, false).await;
             None
         }

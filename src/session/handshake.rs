@@ -146,7 +146,11 @@ pub fn remember_ended(
             target: plan.target.container.clone(),
             target_id: plan.process.container_id.clone(),
             image: plan.image.clone(),
-            ended: Some(crate::session::presume::ended(pod, &plan.user, plan.enforced)),
+            ended: Some(crate::session::presume::ended(
+                pod,
+                &plan.user,
+                plan.enforced,
+            )),
         },
     );
 }

@@ -63,7 +63,15 @@ pub async fn add_with_patch(
     let patch = serde_json::from_value(ops)
         .map_err(|e| crate::base::error::UsageError(format!("a JSON patch of ours: {e}")))?;
     let params = PatchParams::default();
-    patch_until_known(cluster, pods, pod, container, &params, &Patch::Json::<()>(patch)).await
+    patch_until_known(
+        cluster,
+        pods,
+        pod,
+        container,
+        &params,
+        &Patch::Json::<()>(patch),
+    )
+    .await
 }
 
 /// The PATCH, until its outcome is known: a failure after which it may or may not have been

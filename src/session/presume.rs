@@ -247,14 +247,7 @@ pub async fn added(
     let name = plan.container.name.clone();
     Ok(
         match wait_added(
-            options,
-            cluster,
-            plan,
-            &name,
-            watch,
-            interrupts,
-            printer,
-            durations,
+            options, cluster, plan, &name, watch, interrupts, printer, durations,
         )
         .await?
         {

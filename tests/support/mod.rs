@@ -421,6 +421,26 @@ impl TestCluster {
     }
 }
 
+/// SIGKILL, from the host, to the main process of container `id` (`/sandbox-app`): what an
+/// OOM kill or a crash does to a target.
+pub fn kill_on_host(id: &str) {
+    let bare = id.rsplit("://").next().unwrap_or(id);
+    let mut killed = 0;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cgroup = std::fs::read_to_string(entry.path().join("cgroup")).unwrap_or_default();
+        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        if cgroup.contains(bare) && comm.trim() == "sandbox-app" {
+            // SAFETY: kill(2) with a pid read from /proc; a process gone meanwhile is ESRCH.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            killed += 1;
+        }
+    }
+    assert_eq!(killed, 1, "the target process of {id} on the host");
+}
+
 /// A kubeconfig with one context per `(name, cluster)`, the first the current one, each
 /// context with its own cluster entry and token user, namespace `default`. `None` stands for a
 /// cluster that does not answer: nothing listens on its port. CAs go in files next to `path`.
