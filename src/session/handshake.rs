@@ -63,7 +63,9 @@ pub async fn open_early(
 ) -> Option<Early> {
     let key = key.filter(|_| takes_handshake(options))?;
     // A container the last session saw end is not tried.
-    let entry = cache.lookup(key).filter(|entry| entry.ended.is_none())?;
+    let entry = cache
+        .lookup(key)
+        .filter(|entry| !crate::session::presume::seen_ended(entry))?;
     let target = TargetProcess {
         container: entry.target.clone(),
         container_id: entry.target_id.clone(),
@@ -122,7 +124,8 @@ pub fn remember(cache: &ReuseCache, key: Option<&Key>, plan: &Plan, session: &Se
             target: plan.target.container.clone(),
             target_id: plan.process.container_id.clone(),
             image: plan.image.clone(),
-            ended: None,
+            // The pod a session saw its container end in stays, for `--new` (presume.rs).
+            ended: cache.lookup(key).and_then(|entry| entry.ended),
         },
     );
 }

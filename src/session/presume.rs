@@ -35,6 +35,7 @@ use crate::session::reuse_cache::{Ended, Entry};
 use crate::session::spec::ENV_STARTED;
 use crate::session::target::TargetKind;
 use crate::session::teardown::{Origin, Session};
+use crate::session::wait::{Progress, progress_of};
 use crate::session::watch::PodWatch;
 
 /// The annotation that names a pod's default container, the only one a plan reads.
@@ -66,8 +67,15 @@ pub fn eligible(options: &DebugOptions) -> bool {
 /// The plan from the pod `entry` saw end, when this session may presume it: a fresh container
 /// (nothing of ours to reuse there), a target whose uid and gid the pod says (else the agent
 /// reads them first, probe.rs) and whose container ID it says (the guard).
+///
+/// Reuse allowed, the pod must also be the one the last container of the entry ended in: a
+/// container a later session used may run still, and the reads would reuse it. With `--new`
+/// any pod seen earlier will do, the guard saying whether its target is still the same.
 pub fn presume(options: &DebugOptions, namespace: &str, entry: &Entry) -> Option<Presumed> {
     let ended = entry.ended.as_ref().filter(|_| eligible(options))?;
+    if options.reuse && !seen_ended(entry) {
+        return None;
+    }
     let surroundings = Surroundings {
         user: ended.user.clone(),
         enforced: ended.enforced.as_deref().and_then(PsaLevel::from_label),
@@ -78,6 +86,17 @@ pub fn presume(options: &DebugOptions, namespace: &str, entry: &Entry) -> Option
     }
     let patch = guarded_patch(&plan)?;
     Some(Presumed { plan, patch })
+}
+
+/// Whether the pod the entry keeps shows the entry's debug container ended: the last session
+/// saw its end, and none has used another container since.
+pub fn seen_ended(entry: &Entry) -> bool {
+    entry.ended.as_ref().is_some_and(|ended| {
+        matches!(
+            progress_of(&ended.pod, &entry.debug_container),
+            Progress::Exited { .. }
+        )
+    })
 }
 
 /// `test` the pod's uid and the target's container ID, then add the container.
@@ -258,4 +277,243 @@ pub async fn added(
             Added::Interrupted(signal) => Obtained::Interrupted(signal),
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::{
+        Container, ContainerState, ContainerStateTerminated, ContainerStatus, EnvVar,
+        PodSecurityContext,
+    };
+
+    use super::*;
+    use crate::session::debug::tests::options;
+    use crate::session::profile::Profile;
+    use crate::session::spec::{SessionFacts, TargetProcess, ephemeral_container_for};
+    use crate::session::target::tests::running_pod;
+
+    const SECRET: &str = "hunter2";
+
+    /// Pod `web` as a session saw it end: `app` (uid/gid from the pod, an env value that must
+    /// not reach the cache), and our `dbg-old`, Terminated.
+    fn seen_pod() -> Pod {
+        let mut pod = running_pod("web", &["app"]);
+        pod.metadata.uid = Some("uid-1".into());
+        pod.metadata.annotations = Some(
+            [
+                (
+                    "kubectl.kubernetes.io/last-applied-configuration".to_string(),
+                    SECRET.to_string(),
+                ),
+                (DEFAULT_CONTAINER.to_string(), "app".to_string()),
+            ]
+            .into(),
+        );
+        let status = pod.status.as_mut().unwrap();
+        status.container_statuses.as_mut().unwrap()[0].container_id =
+            Some("containerd://app-1".into());
+        status.ephemeral_container_statuses = Some(vec![ContainerStatus {
+            name: "dbg-old".into(),
+            state: Some(ContainerState {
+                terminated: Some(ContainerStateTerminated::default()),
+                ..ContainerState::default()
+            }),
+            ..ContainerStatus::default()
+        }]);
+        let spec = pod.spec.as_mut().unwrap();
+        spec.security_context = Some(PodSecurityContext {
+            run_as_user: Some(1000),
+            run_as_group: Some(1000),
+            ..PodSecurityContext::default()
+        });
+        spec.containers[0].env = Some(vec![EnvVar {
+            name: "PASSWORD".into(),
+            value: Some(SECRET.into()),
+            value_from: None,
+        }]);
+        let ours = ephemeral_container_for(
+            &options(Profile::Auto, true),
+            "app",
+            &TargetProcess {
+                container: "app".into(),
+                container_id: Some("containerd://app-0".into()),
+                ..TargetProcess::default()
+            },
+            &Default::default(),
+            &SessionFacts {
+                user: "me".into(),
+                started: jiff::Timestamp::UNIX_EPOCH,
+                version: "0".into(),
+            },
+            "old",
+        );
+        spec.ephemeral_containers = Some(vec![ours]);
+        pod
+    }
+
+    fn entry(debug_container: &str, pod: &Pod) -> Entry {
+        Entry {
+            debug_container: debug_container.into(),
+            target: "app".into(),
+            target_id: Some("containerd://app-1".into()),
+            image: String::new(),
+            ended: Some(ended(pod, "me", None)),
+        }
+    }
+
+    #[test]
+    fn the_patch_tests_the_pod_uid_and_the_target_id_before_adding_the_container() {
+        let presumed = presume(
+            &options(Profile::Auto, true),
+            "default",
+            &entry("dbg-old", &seen_pod()),
+        )
+        .expect("presumed");
+        let ops = presumed.patch.as_array().unwrap();
+        assert_eq!(
+            ops[0],
+            json!({"op": "test", "path": "/metadata/uid", "value": "uid-1"})
+        );
+        assert_eq!(
+            ops[1],
+            json!({"op": "test", "path": "/status/containerStatuses/0/containerID", "value": "containerd://app-1"})
+        );
+        assert_eq!(ops[2]["op"], "add");
+        assert_eq!(ops[2]["path"], "/spec/ephemeralContainers/-");
+        assert_eq!(
+            ops[2]["value"]["name"],
+            presumed.plan.container.name.as_str()
+        );
+        assert_ne!(presumed.plan.container.name, "dbg-old");
+        assert_eq!(ops[2]["value"]["targetContainerName"], "app");
+        assert_eq!(ops.len(), 3);
+    }
+
+    #[test]
+    fn a_native_sidecar_target_is_tested_among_the_init_container_statuses() {
+        let mut pod = seen_pod();
+        let spec = pod.spec.as_mut().unwrap();
+        spec.init_containers = Some(vec![Container {
+            name: "proxy".into(),
+            image: Some("proxy:1".into()),
+            restart_policy: Some("Always".into()),
+            ..Container::default()
+        }]);
+        let status = pod.status.as_mut().unwrap();
+        status.init_container_statuses = Some(vec![ContainerStatus {
+            name: "proxy".into(),
+            container_id: Some("containerd://proxy-1".into()),
+            state: status.container_statuses.as_ref().unwrap()[0].state.clone(),
+            ..ContainerStatus::default()
+        }]);
+        let sidecar = DebugOptions {
+            container: Some("proxy".into()),
+            ..options(Profile::Auto, true)
+        };
+        let presumed = presume(&sidecar, "default", &entry("dbg-old", &pod)).expect("presumed");
+        assert_eq!(
+            presumed.patch[1],
+            json!({"op": "test", "path": "/status/initContainerStatuses/0/containerID", "value": "containerd://proxy-1"})
+        );
+    }
+
+    #[test]
+    fn the_cache_keeps_no_environment_values_and_no_other_annotations() {
+        let kept = serde_json::to_string(&ended(&seen_pod(), "me", None)).unwrap();
+        assert!(!kept.contains(SECRET), "{kept}");
+        assert!(kept.contains(DEFAULT_CONTAINER), "{kept}");
+        // Ours keep their markers: the plan tells our containers by them.
+        assert!(kept.contains("DISTROLESS_DEBUG_TARGET"), "{kept}");
+    }
+
+    #[test]
+    fn with_reuse_only_a_pod_that_shows_the_last_container_ended_is_presumed() {
+        let pod = seen_pod();
+        // A later session used another container, which may still run.
+        let later = entry("dbg-later", &pod);
+        assert!(!seen_ended(&later));
+        assert!(presume(&options(Profile::Auto, true), "default", &later).is_none());
+        assert!(presume(&options(Profile::Auto, false), "default", &later).is_some());
+        let not_ours = [
+            DebugOptions {
+                copy_env: true,
+                ..options(Profile::Auto, false)
+            },
+            DebugOptions {
+                mirror_volumes: true,
+                ..options(Profile::Auto, false)
+            },
+            DebugOptions {
+                dry_run: Some(crate::session::options::DryRun::Server),
+                ..options(Profile::Auto, false)
+            },
+        ];
+        for options in not_ours {
+            assert!(presume(&options, "default", &entry("dbg-old", &pod)).is_none());
+        }
+        // Without the target's ID there is nothing to guard with.
+        let mut unknown = pod.clone();
+        unknown
+            .status
+            .as_mut()
+            .unwrap()
+            .container_statuses
+            .as_mut()
+            .unwrap()[0]
+            .container_id = None;
+        assert!(
+            presume(
+                &options(Profile::Auto, true),
+                "default",
+                &entry("dbg-old", &unknown)
+            )
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn the_reads_agree_on_the_same_container_whatever_its_name_and_start_time() {
+        let pod = seen_pod();
+        let sent = presume(
+            &options(Profile::Auto, true),
+            "default",
+            &entry("dbg-old", &pod),
+        )
+        .unwrap()
+        .plan;
+        let read = presume(
+            &options(Profile::Auto, true),
+            "default",
+            &entry("dbg-old", &pod),
+        )
+        .unwrap()
+        .plan;
+        assert_ne!(sent.container.name, read.container.name);
+        assert!(agrees(&sent, &read));
+        let other_reason = DebugOptions {
+            reason: Some("INC-1".into()),
+            ..options(Profile::Auto, true)
+        };
+        let read = presume(&other_reason, "default", &entry("dbg-old", &pod))
+            .unwrap()
+            .plan;
+        assert!(!agrees(&sent, &read), "another env");
+        let mut restarted = pod.clone();
+        restarted
+            .status
+            .as_mut()
+            .unwrap()
+            .container_statuses
+            .as_mut()
+            .unwrap()[0]
+            .container_id = Some("containerd://app-2".into());
+        let read = presume(
+            &options(Profile::Auto, true),
+            "default",
+            &entry("dbg-old", &restarted),
+        )
+        .unwrap()
+        .plan;
+        assert!(!agrees(&sent, &read), "another target instance");
+    }
 }
