@@ -4,7 +4,8 @@
 //! a fresh session makes three sequential ones before the shell runs: (1) GET pod, GET
 //! namespace, SelfSubjectReview and the SelfSubjectAccessReview for exec in parallel, (2) the
 //! PATCH, with the WATCH of the pod opened at the same moment from the GET's
-//! resourceVersion, (3) the exec. A reused session makes (1) and (3), or only (1) when the
+//! resourceVersion, (3) the exec; on a pod where a session saw its container end, (1) and
+//! (2) go together (presume.rs). A reused session makes (1) and (3), or only (1) when the
 //! cache names its container (handshake.rs): the exec then opens beside the reads and its
 //! command waits for them. No LIST, no discovery.
 //! After the work the user waits for nothing: the exec asked the agent to end the container
