@@ -355,3 +355,31 @@ async fn a_container_the_reads_do_not_confirm_is_stopped_and_the_reused_one_runs
     c.wait_all_terminated("withdrawn", "web", Duration::from_secs(20))
         .await;
 }
+
+#[tokio::test]
+async fn a_new_session_between_leaves_the_reused_container_in_the_cache() {
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    app(&c, "between").await;
+    let (mut first, container) = held(&c, "between", &[]).await;
+    // A `--new` session adds its own container and sees it end.
+    let fresh = counting(&c, "between", &["--new"]).await;
+    assert_eq!(fresh.stdout.trim(), "runs=1", "{fresh:?}");
+
+    c.sb.clear_requests();
+    let reused = counting(&c, "between", &[]).await;
+    assert_eq!(reused.code, Some(0), "{reused:?}");
+    assert_eq!(reused.stdout.trim(), "runs=2", "{reused:?}");
+    assert_eq!(reused_name(&reused).as_deref(), Some(container.as_str()));
+    assert_eq!(
+        gated_execs_into(&c, &container).len(),
+        1,
+        "the cache still named {container}: {:#?}",
+        c.sb.requests()
+    );
+
+    assert_eq!(support::exit_code(&mut first, LIMIT).await, Some(0));
+    c.wait_all_terminated("between", "web", Duration::from_secs(20))
+        .await;
+}

@@ -249,7 +249,7 @@ pub async fn run(
     // Unconfirmed, the early exec is dropped here: its command never runs.
     let gated = early.and_then(|early| early.confirmed(&plan, &session));
     // Remembered as the work starts, so that a session beside this one finds it too.
-    handshake::remember(&cache, key.as_ref(), &plan, &session);
+    handshake::remember(&cache, key.as_ref(), options, &plan, &session);
 
     let clock = Instant::now();
     let interactive = matches!(
@@ -327,7 +327,7 @@ pub async fn run(
     trail.close(first, last, ended.as_ref().ok(), printer);
     durations.teardown = took;
     if let Some(pod) = &session.ended_in {
-        handshake::remember_ended(&cache, key.as_ref(), &plan, &session, pod);
+        handshake::remember_ended(&cache, key.as_ref(), options, &plan, &session, pod);
     }
 
     if let Some(refused) = refused {

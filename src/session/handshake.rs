@@ -112,29 +112,35 @@ impl Early {
     }
 }
 
-/// Remembers the container this session ran in, for the next one on the same pod.
-pub fn remember(cache: &ReuseCache, key: Option<&Key>, plan: &Plan, session: &Session) {
-    let Some(key) = key.filter(|_| session.has_agent) else {
+/// Remembers the container this session ran in, for the next one on the same pod; a `--new`
+/// session's container is not one to reuse, and leaves the entry as it was.
+pub fn remember(
+    cache: &ReuseCache,
+    key: Option<&Key>,
+    options: &DebugOptions,
+    plan: &Plan,
+    session: &Session,
+) {
+    let Some(key) = key.filter(|_| session.has_agent && options.reuse) else {
         return;
     };
     cache.remember(
         key,
         Entry {
-            debug_container: session.container.clone(),
-            target: plan.target.container.clone(),
-            target_id: plan.process.container_id.clone(),
-            image: plan.image.clone(),
             // The pod a session saw its container end in stays, for `--new` (presume.rs).
             ended: cache.lookup(key).and_then(|entry| entry.ended),
+            ..entry_of(plan, session)
         },
     );
 }
 
 /// Remembers that this session saw its container end, in the pod it last saw, for the next
-/// session on the pod to send its PATCH beside its reads (presume.rs).
+/// session on the pod to send its PATCH beside its reads (presume.rs). A `--new` session
+/// keeps the container the entry names, for the sessions that reuse it.
 pub fn remember_ended(
     cache: &ReuseCache,
     key: Option<&Key>,
+    options: &DebugOptions,
     plan: &Plan,
     session: &Session,
     pod: &Pod,
@@ -142,20 +148,28 @@ pub fn remember_ended(
     let Some(key) = key.filter(|_| session.has_agent) else {
         return;
     };
+    let named = cache.lookup(key).filter(|_| !options.reuse);
     cache.remember(
         key,
         Entry {
-            debug_container: session.container.clone(),
-            target: plan.target.container.clone(),
-            target_id: plan.process.container_id.clone(),
-            image: plan.image.clone(),
             ended: Some(crate::session::presume::ended(
                 pod,
                 &plan.user,
                 plan.enforced,
             )),
+            ..named.unwrap_or_else(|| entry_of(plan, session))
         },
     );
+}
+
+fn entry_of(plan: &Plan, session: &Session) -> Entry {
+    Entry {
+        debug_container: session.container.clone(),
+        target: plan.target.container.clone(),
+        target_id: plan.process.container_id.clone(),
+        image: plan.image.clone(),
+        ended: None,
+    }
 }
 
 #[cfg(test)]
