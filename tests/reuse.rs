@@ -383,3 +383,49 @@ async fn a_new_session_between_leaves_the_reused_container_in_the_cache() {
     c.wait_all_terminated("between", "web", Duration::from_secs(20))
         .await;
 }
+
+#[tokio::test]
+async fn ctrl_c_while_the_patch_beside_the_reads_is_in_flight_stops_what_it_added() {
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    app(&c, "inflight").await;
+    let first = counting(&c, "inflight", &[]).await;
+    assert_eq!(first.stdout.trim(), "runs=1", "{first:?}");
+    c.wait_all_terminated("inflight", "web", Duration::from_secs(20))
+        .await;
+    let before = c.target_fingerprint("inflight", "web").await;
+
+    c.sb.set_faults(Faults {
+        latency_ms: LATENCY_MS,
+        ..Faults::default()
+    });
+    c.sb.clear_requests();
+    let mut second = c.plugin(&["-n", "inflight", "pod/web", "--", "sh", "-c", COUNT]);
+    second
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut second = second.spawn().expect("starts");
+    // While the first round trip is on its way: each request waits LATENCY_MS at the server.
+    tokio::time::sleep(Duration::from_millis(LATENCY_MS * 2 / 3)).await;
+    assert!(
+        !c.sb.requests().iter().any(|r| r.method == "PATCH"),
+        "the PATCH was answered already: {:#?}",
+        c.sb.requests()
+    );
+    support::send(&second, libc::SIGINT);
+    assert_eq!(support::exit_code(&mut second, LIMIT).await, Some(130));
+    c.sb.set_faults(Faults::default());
+    let containers = c.debug_containers("inflight", "web").await;
+    assert_eq!(containers.len(), 2, "the PATCH landed: {containers:?}");
+    c.wait_all_terminated("inflight", "web", Duration::from_secs(20))
+        .await;
+    assert_eq!(c.target_fingerprint("inflight", "web").await, before);
+    let runs = c
+        .run(
+            &["-n", "inflight", "pod/web", "--", "cat", "/target/tmp/runs"],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(runs.stdout.trim(), "1", "the command never ran: {runs:?}");
+}

@@ -124,14 +124,8 @@ pub fn remember(
     let Some(key) = key.filter(|_| session.has_agent && options.reuse) else {
         return;
     };
-    cache.remember(
-        key,
-        Entry {
-            // The pod a session saw its container end in stays, for `--new` (presume.rs).
-            ended: cache.lookup(key).and_then(|entry| entry.ended),
-            ..entry_of(plan, session)
-        },
-    );
+    // Without `ended`, the pod kept for the key stays, for `--new` (presume.rs).
+    cache.remember(key, entry_of(plan, session));
 }
 
 /// Remembers that this session saw its container end, in the pod it last saw, for the next

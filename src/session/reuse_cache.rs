@@ -4,10 +4,13 @@
 //! One small JSON file in the user's cache directory
 //! (`$XDG_CACHE_HOME/kubectl-distroless-debug/reuse.json`, else
 //! `~/.cache/kubectl-distroless-debug/reuse.json`), keyed by context, namespace, pod and the
-//! `-c` asked for. It is a hint, never a fact: the reads of the pod decide whether the
-//! container is used. So every failure is a miss: a file that is missing, unreadable or not
-//! ours is read as empty, and one that cannot be written is left as it was. Writes go to a
-//! temporary file renamed over the old one, so a reader never sees half a file.
+//! `-c` asked for. Beside it, under `seen/`, one file per key for the pod a session saw its
+//! container end in (presume.rs): a few KiB each, read only for the key at hand, so the
+//! small file every session reads stays small. It is a hint, never a fact: the reads of the
+//! pod decide whether the container is used. So every failure is a miss: a file that is
+//! missing, unreadable or not ours is read as empty, and one that cannot be written is left
+//! as it was. Writes go to a temporary file renamed over the old one, so a reader never sees
+//! half a file; the files are the user's alone (0600).
 
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -16,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 const DIR: &str = "kubectl-distroless-debug";
 const FILE: &str = "reuse.json";
+const SEEN: &str = "seen";
 /// The most pods remembered; the least recently used go first.
 const MOST: usize = 200;
 
@@ -39,9 +43,9 @@ pub struct Entry {
     pub target: String,
     pub target_id: Option<String>,
     pub image: String,
-    /// Set when the session saw that container end: the pod as it was then, for the next
-    /// session to send its PATCH beside its reads (presume.rs). Absent in older files.
-    #[serde(default)]
+    /// The pod a session on the key last saw its container end in, for the next session to
+    /// send its PATCH beside its reads (presume.rs); kept in a file of its own (`seen/`).
+    #[serde(skip)]
     pub ended: Option<Ended>,
 }
 
@@ -97,24 +101,46 @@ impl ReuseCache {
     }
 
     pub fn lookup(&self, key: &Key) -> Option<Entry> {
-        self.read()
+        let mut entry = self
+            .read()
             .entries
             .into_iter()
             .find(|r| &r.key == key)
-            .map(|r| r.entry)
+            .map(|r| r.entry)?;
+        entry.ended = self
+            .seen_path(key)
+            .and_then(|path| std::fs::read(path).ok())
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        Some(entry)
     }
 
-    /// Remembers `entry` for `key`, most recently used; best effort.
+    /// Remembers `entry` for `key`, most recently used; best effort. Its `ended`, when set,
+    /// replaces the pod kept for the key; unset, it leaves the one kept.
     pub fn remember(&self, key: &Key, entry: Entry) {
         let mut file = self.read();
         file.entries.retain(|r| &r.key != key);
+        if let (Some(ended), Some(path)) = (&entry.ended, self.seen_path(key)) {
+            let _ = write_atomically(&path, &serde_json::to_vec(ended).unwrap_or_default());
+        }
         file.entries.push(Remembered {
             key: key.clone(),
             entry,
         });
         let extra = file.entries.len().saturating_sub(MOST);
-        file.entries.drain(..extra);
+        for gone in file.entries.drain(..extra) {
+            if let Some(path) = self.seen_path(&gone.key) {
+                let _ = std::fs::remove_file(path);
+            }
+        }
         self.write(&file);
+    }
+
+    /// The file of the pod kept for `key`: named by a hash of the key, since a context's
+    /// name may hold any character.
+    fn seen_path(&self, key: &Key) -> Option<PathBuf> {
+        let dir = self.path.as_deref()?.parent()?;
+        let words = serde_json::to_vec(key).ok()?;
+        Some(dir.join(SEEN).join(format!("{:016x}.json", fnv1a(&words))))
     }
 
     fn read(&self) -> File {
@@ -139,10 +165,19 @@ fn cache_dir(xdg: Option<PathBuf>, home: Option<PathBuf>) -> Option<PathBuf> {
         .or_else(|| home.filter(|h| h.is_absolute()).map(|h| h.join(".cache")))
 }
 
+/// FNV-1a, 64 bits: a file name that stays the same from one build to the next (std's
+/// hasher promises no such thing).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let temporary = dir.join(format!(".{FILE}.{}", std::process::id()));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or(FILE);
+    let temporary = dir.join(format!(".{name}.{}", std::process::id()));
     // The user's own: it names their pods and debug containers.
     std::fs::OpenOptions::new()
         .write(true)
@@ -235,6 +270,60 @@ mod tests {
         assert_eq!(cache.lookup(&key("pod-0")), None);
         assert!(cache.lookup(&key("pod-1")).is_some());
         assert!(cache.lookup(&key(&format!("pod-{MOST}"))).is_some());
+        let _ = std::fs::remove_dir_all(path.parent().unwrap().parent().unwrap());
+    }
+
+    fn ended(pod: &str) -> Ended {
+        let mut seen = k8s_openapi::api::core::v1::Pod::default();
+        seen.metadata.name = Some(pod.into());
+        Ended {
+            pod: seen,
+            user: "me".into(),
+            enforced: Some("restricted".into()),
+        }
+    }
+
+    #[test]
+    fn the_pod_seen_is_kept_apart_for_its_key_alone_and_goes_with_its_entry() {
+        use std::os::unix::fs::PermissionsExt;
+
+        let path = scratch("seen");
+        let cache = ReuseCache::at(path.clone());
+        cache.remember(
+            &key("web"),
+            Entry {
+                ended: Some(ended("web")),
+                ..entry("dbg-aaaaa")
+            },
+        );
+        cache.remember(&key("api"), entry("dbg-bbbbb"));
+        assert_eq!(cache.lookup(&key("web")).unwrap().ended, Some(ended("web")));
+        assert_eq!(cache.lookup(&key("api")).unwrap().ended, None);
+        let small = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            !small.contains("restricted"),
+            "not in the small file: {small}"
+        );
+        // An entry remembered without it keeps the pod seen.
+        cache.remember(&key("web"), entry("dbg-ccccc"));
+        let found = cache.lookup(&key("web")).unwrap();
+        assert_eq!(found.debug_container, "dbg-ccccc");
+        assert_eq!(found.ended, Some(ended("web")));
+        let seen_dir = path.parent().unwrap().join(SEEN);
+        for file in std::fs::read_dir(&seen_dir).unwrap() {
+            let mode = file.unwrap().metadata().unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        // Evicted, its pod goes too.
+        for i in 0..MOST {
+            cache.remember(&key(&format!("pod-{i}")), entry("dbg-aaaaa"));
+        }
+        assert_eq!(cache.lookup(&key("web")), None);
+        assert_eq!(std::fs::read_dir(&seen_dir).unwrap().count(), 0);
         let _ = std::fs::remove_dir_all(path.parent().unwrap().parent().unwrap());
     }
 
