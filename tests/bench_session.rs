@@ -186,6 +186,32 @@ async fn timed(c: &TestCluster, mut command: tokio::process::Command, way: Way) 
             .get(execs_before..)
             .and_then(|new| new.first().map(|s| s.3))
     });
+    // BENCH_TIMELINE=1: each run's requests against the process's start, for finding
+    // where the time goes.
+    if std::env::var_os("BENCH_TIMELINE").is_some() {
+        let at = |i: Instant| i.saturating_duration_since(started).as_secs_f64() * 1000.0;
+        eprintln!(
+            "{way:?}: first {:?}, exit {exit:?}, container start {start:?}, exec start {exec_start:?}",
+            first
+        );
+        for r in c.sb.requests() {
+            eprintln!(
+                "  +{:7.1} ms  {:6.1} ms  {} {} {}{}",
+                at(r.received),
+                r.duration.as_secs_f64() * 1000.0,
+                r.status,
+                r.method,
+                r.path,
+                if r.query.len() > 60 {
+                    format!("?{}…", &r.query[..60])
+                } else if r.query.is_empty() {
+                    String::new()
+                } else {
+                    format!("?{}", r.query)
+                }
+            );
+        }
+    }
     let presumed = c.sb.requests().iter().any(|r| {
         r.method == "PATCH" && r.content_type == "application/json-patch+json" && r.status == 200
     });

@@ -345,7 +345,9 @@ async fn a_container_the_reads_do_not_confirm_is_stopped_and_the_reused_one_runs
     assert_eq!(second.stdout.trim(), "runs=2", "once: {second:?}");
     assert_eq!(reused_name(&second).as_deref(), Some(held.as_str()));
     assert!(
-        second.stderr.starts_with("stopped dbg-"),
+        second.stderr.starts_with(
+            "the reads of pod web differ from what the last session saw: stopping dbg-"
+        ),
         "the container sent beside the reads, stopped: {second:?}"
     );
     let containers = c.debug_containers("withdrawn", "web").await;

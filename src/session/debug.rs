@@ -175,8 +175,7 @@ pub async fn run(
             Some(advanced)
         }
         Some(advanced) => {
-            let why =
-                format!("pod {pod_name} is not as the last session left it, or the plan changed");
+            let why = format!("the reads of pod {pod_name} differ from what the last session saw");
             presume::withdraw(advanced, options, cluster, printer, &why, false).await;
             None
         }

@@ -226,10 +226,9 @@ pub async fn withdraw(
     interrupted: bool,
 ) {
     let Advanced { plan, watch } = advanced;
-    printer.progress(&format!(
-        "{why}: stopping {}, added to pod {} beside the reads",
-        plan.container.name,
-        plan.target.pod_name()
+    printer.note(&format!(
+        "{why}: stopping {}, added beside the reads",
+        plan.container.name
     ));
     let mut session = Session::new(
         cluster,
