@@ -431,3 +431,59 @@ async fn ctrl_c_while_the_patch_beside_the_reads_is_in_flight_stops_what_it_adde
         .await;
     assert_eq!(runs.stdout.trim(), "1", "the command never ran: {runs:?}");
 }
+
+#[tokio::test]
+async fn cp_and_info_on_a_pod_seen_before_send_their_patch_beside_the_reads() {
+    let Some(c) = support::cluster().await else {
+        return;
+    };
+    app(&c, "copying").await;
+    // `info` sees its container end, and remembers the pod.
+    let info = c.run(&["-n", "copying", "info", "pod/web"], LIMIT).await;
+    assert_eq!(info.code, Some(0), "{info:?}");
+    c.wait_all_terminated("copying", "web", Duration::from_secs(20))
+        .await;
+
+    let dir = tempfile_dir("copying");
+    let local = dir.join("os-release");
+    let local_arg = local.to_string_lossy().to_string();
+    c.sb.clear_requests();
+    let cp = c
+        .run(
+            &["-n", "copying", "cp", "pod/web:/etc/os-release", &local_arg],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(cp.code, Some(0), "{cp:?}");
+    let copied = std::fs::read_to_string(&local).unwrap_or_default();
+    assert!(copied.contains("Distroless (sandbox)"), "{copied:?}");
+    assert_eq!(
+        patches(&c.sb.requests()),
+        [(JSON_PATCH.to_string(), 200)],
+        "cp: {:#?}",
+        c.sb.requests()
+    );
+    c.wait_all_terminated("copying", "web", Duration::from_secs(20))
+        .await;
+
+    // And `cp` remembered the pod it saw its container end in, for `info`.
+    c.sb.clear_requests();
+    let info = c.run(&["-n", "copying", "info", "pod/web"], LIMIT).await;
+    assert_eq!(info.code, Some(0), "{info:?}");
+    assert_eq!(
+        patches(&c.sb.requests()),
+        [(JSON_PATCH.to_string(), 200)],
+        "info: {:#?}",
+        c.sb.requests()
+    );
+    assert_eq!(c.debug_containers("copying", "web").await.len(), 3);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// An empty scratch directory for this process.
+fn tempfile_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("reuse-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    dir
+}

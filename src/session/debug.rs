@@ -123,24 +123,10 @@ pub async fn run(
     let signalled = early_interrupts
         .as_mut()
         .and_then(|i| i.recv().now_or_never());
-    let (mut plan, advanced) = match (planned, advanced, signalled) {
-        (Ok(plan), advanced, None) => (plan, advanced),
-        (planned, advanced, signalled) => {
-            if let Some(advanced) = advanced {
-                let why = match signalled {
-                    Some(_) => "interrupted",
-                    None => "the session cannot go on",
-                };
-                presume::withdraw(
-                    advanced,
-                    options,
-                    cluster,
-                    printer,
-                    why,
-                    signalled.is_some(),
-                )
-                .await;
-            }
+    let (mut plan, advanced) = match (planned, signalled) {
+        (Ok(plan), None) => (plan, advanced),
+        (planned, signalled) => {
+            presume::abandon(advanced, signalled, options, cluster, printer).await;
             return match signalled {
                 Some(signal) => Ok(ExitStatus::Interrupted(signal)),
                 None => planned.map(|_| ExitStatus::Success),
@@ -170,17 +156,8 @@ pub async fn run(
         None => Interrupts::install().map_err(|source| Error::Terminal { source })?,
     };
     // What was sent beside the reads is used only when they confirm it.
-    let advanced = match advanced {
-        Some(advanced) if !exec_forbidden && presume::agrees(&advanced.plan, &plan) => {
-            Some(advanced)
-        }
-        Some(advanced) => {
-            let why = format!("the reads of pod {pod_name} differ from what the last session saw");
-            presume::withdraw(advanced, options, cluster, printer, &why, false).await;
-            None
-        }
-        None => None,
-    };
+    let advanced =
+        presume::confirmed(advanced, &plan, !exec_forbidden, options, cluster, printer).await;
     if exec_forbidden {
         let mut captured = options.format.map(|_| Captured::default());
         let clock = Instant::now();
@@ -249,6 +226,7 @@ pub async fn run(
     let gated = early.and_then(|early| early.confirmed(&plan, &session));
     // Remembered as the work starts, so that a session beside this one finds it too.
     handshake::remember(&cache, key.as_ref(), options, &plan, &session);
+    session.on_seen_end = handshake::on_seen_end(&cache, key.as_ref(), options, &plan, &session);
 
     let clock = Instant::now();
     let interactive = matches!(
@@ -325,9 +303,6 @@ pub async fn run(
     let (took, first, last) = tokio::join!(teardown, first, trail.last_event(ended.as_ref().ok()));
     trail.close(first, last, ended.as_ref().ok(), printer);
     durations.teardown = took;
-    if let Some(pod) = &session.ended_in {
-        handshake::remember_ended(&cache, key.as_ref(), options, &plan, &session, pod);
-    }
 
     if let Some(refused) = refused {
         return Err(refused.into());

@@ -21,7 +21,7 @@ use crate::session::plan::Plan;
 use crate::session::reuse_cache::{Entry, Key, ReuseCache};
 use crate::session::spec::{self, TargetProcess};
 use crate::session::target::TargetKind;
-use crate::session::teardown::Session;
+use crate::session::teardown::{SeenEnd, Session};
 
 /// The cache key of this session, when the cache serves it: a pod named as such, our agent
 /// in the image, nothing dry. Which path it may then take is [`takes_handshake`]'s and
@@ -128,32 +128,31 @@ pub fn remember(
     cache.remember(key, entry_of(plan, session));
 }
 
-/// Remembers that this session saw its container end, in the pod it last saw, for the next
-/// session on the pod to send its PATCH beside its reads (presume.rs). A `--new` session
-/// keeps the container the entry names, for the sessions that reuse it.
-pub fn remember_ended(
+/// What to remember once this session sees its container end, in the pod it last saw: that
+/// pod, for the next session on the pod to send its PATCH beside its reads (presume.rs). A
+/// `--new` session keeps the container the entry names, for the sessions that reuse it.
+pub fn on_seen_end(
     cache: &ReuseCache,
     key: Option<&Key>,
     options: &DebugOptions,
     plan: &Plan,
     session: &Session,
-    pod: &Pod,
-) {
-    let Some(key) = key.filter(|_| session.has_agent) else {
-        return;
-    };
-    let named = cache.lookup(key).filter(|_| !options.reuse);
-    cache.remember(
-        key,
-        Entry {
-            ended: Some(crate::session::presume::ended(
-                pod,
-                &plan.user,
-                plan.enforced,
-            )),
-            ..named.unwrap_or_else(|| entry_of(plan, session))
-        },
-    );
+) -> Option<SeenEnd> {
+    let key = key.filter(|_| session.has_agent)?.clone();
+    let cache = cache.clone();
+    let reuse = options.reuse;
+    let own = entry_of(plan, session);
+    let (user, enforced) = (plan.user.clone(), plan.enforced);
+    Some(Box::new(move |pod: &Pod| {
+        let named = cache.lookup(&key).filter(|_| !reuse);
+        cache.remember(
+            &key,
+            Entry {
+                ended: Some(crate::session::presume::ended(pod, &user, enforced)),
+                ..named.unwrap_or(own)
+            },
+        );
+    }))
 }
 
 fn entry_of(plan: &Plan, session: &Session) -> Entry {

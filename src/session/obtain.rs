@@ -1,6 +1,7 @@
 //! Steps 4–5 of a session: a running debug container of ours on the target, reused or added
 //! (then, when the API did not say the target's ids, probed by the agent and maybe replaced).
 
+use futures::FutureExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 
@@ -9,8 +10,11 @@ use crate::base::interrupt::Interrupts;
 use crate::kube::cluster::Cluster;
 use crate::output::printer::Printer;
 use crate::session::add::{Added, add_and_wait};
+use crate::session::handshake;
 use crate::session::options::DebugOptions;
 use crate::session::plan::{Durations, Plan, needed, plan};
+use crate::session::presume;
+use crate::session::reuse_cache::ReuseCache;
 use crate::session::teardown::{Origin, Session};
 
 /// How steps 4–5 ended.
@@ -99,7 +103,9 @@ pub async fn obtain(
 }
 
 /// Steps 1–5 for commands that need only a running debug container of ours on the target
-/// (`cp`, `snapshot`): the plan (for its target) and the container, reused or added.
+/// (`cp`, `snapshot`, `info`): the plan (for its target) and the container, reused or added.
+/// On a pod where a session saw its container end, the PATCH goes beside the reads
+/// (presume.rs), and a container this command sees end is remembered for the next one.
 pub async fn running_debug_container(
     options: &DebugOptions,
     cluster: &Cluster,
@@ -107,17 +113,56 @@ pub async fn running_debug_container(
     printer: &Printer,
 ) -> Result<(Plan, Obtained), Error> {
     let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
-    let plan = plan(options, cluster, &pods, printer).await?;
+    let cache = ReuseCache::from_env();
+    let key = handshake::key_of(options, &cluster.namespace);
+    let presumed = key
+        .as_ref()
+        .and_then(|key| cache.lookup(key))
+        .and_then(|entry| presume::presume(options, &cluster.namespace, &entry));
+    let (planned, advanced) = tokio::join!(
+        plan(options, cluster, &pods, printer),
+        presume::advance(cluster, &pods, presumed),
+    );
+    let signalled = interrupts.recv().now_or_never();
+    let mut plan = match (planned, signalled) {
+        (Ok(plan), None) => plan,
+        (planned, signalled) => {
+            presume::abandon(advanced, signalled, options, cluster, printer).await;
+            let plan = planned?;
+            return Ok((plan, Obtained::Interrupted(signalled.unwrap_or_default())));
+        }
+    };
+    let advanced = presume::confirmed(advanced, &plan, true, options, cluster, printer).await;
     let mut durations = Durations::default();
-    let obtained = obtain(
-        options,
-        cluster,
-        &pods,
-        &plan,
-        interrupts,
-        printer,
-        &mut durations,
-    )
-    .await?;
+    let mut obtained = match advanced {
+        Some(advanced) => {
+            plan.container = advanced.plan.container;
+            presume::added(
+                options,
+                cluster,
+                &plan,
+                advanced.watch,
+                interrupts,
+                printer,
+                &mut durations,
+            )
+            .await?
+        }
+        None => {
+            obtain(
+                options,
+                cluster,
+                &pods,
+                &plan,
+                interrupts,
+                printer,
+                &mut durations,
+            )
+            .await?
+        }
+    };
+    if let Obtained::Ready { session, .. } = &mut obtained {
+        session.on_seen_end = handshake::on_seen_end(&cache, key.as_ref(), options, &plan, session);
+    }
     Ok((plan, obtained))
 }

@@ -244,6 +244,54 @@ pub async fn withdraw(
     session.teardown(printer, interrupted).await;
 }
 
+/// After the reads, when the session cannot go on (its plan failed, or a signal came while
+/// the reads were on their way): stops what was sent beside them.
+pub async fn abandon(
+    advanced: Option<Advanced>,
+    signalled: Option<i32>,
+    options: &DebugOptions,
+    cluster: &Cluster,
+    printer: &Printer,
+) {
+    if let Some(advanced) = advanced {
+        let why = match signalled {
+            Some(_) => "interrupted",
+            None => "the session cannot go on",
+        };
+        withdraw(
+            advanced,
+            options,
+            cluster,
+            printer,
+            why,
+            signalled.is_some(),
+        )
+        .await;
+    }
+}
+
+/// What was sent beside the reads, if the plan made from them confirms it and the session can
+/// use it (`usable`: attach mode cannot); otherwise it is stopped and `None` is left.
+pub async fn confirmed(
+    advanced: Option<Advanced>,
+    plan: &Plan,
+    usable: bool,
+    options: &DebugOptions,
+    cluster: &Cluster,
+    printer: &Printer,
+) -> Option<Advanced> {
+    let advanced = advanced?;
+    if usable && agrees(&advanced.plan, plan) {
+        return Some(advanced);
+    }
+    let why = format!(
+        "the reads of pod {} differ from what the last session saw",
+        plan.target.pod_name()
+    );
+    withdraw(advanced, options, cluster, printer, &why, false).await;
+    None
+}
+
 /// Step 5 for the container the reads confirmed: it was added with `plan.container`'s name;
 /// wait until it runs, as for any container we add.
 pub async fn added(

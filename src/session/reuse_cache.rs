@@ -74,6 +74,7 @@ struct Remembered {
 }
 
 /// The cache file, or none when no cache directory can be named.
+#[derive(Debug, Clone)]
 pub struct ReuseCache {
     path: Option<PathBuf>,
 }

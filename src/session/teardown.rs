@@ -86,6 +86,9 @@ pub enum Teardown {
     EndsItself,
 }
 
+/// What a session does with the pod it saw its container end in.
+pub type SeenEnd = Box<dyn FnOnce(&Pod) + Send + Sync>;
+
 pub struct Session {
     cluster: Cluster,
     pods: Api<Pod>,
@@ -103,9 +106,9 @@ pub struct Session {
     pub ends_itself: bool,
     /// The pod's watch the wait opened (a container we added), kept to see it end.
     pub watch: Option<PodWatch>,
-    /// The pod as the kept watch showed it when the container had ended by itself, for the
-    /// next session's plan (presume.rs).
-    pub ended_in: Option<Pod>,
+    /// Called with the pod the kept watch showed the container ended in, when it ended by
+    /// itself: the next session plans from it (handshake.rs `on_seen_end`, presume.rs).
+    pub on_seen_end: Option<SeenEnd>,
     done: bool,
 }
 
@@ -131,7 +134,7 @@ impl Session {
             target: TargetProcess::default(),
             ends_itself: false,
             watch: None,
-            ended_in: None,
+            on_seen_end: None,
             done: false,
         }
     }
@@ -339,8 +342,12 @@ impl Session {
             // The pod that showed it ended also says whether the target ended it.
             Ok(Some(Some(pod))) => {
                 let outcome = self.ended_in(&pod);
-                if outcome == Teardown::Stopped {
-                    self.ended_in = Some(*pod);
+                if let Some(seen) = self
+                    .on_seen_end
+                    .take()
+                    .filter(|_| outcome == Teardown::Stopped)
+                {
+                    seen(&pod);
                 }
                 outcome
             }
