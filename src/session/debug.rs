@@ -28,6 +28,7 @@ use crate::kube::exec_output;
 use crate::kube::exec_output::Gated;
 use crate::output::printer::OutputFormat;
 use crate::output::printer::Printer;
+use crate::session::add::Added;
 use crate::session::attach;
 use crate::session::events;
 use crate::session::handshake;
@@ -194,7 +195,7 @@ pub async fn run(
     let obtained = match advanced {
         Some(advanced) => {
             plan.container = advanced.plan.container;
-            presume::added(
+            match presume::added(
                 options,
                 cluster,
                 &plan,
@@ -204,6 +205,13 @@ pub async fn run(
                 &mut durations,
             )
             .await?
+            {
+                Added::Ready(session) => Obtained::Ready {
+                    session,
+                    reused: false,
+                },
+                Added::Interrupted(signal) => Obtained::Interrupted(signal),
+            }
         }
         None => {
             obtain(

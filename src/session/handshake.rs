@@ -18,7 +18,7 @@ use crate::kube::exec::Remote;
 use crate::kube::exec_output::{self, Gated};
 use crate::session::options::{DebugOptions, Mode};
 use crate::session::plan::Plan;
-use crate::session::reuse_cache::{Entry, Key, ReuseCache};
+use crate::session::reuse_cache::{Ended, Entry, Key, ReuseCache};
 use crate::session::spec::{self, TargetProcess};
 use crate::session::target::TargetKind;
 use crate::session::teardown::{SeenEnd, Session};
@@ -63,9 +63,7 @@ pub async fn open_early(
 ) -> Option<Early> {
     let key = key.filter(|_| takes_handshake(options))?;
     // A container the last session saw end is not tried.
-    let entry = cache
-        .lookup(key)
-        .filter(|entry| !crate::session::presume::seen_ended(entry))?;
+    let entry = cache.lookup(key).filter(|entry| !entry.seen_ended())?;
     let target = TargetProcess {
         container: entry.target.clone(),
         container_id: entry.target_id.clone(),
@@ -148,7 +146,7 @@ pub fn on_seen_end(
         cache.remember(
             &key,
             Entry {
-                ended: Some(crate::session::presume::ended(pod, &user, enforced)),
+                ended: Some(Ended::of(pod, &user, enforced)),
                 ..named.unwrap_or(own)
             },
         );

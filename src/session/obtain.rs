@@ -137,7 +137,7 @@ pub async fn running_debug_container(
     let mut obtained = match advanced {
         Some(advanced) => {
             plan.container = advanced.plan.container;
-            presume::added(
+            match presume::added(
                 options,
                 cluster,
                 &plan,
@@ -147,6 +147,13 @@ pub async fn running_debug_container(
                 &mut durations,
             )
             .await?
+            {
+                Added::Ready(session) => Obtained::Ready {
+                    session,
+                    reused: false,
+                },
+                Added::Interrupted(signal) => Obtained::Interrupted(signal),
+            }
         }
         None => {
             obtain(

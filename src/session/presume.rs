@@ -27,19 +27,14 @@ use crate::kube::cluster::Cluster;
 use crate::output::printer::Printer;
 use crate::session::add::{Added, wait_added};
 use crate::session::inject::add_with_patch;
-use crate::session::obtain::Obtained;
 use crate::session::options::DebugOptions;
 use crate::session::plan::{Durations, Plan, Surroundings, needed, presumed_plan};
 use crate::session::profile::PsaLevel;
-use crate::session::reuse_cache::{Ended, Entry};
+use crate::session::reuse_cache::Entry;
 use crate::session::spec::ENV_STARTED;
 use crate::session::target::TargetKind;
 use crate::session::teardown::{Origin, Session};
-use crate::session::wait::{Progress, progress_of};
 use crate::session::watch::PodWatch;
-
-/// The annotation that names a pod's default container, the only one a plan reads.
-const DEFAULT_CONTAINER: &str = "kubectl.kubernetes.io/default-container";
 
 /// A plan made from the pod a session saw last, and the guarded PATCH that adds its container.
 pub struct Presumed {
@@ -73,7 +68,7 @@ pub fn eligible(options: &DebugOptions) -> bool {
 /// any pod seen earlier will do, the guard saying whether its target is still the same.
 pub fn presume(options: &DebugOptions, namespace: &str, entry: &Entry) -> Option<Presumed> {
     let ended = entry.ended.as_ref().filter(|_| eligible(options))?;
-    if options.reuse && !seen_ended(entry) {
+    if options.reuse && !entry.seen_ended() {
         return None;
     }
     let surroundings = Surroundings {
@@ -86,17 +81,6 @@ pub fn presume(options: &DebugOptions, namespace: &str, entry: &Entry) -> Option
     }
     let patch = guarded_patch(&plan)?;
     Some(Presumed { plan, patch })
-}
-
-/// Whether the pod the entry keeps shows the entry's debug container ended: the last session
-/// saw its end, and none has used another container since.
-pub fn seen_ended(entry: &Entry) -> bool {
-    entry.ended.as_ref().is_some_and(|ended| {
-        matches!(
-            progress_of(&ended.pod, &entry.debug_container),
-            Progress::Exited { .. }
-        )
-    })
 }
 
 /// `test` the pod's uid and the target's container ID, then add the container.
@@ -179,40 +163,6 @@ pub fn agrees(sent: &Plan, read: &Plan) -> bool {
         && read.process.container_id == sent.process.container_id
         && read.image == sent.image
         && bare(&read.container) == bare(&sent.container)
-}
-
-/// What the cache keeps of the pod a session saw its container end in, with the reads of
-/// that session (reuse_cache.rs [`Ended`]).
-pub fn ended(pod: &Pod, user: &str, enforced: Option<PsaLevel>) -> Ended {
-    let mut pod = pod.clone();
-    let meta = &mut pod.metadata;
-    meta.managed_fields = None;
-    meta.annotations = meta.annotations.take().map(|mut all| {
-        all.retain(|name, _| name == DEFAULT_CONTAINER);
-        all
-    });
-    if let Some(spec) = pod.spec.as_mut() {
-        for c in spec
-            .containers
-            .iter_mut()
-            .chain(spec.init_containers.iter_mut().flatten())
-        {
-            c.env = None;
-            c.env_from = None;
-        }
-        for c in spec.ephemeral_containers.iter_mut().flatten() {
-            c.env = c.env.take().map(|mut env| {
-                env.retain(|v| v.name.starts_with("DISTROLESS_DEBUG_"));
-                env
-            });
-            c.env_from = None;
-        }
-    }
-    Ended {
-        pod,
-        user: user.to_string(),
-        enforced: enforced.map(|level| level.to_string()),
-    }
 }
 
 /// Stops a container the reads did not confirm (or that the session cannot use), as a
@@ -302,7 +252,7 @@ pub async fn added(
     interrupts: &mut Interrupts,
     printer: &Printer,
     durations: &mut Durations,
-) -> Result<Obtained, Error> {
+) -> Result<Added, Error> {
     printer.progress(&format!(
         "added {} ({}) to pod {}, targeting {}, beside the reads",
         plan.container.name,
@@ -311,19 +261,10 @@ pub async fn added(
         plan.target.container
     ));
     let name = plan.container.name.clone();
-    Ok(
-        match wait_added(
-            options, cluster, plan, &name, watch, interrupts, printer, durations,
-        )
-        .await?
-        {
-            Added::Ready(session) => Obtained::Ready {
-                session,
-                reused: false,
-            },
-            Added::Interrupted(signal) => Obtained::Interrupted(signal),
-        },
+    wait_added(
+        options, cluster, plan, &name, watch, interrupts, printer, durations,
     )
+    .await
 }
 
 #[cfg(test)]
@@ -336,6 +277,7 @@ mod tests {
     use super::*;
     use crate::session::debug::tests::options;
     use crate::session::profile::Profile;
+    use crate::session::reuse_cache::{DEFAULT_CONTAINER, Ended};
     use crate::session::spec::{SessionFacts, TargetProcess, ephemeral_container_for};
     use crate::session::target::tests::running_pod;
 
@@ -404,7 +346,7 @@ mod tests {
             target: "app".into(),
             target_id: Some("containerd://app-1".into()),
             image: String::new(),
-            ended: Some(ended(pod, "me", None)),
+            ended: Some(Ended::of(pod, "me", None)),
         }
     }
 
@@ -466,7 +408,7 @@ mod tests {
 
     #[test]
     fn the_cache_keeps_no_environment_values_and_no_other_annotations() {
-        let kept = serde_json::to_string(&ended(&seen_pod(), "me", None)).unwrap();
+        let kept = serde_json::to_string(&Ended::of(&seen_pod(), "me", None)).unwrap();
         assert!(!kept.contains(SECRET), "{kept}");
         assert!(kept.contains(DEFAULT_CONTAINER), "{kept}");
         // Ours keep their markers: the plan tells our containers by them.
@@ -478,7 +420,7 @@ mod tests {
         let pod = seen_pod();
         // A later session used another container, which may still run.
         let later = entry("dbg-later", &pod);
-        assert!(!seen_ended(&later));
+        assert!(!later.seen_ended());
         assert!(presume(&options(Profile::Auto, true), "default", &later).is_none());
         assert!(presume(&options(Profile::Auto, false), "default", &later).is_some());
         let not_ours = [

@@ -15,7 +15,11 @@
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use k8s_openapi::api::core::v1::Pod;
 use serde::{Deserialize, Serialize};
+
+use crate::session::profile::PsaLevel;
+use crate::session::wait::{Progress, progress_of};
 
 const DIR: &str = "kubectl-distroless-debug";
 const FILE: &str = "reuse.json";
@@ -55,10 +59,63 @@ pub struct Entry {
 /// containers' environment, annotations other than the default container's, managed fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Ended {
-    pub pod: k8s_openapi::api::core::v1::Pod,
+    pub pod: Pod,
     pub user: String,
     /// The namespace's enforced Pod Security level then, as its label says it.
     pub enforced: Option<String>,
+}
+
+/// The annotation that names a pod's default container, the only one a plan reads.
+pub const DEFAULT_CONTAINER: &str = "kubectl.kubernetes.io/default-container";
+
+impl Entry {
+    /// Whether the pod kept for the entry shows the entry's debug container ended: the last
+    /// session saw its end, and none has used another container since.
+    pub fn seen_ended(&self) -> bool {
+        self.ended.as_ref().is_some_and(|ended| {
+            matches!(
+                progress_of(&ended.pod, &self.debug_container),
+                Progress::Exited { .. }
+            )
+        })
+    }
+}
+
+impl Ended {
+    /// What the cache keeps of the pod a session saw its container end in, with the reads
+    /// of that session.
+    pub fn of(pod: &Pod, user: &str, enforced: Option<PsaLevel>) -> Ended {
+        let mut pod = pod.clone();
+        let meta = &mut pod.metadata;
+        meta.managed_fields = None;
+        meta.annotations = meta.annotations.take().map(|mut all| {
+            all.retain(|name, _| name == DEFAULT_CONTAINER);
+            all
+        });
+        if let Some(spec) = pod.spec.as_mut() {
+            for c in spec
+                .containers
+                .iter_mut()
+                .chain(spec.init_containers.iter_mut().flatten())
+            {
+                c.env = None;
+                c.env_from = None;
+            }
+            // Ours keep their markers: a plan tells our containers by them.
+            for c in spec.ephemeral_containers.iter_mut().flatten() {
+                c.env = c.env.take().map(|mut env| {
+                    env.retain(|v| v.name.starts_with("DISTROLESS_DEBUG_"));
+                    env
+                });
+                c.env_from = None;
+            }
+        }
+        Ended {
+            pod,
+            user: user.to_string(),
+            enforced: enforced.map(|level| level.to_string()),
+        }
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -275,7 +332,7 @@ mod tests {
     }
 
     fn ended(pod: &str) -> Ended {
-        let mut seen = k8s_openapi::api::core::v1::Pod::default();
+        let mut seen = Pod::default();
         seen.metadata.name = Some(pod.into());
         Ended {
             pod: seen,
