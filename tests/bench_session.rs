@@ -1,6 +1,6 @@
 //! Benchmark, not a test (ignored by default): how long a session takes, beside kubectl
 //! doing the same, at 0, 25 and 100 ms added to every API request (the sandbox's latency
-//! fault). Four ways, in alternating order round after round so load that comes and goes
+//! fault). Five ways, in alternating order round after round so load that comes and goes
 //! hits all alike:
 //!
 //! - ours, fresh: `pod/web --new -- sh -c 'echo hi; sleep 1'` (adds a debug container), on
