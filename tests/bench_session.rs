@@ -229,13 +229,15 @@ fn command_for(
     c: &TestCluster,
     way: Way,
     kubectl: &Path,
+    pod: &str,
     container: &str,
 ) -> tokio::process::Command {
+    let target = format!("pod/{pod}");
     let image = support::base_image_ref();
     let fresh = [
         "-n",
         "bench",
-        "pod/web",
+        &target,
         "--new",
         "--",
         "sh",
@@ -251,7 +253,7 @@ fn command_for(
             command.env("XDG_CACHE_HOME", &empty);
             command
         }
-        Way::OursReused => c.plugin(&["-n", "bench", "pod/web", "--", "echo", "hi"]),
+        Way::OursReused => c.plugin(&["-n", "bench", &target, "--", "echo", "hi"]),
         Way::KubectlDebug => {
             let mut command = c.sb.kubectl_at(kubectl);
             command.args([
@@ -259,7 +261,7 @@ fn command_for(
                 "bench",
                 "debug",
                 "-i",
-                "web",
+                pod,
                 "--target=app",
                 "--profile=general",
                 &format!("--image={image}"),
@@ -273,7 +275,7 @@ fn command_for(
         Way::KubectlExec => {
             let mut command = c.sb.kubectl_at(kubectl);
             command.args([
-                "-n", "bench", "exec", "web", "-c", container, "--", "echo", "hi",
+                "-n", "bench", "exec", pod, "-c", container, "--", "echo", "hi",
             ]);
             tokio::process::Command::from(command)
         }
@@ -292,18 +294,33 @@ async fn a_session_beside_kubectl_at_three_latencies() {
     let kubectl_name = format!("kubectl 1.{minor}");
     // No Pod Security level: `kubectl debug --profile=general` sets no securityContext.
     c.namespace("bench", None).await;
-    c.running_app("bench", "web", NONROOT_APP, Some((65532, 65532)))
-        .await;
-    // One debug container of ours kept running, for the reused session and kubectl exec.
-    let mut holder = c
-        .plugin(&["-n", "bench", "pod/web", "--", "sleep", "3600"])
-        .spawn()
-        .expect("a session holds the debug container");
-    let container = c.running_debug_container("bench", "web").await;
 
     let load = support::load_average();
     let mut samples: Vec<(u64, Way, Sample)> = Vec::new();
     for round in 0..ROUNDS {
+        // A pod per round: each run adds a debug container, and a pod with dozens of them
+        // makes every status update and every read of it slower in the sandbox, which would
+        // tilt the later rounds; a round adds at most a dozen.
+        let pod = format!("web-{round}");
+        let target = format!("pod/{pod}");
+        c.running_app("bench", &pod, NONROOT_APP, Some((65532, 65532)))
+            .await;
+        // One debug container of ours kept running, for the reused session and kubectl exec.
+        let mut holder = c
+            .plugin(&["-n", "bench", &target, "--", "sleep", "3600"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("a session holds the debug container");
+        let container = c.running_debug_container("bench", &pod).await;
+        // The pod seen before: one fresh session first, not measured, sees its container end.
+        let status = command_for(&c, Way::OursFresh, &kubectl, &pod, &container)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .await
+            .expect("a fresh session runs");
+        assert!(status.success(), "{status:?}");
         for latency in LATENCIES_MS {
             c.sb.set_faults(Faults {
                 latency_ms: latency,
@@ -312,16 +329,16 @@ async fn a_session_beside_kubectl_at_three_latencies() {
             // Alternate the order: each way goes first in turn.
             for i in 0..Way::ALL.len() {
                 let way = Way::ALL[(i + round) % Way::ALL.len()];
-                let command = command_for(&c, way, &kubectl, &container);
+                let command = command_for(&c, way, &kubectl, &pod, &container);
                 let sample = timed(&c, command, way).await;
                 samples.push((latency, way, sample));
             }
             c.sb.set_faults(Faults::default());
         }
+        support::send(&holder, libc::SIGTERM);
+        let _ = holder.wait().await;
         eprintln!("round {} of {ROUNDS} done", round + 1);
     }
-    let _ = holder.start_kill();
-    let _ = holder.wait().await;
 
     let mut table = String::from(
         "| added latency | | first output | process exit | API requests | container start (node) | exec start (node) | physical limit: first output / exit | vs. limit: first output / exit |\n\
@@ -426,7 +443,10 @@ async fn a_session_beside_kubectl_at_three_latencies() {
     let section = format!(
         "{START}\n## A session beside kubectl, at 0, 25 and 100 ms of API latency\n\n\
          Issue 13's benchmark: `sh -c '{FRESH_COMMAND}'` in a fresh debug container, and `echo hi` in a \
-         running one, each of the five ways {ROUNDS} times per latency, in alternating order, on the \
+         running one, each of the five ways {ROUNDS} times per latency, in alternating order, each \
+         round on a pod of its own (a pod that gathers dozens of debug containers makes the \
+         sandbox slower at every status update), where one fresh session of ours ran first, \
+         unmeasured, so that the pod has been seen, on the \
          sandbox cluster with runc pods ({} CPUs, load average {load} when it started; the bench \
          profile: release optimisations, thin LTO). Every API request is delayed by the added latency (sandbox fault injection); \
          the times are medians, from the process's start to its first byte of output and to \
