@@ -57,7 +57,21 @@ fn target_dir() -> PathBuf {
 pub fn base_image_dir() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let out = target_dir().join(format!("test-images/base-{}", std::process::id()));
+        let images = target_dir().join("test-images");
+        // Test processes build images named after their pid (`base-PID`, `go-app-PID`);
+        // those of processes that have ended are left over from earlier runs, and would pile
+        // up run after run.
+        for entry in std::fs::read_dir(&images).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let ended = name
+                .rsplit_once('-')
+                .and_then(|(_, pid)| pid.parse::<u32>().ok())
+                .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+            if ended {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        let out = images.join(format!("base-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&out);
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let status = std::process::Command::new("bash")
