@@ -28,12 +28,11 @@ use crate::kube::exec_output;
 use crate::kube::exec_output::Gated;
 use crate::output::printer::OutputFormat;
 use crate::output::printer::Printer;
-use crate::session::add::Added;
 use crate::session::attach;
 use crate::session::events;
 use crate::session::handshake;
 use crate::session::inject::{add_debug_container, patch_body};
-use crate::session::obtain::{Obtained, obtain};
+use crate::session::obtain::{Obtained, obtain_or_added};
 use crate::session::options::{DebugOptions, DryRun, Mode};
 use crate::session::plan::{Durations, Plan, plan};
 use crate::session::presume;
@@ -107,10 +106,7 @@ pub async fn run(
     let key = handshake::key_of(options, &cluster.namespace);
     // On a pod a session saw its container end in, the PATCH goes beside the reads
     // (presume.rs); from then on a signal must not leave its container behind.
-    let presumed = key
-        .as_ref()
-        .and_then(|key| cache.lookup(key))
-        .and_then(|entry| presume::presume(options, &cluster.namespace, &entry));
+    let presumed = presume::from_cache(options, &cluster.namespace, &cache, key.as_ref());
     let mut early_interrupts = match presumed {
         Some(_) => Some(Interrupts::install().map_err(|source| Error::Terminal { source })?),
         None => None,
@@ -192,40 +188,17 @@ pub async fn run(
         }
         return Ok(status);
     }
-    let obtained = match advanced {
-        Some(advanced) => {
-            plan.container = advanced.plan.container;
-            match presume::added(
-                options,
-                cluster,
-                &plan,
-                advanced.watch,
-                &mut interrupts,
-                printer,
-                &mut durations,
-            )
-            .await?
-            {
-                Added::Ready(session) => Obtained::Ready {
-                    session,
-                    reused: false,
-                },
-                Added::Interrupted(signal) => Obtained::Interrupted(signal),
-            }
-        }
-        None => {
-            obtain(
-                options,
-                cluster,
-                &pods,
-                &plan,
-                &mut interrupts,
-                printer,
-                &mut durations,
-            )
-            .await?
-        }
-    };
+    let obtained = obtain_or_added(
+        options,
+        cluster,
+        &pods,
+        &mut plan,
+        advanced,
+        &mut interrupts,
+        printer,
+        &mut durations,
+    )
+    .await?;
     let (mut session, reused) = match obtained {
         Obtained::Ready { session, reused } => (session, reused),
         Obtained::Interrupted(signal) => return Ok(ExitStatus::Interrupted(signal)),

@@ -102,6 +102,44 @@ pub async fn obtain(
     )
 }
 
+/// Steps 4–5 after the reads: the container sent beside them when they confirmed it
+/// (presume.rs), waited for like any container we add; else [`obtain`].
+#[allow(clippy::too_many_arguments)]
+pub async fn obtain_or_added(
+    options: &DebugOptions,
+    cluster: &Cluster,
+    pods: &Api<Pod>,
+    plan: &mut Plan,
+    advanced: Option<presume::Advanced>,
+    interrupts: &mut Interrupts,
+    printer: &Printer,
+    durations: &mut Durations,
+) -> Result<Obtained, Error> {
+    let Some(advanced) = advanced else {
+        return obtain(options, cluster, pods, plan, interrupts, printer, durations).await;
+    };
+    plan.container = advanced.plan.container;
+    Ok(
+        match presume::added(
+            options,
+            cluster,
+            plan,
+            advanced.watch,
+            interrupts,
+            printer,
+            durations,
+        )
+        .await?
+        {
+            Added::Ready(session) => Obtained::Ready {
+                session,
+                reused: false,
+            },
+            Added::Interrupted(signal) => Obtained::Interrupted(signal),
+        },
+    )
+}
+
 /// Steps 1–5 for commands that need only a running debug container of ours on the target
 /// (`cp`, `snapshot`, `info`): the plan (for its target) and the container, reused or added.
 /// On a pod where a session saw its container end, the PATCH goes beside the reads
@@ -115,10 +153,7 @@ pub async fn running_debug_container(
     let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
     let cache = ReuseCache::from_env();
     let key = handshake::key_of(options, &cluster.namespace);
-    let presumed = key
-        .as_ref()
-        .and_then(|key| cache.lookup(key))
-        .and_then(|entry| presume::presume(options, &cluster.namespace, &entry));
+    let presumed = presume::from_cache(options, &cluster.namespace, &cache, key.as_ref());
     let (planned, advanced) = tokio::join!(
         plan(options, cluster, &pods, printer),
         presume::advance(cluster, &pods, presumed),
@@ -134,40 +169,17 @@ pub async fn running_debug_container(
     };
     let advanced = presume::confirmed(advanced, &plan, true, options, cluster, printer).await;
     let mut durations = Durations::default();
-    let mut obtained = match advanced {
-        Some(advanced) => {
-            plan.container = advanced.plan.container;
-            match presume::added(
-                options,
-                cluster,
-                &plan,
-                advanced.watch,
-                interrupts,
-                printer,
-                &mut durations,
-            )
-            .await?
-            {
-                Added::Ready(session) => Obtained::Ready {
-                    session,
-                    reused: false,
-                },
-                Added::Interrupted(signal) => Obtained::Interrupted(signal),
-            }
-        }
-        None => {
-            obtain(
-                options,
-                cluster,
-                &pods,
-                &plan,
-                interrupts,
-                printer,
-                &mut durations,
-            )
-            .await?
-        }
-    };
+    let mut obtained = obtain_or_added(
+        options,
+        cluster,
+        &pods,
+        &mut plan,
+        advanced,
+        interrupts,
+        printer,
+        &mut durations,
+    )
+    .await?;
     if let Obtained::Ready { session, .. } = &mut obtained {
         session.on_seen_end = handshake::on_seen_end(&cache, key.as_ref(), options, &plan, session);
     }

@@ -30,7 +30,7 @@ use crate::session::inject::add_with_patch;
 use crate::session::options::DebugOptions;
 use crate::session::plan::{Durations, Plan, Surroundings, needed, presumed_plan};
 use crate::session::profile::PsaLevel;
-use crate::session::reuse_cache::Entry;
+use crate::session::reuse_cache::{Entry, Key, ReuseCache};
 use crate::session::spec::ENV_STARTED;
 use crate::session::target::TargetKind;
 use crate::session::teardown::{Origin, Session};
@@ -81,6 +81,16 @@ pub fn presume(options: &DebugOptions, namespace: &str, entry: &Entry) -> Option
     }
     let patch = guarded_patch(&plan)?;
     Some(Presumed { plan, patch })
+}
+
+/// [`presume`] from the cache's entry for `key`, if it has one.
+pub fn from_cache(
+    options: &DebugOptions,
+    namespace: &str,
+    cache: &ReuseCache,
+    key: Option<&Key>,
+) -> Option<Presumed> {
+    presume(options, namespace, &cache.lookup(key?)?)
 }
 
 /// `test` the pod's uid and the target's container ID, then add the container.
