@@ -193,16 +193,7 @@ async fn a_stale_entry_is_aborted_a_new_container_is_added_and_the_command_runs_
     assert_eq!(c.debug_containers("stale", "web").await.len(), 2);
 }
 
-/// The PATCHes of the requests, as (content type, status).
-fn patches(requests: &[kube_sandbox::RequestRecord]) -> Vec<(String, u16)> {
-    requests
-        .iter()
-        .filter(|r| r.method == "PATCH")
-        .map(|r| (r.content_type.clone(), r.status))
-        .collect()
-}
-
-const JSON_PATCH: &str = "application/json-patch+json";
+use support::{JSON_PATCH, patches};
 
 #[tokio::test]
 async fn a_pod_whose_last_container_was_seen_to_end_gets_its_patch_beside_the_reads() {

@@ -78,7 +78,16 @@ async fn in_a_shared_pid_namespace_the_target_is_found_by_its_container_id() {
         "PID 1 is the pause process: {run:?}"
     );
 
+    // The session above saw its container end: `info` sends its PATCH beside its reads,
+    // planned from the pod that session saw, and still finds the target by its ID.
+    c.sb.clear_requests();
     let facts = info(&c, &[]).await;
+    assert_eq!(
+        support::patches(&c.sb.requests()),
+        [(support::JSON_PATCH.to_string(), 200)],
+        "{:#?}",
+        c.sb.requests()
+    );
     assert_eq!(facts["exe"], "/sandbox-app", "{facts}");
     assert_eq!(facts["method"], "cgroup", "{facts}");
     assert_eq!(facts["uid"], 65532, "{facts}");
@@ -308,6 +317,8 @@ async fn a_native_sidecar_is_a_target_and_a_run_to_completion_init_container_is_
     assert!(run.stdout.lines().any(|l| l == "sandbox-app"), "{run:?}");
     assert!(run.stdout.contains("Distroless (sandbox)"), "{run:?}");
 
+    // Beside its reads, guarded by the sidecar's ID among the init containers' statuses.
+    c.sb.clear_requests();
     let run = c
         .run(
             &["-n", "t", "info", "pod/mesh", "-c", "proxy", "-o", "json"],
@@ -315,6 +326,12 @@ async fn a_native_sidecar_is_a_target_and_a_run_to_completion_init_container_is_
         )
         .await;
     assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(
+        support::patches(&c.sb.requests()),
+        [(support::JSON_PATCH.to_string(), 200)],
+        "{:#?}",
+        c.sb.requests()
+    );
     let facts: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {run:?}"));
     assert_eq!(facts["exe"], "/sandbox-app", "{facts}");
     assert_eq!(facts["container"], "proxy", "{facts}");

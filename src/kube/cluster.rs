@@ -43,6 +43,9 @@ pub struct Cluster {
     /// available.
     pub kubeconfig_user: String,
     pub request_timeout: Option<Duration>,
+    /// The kubeconfig context that named this cluster (`--context`, else the current one);
+    /// `None` in-cluster. What the plugin remembers of a pod is kept per context.
+    pub context: Option<String>,
     /// The policy the client's requests are retried under, for the callers that retry a
     /// non-idempotent request themselves after checking it did not land (session/inject.rs).
     pub retry: RetryPolicy,
@@ -147,12 +150,12 @@ impl Cluster {
                     path: path.clone(),
                     source: Box::new(e),
                 })?;
-            connections.push(Connection {
-                context: context
-                    .map(str::to_string)
-                    .or_else(|| kubeconfig.current_context.clone()),
-                cluster: Cluster::with(config, user, options, &notice)?,
-            });
+            let context = context
+                .map(str::to_string)
+                .or_else(|| kubeconfig.current_context.clone());
+            let mut cluster = Cluster::with(config, user, options, &notice)?;
+            cluster.context = context.clone();
+            connections.push(Connection { context, cluster });
         }
         Ok(connections)
     }
@@ -190,6 +193,7 @@ impl Cluster {
             namespace,
             kubeconfig_user: options.as_user.clone().unwrap_or(user),
             request_timeout: options.request_timeout,
+            context: None,
             retry: options.retry,
         })
     }

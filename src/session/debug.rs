@@ -103,10 +103,12 @@ pub async fn run(
     // nobody may exec into could not even be stopped.
     let ask = options.dry_run.is_none();
     let cache = ReuseCache::from_env();
-    let key = handshake::key_of(options, &cluster.namespace);
+    let key = handshake::key_of(options, cluster);
     // On a pod a session saw its container end in, the PATCH goes beside the reads
     // (presume.rs); from then on a signal must not leave its container behind.
-    let presumed = presume::from_cache(options, &cluster.namespace, &cache, key.as_ref());
+    // Read once: the handshake's container, or the pod a session saw its container end in.
+    let entry = key.as_ref().and_then(|key| cache.lookup(key));
+    let presumed = presume::presume(options, &cluster.namespace, entry.as_ref());
     let mut early_interrupts = match presumed {
         Some(_) => Some(Interrupts::install().map_err(|source| Error::Terminal { source })?),
         None => None,
@@ -114,20 +116,21 @@ pub async fn run(
     let (planned, exec_forbidden, early, advanced) = tokio::join!(
         plan(options, cluster, &pods, printer),
         async { ask && attach::exec_is_forbidden(cluster).await },
-        handshake::open_early(options, &pods, &cache, key.as_ref()),
+        handshake::open_early(options, &pods, key.as_ref(), entry),
         presume::advance(cluster, &pods, presumed),
     );
     let signalled = early_interrupts
         .as_mut()
         .and_then(|i| i.recv().now_or_never());
-    let (mut plan, advanced) = match (planned, signalled) {
-        (Ok(plan), None) => (plan, advanced),
-        (planned, signalled) => {
-            presume::abandon(advanced, signalled, options, cluster, printer).await;
-            return match signalled {
-                Some(signal) => Ok(ExitStatus::Interrupted(signal)),
-                None => planned.map(|_| ExitStatus::Success),
-            };
+    if let Some(signal) = signalled {
+        presume::abandon(advanced, signalled, options, cluster, printer).await;
+        return Ok(ExitStatus::Interrupted(signal));
+    }
+    let mut plan = match planned {
+        Ok(plan) => plan,
+        Err(error) => {
+            presume::abandon(advanced, None, options, cluster, printer).await;
+            return Err(error);
         }
     };
     let pod_name = plan.target.pod_name().to_string();

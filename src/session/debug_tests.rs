@@ -34,6 +34,7 @@ fn cluster(fake: &FakeApiServer) -> Cluster {
         namespace: "default".into(),
         kubeconfig_user: "kubeconfig-user".into(),
         request_timeout: Some(Duration::from_secs(5)),
+        context: None,
         retry: Default::default(),
     }
 }

@@ -14,6 +14,7 @@
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 
+use crate::kube::cluster::Cluster;
 use crate::kube::exec::Remote;
 use crate::kube::exec_output::{self, Gated};
 use crate::session::options::{DebugOptions, Mode};
@@ -26,12 +27,17 @@ use crate::session::teardown::{SeenEnd, Session};
 /// The cache key of this session, when the cache serves it: a pod named as such, our agent
 /// in the image, nothing dry. Which path it may then take is [`takes_handshake`]'s and
 /// presume.rs's to say.
-pub fn key_of(options: &DebugOptions, namespace: &str) -> Option<Key> {
+pub fn key_of(options: &DebugOptions, cluster: &Cluster) -> Option<Key> {
+    key_in(options, cluster.context.as_deref(), &cluster.namespace)
+}
+
+/// [`key_of`] for the cluster `context` names, in `namespace`.
+fn key_in(options: &DebugOptions, context: Option<&str>, namespace: &str) -> Option<Key> {
     let eligible = options.dry_run.is_none()
         && options.image.has_agent()
         && options.target.kind == TargetKind::Pod;
     eligible.then(|| Key {
-        context: options.record.context.clone().unwrap_or_default(),
+        context: context.unwrap_or_default().to_string(),
         namespace: namespace.to_string(),
         pod: options.target.name.clone(),
         container: options.container.clone().unwrap_or_default(),
@@ -58,12 +64,12 @@ pub struct Early {
 pub async fn open_early(
     options: &DebugOptions,
     pods: &Api<Pod>,
-    cache: &ReuseCache,
     key: Option<&Key>,
+    entry: Option<Entry>,
 ) -> Option<Early> {
     let key = key.filter(|_| takes_handshake(options))?;
     // A container the last session saw end is not tried.
-    let entry = cache.lookup(key).filter(|entry| !entry.seen_ended())?;
+    let entry = entry.filter(|entry| !entry.seen_ended())?;
     let target = TargetProcess {
         container: entry.target.clone(),
         container_id: entry.target_id.clone(),
@@ -224,9 +230,11 @@ mod tests {
             mode: command,
             ..session_options(Profile::Auto, true)
         };
-        let key = key_of(&options, "shop").expect("eligible");
+        let key = key_in(&options, Some("prod"), "shop").expect("eligible");
         assert_eq!(key.namespace, "shop");
         assert_eq!(key.pod, options.target.name);
+        // The context is the cluster's, whatever the command (not the recording's option).
+        assert_eq!(key.context, "prod");
         assert!(takes_handshake(&options));
         for refused in [
             DebugOptions {
@@ -248,17 +256,21 @@ mod tests {
         ] {
             assert!(!takes_handshake(&refused), "{:?}", refused.mode);
             // The cache still serves them: a fresh container may be presumed (presume.rs).
-            assert!(key_of(&refused, "shop").is_some(), "{:?}", refused.mode);
+            assert!(
+                key_in(&refused, Some("prod"), "shop").is_some(),
+                "{:?}",
+                refused.mode
+            );
         }
         let deployment = DebugOptions {
             target: "deploy/web".parse::<TargetRef>().unwrap(),
             ..options.clone()
         };
-        assert_eq!(key_of(&deployment, "shop"), None);
+        assert_eq!(key_in(&deployment, Some("prod"), "shop"), None);
         let dry = DebugOptions {
             dry_run: Some(crate::session::options::DryRun::Client),
             ..options.clone()
         };
-        assert_eq!(key_of(&dry, "shop"), None);
+        assert_eq!(key_in(&dry, Some("prod"), "shop"), None);
     }
 }

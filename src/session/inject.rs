@@ -214,6 +214,7 @@ mod mock_tests {
             namespace: "default".into(),
             kubeconfig_user: "u".into(),
             request_timeout: Some(Duration::from_secs(5)),
+            context: None,
             retry: Default::default(),
         }
     }

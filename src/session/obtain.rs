@@ -152,19 +152,23 @@ pub async fn running_debug_container(
 ) -> Result<(Plan, Obtained), Error> {
     let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
     let cache = ReuseCache::from_env();
-    let key = handshake::key_of(options, &cluster.namespace);
-    let presumed = presume::from_cache(options, &cluster.namespace, &cache, key.as_ref());
+    let key = handshake::key_of(options, cluster);
+    let entry = key.as_ref().and_then(|key| cache.lookup(key));
+    let presumed = presume::presume(options, &cluster.namespace, entry.as_ref());
     let (planned, advanced) = tokio::join!(
         plan(options, cluster, &pods, printer),
         presume::advance(cluster, &pods, presumed),
     );
     let signalled = interrupts.recv().now_or_never();
-    let mut plan = match (planned, signalled) {
-        (Ok(plan), None) => plan,
-        (planned, signalled) => {
-            presume::abandon(advanced, signalled, options, cluster, printer).await;
-            let plan = planned?;
-            return Ok((plan, Obtained::Interrupted(signalled.unwrap_or_default())));
+    if let Some(signal) = signalled {
+        presume::abandon(advanced, signalled, options, cluster, printer).await;
+        return Ok((planned?, Obtained::Interrupted(signal)));
+    }
+    let mut plan = match planned {
+        Ok(plan) => plan,
+        Err(error) => {
+            presume::abandon(advanced, None, options, cluster, printer).await;
+            return Err(error);
         }
     };
     let advanced = presume::confirmed(advanced, &plan, true, options, cluster, printer).await;

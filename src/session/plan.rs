@@ -108,6 +108,15 @@ async fn resolve(
         }
         other => other?,
     };
+    resolved_in(options, pod, Surroundings { user, enforced })
+}
+
+/// What the reads say, from `pod` and the pod-independent reads: the target and its identity.
+fn resolved_in(
+    options: &DebugOptions,
+    pod: Pod,
+    Surroundings { user, enforced }: Surroundings,
+) -> Result<Resolved, Error> {
     let target = target_in(pod, options.container.as_deref())?;
     let identity = identity_of(&target.pod, &target.container);
     Ok(Resolved {
@@ -217,15 +226,12 @@ pub fn presumed_plan(
     pod: Pod,
     surroundings: Surroundings,
 ) -> Result<Plan, Error> {
-    let target = target_in(pod, options.container.as_deref())?;
-    let identity = identity_of(&target.pod, &target.container);
-    let resolved = Resolved {
-        target,
-        identity,
-        enforced: surroundings.enforced,
-        user: surroundings.user,
-    };
-    plan_from(options, resolved, namespace, None)
+    plan_from(
+        options,
+        resolved_in(options, pod, surroundings)?,
+        namespace,
+        None,
+    )
 }
 
 /// Steps 2–3 from the reads: the checks, and the container the session would add (or the
@@ -288,9 +294,7 @@ fn plan_from(
         &facts,
         &unused_suffix(&resolved.target.pod, random_suffix),
     );
-    if let Some(printer) = printer {
-        extras(options, &resolved.target, &mut container, printer);
-    }
+    extras(options, &resolved.target, &mut container, printer);
     Ok(Plan {
         target: resolved.target,
         identity: resolved.identity,
@@ -321,12 +325,13 @@ pub fn generic_check(options: &DebugOptions, target: &Target) -> Result<(), Erro
 }
 
 /// `--mirror-volumes` and `--copy-env`: the target container's volumes and environment,
-/// added to the container we would send, with what the user should know about them.
+/// added to the container we would send, with what the user should know about them (told
+/// when there is a `printer`: a presumed plan prints nothing).
 fn extras(
     options: &DebugOptions,
     target: &Target,
     container: &mut EphemeralContainer,
-    printer: &Printer,
+    printer: Option<&Printer>,
 ) {
     if !options.mirror_volumes && !options.copy_env {
         return;
@@ -336,12 +341,12 @@ fn extras(
     };
     if options.mirror_volumes {
         for note in spec::mirror_volumes(container, spec) {
-            printer.note(&note);
+            printer.inspect(|p| p.note(&note));
         }
     }
     if options.copy_env {
         let secrets = spec::copy_env(container, spec);
-        printer.warn(&format!(
+        printer.inspect(|p| p.warn(&format!(
             "--copy-env: the debug container gets container {}'s environment{}; anyone who can exec into it or read its /proc can see the values",
             target.container,
             if secrets.is_empty() {
@@ -349,7 +354,7 @@ fn extras(
             } else {
                 format!(", with values from secret(s) {}", secrets.join(", "))
             }
-        ));
+        )));
     }
 }
 

@@ -30,7 +30,7 @@ use crate::session::inject::add_with_patch;
 use crate::session::options::DebugOptions;
 use crate::session::plan::{Durations, Plan, Surroundings, needed, presumed_plan};
 use crate::session::profile::PsaLevel;
-use crate::session::reuse_cache::{Entry, Key, ReuseCache};
+use crate::session::reuse_cache::Entry;
 use crate::session::spec::ENV_STARTED;
 use crate::session::target::TargetKind;
 use crate::session::teardown::{Origin, Session};
@@ -66,7 +66,8 @@ pub fn eligible(options: &DebugOptions) -> bool {
 /// Reuse allowed, the pod must also be the one the last container of the entry ended in: a
 /// container a later session used may run still, and the reads would reuse it. With `--new`
 /// any pod seen earlier will do, the guard saying whether its target is still the same.
-pub fn presume(options: &DebugOptions, namespace: &str, entry: &Entry) -> Option<Presumed> {
+pub fn presume(options: &DebugOptions, namespace: &str, entry: Option<&Entry>) -> Option<Presumed> {
+    let entry = entry?;
     let ended = entry.ended.as_ref().filter(|_| eligible(options))?;
     if options.reuse && !entry.seen_ended() {
         return None;
@@ -81,16 +82,6 @@ pub fn presume(options: &DebugOptions, namespace: &str, entry: &Entry) -> Option
     }
     let patch = guarded_patch(&plan)?;
     Some(Presumed { plan, patch })
-}
-
-/// [`presume`] from the cache's entry for `key`, if it has one.
-pub fn from_cache(
-    options: &DebugOptions,
-    namespace: &str,
-    cache: &ReuseCache,
-    key: Option<&Key>,
-) -> Option<Presumed> {
-    presume(options, namespace, &cache.lookup(key?)?)
 }
 
 /// `test` the pod's uid and the target's container ID, then add the container.
@@ -365,7 +356,7 @@ mod tests {
         let presumed = presume(
             &options(Profile::Auto, true),
             "default",
-            &entry("dbg-old", &seen_pod()),
+            Some(&entry("dbg-old", &seen_pod())),
         )
         .expect("presumed");
         let ops = presumed.patch.as_array().unwrap();
@@ -409,7 +400,8 @@ mod tests {
             container: Some("proxy".into()),
             ..options(Profile::Auto, true)
         };
-        let presumed = presume(&sidecar, "default", &entry("dbg-old", &pod)).expect("presumed");
+        let presumed =
+            presume(&sidecar, "default", Some(&entry("dbg-old", &pod))).expect("presumed");
         assert_eq!(
             presumed.patch[1],
             json!({"op": "test", "path": "/status/initContainerStatuses/0/containerID", "value": "containerd://proxy-1"})
@@ -431,8 +423,8 @@ mod tests {
         // A later session used another container, which may still run.
         let later = entry("dbg-later", &pod);
         assert!(!later.seen_ended());
-        assert!(presume(&options(Profile::Auto, true), "default", &later).is_none());
-        assert!(presume(&options(Profile::Auto, false), "default", &later).is_some());
+        assert!(presume(&options(Profile::Auto, true), "default", Some(&later)).is_none());
+        assert!(presume(&options(Profile::Auto, false), "default", Some(&later)).is_some());
         let not_ours = [
             DebugOptions {
                 copy_env: true,
@@ -448,7 +440,7 @@ mod tests {
             },
         ];
         for options in not_ours {
-            assert!(presume(&options, "default", &entry("dbg-old", &pod)).is_none());
+            assert!(presume(&options, "default", Some(&entry("dbg-old", &pod))).is_none());
         }
         // Without the target's ID there is nothing to guard with.
         let mut unknown = pod.clone();
@@ -464,7 +456,7 @@ mod tests {
             presume(
                 &options(Profile::Auto, true),
                 "default",
-                &entry("dbg-old", &unknown)
+                Some(&entry("dbg-old", &unknown))
             )
             .is_none()
         );
@@ -476,14 +468,14 @@ mod tests {
         let sent = presume(
             &options(Profile::Auto, true),
             "default",
-            &entry("dbg-old", &pod),
+            Some(&entry("dbg-old", &pod)),
         )
         .unwrap()
         .plan;
         let read = presume(
             &options(Profile::Auto, true),
             "default",
-            &entry("dbg-old", &pod),
+            Some(&entry("dbg-old", &pod)),
         )
         .unwrap()
         .plan;
@@ -493,7 +485,7 @@ mod tests {
             reason: Some("INC-1".into()),
             ..options(Profile::Auto, true)
         };
-        let read = presume(&other_reason, "default", &entry("dbg-old", &pod))
+        let read = presume(&other_reason, "default", Some(&entry("dbg-old", &pod)))
             .unwrap()
             .plan;
         assert!(!agrees(&sent, &read), "another env");
@@ -509,7 +501,7 @@ mod tests {
         let read = presume(
             &options(Profile::Auto, true),
             "default",
-            &entry("dbg-old", &restarted),
+            Some(&entry("dbg-old", &restarted)),
         )
         .unwrap()
         .plan;

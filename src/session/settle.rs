@@ -202,6 +202,7 @@ mod tests {
             namespace: "default".into(),
             kubeconfig_user: "u".into(),
             request_timeout: Some(Duration::from_secs(5)),
+            context: None,
             retry: Default::default(),
         }
     }

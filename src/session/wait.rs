@@ -325,6 +325,7 @@ mod mock_tests {
             namespace: "default".into(),
             kubeconfig_user: "u".into(),
             request_timeout: None,
+            context: None,
             retry: Default::default(),
         }
     }

@@ -455,6 +455,19 @@ pub fn kill_on_host(id: &str) {
     assert_eq!(killed, 1, "the target process of {id} on the host");
 }
 
+/// The content type of the guarded PATCH a session sends beside its reads on a pod seen
+/// before (src/session/presume.rs).
+pub const JSON_PATCH: &str = "application/json-patch+json";
+
+/// The PATCHes of the requests, as (content type, status).
+pub fn patches(requests: &[kube_sandbox::RequestRecord]) -> Vec<(String, u16)> {
+    requests
+        .iter()
+        .filter(|r| r.method == "PATCH")
+        .map(|r| (r.content_type.clone(), r.status))
+        .collect()
+}
+
 /// A kubeconfig with one context per `(name, cluster)`, the first the current one, each
 /// context with its own cluster entry and token user, namespace `default`. `None` stands for a
 /// cluster that does not answer: nothing listens on its port. CAs go in files next to `path`.
