@@ -35,8 +35,10 @@ use crate::kube::cluster::Cluster;
 use crate::kube::exec::Remote;
 use crate::output::printer::Printer;
 use crate::session::facts::{Read, read_facts, read_facts_or_stop};
+use crate::session::handshake;
 use crate::session::obtain::{Obtained, running_debug_container};
 use crate::session::options::DebugOptions;
+use crate::session::reuse_cache::ReuseCache;
 use crate::session::spec::{State, TargetProcess, debug_containers_in};
 use crate::session::target::{fetch_pod, target_in};
 use crate::session::teardown::Session;
@@ -114,7 +116,8 @@ pub async fn settle(
         reuse: true,
         ..with(Toolkit::Base)
     };
-    let (_, obtained) = running_debug_container(&probe, cluster, &mut interrupts, printer).await?;
+    let (plan, obtained) =
+        running_debug_container(&probe, cluster, &mut interrupts, printer).await?;
     let (mut session, reused) = match obtained {
         Obtained::Ready { session, reused } => (session, reused),
         Obtained::Interrupted(signal) => return Ok(Settled::Interrupted(signal)),
@@ -133,7 +136,17 @@ pub async fn settle(
     );
     if toolkit == Toolkit::Base {
         // The session continues in this very container (it finds and reuses it), and its
-        // teardown is the one that stops it: this value must not stop it when dropped.
+        // teardown is the one that stops it: this value must not stop it when dropped. The
+        // cache names it, so the session's command goes to it at once (handshake.rs), rather
+        // than a container presumed from an older pod (presume.rs).
+        let cache = ReuseCache::from_env();
+        handshake::remember(
+            &cache,
+            handshake::key_of(&probe, cluster).as_ref(),
+            &probe,
+            &plan,
+            &session,
+        );
         hand_over(session);
         return Ok(Settled::Ready(DebugOptions {
             reuse: true,
