@@ -406,7 +406,7 @@ async fn a_download_cut_off_mid_stream_fails_with_the_broken_stream_not_a_hang()
         .await;
     assert_eq!(made.code, Some(0), "{made:?}");
     c.sb.set_faults(kube_sandbox::Faults {
-        drop_exec_after_ms: Some(100),
+        drop_exec_after_ms: Some(30),
         ..Default::default()
     });
     let s = Scratch::new("cut");

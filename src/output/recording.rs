@@ -388,7 +388,10 @@ fn write_events(
                 time,
                 bytes,
             } => {
-                if !inner.stopped {
+                // Once the output has outrun the writer, the backlog is dropped rather than
+                // written: the marker follows, and the session's end does not wait for
+                // megabytes of U+FFFD to be escaped.
+                if !inner.stopped && !full.load(Ordering::Relaxed) {
                     write_event(&mut inner, max_bytes, stream, code, time, &bytes);
                     if inner.stopped {
                         full.store(true, Ordering::Relaxed);

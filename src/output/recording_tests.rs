@@ -204,6 +204,16 @@ fn output_that_outruns_the_writer_ends_the_recording_with_a_marker_and_is_not_wa
     let rec =
         Recording::create(&path, false, (80, 24), "t", &RecordOptions::default()).expect("created");
     rec.stdout(b"before\n");
+    // What the writer has written stays (what it has not is dropped once the output
+    // outran it: see the test below).
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    while !std::fs::read_to_string(&path).is_ok_and(|s| s.contains("before")) {
+        assert!(
+            Instant::now() < deadline,
+            "the writer writes the first event"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     // More than the writer may be behind in one go: the recording ends there.
     let big = vec![b'x'; BEHIND_BYTES + 1];
     rec.stdout(&big);
@@ -227,6 +237,60 @@ fn output_that_outruns_the_writer_ends_the_recording_with_a_marker_and_is_not_wa
     assert!(
         !texts.contains(&"after\n"),
         "nothing after the cut: {texts:?}"
+    );
+}
+
+#[test]
+fn once_the_output_outran_the_writer_its_backlog_is_dropped_not_written() {
+    let dir = scratch("backlog");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("b.cast");
+    let (out, written) = Cast::create(&path, &json!({"version": 2})).expect("cast");
+    let inner = Inner {
+        out,
+        err: None,
+        written,
+        stopped: false,
+        truncated: false,
+    };
+    let (queue, queued) = channel();
+    let event = |text: &str| Message::Event {
+        stream: Stream::Out,
+        code: "o",
+        time: 0.1,
+        bytes: text.as_bytes().to_vec(),
+    };
+    queue.send(event("written\n")).expect("queued");
+    queue
+        .send(event("queued before the cut\n"))
+        .expect("queued");
+    queue
+        .send(Message::FellBehind { time: 0.2 })
+        .expect("queued");
+    queue
+        .send(Message::Finish {
+            time: 0.3,
+            ending: "exit code 0".into(),
+        })
+        .expect("queued");
+    drop(queue);
+    // The writer has taken the first event when the session finds it fell behind.
+    let full = AtomicBool::new(false);
+    let behind = AtomicUsize::new(100);
+    let mut inner = inner;
+    write_event(&mut inner, u64::MAX, Stream::Out, "o", 0.1, b"first\n");
+    full.store(true, Ordering::Relaxed);
+    let truncated = write_events(inner, u64::MAX, &full, &behind, &queued);
+    assert!(truncated);
+    let events = lines(&path);
+    let texts: Vec<&str> = events.iter().filter_map(|e| e[2].as_str()).collect();
+    assert_eq!(texts.first(), Some(&"first\n"), "{texts:?}");
+    assert_eq!(texts.len(), 2, "the backlog is not written: {texts:?}");
+    assert!(texts[1].contains("outran the recording"), "{texts:?}");
+    assert_eq!(
+        behind.load(Ordering::Relaxed),
+        100 - "written\n".len() - "queued before the cut\n".len(),
+        "what is dropped no longer counts as behind"
     );
 }
 

@@ -22,7 +22,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::{SinkExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -57,7 +57,9 @@ const DRAIN_IDLE: Duration = Duration::from_secs(1);
 /// 15 minutes (`finishTimeout`) for slow readers; a test double needs less.
 const CLOSE_WAIT: Duration = Duration::from_secs(10);
 
-const READ_CHUNK: usize = 32 * 1024;
+/// The most output one frame carries: what the pipe holds when the reader wakes, up to this
+/// (a pipe holds 64 KiB; a fast producer refills it while a frame is being sent).
+const FRAME_MAX: usize = 256 * 1024;
 
 /// A remotecommand protocol version, as negotiated through `Sec-WebSocket-Protocol`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -218,22 +220,33 @@ fn frame(channel: u8, data: &[u8]) -> Message {
     Message::Binary(Bytes::from(buf))
 }
 
-/// Copy one output pipe into the frame queue until EOF or until the session is gone.
-fn spawn_reader(channel: u8, mut pipe: BoxRead, tx: mpsc::Sender<(u8, Bytes)>) {
+/// Copy one output pipe into the frame queue until EOF or until the session is gone. Each
+/// frame is read in place behind its channel byte, and takes what is ready in the pipe
+/// without waiting for more, so a fast producer's output goes in few large frames while a
+/// slow one's still goes out at once.
+fn spawn_reader(channel: u8, mut pipe: BoxRead, tx: mpsc::Sender<Bytes>) {
     tokio::spawn(async move {
-        let mut buf = vec![0u8; READ_CHUNK];
+        let mut buf = vec![0u8; FRAME_MAX + 1];
+        buf[0] = channel;
         loop {
-            match pipe.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if tx
-                        .send((channel, Bytes::copy_from_slice(&buf[..n])))
-                        .await
-                        .is_err()
-                    {
-                        break;
-                    }
+            let mut len = 1;
+            let mut eof = false;
+            match pipe.read(&mut buf[len..]).await {
+                Ok(n) if n > 0 => len += n,
+                _ => eof = true,
+            }
+            while !eof && len < buf.len() {
+                match pipe.read(&mut buf[len..]).now_or_never() {
+                    Some(Ok(n)) if n > 0 => len += n,
+                    Some(_) => eof = true,
+                    None => break,
                 }
+            }
+            if len > 1 && tx.send(Bytes::copy_from_slice(&buf[..len])).await.is_err() {
+                break;
+            }
+            if eof {
+                break;
             }
         }
     });
@@ -296,7 +309,7 @@ async fn run<S>(
         return;
     }
 
-    let (out_tx, mut out_rx) = mpsc::channel::<(u8, Bytes)>(16);
+    let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(16);
     if let Some(pipe) = stdout {
         spawn_reader(STDOUT, pipe, out_tx.clone());
     }
@@ -324,9 +337,17 @@ async fn run<S>(
                 }));
             }
             out = out_rx.recv(), if !outputs_done => match out {
-                // A client that stops reading blocks this send; the fault still fires.
-                Some((channel, data)) => tokio::select! {
-                    sent = sink.send(frame(channel, &data)) => if sent.is_err() {
+                // A client that stops reading blocks this send; the fault still fires. The
+                // connection is flushed once no more output is queued, as a buffered writer
+                // does, rather than once per frame.
+                Some(framed) => tokio::select! {
+                    sent = async {
+                        sink.feed(Message::Binary(framed)).await?;
+                        if out_rx.is_empty() {
+                            sink.flush().await?;
+                        }
+                        Ok::<_, tokio_tungstenite::tungstenite::Error>(())
+                    } => if sent.is_err() {
                         break End::ClientGone;
                     },
                     _ = sleep_until(deadline) => break End::Dropped,
