@@ -21,6 +21,8 @@
 //! fast the client. Prints the table and rewrites its section of
 //! docs/benchmarks.md:
 //! `cargo test --profile bench --locked --test bench_session -- --ignored --nocapture`.
+//! `BENCH_SESSION_LATENCY=25` runs that latency only, 3 rounds, and leaves the docs alone;
+//! `BENCH_TIMELINE=1` prints each run's requests against the process's start.
 
 mod support;
 
@@ -295,9 +297,16 @@ async fn a_session_beside_kubectl_at_three_latencies() {
     // No Pod Security level: `kubectl debug --profile=general` sets no securityContext.
     c.namespace("bench", None).await;
 
+    // BENCH_SESSION_LATENCY=MS: that latency only, 3 rounds, printed and not written to the
+    // docs (with BENCH_TIMELINE=1, for looking at one case).
+    let only: Option<u64> = std::env::var("BENCH_SESSION_LATENCY")
+        .ok()
+        .and_then(|l| l.parse().ok());
+    let latencies: Vec<u64> = only.map_or(LATENCIES_MS.to_vec(), |l| vec![l]);
+    let rounds = if only.is_some() { 3 } else { ROUNDS };
     let load = support::load_average();
     let mut samples: Vec<(u64, Way, Sample)> = Vec::new();
-    for round in 0..ROUNDS {
+    for round in 0..rounds {
         // A pod per round: each run adds a debug container, and a pod with dozens of them
         // makes every status update and every read of it slower in the sandbox, which would
         // tilt the later rounds; a round adds at most a dozen.
@@ -321,7 +330,7 @@ async fn a_session_beside_kubectl_at_three_latencies() {
             .await
             .expect("a fresh session runs");
         assert!(status.success(), "{status:?}");
-        for latency in LATENCIES_MS {
+        for &latency in &latencies {
             c.sb.set_faults(Faults {
                 latency_ms: latency,
                 ..Faults::default()
@@ -337,7 +346,7 @@ async fn a_session_beside_kubectl_at_three_latencies() {
         }
         support::send(&holder, libc::SIGTERM);
         let _ = holder.wait().await;
-        eprintln!("round {} of {ROUNDS} done", round + 1);
+        eprintln!("round {} of {rounds} done", round + 1);
     }
 
     let mut table = String::from(
@@ -345,7 +354,7 @@ async fn a_session_beside_kubectl_at_three_latencies() {
          |---:|---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     let mut ratios = String::new();
-    for latency in LATENCIES_MS {
+    for &latency in &latencies {
         let mut medians = Vec::new();
         for way in Way::ALL {
             let of: Vec<&Sample> = samples
@@ -440,6 +449,10 @@ async fn a_session_beside_kubectl_at_three_latencies() {
         ));
     }
     eprintln!("\n{table}\n{ratios}");
+    if only.is_some() {
+        eprintln!("BENCH_SESSION_LATENCY is set: docs/benchmarks.md is left as it is");
+        return;
+    }
     let section = format!(
         "{START}\n## A session beside kubectl, at 0, 25 and 100 ms of API latency\n\n\
          Issue 13's benchmark: `sh -c '{FRESH_COMMAND}'` in a fresh debug container, and `echo hi` in a \
