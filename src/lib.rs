@@ -32,7 +32,7 @@ use crate::cmd::{cleanup, complete, images, info, ls};
 use crate::kube::cluster::Cluster;
 use crate::kube::retry::RetryNotice;
 use crate::output::printer::Printer;
-use crate::session::debug;
+use crate::session::{debug, handoff};
 use crate::toolkit::config;
 use crate::transfer::{cp, snapshot};
 
@@ -44,6 +44,11 @@ pub fn main() -> ExitCode {
     if args.get(1).is_some_and(|verb| verb == complete::VERB) {
         return complete::answer(&args[2..]);
     }
+    // The end of a session's trail, handed to a process of its own (session/handoff.rs).
+    if args.get(1).is_some_and(|verb| verb == handoff::VERB) {
+        return handoff::run();
+    }
+    handoff::enable();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

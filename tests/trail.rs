@@ -6,9 +6,9 @@ mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use kube_sandbox::SandboxOptions;
+use kube_sandbox::{ErrorBurst, Faults, SandboxOptions, Slow};
 use serde_json::Value;
 use support::{NONROOT_APP, TestCluster};
 
@@ -68,6 +68,51 @@ async fn events_of(c: &TestCluster, pod: &str) -> Vec<Value> {
         .collect()
 }
 
+/// How long the hand-off of a session's last Events (src/session/handoff.rs) is given to
+/// write them after the process has ended.
+const HANDED_OFF: Duration = Duration::from_secs(30);
+
+/// The pod's Events once there are `n` of ours (or, after [`HANDED_OFF`], those there are):
+/// the last of a session is written after its process has ended.
+async fn events_once(c: &TestCluster, pod: &str, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + HANDED_OFF;
+    loop {
+        let events = events_of(c, pod).await;
+        if events.len() >= n || Instant::now() > deadline {
+            return events;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The newest session of `history -o json`, once `done` says its sidecar is complete (or,
+/// after [`HANDED_OFF`], as it is): the hand-off completes it after the process has ended.
+async fn newest_session_once(c: &TestCluster, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + HANDED_OFF;
+    loop {
+        let history = c.run(&["history", "-o", "json"], LIMIT).await;
+        assert_eq!(history.code, Some(0), "{history:?}");
+        let listed: Value = serde_json::from_str(&history.stdout).unwrap_or_default();
+        let newest = listed["items"][0].clone();
+        if done(&newest) || Instant::now() > deadline {
+            return newest;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn names_in(session: &Value) -> Vec<String> {
+    session["events"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[tokio::test]
 async fn a_command_leaves_events_on_the_pod_and_a_recording_that_history_lists() {
     let Some(c) = shop(SandboxOptions::default()).await else {
@@ -92,7 +137,7 @@ async fn a_command_leaves_events_on_the_pod_and_a_recording_that_history_lists()
     assert_eq!(run.code, Some(3), "{run:?}");
 
     // 1. The start and end Events, with the user, the reason and the exit code.
-    let events = events_of(&c, "web").await;
+    let events = events_once(&c, "web", 2).await;
     let reasons: Vec<&str> = events.iter().filter_map(|e| e["reason"].as_str()).collect();
     assert_eq!(
         reasons,
@@ -120,12 +165,14 @@ async fn a_command_leaves_events_on_the_pod_and_a_recording_that_history_lists()
     assert!(ended.contains("exit code 3"), "{ended}");
 
     // `history -o json`: the session, its exit code, its Events and its recording.
+    let session = &newest_session_once(&c, |s| names_in(s).len() == 2).await;
     let history = c.run(&["history", "-o", "json"], LIMIT).await;
-    assert_eq!(history.code, Some(0), "{history:?}");
     let listed: Value = serde_json::from_str(&history.stdout).unwrap_or_default();
-    let items = listed["items"].as_array().cloned().unwrap_or_default();
-    assert_eq!(items.len(), 1, "{listed:#}");
-    let session = &items[0];
+    assert_eq!(
+        listed["items"].as_array().map(Vec::len),
+        Some(1),
+        "{listed:#}"
+    );
     assert_eq!(session["exitCode"], 3);
     assert_eq!(session["reason"], "INC-42");
     assert_eq!(session["pod"], "web");
@@ -133,15 +180,11 @@ async fn a_command_leaves_events_on_the_pod_and_a_recording_that_history_lists()
     assert_eq!(session["user"], user);
     assert_eq!(session["context"], "sandbox");
     assert!(session["end"].is_string(), "{session}");
-    let names: Vec<&str> = session["events"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
     let written: Vec<&str> = events
         .iter()
         .filter_map(|e| e["metadata"]["name"].as_str())
         .collect();
-    assert_eq!(names, written);
+    assert_eq!(names_in(session), written);
 
     let cast = PathBuf::from(session["recording"].as_str().unwrap_or_default());
     let text = std::fs::read_to_string(&cast).unwrap_or_default();
@@ -189,6 +232,87 @@ async fn a_command_leaves_events_on_the_pod_and_a_recording_that_history_lists()
         .run(&["history", "--pod", "other", "-o", "json"], LIMIT)
         .await;
     assert!(filtered.stdout.contains("\"items\": []"), "{filtered:?}");
+}
+
+/// The Events on the pod are answered 5 s late: the session ends without waiting for them,
+/// and its hand-off writes both, in order, and names them in the sidecar.
+#[tokio::test]
+async fn a_session_ends_before_its_last_events_are_answered_and_they_land_after() {
+    let Some(c) = shop(SandboxOptions::default()).await else {
+        return;
+    };
+    c.sb.set_faults(Faults {
+        slow: Some(Slow {
+            ms: 5_000,
+            path_contains: "/events".into(),
+            method: Some("POST".into()),
+        }),
+        ..Faults::default()
+    });
+    let run = c
+        .run(&["-n", "shop", "pod/web", "--", "echo", "hi"], LIMIT)
+        .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.stdout, "hi\n");
+    assert!(!run.stderr.contains("no Event"), "{}", run.stderr);
+
+    // Ended, with no Event in yet: none had its answer.
+    assert!(events_of(&c, "web").await.is_empty());
+    let ended = newest_session_once(&c, |_| true).await;
+    assert_eq!(ended["exitCode"], 0, "{ended}");
+    assert!(names_in(&ended).is_empty(), "{ended}");
+
+    // Then both, in order, each once, and the sidecar names them.
+    let events = events_once(&c, "web", 2).await;
+    let reasons: Vec<&str> = events.iter().filter_map(|e| e["reason"].as_str()).collect();
+    assert_eq!(
+        reasons,
+        ["DebugContainerAdded", "DebugSessionEnded"],
+        "{events:#?}"
+    );
+    let written: Vec<String> = events
+        .iter()
+        .filter_map(|e| e["metadata"]["name"].as_str().map(str::to_string))
+        .collect();
+    let session = newest_session_once(&c, |s| names_in(s).len() == 2).await;
+    assert_eq!(names_in(&session), written, "{session}");
+    assert!(session["notes"].is_null(), "{session}");
+}
+
+/// The hand-off cannot write the Events (HTTP 500): the session, long ended, is not told;
+/// its sidecar says which Event is missing and why, for `history -o json`.
+#[tokio::test]
+async fn events_the_hand_off_cannot_write_are_a_note_in_the_sidecar() {
+    let Some(c) = shop(SandboxOptions::default()).await else {
+        return;
+    };
+    c.sb.set_faults(Faults {
+        slow: Some(Slow {
+            ms: 2_000,
+            path_contains: "/events".into(),
+            method: Some("POST".into()),
+        }),
+        error_burst: Some(ErrorBurst {
+            code: 500,
+            count: 10,
+            path_contains: Some("/events".into()),
+        }),
+        ..Faults::default()
+    });
+    let run = c.run(&["-n", "shop", "pod/web", "--", "true"], LIMIT).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+
+    let session = newest_session_once(&c, |s| s["notes"].is_array()).await;
+    assert_eq!(
+        session["notes"],
+        serde_json::json!([
+            "the DebugContainerAdded Event was not written on pod web after the session ended (HTTP 500)"
+        ]),
+        "{session}"
+    );
+    assert!(names_in(&session).is_empty(), "{session}");
+    c.sb.set_faults(Faults::default());
+    assert!(events_of(&c, "web").await.is_empty());
 }
 
 #[tokio::test]

@@ -49,6 +49,18 @@ pub struct Cluster {
     /// The policy the client's requests are retried under, for the callers that retry a
     /// non-idempotent request themselves after checking it did not land (session/inject.rs).
     pub retry: RetryPolicy,
+    /// The flags this client was built from, so that another process can build it again
+    /// (session/handoff.rs).
+    pub origin: Origin,
+}
+
+/// What, besides the context, a client of this run was built from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Origin {
+    /// `--kubeconfig`; otherwise `$KUBECONFIG`, which a child process inherits.
+    pub kubeconfig: Option<PathBuf>,
+    /// `--as`.
+    pub as_user: Option<String>,
 }
 
 /// One cluster of a run, and the kubeconfig context that named it.
@@ -195,6 +207,10 @@ impl Cluster {
             request_timeout: options.request_timeout,
             context: None,
             retry: options.retry,
+            origin: Origin {
+                kubeconfig: options.kubeconfig.clone(),
+                as_user: options.as_user.clone(),
+            },
         })
     }
 

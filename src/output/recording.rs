@@ -106,6 +106,10 @@ pub struct SessionRecord {
     pub truncated: bool,
     /// The names of the Events written on the pod.
     pub events: Vec<String>,
+    /// What of the trail could not be done once the session had ended: an Event that its
+    /// hand-off (session/handoff.rs) could not write.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// `$XDG_STATE_HOME/kubectl-distroless-debug/sessions` (when absolute, as the XDG spec says),
@@ -515,14 +519,25 @@ impl Tap for Recording {
 }
 
 /// Writes the sidecar (0600), replacing an earlier version of it.
+/// Written beside and renamed over the old one, so that `history`, or the hand-off completing
+/// it, never reads half a sidecar.
 pub fn write_record(dir: &Path, record: &SessionRecord) -> std::io::Result<PathBuf> {
     private_dir(dir)?;
     let path = dir.join(format!("{}.json", record.id));
-    let mut file = private_file(&path)?;
+    let partial = dir.join(format!(".{}.json.{}", record.id, std::process::id()));
+    let mut file = private_file(&partial)?;
     let text = serde_json::to_string_pretty(record).map_err(std::io::Error::other)?;
     file.write_all(text.as_bytes())?;
     file.write_all(b"\n")?;
+    drop(file);
+    std::fs::rename(&partial, &path)?;
     Ok(path)
+}
+
+/// The sidecar at `path`.
+pub fn read_record(path: &Path) -> std::io::Result<SessionRecord> {
+    let text = std::fs::read_to_string(path)?;
+    serde_json::from_str(&text).map_err(std::io::Error::other)
 }
 
 /// Every sidecar in `dir`, newest first; unreadable ones are skipped.

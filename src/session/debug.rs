@@ -227,7 +227,13 @@ pub async fn run(
     let mut captured = options.format.map(|_| Captured::default());
     // The first Event is written beside the work, so it costs the session no round trip, and
     // the last one does not wait for it: a short command can end before the first is written.
-    let mut started = Box::pin(trail.started(reused));
+    let first_event = trail.first_event(reused);
+    let mut started = Box::pin(async {
+        match first_event.clone() {
+            Some(event) => trail.events.post(event).await,
+            None => None,
+        }
+    });
     let mut first = None;
     let ended = {
         let work = work(
@@ -271,21 +277,27 @@ pub async fn run(
     session.ends_itself =
         session.has_agent && refused.is_none() && matches!(ended, Ok(Ending::Exited(_)));
 
-    // The last Event is written beside the teardown (and the first, if still on its way):
-    // after the work, one wait, not two.
-    let teardown = async {
-        let clock = Instant::now();
-        session.teardown(printer, cut_off).await;
-        clock.elapsed().as_millis()
-    };
-    let first = async move {
-        match first {
-            Some(name) => name,
-            None => started.await,
+    // The first Event's answer is taken while the teardown runs, not waited for after it:
+    // what is still unwritten then (that one again, and the last) is handed off, so the
+    // session ends with its teardown (session/handoff.rs).
+    let took = {
+        let teardown = async {
+            let clock = Instant::now();
+            session.teardown(printer, cut_off).await;
+            clock.elapsed().as_millis()
+        };
+        tokio::pin!(teardown);
+        loop {
+            tokio::select! {
+                name = &mut started, if first.is_none() => first = Some(name),
+                took = &mut teardown => break took,
+            }
         }
     };
-    let (took, first, last) = tokio::join!(teardown, first, trail.last_event(ended.as_ref().ok()));
-    trail.close(first, last, ended.as_ref().ok(), printer);
+    drop(started);
+    trail
+        .finish(first, first_event, ended.as_ref().ok(), printer)
+        .await;
     durations.teardown = took;
 
     if let Some(refused) = refused {

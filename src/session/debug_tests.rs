@@ -36,6 +36,7 @@ fn cluster(fake: &FakeApiServer) -> Cluster {
         request_timeout: Some(Duration::from_secs(5)),
         context: None,
         retry: Default::default(),
+        origin: Default::default(),
     }
 }
 

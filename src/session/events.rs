@@ -206,20 +206,30 @@ impl<'a> Recorder<'a> {
     }
 
     /// Creates the Event; its name, or `None` (after one note) when it could not be written.
-    pub async fn write(&self, (reason, message): (&'static str, String)) -> Option<String> {
+    pub async fn write(&self, what: (&'static str, String)) -> Option<String> {
+        self.post(self.event(what)?).await
+    }
+
+    pub fn cluster(&self) -> &'a Cluster {
+        self.cluster
+    }
+
+    /// The Event for `(reason, message)`, named now; `None` after a refusal.
+    pub fn event(&self, (reason, message): (&'static str, String)) -> Option<Event> {
         if self.refused.load(Ordering::Relaxed) {
             return None;
         }
         let nanos = jiff::Timestamp::now().as_nanosecond();
-        let event = event_for(&self.trail, reason, message, nanos);
-        let events: Api<Event> =
-            Api::namespaced(self.cluster.client.clone(), &self.trail.namespace);
-        match self
-            .cluster
-            .bounded(events.create(&PostParams::default(), &event))
-            .await
-        {
-            Ok(created) => created.metadata.name,
+        Some(event_for(&self.trail, reason, message, nanos))
+    }
+
+    /// Creates `event` (made by [`Self::event`]); its name, or `None` (after one note).
+    pub async fn post(&self, event: Event) -> Option<String> {
+        if self.refused.load(Ordering::Relaxed) {
+            return None;
+        }
+        match create(self.cluster, &event).await {
+            Ok(name) => Some(name),
             Err(e) => {
                 self.refused.store(true, Ordering::Relaxed);
                 let why = match status_code(&e) {
@@ -237,6 +247,23 @@ impl<'a> Recorder<'a> {
                 None
             }
         }
+    }
+}
+
+/// Creates `event` in its namespace under the cluster's bounds; its name. An Event of that
+/// name already there counts as written: it is this one, from an earlier attempt whose
+/// answer was not awaited (session/handoff.rs writes again what a session left unanswered).
+pub async fn create(cluster: &Cluster, event: &Event) -> Result<String, kube::Error> {
+    let namespace = event.metadata.namespace.as_deref().unwrap_or("default");
+    let events: Api<Event> = Api::namespaced(cluster.client.clone(), namespace);
+    let name = event.metadata.name.clone().unwrap_or_default();
+    match cluster
+        .bounded(events.create(&PostParams::default(), event))
+        .await
+    {
+        Ok(created) => Ok(created.metadata.name.unwrap_or(name)),
+        Err(e) if status_code(&e) == Some(409) => Ok(name),
+        Err(e) => Err(e),
     }
 }
 
@@ -297,6 +324,46 @@ mod tests {
             message,
             "alice ran runbook jvm (3 steps) in debug container dbg-abcde (image ghcr.io/x/base:1, profile auto) targeting container app: failed, after 12s; reason: INC-42"
         );
+    }
+
+    #[tokio::test]
+    async fn an_event_already_there_counts_as_written_other_refusals_do_not() {
+        use crate::kube::fake_apiserver::{FakeApiServer, Reply, status};
+        use http::{Method, StatusCode};
+        let fake = FakeApiServer::default();
+        let path = "/api/v1/namespaces/shop/events";
+        fake.route(
+            Method::POST,
+            path,
+            None,
+            Reply::Json(
+                StatusCode::CONFLICT,
+                status(409, "AlreadyExists", "events \"web-1.1f\" already exists"),
+            ),
+        );
+        fake.route(
+            Method::POST,
+            path,
+            None,
+            Reply::Json(StatusCode::FORBIDDEN, status(403, "Forbidden", "no")),
+        );
+        let cluster = Cluster {
+            client: fake.client(),
+            namespace: "shop".into(),
+            kubeconfig_user: "u".into(),
+            request_timeout: None,
+            context: None,
+            retry: Default::default(),
+            origin: Default::default(),
+        };
+        let event = event_for(&trail(), STOPPED, "m".into(), 0x1f);
+        assert_eq!(
+            create(&cluster, &event).await.expect("already there"),
+            "web-1.1f"
+        );
+        let refused = create(&cluster, &event).await.expect_err("refused");
+        assert_eq!(status_code(&refused), Some(403));
+        assert_eq!(fake.log().len(), 2);
     }
 
     #[test]

@@ -216,6 +216,7 @@ mod mock_tests {
             request_timeout: Some(Duration::from_secs(5)),
             context: None,
             retry: Default::default(),
+            origin: Default::default(),
         }
     }
 

@@ -10,6 +10,7 @@ pub mod copy;
 pub mod debug;
 pub mod events;
 pub mod facts;
+pub mod handoff;
 pub mod handshake;
 pub mod identity;
 pub mod inject;

@@ -217,6 +217,7 @@ mod tests {
             request_timeout: Some(Duration::from_secs(5)),
             context: None,
             retry: Default::default(),
+            origin: Default::default(),
         }
     }
 

@@ -6,12 +6,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use k8s_openapi::api::core::v1::Event;
+
 use crate::base::tap::SharedTap;
 use crate::kube::cluster::Cluster;
 use crate::kube::exec::Ending;
 use crate::output::printer::Printer;
 use crate::output::recording::{self, Recording, SessionRecord};
 use crate::session::events::{self, End, Trail};
+use crate::session::handoff;
 
 /// The recording in progress, its sidecar and where that goes.
 struct Local {
@@ -67,42 +70,95 @@ impl<'a> SessionTrail<'a> {
             .await
     }
 
-    /// The last Event; its name when written. It does not wait for the first: both are
-    /// written beside other work, and [`Self::close`] lists them.
-    pub async fn last_event(&self, ended: Option<&Ending>) -> Option<String> {
+    /// The first Event (added or reused), named but not yet written: a session writes it
+    /// beside its work ([`events::Recorder::post`]) and hands it on to [`Self::finish`] in
+    /// case no answer has come by the end.
+    pub fn first_event(&self, reused: bool) -> Option<Event> {
         self.events
-            .write(events::ended(
-                &self.events.trail,
-                end_of(ended),
-                self.clock.elapsed(),
-            ))
-            .await
+            .event(events::started(&self.events.trail, reused))
     }
 
     /// The last Event, then [`Self::close`]: for a session whose first Event was already
-    /// written.
+    /// written (an attach), which waits for it.
     pub async fn end(
-        self,
+        mut self,
         first: Option<String>,
         ended: Option<&Ending>,
         printer: &Printer,
     ) -> Vec<String> {
-        let last = self.last_event(ended).await;
-        self.close(first, last, ended, printer)
+        let last = self.last(ended);
+        let last = match last {
+            Some(event) => self.events.post(event).await,
+            None => None,
+        };
+        self.close(first.into_iter().chain(last).collect(), ended, printer)
     }
 
-    /// The recording closed and its sidecar completed, with the Events written (`first` and
-    /// `last`, as [`Self::started`] and [`Self::last_event`] returned them). Their names.
-    pub fn close(
-        self,
-        first: Option<String>,
-        last: Option<String>,
+    /// The end of a session's trail that nobody waits for. `answered`: the first Event's name
+    /// (or `None` when refused), if its answer came; otherwise `first` is written again, with
+    /// its name, an Event already there counting as written. What is left to write (that and
+    /// the last Event) goes to the hand-off (session/handoff.rs), which completes the sidecar
+    /// once written; the names known now are returned. Without a hand-off, written here.
+    pub async fn finish(
+        mut self,
+        answered: Option<Option<String>>,
+        first: Option<Event>,
+        ended: Option<&Ending>,
+        printer: &Printer,
+    ) -> Vec<String> {
+        let unanswered = match answered {
+            Some(_) => None,
+            None => first,
+        };
+        let pending: Vec<Event> = unanswered.into_iter().chain(self.last(ended)).collect();
+        let mut names: Vec<String> = answered.flatten().into_iter().collect();
+        if !handoff::enabled() {
+            for event in pending {
+                names.extend(self.events.post(event).await);
+            }
+            return self.close(names, ended, printer);
+        }
+        let record = self.record_path();
+        let names = self.close(names, ended, printer);
+        if let Err(pending) = handoff::hand_off(self.events.cluster(), pending, record.clone()) {
+            // No process to hand them to: written here after all.
+            let mut written = Vec::new();
+            for event in &pending {
+                written.extend(self.events.post(event.clone()).await);
+            }
+            if let Some(path) = &record {
+                handoff::complete(path, &pending, &written, None);
+            }
+        }
+        names
+    }
+
+    /// The last Event, named now; `None` after a refusal.
+    fn last(&self, ended: Option<&Ending>) -> Option<Event> {
+        self.events.event(events::ended(
+            &self.events.trail,
+            end_of(ended),
+            self.clock.elapsed(),
+        ))
+    }
+
+    /// Where the session's sidecar is, when it is recorded.
+    fn record_path(&self) -> Option<PathBuf> {
+        self.local
+            .as_ref()
+            .map(|l| l.dir.join(format!("{}.json", l.record.id)))
+    }
+
+    /// The recording closed and its sidecar completed, with the Events written so far
+    /// (`names`). Returns them.
+    fn close(
+        &mut self,
+        names: Vec<String>,
         ended: Option<&Ending>,
         printer: &Printer,
     ) -> Vec<String> {
         let end = end_of(ended);
-        let names: Vec<String> = first.into_iter().chain(last).collect();
-        if let Some(mut local) = self.local {
+        if let Some(mut local) = self.local.take() {
             let marker = match end {
                 End::Exited(code) => format!("exit code {code}"),
                 End::Interrupted(signal) => format!("interrupted by signal {signal}"),

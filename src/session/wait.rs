@@ -327,6 +327,7 @@ mod mock_tests {
             request_timeout: None,
             context: None,
             retry: Default::default(),
+            origin: Default::default(),
         }
     }
 

@@ -516,6 +516,26 @@ pub async fn wait_for(what: &str, limit: Duration, check: &mut impl AsyncFnMut()
     panic!("timed out after {limit:?} waiting for {what}");
 }
 
+/// The Events created (POST answered 201) in the sandbox's log, once there are `n`: a
+/// session's last ones are written by its hand-off after the process has ended
+/// (src/session/handoff.rs). A second attempt at the same Event is answered 409, so each
+/// counts once.
+pub async fn events_created(c: &TestCluster, n: usize) -> usize {
+    let created = || {
+        c.sb.requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("/events") && r.status == 201)
+            .count()
+    };
+    wait_for(
+        &format!("{n} Events created"),
+        Duration::from_secs(30),
+        &mut async || created() >= n,
+    )
+    .await;
+    created()
+}
+
 pub async fn run_command(mut command: tokio::process::Command, limit: Duration) -> Run {
     let started = Instant::now();
     let output = tokio::time::timeout(limit, command.output())

@@ -14,5 +14,5 @@ pub mod smp;
 pub mod static_bin;
 
 pub use api::audit::RequestRecord;
-pub use api::faults::{DropResponse, ErrorBurst, Faults};
+pub use api::faults::{DropResponse, ErrorBurst, Faults, Slow};
 pub use sandbox::{Sandbox, SandboxError, SandboxOptions, node_prerequisites, skip_without_node};

@@ -37,10 +37,25 @@ pub struct DropResponse {
     pub method: Option<String>,
 }
 
+/// Requests to one kind of path answered later than the rest (an overloaded part of the API
+/// server, say its events).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Slow {
+    /// Added, on top of `latency_ms`, before each matching request is served.
+    pub ms: u64,
+    /// Only requests whose path contains this are affected.
+    pub path_contains: String,
+    /// Only requests of this method (`POST`, `GET`...) are affected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+}
+
 /// Every fault the sandbox can inject. YAML, e.g.:
 ///
 /// ```yaml
 /// latency_ms: 50
+/// slow: { ms: 3000, path_contains: /events, method: POST }
 /// error_burst: { code: 429, count: 3, path_contains: /pods }
 /// drop_response: { count: 1, path_contains: /ephemeralcontainers, method: PATCH }
 /// drop_watch_after_ms: 2000
@@ -55,6 +70,7 @@ pub struct DropResponse {
 pub struct Faults {
     /// Added to every request before it is served.
     pub latency_ms: u64,
+    pub slow: Option<Slow>,
     pub error_burst: Option<ErrorBurst>,
     pub drop_response: Option<DropResponse>,
     /// Watch streams end (connection closed, no ERROR event) after this long.
@@ -121,8 +137,19 @@ impl FaultState {
         *self.faults.lock().unwrap_or_else(|e| e.into_inner()) = faults;
     }
 
-    pub fn latency(&self) -> Duration {
-        Duration::from_millis(self.get().latency_ms)
+    /// What is added before serving `method path`: the latency, and the slow path's.
+    pub fn latency_for(&self, method: &str, path: &str) -> Duration {
+        let faults = self.get();
+        let slow = faults
+            .slow
+            .filter(|s| path.contains(&s.path_contains))
+            .filter(|s| {
+                s.method
+                    .as_deref()
+                    .is_none_or(|m| m.eq_ignore_ascii_case(method))
+            })
+            .map_or(0, |s| s.ms);
+        Duration::from_millis(faults.latency_ms + slow)
     }
 
     pub fn drop_watch_after(&self) -> Option<Duration> {
@@ -192,6 +219,28 @@ impl FaultState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_slow_path_adds_to_the_latency_of_its_requests_only() {
+        let state = FaultState::new(
+            Faults::from_yaml(
+                "latency_ms: 5\nslow: { ms: 300, path_contains: /events, method: POST }",
+            )
+            .expect("valid"),
+        );
+        assert_eq!(
+            state.latency_for("POST", "/api/v1/namespaces/a/events"),
+            Duration::from_millis(305)
+        );
+        assert_eq!(
+            state.latency_for("GET", "/api/v1/namespaces/a/events"),
+            Duration::from_millis(5)
+        );
+        assert_eq!(
+            state.latency_for("POST", "/api/v1/namespaces/a/pods"),
+            Duration::from_millis(5)
+        );
+    }
 
     #[test]
     fn burst_counts_down_and_matches_paths() {

@@ -109,7 +109,7 @@ async fn handle(
     let query = req.uri().query().unwrap_or("").to_string();
     let content_type = header_str(&req, header::CONTENT_TYPE);
     let accept = header_str(&req, header::ACCEPT);
-    let latency = state.faults.latency();
+    let latency = state.faults.latency_for(&method, &path);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
