@@ -172,11 +172,11 @@ pub async fn run_attached(
             }
         }
         Err(ExecError::Session(error)) => {
-            trail.end(first, None, printer).await;
+            trail.finish(Some(first), None, None, printer).await;
             return Err(error);
         }
         Err(ExecError::Open(source)) => {
-            trail.end(first, None, printer).await;
+            trail.finish(Some(first), None, None, printer).await;
             return Err(Error::Exec {
                 pod: pod.to_string(),
                 container: container.name.clone(),
@@ -190,6 +190,8 @@ pub async fn run_attached(
         ExitStatus::Interrupted(signal) => Some(Ending::Interrupted(signal)),
         _ => None,
     };
-    trail.end(first, ending.as_ref(), printer).await;
+    trail
+        .finish(Some(first), None, ending.as_ref(), printer)
+        .await;
     Ok((status, container.name))
 }

@@ -1,6 +1,8 @@
 //! A session's incident trail, begun once its debug container runs and closed after teardown:
 //! the Events on the pod (events.rs) and the local recording with its sidecar
-//! (output/recording.rs). Neither can fail the session: what cannot be written is one note.
+//! (output/recording.rs). Neither can fail the session: what cannot be written is one note,
+//! on stderr while the session runs, in the sidecar for what its hand-off (handoff.rs) could
+//! not write after it ended.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -78,25 +80,9 @@ impl<'a> SessionTrail<'a> {
             .event(events::started(&self.events.trail, reused))
     }
 
-    /// The last Event, then [`Self::close`]: for a session whose first Event was already
-    /// written (an attach), which waits for it.
-    pub async fn end(
-        mut self,
-        first: Option<String>,
-        ended: Option<&Ending>,
-        printer: &Printer,
-    ) -> Vec<String> {
-        let last = self.last(ended);
-        let last = match last {
-            Some(event) => self.events.post(event).await,
-            None => None,
-        };
-        self.close(first.into_iter().chain(last).collect(), ended, printer)
-    }
-
     /// The end of a session's trail that nobody waits for. `answered`: the first Event's name
-    /// (or `None` when refused), if its answer came; otherwise `first` is written again, with
-    /// its name, an Event already there counting as written. What is left to write (that and
+    /// (or `None` when refused), if its answer came (an attach waits for it); otherwise
+    /// `first` is written again, with its name, an Event already there counting as written. What is left to write (that and
     /// the last Event) goes to the hand-off (session/handoff.rs), which completes the sidecar
     /// once written; the names known now are returned. Without a hand-off, written here.
     pub async fn finish(
