@@ -22,6 +22,7 @@ use serde::Serialize;
 use crate::base::error::{CREATE_EXEC, Error, status_code};
 use crate::base::exit::ExitStatus;
 use crate::base::interrupt::Interrupts;
+use crate::base::task::AbortOnDrop;
 use crate::kube::cluster::Cluster;
 use crate::kube::exec::{self, Captured, Ending, ExecError, Remote};
 use crate::kube::exec_output;
@@ -113,11 +114,19 @@ pub async fn run(
         Some(_) => Some(Interrupts::install().map_err(|source| Error::Terminal { source })?),
         None => None,
     };
-    let (planned, exec_forbidden, early, advanced) = tokio::join!(
+    // The early exec is a reused session's critical path: a task of its own, so that its
+    // connection's TLS handshake runs on a worker at once, not on this thread after the
+    // reads' (a request's handshake runs where the request is polled).
+    let early = tokio::spawn({
+        let (options, pods, key) = (options.clone(), pods.clone(), key.clone());
+        async move { handshake::open_early(&options, &pods, key.as_ref(), entry).await }
+    });
+    let _early_guard = AbortOnDrop(early.abort_handle());
+    let (early, advanced, planned, exec_forbidden) = tokio::join!(
+        async { early.await.ok().flatten() },
+        presume::advance(cluster, &pods, presumed),
         plan(options, cluster, &pods, printer),
         async { ask && attach::exec_is_forbidden(cluster).await },
-        handshake::open_early(options, &pods, key.as_ref(), entry),
-        presume::advance(cluster, &pods, presumed),
     );
     let signalled = early_interrupts
         .as_mut()

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::base::interrupt::Interrupts;
+use crate::base::task::AbortOnDrop;
 use crate::kube::exec::{ExecError, Remote, exit_code_of};
 use crate::kube::exec_stream::{self, Ending, read_from_buffer};
 
@@ -135,17 +136,6 @@ pub async fn to_remote<T: Send + 'static>(
     finish(remote, ending, local, interrupts).await
 }
 
-/// Cuts the exec's connection off when dropped: a transfer whose future is dropped before
-/// its end (a runbook step past its time limit) stops streaming into a copy nobody waits
-/// for, as dropping kube-rs's `AttachedProcess` did. At the end it finds the loop done.
-struct CutOff(tokio::task::AbortHandle);
-
-impl Drop for CutOff {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 async fn finish<T>(
     remote: &Remote<'_>,
     ending: Ending,
@@ -153,7 +143,9 @@ async fn finish<T>(
     interrupts: &mut Interrupts,
 ) -> Result<Transferred<T>, ExecError> {
     let connection = ending.output.abort_handle();
-    let _cut_off = CutOff(connection.clone());
+    // A transfer whose future is dropped before its end (a runbook step past its time limit)
+    // stops streaming into a copy nobody waits for, as dropping kube-rs's `AttachedProcess` did.
+    let _cut_off = AbortOnDrop(connection.clone());
     let local = tokio::select! {
         local = local => local,
         signal = interrupts.recv() => {
