@@ -209,20 +209,8 @@ async fn timed(c: &TestCluster, mut command: tokio::process::Command, way: Way) 
             );
         }
     }
-    // Ours hands the trail's last Events to a process of its own, which writes them after
-    // the exit (src/session/handoff.rs): waited for here, out of the measure, so that they
-    // are counted and do not run into the next way's measure.
     if way.ours() {
-        let events = || {
-            c.sb.requests()
-                .iter()
-                .filter(|r| r.method == "POST" && r.path.ends_with("/events") && r.status == 201)
-                .count()
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while events() < 2 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        handed_off(c).await;
     }
     let presumed = c.sb.requests().iter().any(|r| {
         r.method == "PATCH" && r.content_type == "application/json-patch+json" && r.status == 200
@@ -234,6 +222,22 @@ async fn timed(c: &TestCluster, mut command: tokio::process::Command, way: Way) 
         requests: c.sb.requests().len(),
         start: start.filter(|_| way.adds_a_container()),
         exec_start: exec_start.filter(|_| way != Way::KubectlDebug),
+    }
+}
+
+/// Ours hands the trail's last Events to a process of its own, which writes them after the
+/// exit (src/session/handoff.rs): waited for, out of the measure, so that they are counted
+/// and do not run into the next way's measure. The log was cleared at the run's start.
+async fn handed_off(c: &TestCluster) {
+    let events = || {
+        c.sb.requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("/events") && r.status == 201)
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while events() < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -333,6 +337,7 @@ async fn a_session_beside_kubectl_at_three_latencies() {
             .expect("a session holds the debug container");
         let container = c.running_debug_container("bench", &pod).await;
         // The pod seen before: one fresh session first, not measured, sees its container end.
+        c.sb.clear_requests();
         let status = command_for(&c, Way::OursFresh, &kubectl, &pod, &container)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -340,6 +345,7 @@ async fn a_session_beside_kubectl_at_three_latencies() {
             .await
             .expect("a fresh session runs");
         assert!(status.success(), "{status:?}");
+        handed_off(&c).await;
         for &latency in &latencies {
             c.sb.set_faults(Faults {
                 latency_ms: latency,
