@@ -82,9 +82,10 @@ impl<'a> SessionTrail<'a> {
 
     /// The end of a session's trail that nobody waits for. `answered`: the first Event's name
     /// (or `None` when refused), if its answer came (an attach waits for it); otherwise
-    /// `first` is written again, with its name, an Event already there counting as written. What is left to write (that and
-    /// the last Event) goes to the hand-off (session/handoff.rs), which completes the sidecar
-    /// once written; the names known now are returned. Without a hand-off, written here.
+    /// `first` is written again, with its name, an Event already there counting as written.
+    /// What is left to write (that and the last Event) goes to the hand-off
+    /// (session/handoff.rs), which completes the sidecar once written; the names known now
+    /// are returned. Without a hand-off, they are written here.
     pub async fn finish(
         mut self,
         answered: Option<Option<String>>,
