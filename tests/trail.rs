@@ -234,6 +234,15 @@ async fn a_command_leaves_events_on_the_pod_and_a_recording_that_history_lists()
     assert!(filtered.stdout.contains("\"items\": []"), "{filtered:?}");
 }
 
+/// Event POSTs answered `ms` late (reading them is not slowed).
+fn slow_event_posts(ms: u64) -> Slow {
+    Slow {
+        ms,
+        path_contains: "/events".into(),
+        method: Some("POST".into()),
+    }
+}
+
 /// The Events on the pod are answered 5 s late: the session ends without waiting for them,
 /// and its hand-off writes both, in order, and names them in the sidecar.
 #[tokio::test]
@@ -242,11 +251,7 @@ async fn a_session_ends_before_its_last_events_are_answered_and_they_land_after(
         return;
     };
     c.sb.set_faults(Faults {
-        slow: Some(Slow {
-            ms: 5_000,
-            path_contains: "/events".into(),
-            method: Some("POST".into()),
-        }),
+        slow: Some(slow_event_posts(5_000)),
         ..Faults::default()
     });
     let run = c
@@ -287,11 +292,7 @@ async fn events_the_hand_off_cannot_write_are_a_note_in_the_sidecar() {
         return;
     };
     c.sb.set_faults(Faults {
-        slow: Some(Slow {
-            ms: 2_000,
-            path_contains: "/events".into(),
-            method: Some("POST".into()),
-        }),
+        slow: Some(slow_event_posts(2_000)),
         error_burst: Some(ErrorBurst {
             code: 500,
             count: 10,

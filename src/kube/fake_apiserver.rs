@@ -125,6 +125,20 @@ impl FakeApiServer {
         Client::new(service, "default")
     }
 
+    /// A cluster of this server: namespace `default`, user `u`, no request timeout, the
+    /// default retry policy. Tests change what they need (`Cluster { .., ..fake.cluster() }`).
+    pub fn cluster(&self) -> crate::kube::cluster::Cluster {
+        crate::kube::cluster::Cluster {
+            client: self.client(),
+            namespace: "default".into(),
+            kubeconfig_user: "u".into(),
+            request_timeout: None,
+            context: None,
+            retry: Default::default(),
+            origin: Default::default(),
+        }
+    }
+
     /// A client whose requests go through `layer` first (the retry policy's tests).
     pub fn client_with(&self, layer: &crate::kube::retry::RetryLayer) -> Client {
         let server = self.clone();

@@ -30,13 +30,9 @@ const ACCESS_REVIEW: &str = "/apis/authorization.k8s.io/v1/selfsubjectaccessrevi
 
 fn cluster(fake: &FakeApiServer) -> Cluster {
     Cluster {
-        client: fake.client(),
-        namespace: "default".into(),
         kubeconfig_user: "kubeconfig-user".into(),
         request_timeout: Some(Duration::from_secs(5)),
-        context: None,
-        retry: Default::default(),
-        origin: Default::default(),
+        ..fake.cluster()
     }
 }
 

@@ -267,23 +267,26 @@ pub async fn create(cluster: &Cluster, event: &Event) -> Result<String, kube::Er
     }
 }
 
+/// A trail for unit tests: alice on shop/web-1, with a reason.
+#[cfg(test)]
+pub(crate) fn sample_trail() -> Trail {
+    Trail {
+        namespace: "shop".into(),
+        pod: "web-1".into(),
+        pod_uid: Some("u-1".into()),
+        target: "app".into(),
+        debug_container: "dbg-abcde".into(),
+        image: "ghcr.io/x/base:1".into(),
+        profile: "auto".into(),
+        user: "alice".into(),
+        reason: Some("INC-42".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::sample_trail as trail;
     use super::*;
-
-    fn trail() -> Trail {
-        Trail {
-            namespace: "shop".into(),
-            pod: "web-1".into(),
-            pod_uid: Some("u-1".into()),
-            target: "app".into(),
-            debug_container: "dbg-abcde".into(),
-            image: "ghcr.io/x/base:1".into(),
-            profile: "auto".into(),
-            user: "alice".into(),
-            reason: Some("INC-42".into()),
-        }
-    }
 
     #[test]
     fn the_start_event_names_user_reason_container_image_and_profile() {
@@ -347,15 +350,7 @@ mod tests {
             None,
             Reply::Json(StatusCode::FORBIDDEN, status(403, "Forbidden", "no")),
         );
-        let cluster = Cluster {
-            client: fake.client(),
-            namespace: "shop".into(),
-            kubeconfig_user: "u".into(),
-            request_timeout: None,
-            context: None,
-            retry: Default::default(),
-            origin: Default::default(),
-        };
+        let cluster = fake.cluster();
         let event = event_for(&trail(), STOPPED, "m".into(), 0x1f);
         assert_eq!(
             create(&cluster, &event).await.expect("already there"),

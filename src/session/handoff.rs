@@ -222,16 +222,7 @@ pub fn complete(path: &std::path::Path, events: &[Event], written: &[String], no
 mod tests {
     use super::*;
     use crate::output::recording::SessionRecord;
-    use crate::session::events::{Trail, event_for};
-
-    fn trail() -> Trail {
-        Trail {
-            namespace: "shop".into(),
-            pod: "web-1".into(),
-            debug_container: "dbg-abcde".into(),
-            ..Trail::default()
-        }
-    }
+    use crate::session::events::{event_for, sample_trail as trail};
 
     #[test]
     fn the_handoff_reads_back_what_the_session_gave_it() {
@@ -273,15 +264,7 @@ mod tests {
         // A library caller never starts a process: `enable` is the plugin's main's alone.
         let events = vec![event_for(&trail(), events::STOPPED, "m".into(), 3)];
         let fake = crate::kube::fake_apiserver::FakeApiServer::default();
-        let cluster = Cluster {
-            client: fake.client(),
-            namespace: "shop".into(),
-            kubeconfig_user: "u".into(),
-            request_timeout: None,
-            context: None,
-            retry: Default::default(),
-            origin: Default::default(),
-        };
+        let cluster = fake.cluster();
         let back = hand_off(&cluster, events, None).expect_err("not enabled");
         assert_eq!(back.len(), 1);
         assert!(

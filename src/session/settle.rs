@@ -211,13 +211,8 @@ mod tests {
 
     fn cluster(fake: &FakeApiServer) -> Cluster {
         Cluster {
-            client: fake.client(),
-            namespace: "default".into(),
-            kubeconfig_user: "u".into(),
             request_timeout: Some(Duration::from_secs(5)),
-            context: None,
-            retry: Default::default(),
-            origin: Default::default(),
+            ..fake.cluster()
         }
     }
 

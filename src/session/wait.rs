@@ -320,15 +320,7 @@ mod mock_tests {
     const PODS: &str = "/api/v1/namespaces/default/pods";
 
     fn cluster(fake: &FakeApiServer) -> Cluster {
-        Cluster {
-            client: fake.client(),
-            namespace: "default".into(),
-            kubeconfig_user: "u".into(),
-            request_timeout: None,
-            context: None,
-            retry: Default::default(),
-            origin: Default::default(),
-        }
+        fake.cluster()
     }
 
     fn event(state: ContainerState, version: &str) -> serde_json::Value {
