@@ -271,7 +271,7 @@ async fn session_output_128_mib_ours_beside_kubectl_exec() {
          measured {} by `cargo test --profile bench --locked --test bench_output -- --ignored --nocapture` (with `BENCH_OUTPUT_BEFORE=<binary>` \
          for a row of a plugin built before), which rewrites this section.\n\n{table}\n\
          What the time includes: for ours, the whole command (process start, the API reads, the exec, the bytes to a local file, \
-         the trail's two Events on the pod; no teardown request after a normal end) and the session's local recording, on by default (asciicast: the output decoded as UTF-8, \
+         the trail's first Event on the pod, written beside the work, the start of the process that writes the last one after the exit; no teardown request after a normal end) and the session's local recording, on by default (asciicast: the output decoded as UTF-8, \
          invalid bytes as U+FFFD, and JSON-escaped on a thread of its own, up to the size cap or until the output outruns it by 4 MiB, when what is still queued is dropped: docs/recording.md); for ours with `--no-record`, the same without the \
          recording; for `kubectl exec`, process start, one exec, the bytes to a local file; for the \
          command alone, its own process start and run in the container with its output to /dev/null, timed by the container's clock \
