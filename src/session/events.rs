@@ -232,21 +232,23 @@ impl<'a> Recorder<'a> {
             Ok(name) => Some(name),
             Err(e) => {
                 self.refused.store(true, Ordering::Relaxed);
-                let why = match status_code(&e) {
-                    Some(403) => format!(
-                        "no permission to create events in namespace {}",
-                        self.trail.namespace
-                    ),
-                    Some(code) => format!("HTTP {code}"),
-                    None => e.to_string(),
-                };
                 self.printer.note(&format!(
-                    "no Event written on pod {} ({why}); the session goes on, recorded locally only",
-                    self.trail.pod
+                    "no Event written on pod {} ({}); the session goes on, recorded locally only",
+                    self.trail.pod,
+                    why_not_written(&e, &self.trail.namespace)
                 ));
                 None
             }
         }
+    }
+}
+
+/// Why an Event was not written, in words: the session's note and the hand-off's say the same.
+pub fn why_not_written(e: &kube::Error, namespace: &str) -> String {
+    match status_code(e) {
+        Some(403) => format!("no permission to create events in namespace {namespace}"),
+        Some(code) => format!("HTTP {code}"),
+        None => e.to_string(),
     }
 }
 

@@ -23,7 +23,6 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Event;
 use serde::{Deserialize, Serialize};
 
-use crate::base::error::status_code;
 use crate::kube::cluster::{Cluster, KubeOptions, Origin};
 use crate::kube::retry::RetryPolicy;
 use crate::output::recording;
@@ -53,8 +52,7 @@ struct Handoff {
     context: Option<String>,
     origin: Origin,
     request_timeout: Option<Duration>,
-    retries: u32,
-    retry_within: Duration,
+    retry: RetryPolicy,
     /// In the order they are to be written.
     events: Vec<Event>,
     /// The session's sidecar, to complete with what was written.
@@ -78,8 +76,7 @@ pub fn hand_off(
         context: cluster.context.clone(),
         origin: cluster.origin.clone(),
         request_timeout: cluster.request_timeout,
-        retries: cluster.retry.retries,
-        retry_within: cluster.retry.within,
+        retry: cluster.retry,
         events,
         record,
     };
@@ -164,10 +161,7 @@ async fn write(handoff: &Handoff) -> Outcome {
         kubeconfig: handoff.origin.kubeconfig.clone(),
         as_user: handoff.origin.as_user.clone(),
         request_timeout: handoff.request_timeout,
-        retry: RetryPolicy {
-            retries: handoff.retries,
-            within: handoff.retry_within,
-        },
+        retry: handoff.retry,
     };
     let cluster = match Cluster::connect(&options, None).await {
         Ok(cluster) => cluster,
@@ -183,11 +177,8 @@ async fn write(handoff: &Handoff) -> Outcome {
         match events::create(&cluster, event).await {
             Ok(name) => outcome.written.push(name),
             Err(e) => {
-                outcome.note = Some(match status_code(&e) {
-                    Some(403) => "no permission to create events".to_string(),
-                    Some(code) => format!("HTTP {code}"),
-                    None => e.to_string(),
-                });
+                let namespace = event.metadata.namespace.as_deref().unwrap_or("default");
+                outcome.note = Some(events::why_not_written(&e, namespace));
                 break;
             }
         }
@@ -233,8 +224,10 @@ mod tests {
                 as_user: Some("alice".into()),
             },
             request_timeout: Some(Duration::from_secs(7)),
-            retries: 3,
-            retry_within: Duration::from_secs(20),
+            retry: RetryPolicy {
+                retries: 3,
+                within: Duration::from_secs(20),
+            },
             events: vec![
                 event_for(&trail(), events::REUSED, "m1".into(), 1),
                 event_for(&trail(), events::STOPPED, "m2".into(), 2),
@@ -247,7 +240,7 @@ mod tests {
         assert_eq!(back.origin, handoff.origin);
         assert_eq!(back.request_timeout, Some(Duration::from_secs(7)));
         assert_eq!(
-            (back.retries, back.retry_within),
+            (back.retry.retries, back.retry.within),
             (3, Duration::from_secs(20))
         );
         let names: Vec<_> = back
