@@ -312,6 +312,16 @@ async fn events_the_hand_off_cannot_write_are_a_note_in_the_sidecar() {
         "{session}"
     );
     assert!(names_in(&session).is_empty(), "{session}");
+    // The table says it too, under it, on stderr.
+    let table = c.run(&["history"], LIMIT).await;
+    assert_eq!(table.code, Some(0), "{table:?}");
+    let id = session["id"].as_str().unwrap_or_default();
+    assert!(
+        table.stderr.contains(&format!(
+            "{id}: the DebugContainerAdded Event was not written on pod web"
+        )),
+        "{table:?}"
+    );
     c.sb.set_faults(Faults::default());
     assert!(events_of(&c, "web").await.is_empty());
 }

@@ -106,9 +106,24 @@ pub fn run(options: &HistoryOptions, printer: &Printer) -> Result<ExitStatus, Er
             },
             dir.display()
         )),
-        None => printer.stdout(&table(&kept))?,
+        None => {
+            printer.stdout(&table(&kept))?;
+            for line in trail_notes(&kept) {
+                printer.note(&line);
+            }
+        }
     }
     Ok(ExitStatus::Success)
+}
+
+/// What a session's trail is missing (its sidecar's notes, such as an Event its hand-off
+/// could not write), one line each, named by session: said under the table, on stderr, so
+/// the table stays one line a session for scripts.
+pub fn trail_notes(records: &[SessionRecord]) -> Vec<String> {
+    records
+        .iter()
+        .flat_map(|r| r.notes.iter().map(move |note| format!("{}: {note}", r.id)))
+        .collect()
 }
 
 /// The session with this id, or the only one whose id starts with it.

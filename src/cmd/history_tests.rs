@@ -128,3 +128,19 @@ fn the_table_has_every_column() {
         ]
     );
 }
+
+#[test]
+fn a_session_whose_trail_misses_an_event_is_named_under_the_table() {
+    let whole = record("id1", "web", "2026-12-06T03:00:00Z");
+    let mut short = record("id2", "api", "2026-12-06T04:00:00Z");
+    short.notes = vec![
+        "the DebugSessionEnded Event was not written on pod api after the session ended (HTTP 500)"
+            .into(),
+    ];
+    assert_eq!(
+        trail_notes(&[whole, short]),
+        [
+            "id2: the DebugSessionEnded Event was not written on pod api after the session ended (HTTP 500)"
+        ]
+    );
+}

@@ -124,13 +124,15 @@ pub fn run() -> ExitCode {
     else {
         return ExitCode::FAILURE;
     };
-    let outcome = runtime.block_on(async {
-        tokio::time::timeout(AT_MOST, write(&handoff))
+    let mut outcome = Outcome::default();
+    runtime.block_on(async {
+        // What was written before the limit stays in `outcome` (names are kept as they land).
+        if tokio::time::timeout(AT_MOST, write(&handoff, &mut outcome))
             .await
-            .unwrap_or_else(|_| Outcome {
-                written: Vec::new(),
-                note: Some(format!("not written within {}s", AT_MOST.as_secs())),
-            })
+            .is_err()
+        {
+            outcome.note = Some(format!("not written within {}s", AT_MOST.as_secs()));
+        }
     });
     if let Some(path) = &handoff.record {
         complete(
@@ -154,7 +156,9 @@ struct Outcome {
     note: Option<String>,
 }
 
-async fn write(handoff: &Handoff) -> Outcome {
+/// Writes the hand-off's Events in order into `outcome`, each name as soon as its Event is
+/// written, so that a caller that gives up on it still knows which landed.
+async fn write(handoff: &Handoff, outcome: &mut Outcome) {
     let options = KubeOptions {
         namespace: None,
         contexts: handoff.context.iter().cloned().collect(),
@@ -166,15 +170,18 @@ async fn write(handoff: &Handoff) -> Outcome {
     let cluster = match Cluster::connect(&options, None).await {
         Ok(cluster) => cluster,
         Err(e) => {
-            return Outcome {
-                written: Vec::new(),
-                note: Some(format!("no client for the cluster ({e})")),
-            };
+            outcome.note = Some(format!("no client for the cluster ({e})"));
+            return;
         }
     };
-    let mut outcome = Outcome::default();
-    for event in &handoff.events {
-        match events::create(&cluster, event).await {
+    write_events(&cluster, &handoff.events, outcome).await;
+}
+
+/// `events` written in order on `cluster`, each name into `outcome` as soon as its Event is;
+/// the first that cannot be stops the rest, with a note why.
+async fn write_events(cluster: &Cluster, events: &[Event], outcome: &mut Outcome) {
+    for event in events {
+        match events::create(cluster, event).await {
             Ok(name) => outcome.written.push(name),
             Err(e) => {
                 let namespace = event.metadata.namespace.as_deref().unwrap_or("default");
@@ -183,7 +190,6 @@ async fn write(handoff: &Handoff) -> Outcome {
             }
         }
     }
-    outcome
 }
 
 /// The sidecar at `path` with the names `written` added, and `note`, why the next of
@@ -264,6 +270,39 @@ mod tests {
             hand_off(&cluster, Vec::new(), None).is_ok(),
             "nothing to do"
         );
+    }
+
+    #[tokio::test]
+    async fn names_written_before_the_limit_are_kept_when_it_cuts_the_rest_off() {
+        use crate::kube::fake_apiserver::{FakeApiServer, Reply};
+        use http::{Method, StatusCode};
+        // Each Event is answered 400 ms late; the limit falls while the second is on its way.
+        let fake = FakeApiServer::with_latency(Duration::from_millis(400));
+        fake.route(
+            Method::POST,
+            "/api/v1/namespaces/shop/events",
+            None,
+            Reply::With(std::sync::Arc::new(|seen| {
+                (StatusCode::CREATED, seen.body.clone().unwrap_or_default())
+            })),
+        );
+        let events = vec![
+            event_for(&trail(), events::REUSED, "m1".into(), 1),
+            event_for(&trail(), events::STOPPED, "m2".into(), 2),
+        ];
+        let mut outcome = Outcome::default();
+        let cut = tokio::time::timeout(
+            Duration::from_millis(600),
+            write_events(&fake.cluster(), &events, &mut outcome),
+        )
+        .await;
+        assert!(cut.is_err(), "the limit fell before the second answer");
+        assert_eq!(
+            outcome.written,
+            ["web-1.1"],
+            "the first, written, is not lost"
+        );
+        assert_eq!(fake.log().len(), 2, "the second was on its way");
     }
 
     #[test]
