@@ -433,3 +433,75 @@ async fn a_runbook_writes_one_event_per_pod_and_names_it_in_the_results() {
         "a fan-out keeps its outputs in --out-dir, not in recordings"
     );
 }
+
+/// `--parallel 1` bounds the pods being debugged, not their Events: with Event POSTs answered
+/// 1.5 s late, the second pod's debug container is added while the first pod's Event is still
+/// on its way, and both Events are named in the results.
+#[tokio::test]
+async fn a_runbook_starts_the_next_pod_while_the_last_ones_event_is_written() {
+    let Some(c) = shop(SandboxOptions::default()).await else {
+        return;
+    };
+    c.running_app("shop", "api", NONROOT_APP, Some((65532, 65532)))
+        .await;
+    let runbook = c.sb.dir().join("one.yaml");
+    std::fs::write(
+        &runbook,
+        "name: one\nsteps:\n  - name: hi\n    run: echo hi\n",
+    )
+    .expect("the runbook");
+    let runbook = runbook.display().to_string();
+    c.sb.set_faults(Faults {
+        slow: Some(slow_event_posts(1_500)),
+        ..Faults::default()
+    });
+    c.sb.clear_requests();
+    let run = c
+        .run(
+            &[
+                "run",
+                &runbook,
+                "pod/web",
+                "pod/api",
+                "-n",
+                "shop",
+                "--parallel",
+                "1",
+                "-o",
+                "json",
+            ],
+            LIMIT,
+        )
+        .await;
+    c.sb.set_faults(Faults::default());
+    assert_eq!(run.code, Some(0), "{run:?}");
+
+    let requests = c.sb.requests();
+    let mut posts = requests
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/events"));
+    let first = posts.next().expect("an Event for the first pod");
+    assert!(posts.next().is_some(), "an Event for the second pod");
+    let answered = first.received + first.duration;
+    let next_patch = requests
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.path.ends_with("/ephemeralcontainers"))
+        .map(|r| r.received)
+        .max()
+        .expect("two PATCHes");
+    assert!(
+        next_patch < answered,
+        "the second pod's container was added {:?} after the first Event's answer",
+        next_patch.duration_since(answered)
+    );
+    let doc: Value = serde_json::from_str(&run.stdout).unwrap_or_default();
+    for pod in doc["pods"].as_array().cloned().unwrap_or_default() {
+        let name = pod["pod"].as_str().unwrap_or_default();
+        let events = events_of(&c, name).await;
+        assert_eq!(events.len(), 1, "{name}: {events:#?}");
+        assert_eq!(
+            pod["events"],
+            serde_json::json!([events[0]["metadata"]["name"]])
+        );
+    }
+}

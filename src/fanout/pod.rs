@@ -56,6 +56,8 @@ pub(super) fn one_line(error: &Error) -> String {
 
 pub struct Fanout<'a> {
     pub prepared: &'a Prepared,
+    /// `--parallel` places; a pod holds one from its start to its teardown.
+    pub slots: &'a tokio::sync::Semaphore,
     /// What every pod's plan reads that does not depend on the pod, read once per run.
     pub reads: SharedReads,
     pub reporter: &'a Reporter,
@@ -85,6 +87,9 @@ impl Fanout<'_> {
     /// One pod of the cluster `connection` names, start to teardown; never fails: what went
     /// wrong is in the result.
     pub async fn pod(&self, index: usize, connection: &Connection, pod: Pod) -> PodResult {
+        // Never closed, so `acquire` cannot fail; were it to, the pod would run unbounded
+        // rather than not at all.
+        let slot = self.slots.acquire().await.ok();
         let started = Instant::now();
         let namespace = pod.metadata.namespace.clone().unwrap_or_default();
         let name = pod.metadata.name.clone().unwrap_or_default();
@@ -245,6 +250,9 @@ impl Fanout<'_> {
             Teardown::EndsItself => ("ends_itself", None),
         };
         result.teardown = Some(word.into());
+        // The container is done with: the next pod may start while this one's Event is
+        // written.
+        drop(slot);
         let status = PodResult::status_from_steps(&result.steps);
         // One Event per pod, after its teardown: who ran which runbook there, and how it went.
         let trail = events::trail_of(&options, &planned, &namespace, &session.container);

@@ -4,7 +4,8 @@
 //! Each pod goes through the session steps of `session/` (`plan`, then `obtain`: reuse one of
 //! our running containers or add one and wait) and the teardown of `session/teardown.rs`; this module
 //! adds only what a fan-out needs around them: choosing the pods, at most `--parallel` of them
-//! at a time, the steps in order within a pod (each with its time limit, its `when:`, a failure
+//! at a time (from a pod's start to its teardown: its Event on the pod is written while the
+//! next pod starts), the steps in order within a pod (each with its time limit, its `when:`, a failure
 //! that is not allowed skipping the rest), and the results. Ctrl-C reaches every pod at once:
 //! each has its own signal stream, ends its step, and tears down; pods not started yet are
 //! not started; the process waits for every teardown before it exits.
@@ -231,7 +232,9 @@ pub async fn run(
         reporter.context_failed(failed);
     }
     let cancelled = AtomicBool::new(false);
+    let slots = tokio::sync::Semaphore::new(options.parallel.max(1));
     let fanout = Fanout {
+        slots: &slots,
         prepared,
         reads: SharedReads::default(),
         reporter: &reporter,
@@ -244,10 +247,12 @@ pub async fn run(
             progress: false,
         }),
     };
-    // One bound over the pods of every cluster.
+    // One bound over the pods of every cluster: `slots`, which a pod holds from its start to
+    // its teardown, not while its Event is on its way. Every pod's future waits for a slot
+    // in turn (the semaphore is first come, first served; the futures are polled in order).
     let work = futures::stream::iter(pods.into_iter().enumerate())
         .map(|(index, (connection, pod))| fanout.pod(index, connection, pod))
-        .buffer_unordered(options.parallel.max(1))
+        .buffer_unordered(usize::MAX)
         .collect::<Vec<PodResult>>();
     tokio::pin!(work);
     let mut tick = tokio::time::interval(Duration::from_millis(250));
