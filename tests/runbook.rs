@@ -1406,7 +1406,7 @@ async fn benchmark_fifty_pods_three_steps_against_a_kubectl_loop() {
          The rows:\n\
          - Ours: `run` of a three-step runbook with `-l app=bench`, `--parallel` pods at a time in one process. Per pod: a GET of it, the PATCH \
          with the watch that waits for the container opened beside it, one exec per step, and an Event on the pod (the incident trail: who, why, \
-         which container). No `stop` is sent: the last step's exec ends the container with its session, and the watch sees it Terminated. Once per run: \
+         which container), written once the pod is torn down, while the next pod takes its place. No `stop` is sent: the last step's exec ends the container with its session, and the watch sees it Terminated. Once per run: \
          the pod list, who we are (a SelfSubjectReview) and the namespace's Pod Security level.\n\
          - The bash loop (bench/kubectl-loop.sh): what a runbook does today with stock kubectl, one pod at a time, bench/kubectl-pod.sh per pod: \
          `kubectl debug` (a GET of the pod, the PATCH), a `kubectl get` of the pod every 0.2 s until the container runs, one `kubectl exec` per \
