@@ -436,14 +436,17 @@ async fn a_runbook_writes_one_event_per_pod_and_names_it_in_the_results() {
 
 /// `--parallel 1` bounds the pods being debugged, not their Events: with Event POSTs answered
 /// 1.5 s late, the second pod's debug container is added while the first pod's Event is still
-/// on its way, and both Events are named in the results.
+/// on its way. Twice `--parallel` pods are in hand, so the third waits for that answer. Every
+/// Event is named in the results.
 #[tokio::test]
 async fn a_runbook_starts_the_next_pod_while_the_last_ones_event_is_written() {
     let Some(c) = shop(SandboxOptions::default()).await else {
         return;
     };
-    c.running_app("shop", "api", NONROOT_APP, Some((65532, 65532)))
-        .await;
+    for pod in ["api", "db"] {
+        c.running_app("shop", pod, NONROOT_APP, Some((65532, 65532)))
+            .await;
+    }
     let runbook = c.sb.dir().join("one.yaml");
     std::fs::write(
         &runbook,
@@ -463,6 +466,7 @@ async fn a_runbook_starts_the_next_pod_while_the_last_ones_event_is_written() {
                 &runbook,
                 "pod/web",
                 "pod/api",
+                "pod/db",
                 "-n",
                 "shop",
                 "--parallel",
@@ -477,22 +481,30 @@ async fn a_runbook_starts_the_next_pod_while_the_last_ones_event_is_written() {
     assert_eq!(run.code, Some(0), "{run:?}");
 
     let requests = c.sb.requests();
-    let mut posts = requests
+    let posts: Vec<_> = requests
         .iter()
-        .filter(|r| r.method == "POST" && r.path.ends_with("/events"));
-    let first = posts.next().expect("an Event for the first pod");
-    assert!(posts.next().is_some(), "an Event for the second pod");
-    let answered = first.received + first.duration;
-    let next_patch = requests
+        .filter(|r| r.method == "POST" && r.path.ends_with("/events"))
+        .collect();
+    assert_eq!(posts.len(), 3, "an Event per pod");
+    // The log is in the order answers were ready: the first is the first pod's.
+    let answered = posts[0].received + posts[0].duration;
+    let mut patches: Vec<Instant> = requests
         .iter()
         .filter(|r| r.method == "PATCH" && r.path.ends_with("/ephemeralcontainers"))
         .map(|r| r.received)
-        .max()
-        .expect("two PATCHes");
+        .collect();
+    patches.sort();
+    assert_eq!(patches.len(), 3, "a debug container per pod");
     assert!(
-        next_patch < answered,
+        patches[1] < answered,
         "the second pod's container was added {:?} after the first Event's answer",
-        next_patch.duration_since(answered)
+        patches[1].duration_since(answered)
+    );
+    assert!(
+        patches[2] > answered,
+        "the third pod started {:?} before the first Event's answer: more than twice \
+         --parallel pods in hand",
+        answered.duration_since(patches[2])
     );
     let doc: Value = serde_json::from_str(&run.stdout).unwrap_or_default();
     for pod in doc["pods"].as_array().cloned().unwrap_or_default() {

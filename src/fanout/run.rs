@@ -248,11 +248,13 @@ pub async fn run(
         }),
     };
     // One bound over the pods of every cluster: `slots`, which a pod holds from its start to
-    // its teardown, not while its Event is on its way. Every pod's future waits for a slot
-    // in turn (the semaphore is first come, first served; the futures are polled in order).
+    // its teardown, not while its Event is on its way. Twice as many pods are in hand, so
+    // that as many Events as places can be on their way while the places work; the pods in
+    // hand wait for a place in turn (the semaphore is first come, first served, and they are
+    // polled in order). Pods not in hand yet take no memory.
     let work = futures::stream::iter(pods.into_iter().enumerate())
         .map(|(index, (connection, pod))| fanout.pod(index, connection, pod))
-        .buffer_unordered(usize::MAX)
+        .buffer_unordered(options.parallel.max(1).saturating_mul(2))
         .collect::<Vec<PodResult>>();
     tokio::pin!(work);
     let mut tick = tokio::time::interval(Duration::from_millis(250));

@@ -276,8 +276,9 @@ mod tests {
     async fn names_written_before_the_limit_are_kept_when_it_cuts_the_rest_off() {
         use crate::kube::fake_apiserver::{FakeApiServer, Reply};
         use http::{Method, StatusCode};
-        // Each Event is answered 400 ms late; the limit falls while the second is on its way.
-        let fake = FakeApiServer::with_latency(Duration::from_millis(400));
+        // Each Event is answered 1 s late; the limit falls halfway through the second's wait,
+        // half a second from either answer, so that a loaded machine does not move it.
+        let fake = FakeApiServer::with_latency(Duration::from_secs(1));
         fake.route(
             Method::POST,
             "/api/v1/namespaces/shop/events",
@@ -292,7 +293,7 @@ mod tests {
         ];
         let mut outcome = Outcome::default();
         let cut = tokio::time::timeout(
-            Duration::from_millis(600),
+            Duration::from_millis(1_500),
             write_events(&fake.cluster(), &events, &mut outcome),
         )
         .await;
