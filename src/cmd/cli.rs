@@ -152,7 +152,8 @@ pub enum Command {
         context: ContextArgs,
     },
     /// Past sessions recorded on this machine, newest first: when, where, who, why, how long,
-    /// exit code, recording (docs/recording.md). `history show ID` prints one's output.
+    /// exit code, recording (docs/recording.md); under the table, on stderr, any Event of a
+    /// session's trail that could not be written. `history show ID` prints one's output.
     History(HistoryArgs),
 }
 

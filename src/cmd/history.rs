@@ -1,6 +1,7 @@
 //! `history`: the sessions recorded on this machine, newest first, from their sidecars
-//! (output/recording.rs); `history show ID` prints one session's recorded output as text for
-//! a ticket, `--plain` without escape sequences. Needs no cluster.
+//! (output/recording.rs), with what their trails are missing said under the table;
+//! `history show ID` prints one session's recorded output as text for a ticket, `--plain`
+//! without escape sequences. Needs no cluster.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
