@@ -42,7 +42,12 @@ pub fn run(flags: RunFlags) -> Status {
     register(&format!("run {}", shell_words(&argv)), flags.end_container);
     let target = match target::identify(&flags.target) {
         Ok(target) => target,
-        Err(failure) => return failure.report("run"),
+        Err(failure) => {
+            // Nothing will run: the session is taken back, so that this exit does not end
+            // the container before the plugin asks `target` why.
+            StateDir::from_env().withdraw_session();
+            return failure.report("run");
+        }
     };
     if flags.handshake && !handshake_says_go("run") {
         return Status::Failure;
@@ -100,7 +105,12 @@ pub fn shell(flags: ShellFlags) -> Status {
     register("shell", flags.end_container);
     let target = match target::identify(&flags.target) {
         Ok(target) => target,
-        Err(failure) => return failure.report("shell"),
+        Err(failure) => {
+            // Nothing will run: the session is taken back, so that this exit does not end
+            // the container before the plugin asks `target` why.
+            StateDir::from_env().withdraw_session();
+            return failure.report("shell");
+        }
     };
     if flags.handshake && !handshake_says_go("shell") {
         return Status::Failure;

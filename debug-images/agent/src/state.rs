@@ -169,6 +169,14 @@ impl StateDir {
         Ok(())
     }
 
+    /// Takes back this process's session (its file, whose lock it holds): a verb that
+    /// registered and then ran nothing (the target not identified) neither counts as a user
+    /// of the container nor, with `--end-container`, ends it when it exits. The plugin then
+    /// still finds the container running to ask `target` why (docs/agent.md).
+    pub fn withdraw_session(&self) {
+        let _ = fs::remove_file(self.sessions_dir().join(std::process::id().to_string()));
+    }
+
     /// Pids (from the file names) of sessions whose lock is held. Files of ended sessions
     /// are removed on the way when `sweep` is set.
     pub fn live_sessions(&self, sweep: bool) -> io::Result<Vec<i32>> {
@@ -317,6 +325,28 @@ mod tests {
             state.sweep_sessions().unwrap(),
             Sessions::default(),
             "seen once"
+        );
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_withdrawn_session_neither_lives_nor_ends_the_container() {
+        let dir = temp_dir("withdrawn");
+        let state = StateDir::at(dir.clone());
+        state.register_session("run ls", true).unwrap();
+        let own = state.sessions_dir().join(std::process::id().to_string());
+        assert!(own.exists(), "registered under this process's pid");
+        assert_eq!(
+            state.sweep_sessions().unwrap().live,
+            vec![std::process::id() as i32]
+        );
+
+        state.withdraw_session();
+        assert!(!own.exists());
+        assert_eq!(
+            state.sweep_sessions().unwrap(),
+            Sessions::default(),
+            "no live session, and none that asked to end the container"
         );
         fs::remove_dir_all(dir).unwrap();
     }

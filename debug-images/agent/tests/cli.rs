@@ -228,6 +228,42 @@ fn the_last_session_that_ends_the_container_ends_hold_and_only_the_last() {
     assert!(!scratch.state().join("hold.pid").exists());
 }
 
+/// A `run --end-container` that cannot identify its target runs nothing and exits 3; it
+/// takes its session back, so hold stays for the plugin's `target` (the candidates) and its
+/// `stop`. The same session with a target found ends hold.
+#[test]
+fn a_session_whose_target_is_not_identified_does_not_end_the_container() {
+    let scratch = Scratch::new("notidentified");
+    let mut hold = scratch.spawn_hold(&["--idle", "0"]);
+    for handshake in [false, true] {
+        let mut args = vec!["run"];
+        if handshake {
+            args.push("--handshake");
+        }
+        args.extend([
+            "--end-container",
+            "--target-pid",
+            "2147483646",
+            "--",
+            "true",
+        ]);
+        let refused = scratch.output(&args);
+        assert_eq!(refused.status.code(), Some(3), "{refused:?}");
+        sleep(Duration::from_millis(300));
+        assert!(
+            hold.try_wait().unwrap().is_none(),
+            "a refused session ended the container (handshake: {handshake})"
+        );
+    }
+    assert!(
+        scratch
+            .output(&["run", "--end-container", "--", "true"])
+            .status
+            .success()
+    );
+    assert!(exit_within(&mut hold, Duration::from_secs(2)).success());
+}
+
 #[test]
 fn stop_ends_sessions_and_their_children_but_nothing_else() {
     let scratch = Scratch::new("stopsessions");
