@@ -40,14 +40,9 @@ pub const STANDARD_PATH: [&str; 6] = [
 pub fn run(flags: RunFlags) -> Status {
     let argv = flags.argv;
     register(&format!("run {}", shell_words(&argv)), flags.end_container);
-    let target = match target::identify(&flags.target) {
+    let target = match identified(&flags.target, "run") {
         Ok(target) => target,
-        Err(failure) => {
-            // Nothing will run: the session is taken back, so that this exit does not end
-            // the container before the plugin asks `target` why.
-            StateDir::from_env().withdraw_session();
-            return failure.report("run");
-        }
+        Err(status) => return status,
     };
     if flags.handshake && !handshake_says_go("run") {
         return Status::Failure;
@@ -60,6 +55,16 @@ pub fn run(flags: RunFlags) -> Status {
     command.arg0(&argv[0]).args(&argv[1..]).env("PATH", path);
     set_target_env(&mut command, &target);
     exec_failed(&argv[0], command.exec())
+}
+
+/// The target of a registered session's verb; else its refusal reported, and the session
+/// taken back: nothing will run, so this exit must not end the container before the plugin
+/// asks `target` why.
+fn identified(flags: &crate::cli::TargetFlags, verb: &str) -> Result<Resolved, Status> {
+    target::identify(flags).map_err(|failure| {
+        StateDir::from_env().withdraw_session();
+        failure.report(verb)
+    })
 }
 
 /// `TARGET_PID` and `TARGET_ROOT` for the session's commands.
@@ -103,14 +108,9 @@ pub fn find_program(name: &OsStr, path: &OsStr) -> Option<PathBuf> {
 
 pub fn shell(flags: ShellFlags) -> Status {
     register("shell", flags.end_container);
-    let target = match target::identify(&flags.target) {
+    let target = match identified(&flags.target, "shell") {
         Ok(target) => target,
-        Err(failure) => {
-            // Nothing will run: the session is taken back, so that this exit does not end
-            // the container before the plugin asks `target` why.
-            StateDir::from_env().withdraw_session();
-            return failure.report("shell");
-        }
+        Err(status) => return status,
     };
     if flags.handshake && !handshake_says_go("shell") {
         return Status::Failure;
