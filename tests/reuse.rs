@@ -7,12 +7,14 @@ mod support;
 
 use std::time::Duration;
 
-use kube_sandbox::Faults;
+use kube_sandbox::{Faults, Slow};
 use support::{NONROOT_APP, TestCluster};
 
 const LIMIT: Duration = Duration::from_secs(90);
 /// Added to every request, so that what overlaps shows in the request log.
 const LATENCY_MS: u64 = 300;
+/// Added on top for the exec where it must show against the rest.
+const SLOW_EXEC_MS: u64 = 500;
 /// Adds one to `/target/tmp/runs` and prints the new count.
 const COUNT: &str = "n=$(cat /target/tmp/runs 2>/dev/null || echo 0); n=$((n + 1)); echo $n > /target/tmp/runs; echo runs=$n";
 
@@ -69,8 +71,15 @@ async fn a_warm_cache_opens_the_exec_beside_the_reads_and_runs_the_command_once(
     app(&c, "warm").await;
     let (mut first, container) = held(&c, "warm", &[]).await;
 
+    // The exec is answered later than the rest, as a slow node's would be, so that what
+    // the session does before its command shows against it.
     c.sb.set_faults(Faults {
         latency_ms: LATENCY_MS,
+        slow: Some(Slow {
+            ms: SLOW_EXEC_MS,
+            path_contains: "/exec".to_string(),
+            method: None,
+        }),
         ..Faults::default()
     });
     c.sb.clear_requests();
@@ -79,6 +88,10 @@ async fn a_warm_cache_opens_the_exec_beside_the_reads_and_runs_the_command_once(
     assert_eq!(second.code, Some(0), "{second:?}");
     assert_eq!(second.stdout.trim(), "runs=1", "{second:?}");
     assert_eq!(reused_name(&second).as_deref(), Some(container.as_str()));
+
+    // The trail: the reuse and the end, each written once, the last after the process ended
+    // (its hand-off; tests/trail.rs shows the session does not wait for it).
+    assert_eq!(support::events_created(&c, 2).await, 2);
 
     let requests = c.sb.requests();
     let get_pod = requests
@@ -100,9 +113,18 @@ async fn a_warm_cache_opens_the_exec_beside_the_reads_and_runs_the_command_once(
         "the command went through the gated exec only: {requests:#?}"
     );
     assert!(!requests.iter().any(|r| r.method == "PATCH"), "no PATCH");
-    // The trail: the reuse and the end, each written once, the last after the process ended
-    // (its hand-off; tests/trail.rs shows the session does not wait for it).
-    assert_eq!(support::events_created(&c, 2).await, 2);
+    // What the session does before its command it does while the exec opens, not after: its
+    // first Event is on its way before the exec is answered.
+    let first_event = requests
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == "/api/v1/namespaces/warm/events")
+        .map(|r| r.received)
+        .min()
+        .expect("the trail's first Event");
+    assert!(
+        first_event < execs[0].received + execs[0].duration,
+        "the first Event waited for the exec to open: {requests:#?}"
+    );
 
     assert_eq!(support::exit_code(&mut first, LIMIT).await, Some(0));
     c.wait_all_terminated("warm", "web", Duration::from_secs(20))

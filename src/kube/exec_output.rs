@@ -101,9 +101,7 @@ async fn drive(
     capture: Option<&mut Captured>,
     interrupted: impl std::future::Future<Output = i32>,
 ) -> Result<Ending, ExecError> {
-    let capturing = capture.is_some();
-    let out_task = writer(output.stdout, capturing, Stream::Stdout, remote.tap.clone());
-    let err_task = writer(output.stderr, capturing, Stream::Stderr, remote.tap.clone());
+    // Stdin first: a gated command's go is on its way before the writers' threads start.
     let in_task = output.stdin.map(|frames| {
         tokio::spawn(async move {
             if let Some(first) = first
@@ -123,6 +121,9 @@ async fn drive(
             // EOF on our stdin: dropping `frames` ends the remote's (a v5 close frame).
         })
     });
+    let capturing = capture.is_some();
+    let out_task = writer(output.stdout, capturing, Stream::Stdout, remote.tap.clone());
+    let err_task = writer(output.stderr, capturing, Stream::Stderr, remote.tap.clone());
     let exec_stream::Ending {
         status,
         output: connection,

@@ -22,11 +22,9 @@ use serde::Serialize;
 use crate::base::error::{CREATE_EXEC, Error, status_code};
 use crate::base::exit::ExitStatus;
 use crate::base::interrupt::Interrupts;
-use crate::base::task::AbortOnDrop;
 use crate::kube::cluster::Cluster;
 use crate::kube::exec::{self, Captured, Ending, ExecError, Remote};
 use crate::kube::exec_output;
-use crate::kube::exec_output::Gated;
 use crate::output::printer::OutputFormat;
 use crate::output::printer::Printer;
 use crate::session::attach;
@@ -114,16 +112,10 @@ pub async fn run(
         Some(_) => Some(Interrupts::install().map_err(|source| Error::Terminal { source })?),
         None => None,
     };
-    // The early exec is a reused session's critical path: a task of its own, so that its
-    // connection's TLS handshake runs on a worker at once, not on this thread after the
-    // reads' (a request's handshake runs where the request is polled).
-    let early = tokio::spawn({
-        let (options, pods, key) = (options.clone(), pods.clone(), key.clone());
-        async move { handshake::open_early(&options, &pods, key.as_ref(), entry).await }
-    });
-    let _early_guard = AbortOnDrop(early.abort_handle());
-    let (early, advanced, planned, exec_forbidden) = tokio::join!(
-        async { early.await.ok().flatten() },
+    // The early exec is a reused session's critical path: it opens beside the reads, and
+    // everything the session does before its command is done while it does.
+    let early = handshake::open_early(options, &pods, key.as_ref(), entry);
+    let (advanced, planned, exec_forbidden) = tokio::join!(
         presume::advance(cluster, &pods, presumed),
         plan(options, cluster, &pods, printer),
         async { ask && attach::exec_is_forbidden(cluster).await },
@@ -215,7 +207,8 @@ pub async fn run(
         Obtained::Ready { session, reused } => (session, reused),
         Obtained::Interrupted(signal) => return Ok(ExitStatus::Interrupted(signal)),
     };
-    // Unconfirmed, the early exec is dropped here: its command never runs.
+    // Unconfirmed, the early exec is dropped here: its command never runs. Confirmed, it is
+    // waited for only once the work starts.
     let gated = early.and_then(|early| early.confirmed(&plan, &session));
     // Remembered as the work starts, so that a session beside this one finds it too.
     handshake::remember(&cache, key.as_ref(), options, &plan, &session);
@@ -348,7 +341,7 @@ async fn work(
     interrupts: &mut Interrupts,
     captured: Option<&mut Captured>,
     tap: Option<crate::base::tap::SharedTap>,
-    gated: Option<Gated>,
+    gated: Option<handshake::Opening>,
     printer: &Printer,
 ) -> Result<Ending, Error> {
     let remote = Remote {
@@ -375,6 +368,10 @@ async fn work(
         options.mode,
         Mode::PipedShell | Mode::Command { stdin: true, .. }
     );
+    let gated = match gated {
+        Some(opening) => opening.open().await,
+        None => None,
+    };
     let result = if let Some(gated) = gated {
         gated
             .run(&remote, forward, captured, interrupts.recv())

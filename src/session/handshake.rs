@@ -14,6 +14,7 @@
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 
+use crate::base::task::AbortOnDrop;
 use crate::kube::cluster::Cluster;
 use crate::kube::exec::Remote;
 use crate::kube::exec_output::{self, Gated};
@@ -53,15 +54,33 @@ fn takes_handshake(options: &DebugOptions) -> bool {
         )
 }
 
-/// An exec opened on the cache's word, waiting for the reads.
+/// An exec opening on the cache's word, beside the reads; its command waits for them.
 pub struct Early {
     entry: Entry,
-    gated: Gated,
+    opening: Opening,
 }
 
-/// Opens the gated exec into the remembered container; `None` on a miss or when the exec
-/// cannot be opened (a container that is gone, say): the session then goes the usual way.
-pub async fn open_early(
+/// The gated exec on its way: a task of its own, so that its connection's TLS handshake
+/// runs on a worker at once, not on the caller's thread after the reads' (a request's
+/// handshake runs where the request is polled). Dropped, it aborts the exec, opened or not.
+pub struct Opening {
+    task: tokio::task::JoinHandle<Option<Gated>>,
+    _guard: AbortOnDrop,
+}
+
+impl Opening {
+    /// The exec once open; `None` when it could not be (a container that is gone, say): the
+    /// session then execs the usual way.
+    pub async fn open(self) -> Option<Gated> {
+        let Opening { task, _guard } = self;
+        task.await.ok().flatten()
+    }
+}
+
+/// Starts the gated exec into the remembered container; `None` on a miss. The session goes
+/// on with its reads and everything it can do before the command, and waits for the exec
+/// only when it is time to say go ([`Opening::open`]).
+pub fn open_early(
     options: &DebugOptions,
     pods: &Api<Pod>,
     key: Option<&Key>,
@@ -76,16 +95,22 @@ pub async fn open_early(
         pid: options.target_pid,
         containers: Vec::new(),
     };
-    let remote = Remote {
-        pods,
-        pod: &key.pod,
-        container: &entry.debug_container,
-        tap: None,
+    let command = gated_command(options, &target)?;
+    let (pods, pod, container) = (pods.clone(), key.pod.clone(), entry.debug_container.clone());
+    let task = tokio::spawn(async move {
+        let remote = Remote {
+            pods: &pods,
+            pod: &pod,
+            container: &container,
+            tap: None,
+        };
+        exec_output::open_gated(&remote, command).await.ok()
+    });
+    let opening = Opening {
+        _guard: AbortOnDrop(task.abort_handle()),
+        task,
     };
-    let gated = exec_output::open_gated(&remote, gated_command(options, &target)?)
-        .await
-        .ok()?;
-    Some(Early { entry, gated })
+    Some(Early { entry, opening })
 }
 
 /// The session's command with the agent's `--handshake` after its verb.
@@ -105,14 +130,14 @@ impl Early {
     /// The exec, if the reads confirm its container: the one they would reuse, for the same
     /// target container, which did not restart since. Otherwise `None`, and dropping the
     /// exec aborts it.
-    pub fn confirmed(self, plan: &Plan, session: &Session) -> Option<Gated> {
+    pub fn confirmed(self, plan: &Plan, session: &Session) -> Option<Opening> {
         let reusable = plan.reusable.as_ref()?;
         let same = reusable.name == self.entry.debug_container
             && reusable.has_agent
             && session.container == self.entry.debug_container
             && plan.target.container == self.entry.target
             && plan.process.container_id == self.entry.target_id;
-        same.then_some(self.gated)
+        same.then_some(self.opening)
     }
 }
 

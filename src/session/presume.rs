@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 
 use crate::base::error::Error;
 use crate::base::interrupt::Interrupts;
+use crate::base::task::AbortOnDrop;
 use crate::kube::cluster::Cluster;
 use crate::output::printer::Printer;
 use crate::session::add::{Added, wait_added};
@@ -131,14 +132,35 @@ pub async fn advance(
 ) -> Option<Advanced> {
     let Presumed { plan, patch } = presumed?;
     let pod = plan.target.pod_name().to_string();
+    // The PATCH is this session's critical path, and the watch the next step's: each is a
+    // task of its own, so that their connections' TLS handshakes run on the workers at once
+    // rather than on the caller's thread, in turn with the reads' (a request's handshake runs
+    // where the request is polled).
+    let adding = tokio::spawn({
+        let (cluster, pods, pod, container) = (
+            cluster.clone(),
+            pods.clone(),
+            pod.clone(),
+            plan.container.clone(),
+        );
+        async move { add_with_patch(&cluster, &pods, &pod, &container, patch).await }
+    });
+    let _adding = AbortOnDrop(adding.abort_handle());
     // From now: the first event is the pod as it is, then what follows; the wait looks for
     // this container by its name, so which comes first does not matter.
-    let mut watch = PodWatch::new(pods, &pod, "", cluster.retry);
-    let (added, ()) = tokio::join!(
-        add_with_patch(cluster, pods, &pod, &plan.container, patch),
-        watch.open()
-    );
-    added.ok()?;
+    let opening = tokio::spawn({
+        let mut watch = PodWatch::new(pods, &pod, "", cluster.retry);
+        async move {
+            watch.open().await;
+            watch
+        }
+    });
+    let _opening = AbortOnDrop(opening.abort_handle());
+    let (added, watch) = tokio::join!(adding, opening);
+    added.ok()?.ok()?;
+    // Once the container is added the session needs a watch: one that did not open is
+    // opened again by the wait.
+    let watch = watch.unwrap_or_else(|_| PodWatch::new(pods, &pod, "", cluster.retry));
     Some(Advanced { plan, watch })
 }
 

@@ -67,11 +67,13 @@ impl PodWatch {
         }
     }
 
-    async fn start(&self) -> Result<Events, kube::Error> {
+    /// The watch request, holding nothing of `self` (a watch may open on a task of its own).
+    fn start(&self) -> impl Future<Output = Result<Events, kube::Error>> + Send + 'static {
         let params = WatchParams::default()
             .fields(&format!("metadata.name={}", self.pod))
             .timeout(WATCH_SECONDS);
-        Ok(self.pods.watch(&params, &self.version).await?.boxed())
+        let (pods, version) = (self.pods.clone(), self.version.clone());
+        async move { Ok(pods.watch(&params, &version).await?.boxed()) }
     }
 
     /// The pod as the next event shows it.
