@@ -16,7 +16,9 @@
 //!   what the apiserver and kubelet read in one frame (their websocket reader allows 32 MiB);
 //! - a download's stdout frames (32 KiB from a kubelet) are gathered into 256 KiB chunks and
 //!   handed to the consuming thread whole (when full, after [`QUIET`] without more, at the
-//!   end), so that thread wakes once per chunk and writes each from where it lies.
+//!   end), so that thread wakes once per chunk and writes each from where it lies; a frame
+//!   that comes after [`QUIET`] without output is handed over at once, so a session's first
+//!   line (or a prompt) waits for nothing.
 //!
 //! - a session's stderr, when it is not kept, is gathered and handed over the same way.
 //!
@@ -354,6 +356,7 @@ pub(crate) async fn message_loop(
     ping.reset();
     let quiet = tokio::time::sleep(QUIET);
     tokio::pin!(quiet);
+    let mut last_output: Option<Instant> = None;
     loop {
         let pending = stdout.as_ref().is_some_and(Chunks::pending)
             || stderr.as_ref().is_some_and(Chunks::pending);
@@ -388,11 +391,22 @@ pub(crate) async fn message_loop(
                         };
                         match passed {
                             Some(chunks) => {
-                                if chunks.push(&bin[1..]).await.is_err() {
+                                // Output after a quiet spell (a prompt, the first line, a
+                                // line now and then) is handed over at once; a burst is
+                                // gathered until it pauses or fills a chunk.
+                                let now = Instant::now();
+                                let after_quiet =
+                                    last_output.is_none_or(|at| now.duration_since(at) >= QUIET);
+                                last_output = Some(now);
+                                let handed = match chunks.push(&bin[1..]).await {
+                                    Ok(()) if after_quiet => chunks.flush().await,
+                                    done => done,
+                                };
+                                if handed.is_err() {
                                     *passed = None;
                                     break;
                                 }
-                                quiet.as_mut().reset(Instant::now() + QUIET);
+                                quiet.as_mut().reset(now + QUIET);
                             }
                             None => keep(kept, &bin[1..]),
                         }

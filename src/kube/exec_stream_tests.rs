@@ -92,7 +92,8 @@ fn read_all(mut received: Received) -> JoinHandle<(Vec<u8>, Vec<usize>, Option<i
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// Paused time: no frame of the burst comes after a quiet spell, however slow the machine.
+#[tokio::test(start_paused = true)]
 async fn stdout_frames_reach_the_reader_in_whole_chunks_and_stderr_and_the_status_are_kept() {
     let (ws, server, _client) = fake();
     let (chunks, received) = download_parts();
@@ -107,7 +108,9 @@ async fn stdout_frames_reach_the_reader_in_whole_chunks_and_stderr_and_the_statu
     let output = message_loop(ws, true, None, Some(chunks), None, status_tx).await;
     let (all, pieces, error) = reading.await.unwrap();
     assert!(all == data, "every byte, in order");
-    assert_eq!(pieces, vec![CHUNK, CHUNK, CHUNK, 1000]);
+    // The first frame at once (output after quiet), then whole chunks, then the rest.
+    let frame = 32 * 1024;
+    assert_eq!(pieces, vec![frame, CHUNK, CHUNK, CHUNK - frame + 1000]);
     assert!(error.is_none());
     assert_eq!(output, "a warning\n");
     assert_eq!(status.await.unwrap().status.as_deref(), Some("Success"));
@@ -147,6 +150,35 @@ async fn a_pause_hands_over_what_came_and_a_broken_connection_ends_the_reader_wi
         Some(io::ErrorKind::ConnectionAborted)
     );
     assert!(status.await.is_err(), "no status");
+}
+
+#[tokio::test(start_paused = true)]
+async fn output_after_a_quiet_spell_is_handed_over_at_once_and_a_burst_waits_for_its_pause() {
+    let (ws, server, _client) = fake();
+    let (chunks, mut received) = download_parts();
+    let (status_tx, _status) = oneshot::channel();
+    let looping = tokio::spawn(message_loop(ws, true, None, Some(chunks), None, status_tx));
+    let mut next = async || {
+        let chunk = received.queued.recv().await.unwrap().unwrap();
+        chunk.bytes[..chunk.len].to_vec()
+    };
+    let start = Instant::now();
+    server.unbounded_send(on(STDOUT, b"hi\n")).unwrap();
+    assert_eq!(next().await, b"hi\n");
+    assert_eq!(Instant::now(), start, "the first output waited for a pause");
+    // Right after it, a burst: gathered, and handed over once it pauses.
+    server.unbounded_send(on(STDOUT, b"a")).unwrap();
+    server.unbounded_send(on(STDOUT, b"b")).unwrap();
+    assert_eq!(next().await, b"ab");
+    assert_eq!(Instant::now(), start + QUIET);
+    // A quiet spell later, the next line goes at once again.
+    tokio::time::sleep(QUIET).await;
+    let later = Instant::now();
+    server.unbounded_send(on(STDOUT, b"later\n")).unwrap();
+    assert_eq!(next().await, b"later\n");
+    assert_eq!(Instant::now(), later);
+    drop(server);
+    looping.await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
