@@ -282,7 +282,8 @@ async fn session_output_128_mib_ours_beside_kubectl_exec() {
          the exec's stdout pipe in the container through the exec server's websocket frames to the local file.\n\n\
          A non-interactive session's stdout and stderr come over our own exec connection, the one `cp` uses \
          (`src/kube/exec_stream.rs`): 32 KiB frames gathered into 256 KiB chunks and written by one thread per \
-         stream, where kube-rs's `AttachedProcess` passed every frame through a 1 KiB pipe.\n{SECTION_END}\n",
+         stream, where kube-rs's `AttachedProcess` passed every frame through a 1 KiB pipe. A frame that comes after \
+         2 ms without output (a first line, a prompt) is written at once; only a burst is gathered.\n{SECTION_END}\n",
         std::thread::available_parallelism().map_or(0, usize::from),
         if cfg!(debug_assertions) {
             "dev-profile"

@@ -1372,8 +1372,16 @@ async fn benchmark_fifty_pods_three_steps_against_a_kubectl_loop() {
         c.sb.clear_requests();
         let run = kubectl_baseline(&c, script, pods).await;
         let requests = BenchRequests::of(&c.sb.requests());
-        // A step each and the agent's `stop`.
-        assert_eq!(requests.execs, pods * (BENCH_STEPS.len() + 1), "{script}");
+        // A step each and the agent's `stop`; kubectl sends an exec again over SPDY when its
+        // websocket upgrade fails (it did once in a run of ten at a time on two loaded CPUs).
+        assert!(
+            requests.execs >= pods * (BENCH_STEPS.len() + 1),
+            "{script}: {} execs",
+            requests.execs
+        );
+        if requests.execs > pods * (BENCH_STEPS.len() + 1) {
+            eprintln!("{script}: {} execs, some sent again", requests.execs);
+        }
         rows.push((label.to_string(), run.took, requests));
     }
     wait_bench_containers_terminated(&c, pods, rows.len()).await;
