@@ -14,7 +14,7 @@
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 
-use crate::base::task::AbortOnDrop;
+use crate::base::task::{Scoped, scoped};
 use crate::kube::cluster::Cluster;
 use crate::kube::exec::Remote;
 use crate::kube::exec_output::{self, Gated};
@@ -60,20 +60,16 @@ pub struct Early {
     opening: Opening,
 }
 
-/// The gated exec on its way: a task of its own, so that its connection's TLS handshake
-/// runs on a worker at once, not on the caller's thread after the reads' (a request's
-/// handshake runs where the request is polled). Dropped, it aborts the exec, opened or not.
-pub struct Opening {
-    task: tokio::task::JoinHandle<Option<Gated>>,
-    _guard: AbortOnDrop,
-}
+/// The gated exec on its way, on a task of its own so that its connection's TLS handshake
+/// runs at once, not after the reads' (base/task.rs). Dropped, it aborts the exec, opened or
+/// not.
+pub struct Opening(Scoped<Option<Gated>>);
 
 impl Opening {
     /// The exec once open; `None` when it could not be (a container that is gone, say): the
     /// session then execs the usual way.
     pub async fn open(self) -> Option<Gated> {
-        let Opening { task, _guard } = self;
-        task.await.ok().flatten()
+        self.0.join().await.flatten()
     }
 }
 
@@ -97,7 +93,7 @@ pub fn open_early(
     };
     let command = gated_command(options, &target)?;
     let (pods, pod, container) = (pods.clone(), key.pod.clone(), entry.debug_container.clone());
-    let task = tokio::spawn(async move {
+    let opening = Opening(scoped(async move {
         let remote = Remote {
             pods: &pods,
             pod: &pod,
@@ -105,11 +101,7 @@ pub fn open_early(
             tap: None,
         };
         exec_output::open_gated(&remote, command).await.ok()
-    });
-    let opening = Opening {
-        _guard: AbortOnDrop(task.abort_handle()),
-        task,
-    };
+    }));
     Some(Early { entry, opening })
 }
 

@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 
 use crate::base::error::Error;
 use crate::base::interrupt::Interrupts;
-use crate::base::task::AbortOnDrop;
+use crate::base::task::scoped;
 use crate::kube::cluster::Cluster;
 use crate::output::printer::Printer;
 use crate::session::add::{Added, wait_added};
@@ -132,11 +132,9 @@ pub async fn advance(
 ) -> Option<Advanced> {
     let Presumed { plan, patch } = presumed?;
     let pod = plan.target.pod_name().to_string();
-    // The PATCH is this session's critical path, and the watch the next step's: each is a
-    // task of its own, so that their connections' TLS handshakes run on the workers at once
-    // rather than on the caller's thread, in turn with the reads' (a request's handshake runs
-    // where the request is polled).
-    let adding = tokio::spawn({
+    // The PATCH is this session's critical path and the watch the next step's: each is a
+    // task of its own, so that its TLS handshake is not queued behind the reads' (base/task.rs).
+    let adding = scoped({
         let (cluster, pods, pod, container) = (
             cluster.clone(),
             pods.clone(),
@@ -145,22 +143,20 @@ pub async fn advance(
         );
         async move { add_with_patch(&cluster, &pods, &pod, &container, patch).await }
     });
-    let _adding = AbortOnDrop(adding.abort_handle());
     // From now: the first event is the pod as it is, then what follows; the wait looks for
     // this container by its name, so which comes first does not matter.
-    let opening = tokio::spawn({
+    let opening = scoped({
         let mut watch = PodWatch::new(pods, &pod, "", cluster.retry);
         async move {
             watch.open().await;
             watch
         }
     });
-    let _opening = AbortOnDrop(opening.abort_handle());
-    let (added, watch) = tokio::join!(adding, opening);
-    added.ok()?.ok()?;
+    let (added, watch) = tokio::join!(adding.join(), opening.join());
+    added?.ok()?;
     // Once the container is added the session needs a watch: one that did not open is
     // opened again by the wait.
-    let watch = watch.unwrap_or_else(|_| PodWatch::new(pods, &pod, "", cluster.retry));
+    let watch = watch.unwrap_or_else(|| PodWatch::new(pods, &pod, "", cluster.retry));
     Some(Advanced { plan, watch })
 }
 

@@ -212,13 +212,7 @@ fn the_last_session_that_ends_the_container_ends_hold_and_only_the_last() {
     );
     // The last one out asks: hold ends at once.
     let ended = Instant::now();
-    assert!(
-        scratch
-            .output(&["run", "--end-container", "--", "true"])
-            .status
-            .success()
-    );
-    assert!(exit_within(&mut hold, Duration::from_secs(2)).success());
+    last_one_out_ends(&scratch, &mut hold);
     assert!(
         ended.elapsed() < Duration::from_millis(1000),
         "seen within a tick of 50 ms, not the idle second: {:?}",
@@ -255,13 +249,18 @@ fn a_session_whose_target_is_not_identified_does_not_end_the_container() {
             "a refused session ended the container (handshake: {handshake})"
         );
     }
+    last_one_out_ends(&scratch, &mut hold);
+}
+
+/// A session whose target is found, marked to end the container, runs and then ends hold.
+fn last_one_out_ends(scratch: &Scratch, hold: &mut Child) {
     assert!(
         scratch
             .output(&["run", "--end-container", "--", "true"])
             .status
             .success()
     );
-    assert!(exit_within(&mut hold, Duration::from_secs(2)).success());
+    assert!(exit_within(hold, Duration::from_secs(2)).success());
 }
 
 #[test]
